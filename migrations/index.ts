@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely'
+import * as m0001 from './0001_initial'
+
+/**
+ * The migration list, imported statically (no file-system scan) so the same migrations run
+ * on SQLite under Node and on D1 under Workers. Append only; names sort in order.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+}

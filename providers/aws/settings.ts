@@ -1,0 +1,36 @@
+import { z } from 'zod'
+import { offerTypesSchema } from '../azure/settings'
+
+const accessKeyId = z.string().trim().regex(/^[A-Z0-9]{16,128}$/, 'must look like an AWS access key id')
+
+/** `PUT /api/v1/orgs/{orgId}/integrations/aws` body (contract §3): static keys, or a role to assume. */
+export const awsIntegrationSchema = z
+  .strictObject({
+    region: z.string().trim().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as us-east-1').default('us-east-1'),
+    credentials: z
+      .strictObject({
+        accessKeyId,
+        secretAccessKey: z.string().min(1).max(1024),
+        sessionToken: z.string().min(1).max(8192).optional(),
+      })
+      .optional(),
+    roleArn: z.string().trim().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN').optional(),
+    externalId: z.string().trim().min(2).max(1224).optional(),
+    offerTypes: offerTypesSchema.optional(),
+  })
+  .refine((value) => value.credentials || value.roleArn, {
+    message: 'give credentials or roleArn',
+    path: ['credentials'],
+  })
+
+export type AwsIntegrationInput = z.infer<typeof awsIntegrationSchema>
+
+export function splitAwsIntegration(input: AwsIntegrationInput) {
+  const { credentials, ...rest } = input
+  return {
+    settings: { ...rest, ...(credentials ? { accessKeyId: credentials.accessKeyId } : {}) },
+    secrets: credentials
+      ? { secretAccessKey: credentials.secretAccessKey, ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}) }
+      : {},
+  }
+}

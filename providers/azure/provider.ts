@@ -1,0 +1,167 @@
+import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
+import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import { pickOfferType } from '../shared/offer-type'
+import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import { AZURE_API_VERSION, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
+import { saasStatus, subscriptionOf, toPurchase } from './mapper'
+import type { AzureSecrets, AzureSettings } from './settings'
+import { type EntraTokenSource, createEntraTokenSource } from './token'
+
+export interface AzureProviderOptions {
+  /** `AZURE_MARKETPLACE_API_URL` */
+  apiUrl: string
+  /** `AZURE_LOGIN_URL` */
+  loginUrl: string
+  fetch?: FetchLike
+  tokenSource?: EntraTokenSource
+  retryPolicy?: RetryPolicy
+}
+
+type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
+
+/** Landing tokens are base64-like; anything else (spaces, control characters, huge) is refused locally. */
+const PLAUSIBLE_TOKEN = /^[\x21-\x7e]{1,8192}$/
+
+export function createAzureProvider(options: AzureProviderOptions) {
+  const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl })
+  const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
+
+  async function call(
+    integration: AzureIntegration,
+    ctx: ProviderContext,
+    label: string,
+    method: 'GET' | 'POST',
+    path: string,
+    extra: { headers?: Record<string, string>; body?: unknown } = {},
+  ): Promise<Response> {
+    const bearer = await tokens.getToken(
+      { tenantId: integration.settings.tenantId, clientId: integration.settings.clientId, clientSecret: integration.secrets.clientSecret },
+      `${integration.orgId}:${integration.version}`,
+    )
+    const response = await fetchWithRetry(
+      fetchFn,
+      `${options.apiUrl}/api/saas${path}?api-version=${AZURE_API_VERSION}`,
+      {
+        method,
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          'content-type': 'application/json',
+          'x-ms-requestid': crypto.randomUUID(),
+          'x-ms-correlationid': crypto.randomUUID(),
+          ...extra.headers,
+        },
+        body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
+      },
+      { log: ctx.log, label: `azure.${label}`, policy: options.retryPolicy },
+    )
+    if (response.status === 403) {
+      await response.body?.cancel()
+      // Microsoft: wrong/expired secret, or the offer was published with another app id.
+      throw new ConfigurationError(
+        `Azure marketplace API answered 403 to ${label}: the offer is not published with app ${integration.settings.clientId}, or its secret is wrong or expired`,
+        { call: label, status: 403 },
+      )
+    }
+    return response
+  }
+
+  async function failed(response: Response, label: string): Promise<never> {
+    await response.body?.cancel()
+    throw new UpstreamError(`Azure marketplace API answered ${response.status} to ${label}`, response.status)
+  }
+
+  async function readJson<T>(response: Response, label: string): Promise<T> {
+    const body = await response.text()
+    try {
+      return JSON.parse(body) as T
+    } catch {
+      throw new UpstreamError(`Azure marketplace API answered ${label} with a body that is not JSON`, response.status)
+    }
+  }
+
+  /** A plan is private when listAvailablePlans says so; if that call fails, DEFAULT is the honest fallback. */
+  async function isPrivatePlan(integration: AzureIntegration, subscription: AzureSubscription, ctx: ProviderContext) {
+    try {
+      const response = await call(integration, ctx, 'listAvailablePlans', 'GET', `/subscriptions/${encodeURIComponent(subscription.id)}/listAvailablePlans`)
+      if (!response.ok) return await failed(response, 'listAvailablePlans')
+      const text = await response.text()
+      // Documented: an unknown subscription gives an empty body.
+      const plans = text.trim() === '' ? {} : (JSON.parse(text) as AzurePlansResponse)
+      return plans.plans?.some((plan) => plan.planId === subscription.planId && plan.isPrivate === true) ?? false
+    } catch (error) {
+      ctx.log.warn('azure plan lookup failed; offer type falls back to DEFAULT', {
+        orgId: integration.orgId,
+        error: error instanceof Error ? error.message : String(error),
+      })
+      return false
+    }
+  }
+
+  async function getSubscription(integration: AzureIntegration, id: string, ctx: ProviderContext) {
+    const response = await call(integration, ctx, 'getSubscription', 'GET', `/subscriptions/${encodeURIComponent(id)}`)
+    if (!response.ok) return failed(response, 'getSubscription')
+    return readJson<AzureSubscription>(response, 'getSubscription')
+  }
+
+  return {
+    partner: 'azure',
+
+    tokenFrom(input) {
+      return input.query.get('token') ?? input.form?.get('token') ?? null
+    },
+
+    isPlausibleToken(token) {
+      return PLAUSIBLE_TOKEN.test(token)
+    },
+
+    async resolve(integration, token, ctx) {
+      const response = await call(integration, ctx, 'resolve', 'POST', '/subscriptions/resolve', {
+        headers: { 'x-ms-marketplace-token': token },
+      })
+      // 400: missing, malformed, invalid or expired token. Only the portal can mint another.
+      if (response.status === 400 || response.status === 404) {
+        await response.body?.cancel()
+        throw new InvalidTokenError(`Azure could not resolve the purchase token (${response.status})`)
+      }
+      if (!response.ok) return failed(response, 'resolve')
+      const resolved = await readJson<AzureResolveResponse>(response, 'resolve')
+      if (typeof resolved?.id !== 'string' || resolved.id === '') {
+        throw new UpstreamError('Azure resolve answer has no subscription id', response.status)
+      }
+      const subscription = subscriptionOf(resolved)
+      const offerType = await pickOfferType(integration.settings.offerTypes, subscription.planId ?? null, async () => {
+        if (subscription.isFreeTrial === true) return 'FREE_TRIAL'
+        return (await isPrivatePlan(integration, subscription, ctx)) ? 'PRIVATE' : 'DEFAULT'
+      })
+      return toPurchase(subscription, offerType)
+    },
+
+    async activate(integration, purchase, ctx): Promise<NormalizedPurchase> {
+      const body: { planId: string | null; quantity?: number } = { planId: purchase.planId }
+      if (purchase.quantity !== null) body.quantity = purchase.quantity
+      const response = await call(integration, ctx, 'activate', 'POST', `/subscriptions/${encodeURIComponent(purchase.externalId)}/activate`, {
+        body,
+      })
+      if (response.ok) {
+        await response.body?.cancel()
+        return { ...purchase, status: 'ACTIVE', needsActivation: false }
+      }
+      if (response.status === 404) {
+        // Documented: the subscription is Unsubscribed; there is nothing left to activate.
+        await response.body?.cancel()
+        return { ...purchase, status: 'CANCELLED', needsActivation: false }
+      }
+      if (response.status === 400) {
+        await response.body?.cancel()
+        // 400 also means "already Subscribed/Suspended": another tab or process got there
+        // first. Ask for the subscription as it stands before calling it a failure.
+        const current = await getSubscription(integration, purchase.externalId, ctx)
+        if (saasStatus(current) !== 'pendingfulfillmentstart') {
+          return { ...toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType) }
+        }
+        throw new UpstreamError('Azure refused to activate the subscription (400: plan or quantity mismatch)', 400)
+      }
+      return failed(response, 'activate')
+    },
+  } satisfies MarketplaceProvider<AzureSettings, AzureSecrets>
+}

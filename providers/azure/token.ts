@@ -1,0 +1,86 @@
+import { ConfidentialClientApplication } from '@azure/msal-node'
+import { ConfigurationError, UpstreamError } from '../errors'
+import { AZURE_MARKETPLACE_RESOURCE } from './api'
+
+export interface EntraCredentials {
+  tenantId: string
+  clientId: string
+  clientSecret: string
+}
+
+export interface EntraTokenSource {
+  /** A bearer token for the marketplace API; cached by MSAL until close to its expiry. */
+  getToken(credentials: EntraCredentials, cacheKey: string): Promise<string>
+}
+
+const SCOPE = `${AZURE_MARKETPLACE_RESOURCE}/.default`
+const MAX_CLIENTS = 1000
+
+/**
+ * Entra client-credentials tokens through MSAL, one ConfidentialClientApplication (and so
+ * one in-memory token cache) per integration version, so a landing reuses the token the last
+ * one got and a changed secret starts afresh.
+ *
+ * MSAL insists on an https authority and would fetch instance and OpenID metadata from it.
+ * We give it the metadata ourselves (`authorityMetadata`, `knownAuthorities`), so the only
+ * call it makes is the token POST to `$AZURE_LOGIN_URL/<tenant>/oauth2/v2.0/token`, which
+ * may be plain http (an emulator on 127.0.0.1). MSAL rewrites the path segment after the
+ * authority's base path with the tenant, so the authority keeps the login URL's base path.
+ */
+export function createEntraTokenSource(options: { loginUrl: string }): EntraTokenSource {
+  const login = new URL(options.loginUrl)
+  const basePath = login.pathname.replace(/\/+$/, '')
+  const clients = new Map<string, ConfidentialClientApplication>()
+
+  function clientFor(credentials: EntraCredentials, cacheKey: string) {
+    let client = clients.get(cacheKey)
+    if (client) return client
+    const tenantBase = `${options.loginUrl}/${encodeURIComponent(credentials.tenantId)}`
+    client = new ConfidentialClientApplication({
+      auth: {
+        clientId: credentials.clientId,
+        clientSecret: credentials.clientSecret,
+        authority: `https://${login.host}${basePath}/${encodeURIComponent(credentials.tenantId)}`,
+        knownAuthorities: [login.host],
+        authorityMetadata: JSON.stringify({
+          token_endpoint: `${tenantBase}/oauth2/v2.0/token`,
+          authorization_endpoint: `${tenantBase}/oauth2/v2.0/authorize`,
+          end_session_endpoint: `${tenantBase}/oauth2/v2.0/logout`,
+          issuer: `${tenantBase}/v2.0`,
+          jwks_uri: `${tenantBase}/discovery/v2.0/keys`,
+        }),
+      },
+    })
+    if (clients.size >= MAX_CLIENTS) clients.delete(clients.keys().next().value!)
+    clients.set(cacheKey, client)
+    return client
+  }
+
+  return {
+    async getToken(credentials, cacheKey) {
+      try {
+        const result = await clientFor(credentials, cacheKey).acquireTokenByClientCredential({ scopes: [SCOPE] })
+        if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
+        return result.accessToken
+      } catch (error) {
+        throw classifyMsalError(error)
+      }
+    },
+  }
+}
+
+/** 4xx from Entra means the ISV's app registration or secret is wrong; the rest is an outage. */
+function classifyMsalError(error: unknown): Error {
+  if (error instanceof UpstreamError || error instanceof ConfigurationError) return error
+  const msal = error as { errorCode?: string; status?: number; message?: string }
+  const status = typeof msal.status === 'number' ? msal.status : null
+  if (status !== null && status >= 400 && status < 500 && status !== 429) {
+    // errorMessage carries AADSTS codes (e.g. AADSTS7000215 invalid secret): useful to the ISV, never secret.
+    const aadsts = /AADSTS\d+/.exec(msal.message ?? '')?.[0] ?? null
+    return new ConfigurationError(
+      `Entra ID refused the client credentials (${msal.errorCode ?? 'error'}${aadsts ? `, ${aadsts}` : ''}): check tenantId, clientId and clientSecret`,
+      { entraError: msal.errorCode ?? null, aadsts, status },
+    )
+  }
+  return new UpstreamError(`Entra ID token request failed (${msal.errorCode ?? 'network error'})`, status)
+}

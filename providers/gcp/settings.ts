@@ -1,0 +1,25 @@
+import { z } from 'zod'
+import { offerTypesSchema } from '../azure/settings'
+
+/** The service account's JSON key as Google issues it; only these fields are needed, others are kept. */
+const serviceAccountKeySchema = z.looseObject({
+  client_email: z.string().trim().email(),
+  private_key: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key' }).max(16384),
+  private_key_id: z.string().optional(),
+  token_uri: z.string().optional(),
+})
+
+/** `PUT /api/v1/orgs/{orgId}/integrations/gcp` body (contract §3). */
+export const gcpIntegrationSchema = z.strictObject({
+  providerId: z.string().trim().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be the Producer Portal provider id'),
+  audience: z.string().trim().min(1).max(500),
+  serviceAccountKey: serviceAccountKeySchema,
+  offerTypes: offerTypesSchema.optional(),
+})
+
+export type GcpIntegrationInput = z.infer<typeof gcpIntegrationSchema>
+
+export function splitGcpIntegration(input: GcpIntegrationInput) {
+  const { serviceAccountKey, ...rest } = input
+  return { settings: { ...rest, serviceAccountEmail: serviceAccountKey.client_email }, secrets: { serviceAccountKey } }
+}

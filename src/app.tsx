@@ -1,0 +1,154 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { requestId } from 'hono/request-id'
+import { ping } from './db/entitlements'
+import type { AppDeps } from './deps'
+import { type AppEnv, validationHook } from './env'
+import { ApiError, type ErrorCode } from './errors'
+import { DocsPage } from './pages/docs'
+import { ErrorPage } from './pages/landing'
+import { requireCaller } from './routes/auth'
+import { entitlementRoutes } from './routes/entitlements'
+import { landingRoutes } from './routes/landing'
+import { orgRoutes } from './routes/orgs'
+
+const API_BODY_LIMIT = 1024 * 1024
+const LANDING_BODY_LIMIT = 64 * 1024
+
+const statusCodes: Partial<Record<number, ErrorCode>> = {
+  400: 'VALIDATION_ERROR',
+  401: 'UNAUTHORIZED',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'RATE_LIMITED',
+  502: 'UPSTREAM_ERROR',
+  503: 'SERVICE_UNAVAILABLE',
+}
+
+const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz'
+
+function errorJson(c: Context<AppEnv>, code: ErrorCode, message: string, status: number) {
+  return c.json({ error: { code, message, requestId: c.get('requestId') } }, status as 400)
+}
+
+const healthRoute = createRoute({
+  method: 'get',
+  path: '/healthz',
+  tags: ['Operations'],
+  summary: 'Liveness and database check',
+  responses: {
+    200: { description: 'The database answers', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } } },
+    503: { description: 'The database does not answer' },
+  },
+})
+
+/**
+ * The one app factory: the Node entry, the Workers entry and the tests all build their
+ * dependencies and call this.
+ */
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+
+  app.use('*', requestId())
+  // One structured line per request. The path is logged without its query: landing URLs carry tokens.
+  app.use('*', async (c, next) => {
+    const started = Date.now()
+    c.set('log', deps.logger.child({ requestId: c.get('requestId') }))
+    await next()
+    deps.logger.info('request', {
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      latencyMs: Date.now() - started,
+      ...c.get('logFields'),
+    })
+  })
+
+  app.use(
+    '/api/*',
+    bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413) }),
+  )
+  app.use(
+    '/public/*',
+    bodyLimit({
+      maxSize: LANDING_BODY_LIMIT,
+      onError: (c) =>
+        c.html(<ErrorPage title="Request too large" message="This request is larger than a marketplace sends." requestId={c.get('requestId')} />, 413, {
+          'cache-control': 'no-store',
+        }),
+    }),
+  )
+  app.use('/api/v1/*', requireCaller(deps))
+
+  app.openapi(healthRoute, async (c) => {
+    try {
+      await ping(deps.db)
+      return c.json({ status: 'ok' as const }, 200)
+    } catch (error) {
+      deps.logger.error('health check: database unavailable', { error: error instanceof Error ? error.message : String(error) })
+      return errorJson(c, 'SERVICE_UNAVAILABLE', 'The database is not answering.', 503) as never
+    }
+  })
+
+  app.route('/api/v1/orgs', orgRoutes(deps))
+  app.route('/api/v1/orgs', entitlementRoutes(deps))
+  app.route('/public/signup', landingRoutes(deps))
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An org API key (mbk_…), or the ADMIN_TOKEN for creating orgs.',
+  })
+  app.doc31('/api/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'marketbridge',
+      version: '0.1.0',
+      description:
+        'Multi-marketplace signup redirect broker. Buyers land on /public/signup/{partner}/orgId/{orgId} (not part of this JSON API) and are 303-redirected to the org’s fulfillment URL with sugerEntitlementId, partner and offerType.',
+    },
+    servers: [{ url: deps.config.PUBLIC_URL }],
+  })
+  app.get('/api/docs', (c) => c.html(<DocsPage specUrl="/api/openapi.json" />))
+
+  app.notFound((c) => {
+    if (isApiPath(c.req.path)) return errorJson(c, 'NOT_FOUND', 'No such route.', 404)
+    return c.html(<ErrorPage title="Page not found" message="There is nothing at this address." requestId={c.get('requestId')} />, 404, {
+      'cache-control': 'no-store',
+    })
+  })
+
+  app.onError((error, c) => {
+    let code: ErrorCode = 'INTERNAL_ERROR'
+    let status = 500
+    let message = 'Something went wrong on our side.'
+    if (error instanceof ApiError) {
+      ;({ code, status, message } = error)
+    } else if (error instanceof HTTPException && statusCodes[error.status]) {
+      code = statusCodes[error.status]!
+      status = error.status
+      message = status === 400 ? 'The request body is not valid JSON.' : error.message || code
+    } else {
+      // Name and message only: a stack trace never reaches a response or a log line.
+      c.get('log')?.error('unhandled error', { error: `${error.name}: ${error.message}` })
+    }
+    if (isApiPath(c.req.path)) return errorJson(c, code, message, status)
+    return c.html(
+      <ErrorPage
+        title={status >= 500 ? 'Please try again shortly' : 'Bad request'}
+        message={status >= 500 ? 'Something went wrong on our side. Please try again in a few minutes.' : 'This request could not be understood.'}
+        requestId={c.get('requestId')}
+      />,
+      status as 500,
+      { 'cache-control': 'no-store' },
+    )
+  })
+
+  return app
+}
+
+export type App = ReturnType<typeof createApp>

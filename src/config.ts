@@ -1,0 +1,81 @@
+import { z } from 'zod'
+
+/**
+ * Every setting of contract §1, parsed once at the edge (the Node entry from `process.env`,
+ * the Workers entry from its bindings) and passed down as a typed object. Nothing deeper
+ * reads the environment, so tests and both runtimes can build as many apps as they like.
+ */
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      const url = new URL(value)
+      return url.protocol === 'https:' || url.protocol === 'http:'
+    } catch {
+      return false
+    }
+  }, 'must be an absolute http(s) URL')
+  // One canonical form: no trailing slash, so `${base}/api/...` never doubles it.
+  .transform((value) => value.replace(/\/+$/, ''))
+
+const optionalUrl = z.preprocess((value) => (value === '' ? undefined : value), httpUrl.optional())
+
+const base64Key = z
+  .string()
+  .trim()
+  .refine((value) => {
+    try {
+      return atob(value).length === 32
+    } catch {
+      return false
+    }
+  }, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)')
+
+const port = z.coerce.number().int().min(0).max(65535)
+
+export const configSchema = z.object({
+  PORT: port.default(8787),
+  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .trim()
+    .regex(/^sqlite:.+/, 'must be sqlite:<path> or sqlite::memory:')
+    .default('sqlite:./data/marketbridge.db'),
+  PUBLIC_URL: optionalUrl,
+  ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters'),
+  ENCRYPTION_KEY: base64Key,
+  AZURE_MARKETPLACE_API_URL: httpUrl.default('https://marketplaceapi.microsoft.com'),
+  AZURE_LOGIN_URL: httpUrl.default('https://login.microsoftonline.com'),
+  AWS_MARKETPLACE_METERING_URL: optionalUrl,
+  AWS_MARKETPLACE_ENTITLEMENT_URL: optionalUrl,
+  AWS_STS_URL: optionalUrl,
+  GCP_MARKETPLACE_CERTS_URL: httpUrl.default(
+    'https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com',
+  ),
+  GCP_PROCUREMENT_API_URL: httpUrl.default('https://cloudcommerceprocurement.googleapis.com'),
+  GCP_OAUTH_TOKEN_URL: httpUrl.default('https://oauth2.googleapis.com/token'),
+})
+
+export type Config = Omit<z.output<typeof configSchema>, 'PUBLIC_URL'> & { PUBLIC_URL: string }
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Parses an environment-like record; empty strings count as unset. */
+export function parseConfig(env: Record<string, unknown>): Config {
+  const cleaned: Record<string, unknown> = {}
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') cleaned[key] = value
+  }
+  const result = configSchema.safeParse(cleaned)
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
+  }
+  const config = result.data
+  return { ...config, PUBLIC_URL: config.PUBLIC_URL ?? `http://localhost:${config.PORT}` }
+}

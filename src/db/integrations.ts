@@ -1,0 +1,26 @@
+import type { Insertable } from 'kysely'
+import type { DB, IntegrationRow, IntegrationsTable } from './schema'
+
+/** Creates or replaces an org's integration for one partner; the partnerId and createdAt of an existing one are kept. */
+export function upsertIntegration(db: DB, row: Insertable<IntegrationsTable>): Promise<IntegrationRow> {
+  return db
+    .insertInto('integrations')
+    .values(row)
+    .onConflict((oc) =>
+      oc.columns(['org_id', 'partner']).doUpdateSet((eb) => ({
+        settings: eb.ref('excluded.settings'),
+        secrets: eb.ref('excluded.secrets'),
+        updated_at: eb.ref('excluded.updated_at'),
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export function listIntegrations(db: DB, orgId: string): Promise<IntegrationRow[]> {
+  return db.selectFrom('integrations').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('partner').execute()
+}
+
+export function findIntegration(db: DB, orgId: string, partner: string): Promise<IntegrationRow | undefined> {
+  return db.selectFrom('integrations').selectAll().where('org_id', '=', orgId).where('partner', '=', partner).executeTakeFirst()
+}

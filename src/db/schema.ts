@@ -1,0 +1,88 @@
+import type { Generated, Insertable, Kysely, Selectable, Updateable } from 'kysely'
+
+/** Table types of the data layer: the only place that knows column names. */
+export interface OrgsTable {
+  id: string
+  name: string
+  fulfillment_url: string
+  webhook_url: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface ApiKeysTable {
+  id: string
+  org_id: string
+  key_hash: string
+  prefix: string
+  created_at: string
+  revoked_at: string | null
+}
+
+export interface IntegrationsTable {
+  org_id: string
+  partner: string
+  partner_id: string
+  /** JSON of the non-secret settings. */
+  settings: string
+  /** The secret settings as JSON, sealed with AES-GCM (never plain text). */
+  secrets: string
+  created_at: string
+  updated_at: string
+}
+
+export interface EntitlementsTable {
+  id: string
+  org_id: string
+  partner: string
+  partner_id: string
+  external_id: string
+  status: string
+  offer_type: string
+  product_id: string | null
+  plan_id: string | null
+  quantity: number | null
+  buyer: string
+  term: string
+  is_free_trial: Generated<number>
+  is_test: Generated<number>
+  info: string
+  created_at: string
+  updated_at: string
+}
+
+export interface EntitlementEventsTable {
+  id: string
+  entitlement_id: string
+  org_id: string
+  type: string
+  source: string
+  data: string
+  created_at: string
+}
+
+export interface LandingTokensTable {
+  token_hash: string
+  org_id: string
+  partner: string
+  entitlement_id: string
+  expires_at: string
+  created_at: string
+}
+
+export interface Database {
+  orgs: OrgsTable
+  api_keys: ApiKeysTable
+  integrations: IntegrationsTable
+  entitlements: EntitlementsTable
+  entitlement_events: EntitlementEventsTable
+  landing_tokens: LandingTokensTable
+}
+
+export type DB = Kysely<Database>
+export type OrgRow = Selectable<OrgsTable>
+export type IntegrationRow = Selectable<IntegrationsTable>
+export type EntitlementRow = Selectable<EntitlementsTable>
+export type NewEntitlementRow = Insertable<EntitlementsTable>
+export type EntitlementUpdate = Updateable<EntitlementsTable>
+export type EntitlementEventRow = Selectable<EntitlementEventsTable>

@@ -1,0 +1,125 @@
+import type { Buyer, EntitlementStatus, NormalizedPurchase, OfferType, Partner, Term } from '../../providers/types'
+import * as entitlementsDb from '../db/entitlements'
+import type { EntitlementEventRow, EntitlementRow } from '../db/schema'
+import type { AppDeps } from '../deps'
+import { ApiError, notFound } from '../errors'
+import type { Entitlement, EntitlementEvent, EventType } from '../schemas'
+import { base64UrlDecode, base64UrlEncode } from './crypto'
+import { newId } from './ids'
+import { getOrg } from './orgs'
+
+export function toEntitlement(row: EntitlementRow): Entitlement {
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    partner: row.partner as Partner,
+    partnerId: row.partner_id,
+    status: row.status as EntitlementStatus,
+    offerType: row.offer_type as OfferType,
+    externalId: row.external_id,
+    productId: row.product_id,
+    planId: row.plan_id,
+    quantity: row.quantity,
+    buyer: JSON.parse(row.buyer) as Buyer,
+    term: JSON.parse(row.term) as Term,
+    isFreeTrial: row.is_free_trial === 1,
+    isTest: row.is_test === 1,
+    info: JSON.parse(row.info) as Record<string, unknown>,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}
+
+export function toEvent(row: EntitlementEventRow): EntitlementEvent {
+  return {
+    id: row.id,
+    entitlementId: row.entitlement_id,
+    type: row.type as EventType,
+    source: row.source as EntitlementEvent['source'],
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    createdAt: row.created_at,
+  }
+}
+
+/** The columns a purchase sets; used for both the first insert and later refreshes. */
+export function purchaseColumns(purchase: NormalizedPurchase) {
+  return {
+    status: purchase.status,
+    offer_type: purchase.offerType,
+    product_id: purchase.productId,
+    plan_id: purchase.planId,
+    quantity: purchase.quantity,
+    buyer: JSON.stringify(purchase.buyer),
+    term: JSON.stringify(purchase.term),
+    is_free_trial: purchase.isFreeTrial ? 1 : 0,
+    is_test: purchase.isTest ? 1 : 0,
+    info: JSON.stringify(purchase.info),
+  }
+}
+
+export async function recordEvent(
+  deps: AppDeps,
+  entitlement: Pick<EntitlementRow, 'id' | 'org_id'>,
+  type: EventType,
+  source: EntitlementEvent['source'],
+  data: Record<string, unknown>,
+  at: string,
+): Promise<void> {
+  await entitlementsDb.insertEvent(deps.db, {
+    id: newId('evt'),
+    entitlement_id: entitlement.id,
+    org_id: entitlement.org_id,
+    type,
+    source,
+    data: JSON.stringify(data),
+    created_at: at,
+  })
+}
+
+// ---- reading -------------------------------------------------------------------------
+
+/** Opaque to clients: base64url of the last row's (createdAt, id). */
+function encodeCursor(row: EntitlementRow): string {
+  return base64UrlEncode(new TextEncoder().encode(JSON.stringify([row.created_at, row.id])))
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(base64UrlDecode(cursor))) as unknown
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
+      return { createdAt: value[0], id: value[1] }
+    }
+  } catch {
+    // fall through
+  }
+  throw new ApiError('INVALID_CURSOR', 'cursor is not one this API returned.')
+}
+
+export async function listEntitlements(
+  deps: AppDeps,
+  orgId: string,
+  query: { partner?: string; status?: string; limit: number; cursor?: string },
+): Promise<{ items: Entitlement[]; nextCursor: string | null }> {
+  await getOrg(deps, orgId)
+  const page = await entitlementsDb.listEntitlements(deps.db, {
+    orgId,
+    partner: query.partner,
+    status: query.status,
+    limit: query.limit,
+    before: query.cursor ? decodeCursor(query.cursor) : undefined,
+  })
+  const last = page.rows.at(-1)
+  return { items: page.rows.map(toEntitlement), nextCursor: page.hasMore && last ? encodeCursor(last) : null }
+}
+
+export async function getEntitlement(deps: AppDeps, orgId: string, id: string): Promise<Entitlement> {
+  const row = await entitlementsDb.findEntitlement(deps.db, orgId, id)
+  if (!row) throw notFound('Entitlement')
+  return toEntitlement(row)
+}
+
+export async function listEntitlementEvents(deps: AppDeps, orgId: string, id: string): Promise<EntitlementEvent[]> {
+  const row = await entitlementsDb.findEntitlement(deps.db, orgId, id)
+  if (!row) throw notFound('Entitlement')
+  return (await entitlementsDb.listEvents(deps.db, id)).map(toEvent)
+}

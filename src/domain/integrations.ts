@@ -1,0 +1,78 @@
+import type { z } from 'zod'
+import { integrationSpecs } from '../../providers/index'
+import type { Partner, ProviderIntegration } from '../../providers/types'
+import * as integrationsDb from '../db/integrations'
+import type { IntegrationRow } from '../db/schema'
+import { type AppDeps, nowIso } from '../deps'
+import { ApiError } from '../errors'
+import type { Integration } from '../schemas'
+import { newId } from './ids'
+import { getOrg } from './orgs'
+
+/** Binds a sealed secret to its row: moved to another org or partner, it no longer opens. */
+const secretContext = (orgId: string, partner: string) => `integration:${orgId}:${partner}`
+
+export function signupUrl(deps: AppDeps, row: Pick<IntegrationRow, 'org_id' | 'partner' | 'partner_id'>): string {
+  return `${deps.config.PUBLIC_URL}/public/signup/${row.partner}/orgId/${encodeURIComponent(row.org_id)}?partnerId=${encodeURIComponent(row.partner_id)}`
+}
+
+export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
+  return {
+    ...(JSON.parse(row.settings) as Record<string, unknown>),
+    partner: row.partner as Partner,
+    partnerId: row.partner_id,
+    signupUrl: signupUrl(deps, row),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}
+
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+    .join('; ')
+}
+
+export async function configureIntegration(deps: AppDeps, orgId: string, partner: Partner, body: unknown): Promise<Integration> {
+  await getOrg(deps, orgId)
+  const parsed = integrationSpecs[partner].schema.safeParse(body)
+  if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid ${partner} integration: ${formatIssues(parsed.error)}.`)
+  const { settings, secrets } = integrationSpecs[partner].split(parsed.data)
+  const now = nowIso(deps)
+  const row = await integrationsDb.upsertIntegration(deps.db, {
+    org_id: orgId,
+    partner,
+    partner_id: newId(partner),
+    settings: JSON.stringify(settings),
+    secrets: await deps.secrets.seal(JSON.stringify(secrets), secretContext(orgId, partner)),
+    created_at: now,
+    updated_at: now,
+  })
+  return toIntegration(deps, row)
+}
+
+export async function listIntegrations(deps: AppDeps, orgId: string): Promise<Integration[]> {
+  await getOrg(deps, orgId)
+  const rows = await integrationsDb.listIntegrations(deps.db, orgId)
+  return rows.map((row) => toIntegration(deps, row))
+}
+
+/** The integration with its secrets opened, for a provider call; undefined when not configured. */
+export async function loadProviderIntegration(
+  deps: AppDeps,
+  orgId: string,
+  partner: Partner,
+): Promise<(ProviderIntegration & { row: IntegrationRow }) | undefined> {
+  const row = await integrationsDb.findIntegration(deps.db, orgId, partner)
+  if (!row) return undefined
+  return {
+    row,
+    orgId,
+    partnerId: row.partner_id,
+    settings: JSON.parse(row.settings) as Record<string, unknown>,
+    secrets: JSON.parse(await deps.secrets.open(row.secrets, secretContext(orgId, partner))) as Record<string, unknown>,
+    // Each seal draws a fresh IV, so the sealed text changes with every update.
+    version: `${row.updated_at}:${row.secrets.slice(0, 24)}`,
+  }
+}

@@ -1,0 +1,93 @@
+import * as orgsDb from '../db/orgs'
+import type { OrgRow } from '../db/schema'
+import { type AppDeps, nowIso } from '../deps'
+import { ApiError, notFound } from '../errors'
+import type { Org } from '../schemas'
+import { randomSecret, sha256Hex, timingSafeEqual } from './crypto'
+import { newId } from './ids'
+
+export const API_KEY_PREFIX = 'mbk_'
+
+/**
+ * Where buyers are sent: an absolute https URL (plain http only for localhost/127.0.0.1,
+ * for development), with no credentials in it. Anything else — `javascript:`, `data:`,
+ * http to another host, `user:pass@` — would let a redirect leak or execute.
+ */
+export function checkRedirectUrl(field: string, value: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ApiError('VALIDATION_ERROR', `${field} must be an absolute URL.`)
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1'
+  if (!(url.protocol === 'https:' || (url.protocol === 'http:' && local))) {
+    throw new ApiError('VALIDATION_ERROR', `${field} must be an https: URL (http: is allowed only for localhost and 127.0.0.1).`)
+  }
+  if (url.username || url.password) {
+    throw new ApiError('VALIDATION_ERROR', `${field} must not contain credentials.`)
+  }
+  if (!url.hostname) throw new ApiError('VALIDATION_ERROR', `${field} must name a host.`)
+  return url.toString()
+}
+
+export function toOrg(row: OrgRow): Org {
+  return {
+    id: row.id,
+    name: row.name,
+    fulfillmentUrl: row.fulfillment_url,
+    webhookUrl: row.webhook_url,
+    createdAt: row.created_at,
+  }
+}
+
+export async function createOrg(
+  deps: AppDeps,
+  input: { name: string; fulfillmentUrl: string; webhookUrl?: string | null },
+): Promise<{ org: Org; apiKey: string }> {
+  const fulfillmentUrl = checkRedirectUrl('fulfillmentUrl', input.fulfillmentUrl)
+  const webhookUrl = input.webhookUrl ? checkRedirectUrl('webhookUrl', input.webhookUrl) : null
+  const now = nowIso(deps)
+  const orgId = newId('org')
+  const apiKey = `${API_KEY_PREFIX}${randomSecret(32)}`
+  const row = await orgsDb.insertOrgWithKey(
+    deps.db,
+    { id: orgId, name: input.name, fulfillment_url: fulfillmentUrl, webhook_url: webhookUrl, created_at: now, updated_at: now },
+    { id: newId('key'), org_id: orgId, key_hash: await sha256Hex(apiKey), prefix: apiKey.slice(0, 12), created_at: now, revoked_at: null },
+  )
+  return { org: toOrg(row), apiKey }
+}
+
+export async function getOrg(deps: AppDeps, orgId: string): Promise<Org> {
+  const row = await orgsDb.findOrg(deps.db, orgId)
+  if (!row) throw notFound('Org')
+  return toOrg(row)
+}
+
+export async function updateOrg(
+  deps: AppDeps,
+  orgId: string,
+  patch: { name?: string; fulfillmentUrl?: string; webhookUrl?: string | null },
+): Promise<Org> {
+  const row = await orgsDb.updateOrg(deps.db, orgId, {
+    ...(patch.name !== undefined ? { name: patch.name } : {}),
+    ...(patch.fulfillmentUrl !== undefined ? { fulfillment_url: checkRedirectUrl('fulfillmentUrl', patch.fulfillmentUrl) } : {}),
+    ...(patch.webhookUrl !== undefined
+      ? { webhook_url: patch.webhookUrl === null ? null : checkRedirectUrl('webhookUrl', patch.webhookUrl) }
+      : {}),
+    updated_at: nowIso(deps),
+  })
+  if (!row) throw notFound('Org')
+  return toOrg(row)
+}
+
+export type Caller = { kind: 'admin' } | { kind: 'org'; orgId: string }
+
+/** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
+export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
+  if (!bearer || bearer.length > 512) return null
+  if (timingSafeEqual(bearer, deps.config.ADMIN_TOKEN)) return { kind: 'admin' }
+  if (!bearer.startsWith(API_KEY_PREFIX)) return null
+  const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, await sha256Hex(bearer))
+  return orgId ? { kind: 'org', orgId } : null
+}

@@ -1,0 +1,34 @@
+/**
+ * One error model for the JSON API (contract §2). Domain code throws `ApiError` with an
+ * UPPER_SNAKE code; the app's `onError` turns it into
+ * `{"error": {"code", "message", "requestId"}}` with the status from this map.
+ */
+export const errorStatus = {
+  VALIDATION_ERROR: 400,
+  INVALID_CURSOR: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+  UPSTREAM_ERROR: 502,
+  SERVICE_UNAVAILABLE: 503,
+} as const
+
+export type ErrorCode = keyof typeof errorStatus
+
+export class ApiError extends Error {
+  override name = 'ApiError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message)
+  }
+  get status() {
+    return errorStatus[this.code]
+  }
+}
+
+export const notFound = (what: string) => new ApiError('NOT_FOUND', `${what} was not found.`)

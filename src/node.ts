@@ -1,0 +1,53 @@
+import { serve } from '@hono/node-server'
+import { createApp } from './app'
+import { ConfigError, parseConfig } from './config'
+import { ensureLocalSecrets } from './node/bootstrap'
+import { createNodeDeps } from './node/deps'
+
+/** Node entry: configuration from the environment, SQLite, and an HTTP server. */
+async function main() {
+  // Files this server creates (database, generated secrets) are readable by its user only.
+  process.umask(0o077)
+  const { env, secrets } = ensureLocalSecrets(process.env)
+  const config = parseConfig(env)
+  const deps = await createNodeDeps(config)
+  const app = createApp(deps)
+
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
+    console.log(`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL})`)
+    const admin = secrets.find((secret) => secret.name === 'ADMIN_TOKEN')
+    if (admin?.generated) {
+      // Printed once, when generated; afterwards it is only in the file.
+      console.log(`\nGenerated an admin token (kept in ${admin.file}, shown only this once):\n  ${admin.value}\n`)
+      console.log('Register an org:')
+      console.log(
+        `  curl -sS -X POST ${config.PUBLIC_URL}/api/v1/orgs -H "Authorization: Bearer ${admin.value}" -H "Content-Type: application/json" -d '{"name":"Acme","fulfillmentUrl":"https://app.acme.example/signup"}'\n`,
+      )
+    } else if (admin) {
+      console.log(`Admin token: in ${admin.file}`)
+    }
+  })
+
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    deps.logger.info('shutting down', { signal })
+    server.close(() => {
+      void deps.db.destroy().finally(() => process.exit(0))
+    })
+    // In-flight requests get a grace period, then the process goes regardless.
+    setTimeout(() => process.exit(0), 10_000).unref()
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+main().catch((error) => {
+  if (error instanceof ConfigError) {
+    console.error(`marketbridge: ${error.message}`)
+  } else {
+    console.error(`marketbridge failed to start: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  process.exit(1)
+})

@@ -1,0 +1,30 @@
+import { z } from '@hono/zod-openapi'
+import { ErrorSchema } from '../schemas'
+
+export const errorResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { description: errorDescriptions[status] ?? 'Error', content: { 'application/json': { schema: ErrorSchema } } },
+    ]),
+  )
+
+const errorDescriptions: Record<number, string> = {
+  400: 'Invalid input',
+  401: 'Missing or invalid API key',
+  404: 'Not found (also for another org’s objects)',
+  409: 'Conflict',
+  413: 'Body too large',
+}
+
+export const OrgIdParam = z.string().min(1).max(64).openapi({ param: { name: 'orgId', in: 'path' }, example: 'org_01jd0000000000000000000000' })
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+})
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})

@@ -1,0 +1,118 @@
+import { z } from '@hono/zod-openapi'
+import { ENTITLEMENT_STATUSES, OFFER_TYPES, PARTNERS } from '../providers/types'
+
+/** JSON shapes of contract §2, §3 and §5, shared by validation, responses and the OpenAPI document. */
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'NOT_FOUND' }),
+      message: z.string(),
+      requestId: z.string(),
+    }),
+  })
+  .openapi('Error')
+
+export const PartnerSchema = z.enum(PARTNERS).openapi('Partner')
+export const OfferTypeSchema = z.enum(OFFER_TYPES).openapi('OfferType')
+export const EntitlementStatusSchema = z.enum(ENTITLEMENT_STATUSES).openapi('EntitlementStatus')
+
+export const OrgSchema = z
+  .object({
+    id: z.string().openapi({ example: 'org_01jd0000000000000000000000' }),
+    name: z.string(),
+    fulfillmentUrl: z.string(),
+    webhookUrl: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('Org')
+
+const orgFields = {
+  name: z.string().trim().min(1).max(200),
+  fulfillmentUrl: z.string().trim().min(1).max(2048).openapi({ example: 'https://app.example.com/signup' }),
+  webhookUrl: z.string().trim().min(1).max(2048).nullable(),
+}
+
+export const CreateOrgSchema = z
+  .strictObject({ name: orgFields.name, fulfillmentUrl: orgFields.fulfillmentUrl, webhookUrl: orgFields.webhookUrl.optional() })
+  .openapi('CreateOrg')
+
+export const UpdateOrgSchema = z
+  .strictObject({
+    name: orgFields.name.optional(),
+    fulfillmentUrl: orgFields.fulfillmentUrl.optional(),
+    webhookUrl: orgFields.webhookUrl.optional(),
+  })
+  .openapi('UpdateOrg')
+
+export const CreatedOrgSchema = z
+  .object({ org: OrgSchema, apiKey: z.string().openapi({ description: 'Shown only once; only its hash is stored.' }) })
+  .openapi('CreatedOrg')
+
+export const IntegrationSchema = z
+  .object({
+    partner: PartnerSchema,
+    partnerId: z.string(),
+    signupUrl: z.string().openapi({ description: 'Paste this into the marketplace as the landing page / fulfillment / sign-up URL.' }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .catchall(z.unknown())
+  .openapi('Integration')
+
+const BuyerSchema = z.object({
+  accountId: z.string().nullable(),
+  customerId: z.string().nullable(),
+  email: z.string().nullable(),
+  tenantId: z.string().nullable(),
+  name: z.string().nullable(),
+})
+
+const TermSchema = z.object({
+  start: z.string().nullable(),
+  end: z.string().nullable(),
+  unit: z.string().nullable(),
+  autoRenew: z.boolean().nullable(),
+})
+
+export const EntitlementSchema = z
+  .object({
+    id: z.string().openapi({ example: 'ent_01jd0000000000000000000000' }),
+    orgId: z.string(),
+    partner: PartnerSchema,
+    partnerId: z.string(),
+    status: EntitlementStatusSchema,
+    offerType: OfferTypeSchema,
+    externalId: z.string(),
+    productId: z.string().nullable(),
+    planId: z.string().nullable(),
+    quantity: z.number().nullable(),
+    buyer: BuyerSchema,
+    term: TermSchema,
+    isFreeTrial: z.boolean(),
+    isTest: z.boolean(),
+    info: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Entitlement')
+
+export const EVENT_TYPES = ['CREATE', 'ACTIVATE', 'UPDATE', 'SUSPEND', 'REINSTATE', 'PENDING_CANCEL', 'CANCEL'] as const
+export const EVENT_SOURCES = ['signup', 'marketplace', 'api'] as const
+
+export const EventSchema = z
+  .object({
+    id: z.string(),
+    entitlementId: z.string(),
+    type: z.enum(EVENT_TYPES),
+    source: z.enum(EVENT_SOURCES),
+    data: z.record(z.string(), z.unknown()),
+    createdAt: z.string(),
+  })
+  .openapi('Event')
+
+export type Org = z.infer<typeof OrgSchema>
+export type Integration = z.infer<typeof IntegrationSchema>
+export type Entitlement = z.infer<typeof EntitlementSchema>
+export type EntitlementEvent = z.infer<typeof EventSchema>
+export type EventType = (typeof EVENT_TYPES)[number]

@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto'
+import { createApp } from '../src/app'
+import { parseConfig } from '../src/config'
+import { createLogger } from '../src/logger'
+import { createNodeDeps } from '../src/node/deps'
+import { type AzureEmulator, createAzureEmulator } from './emulators/azure'
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
+export const PUBLIC_URL = 'http://broker.test'
+
+export function testEnv(overrides: Record<string, string> = {}) {
+  return {
+    ADMIN_TOKEN,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    DATABASE_URL: 'sqlite::memory:',
+    PUBLIC_URL,
+    ...overrides,
+  }
+}
+
+/** An in-process broker (SQLite in memory unless told otherwise) with its log lines captured. */
+export async function createTestBroker(env: Record<string, string> = {}) {
+  const logs: string[] = []
+  const config = parseConfig(testEnv(env))
+  const deps = await createNodeDeps(config, { logger: createLogger({ sink: (line) => logs.push(line) }) })
+  const app = createApp(deps)
+
+  const request = (path: string, init: RequestInit & { json?: unknown; token?: string | null } = {}) => {
+    const headers = new Headers(init.headers)
+    if (init.token !== null) headers.set('authorization', `Bearer ${init.token ?? ADMIN_TOKEN}`)
+    if (init.json !== undefined) headers.set('content-type', 'application/json')
+    return app.request(path.startsWith('http') ? path : `${PUBLIC_URL}${path}`, {
+      ...init,
+      headers,
+      body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
+    })
+  }
+
+  async function createOrg(body: Record<string, unknown> = {}) {
+    const response = await request('/api/v1/orgs', {
+      method: 'POST',
+      json: { name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup?source=marketplace', ...body },
+    })
+    if (response.status !== 201) throw new Error(`createOrg: ${response.status} ${await response.text()}`)
+    return (await response.json()) as { org: { id: string; fulfillmentUrl: string }; apiKey: string }
+  }
+
+  return { app, deps, logs, request, createOrg, close: () => deps.db.destroy() }
+}
+
+export type TestBroker = Awaited<ReturnType<typeof createTestBroker>>
+
+export interface AzureSetup {
+  emulator: AzureEmulator
+  url: string
+  close: () => Promise<void>
+  tenantId: string
+  clientId: string
+  clientSecret: string
+}
+
+/** A running Azure emulator with one registered publisher app. */
+export async function startAzure(options: { latencyMs?: number } = {}): Promise<AzureSetup> {
+  const emulator = createAzureEmulator(options)
+  const server = await emulator.listen()
+  const app = { tenantId: 'publisher-tenant', clientId: `app-${randomBytes(4).toString('hex')}`, clientSecret: `sec~${randomBytes(12).toString('base64url')}` }
+  emulator.registerApp(app)
+  return { emulator, url: server.url, close: server.close, ...app }
+}
+
+/** A broker with one org whose Azure integration points at the emulator. */
+export async function createAzureScenario(azure: AzureSetup, integration: Record<string, unknown> = {}, env: Record<string, string> = {}) {
+  const broker = await createTestBroker({ AZURE_MARKETPLACE_API_URL: azure.url, AZURE_LOGIN_URL: azure.url, ...env })
+  const { org, apiKey } = await broker.createOrg()
+  const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, {
+    method: 'PUT',
+    token: apiKey,
+    json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret, ...integration },
+  })
+  if (put.status !== 200) throw new Error(`put integration: ${put.status} ${await put.text()}`)
+  const { integration: saved } = (await put.json()) as { integration: { partnerId: string; signupUrl: string } }
+  const landingPath = (query: string) => `/public/signup/azure/orgId/${org.id}${query}`
+  return { broker, org, apiKey, integration: saved, landingPath }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
