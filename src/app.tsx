@@ -128,6 +128,11 @@ export function createApp(deps: AppDeps) {
     let message = 'Something went wrong on our side.'
     if (error instanceof ApiError) {
       ;({ code, status, message } = error)
+    } else if (error instanceof HTTPException && error.status === 415) {
+      // The contract has no 415: a body that is not JSON is a validation error.
+      code = 'VALIDATION_ERROR'
+      status = 400
+      message = 'Send the body as JSON (Content-Type: application/json).'
     } else if (error instanceof HTTPException && statusCodes[error.status]) {
       code = statusCodes[error.status]!
       status = error.status
