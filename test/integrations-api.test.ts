@@ -58,7 +58,7 @@ describe('PUT/GET integrations', () => {
     expect(second.partnerId).toBe(first.partnerId)
     expect(second.signupUrl).toBe(first.signupUrl)
     expect(second.createdAt).toBe(first.createdAt)
-    expect(second.updatedAt > first.updatedAt).toBe(true)
+    expect(second.updatedAt! > first.updatedAt!).toBe(true)
     expect(second.clientId).toBe('another-client')
   })
 
