@@ -1,7 +1,7 @@
-import type { ProviderRegistry } from '../providers/index'
+import { type ProviderRegistry, createProviders } from '../providers/index'
 import type { Config } from './config'
 import type { DB } from './db/schema'
-import type { SecretBox } from './domain/crypto'
+import { type SecretBox, createSecretBox } from './domain/crypto'
 import type { Logger } from './logger'
 
 /** Everything the app needs, built by an entry (Node, Workers, tests) and handed to `createApp`. */
@@ -16,3 +16,16 @@ export interface AppDeps {
 }
 
 export const nowIso = (deps: Pick<AppDeps, 'now'>) => (deps.now?.() ?? new Date()).toISOString()
+
+/** The runtime-neutral part of the dependencies; each entry brings its own database and logger. */
+export async function buildDeps(config: Config, db: DB, logger: Logger): Promise<AppDeps> {
+  return {
+    config,
+    db,
+    logger,
+    secrets: await createSecretBox(config.ENCRYPTION_KEY),
+    providers: createProviders({
+      azure: { apiUrl: config.AZURE_MARKETPLACE_API_URL, loginUrl: config.AZURE_LOGIN_URL },
+    }),
+  }
+}

@@ -1,0 +1,44 @@
+import type { D1Database, ExecutionContext } from '@cloudflare/workers-types'
+import { type App, createApp } from './app'
+import { ConfigError, parseConfig } from './config'
+import { migrateToLatest } from './db/migrate'
+import { createD1Db } from './db/d1'
+import { buildDeps } from './deps'
+import { createLogger } from './logger'
+
+/** Bindings: the D1 database `DB`, plus the contract's variables as `vars` and secrets. */
+export interface WorkerEnv {
+  DB: D1Database
+  [name: string]: unknown
+}
+
+/**
+ * Workers entry: the same app factory as Node, with D1 behind Kysely. The app is built once
+ * per isolate; the database is migrated with the same statically imported migration list
+ * before the first request is served (the migrator is a no-op once it is up to date).
+ */
+let built: { env: WorkerEnv; app: Promise<App> } | undefined
+
+async function build(env: WorkerEnv, origin: string): Promise<App> {
+  // Without PUBLIC_URL, the address the Worker is reached at is the public one.
+  const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || origin })
+  const db = createD1Db(env.DB)
+  await migrateToLatest(db)
+  return createApp(await buildDeps(config, db, createLogger()))
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
+    if (!built || built.env !== env) built = { env, app: build(env, new URL(request.url).origin) }
+    let app: App
+    try {
+      app = await built.app
+    } catch (error) {
+      built = undefined
+      const message = error instanceof ConfigError ? error.message : 'The broker could not start.'
+      console.log(JSON.stringify({ level: 'error', msg: 'worker start failed', error: error instanceof Error ? error.message : String(error) }))
+      return Response.json({ error: { code: 'SERVICE_UNAVAILABLE', message, requestId: crypto.randomUUID() } }, { status: 503 })
+    }
+    return app.fetch(request, env, ctx)
+  },
+}
