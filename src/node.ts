@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server'
 import { createApp } from './app'
+import { pruneLandingTokens } from './domain/landing'
 import { ConfigError, parseConfig } from './config'
 import { ensureLocalSecrets } from './node/bootstrap'
 import { createNodeDeps } from './node/deps'
@@ -28,10 +29,18 @@ async function main() {
     }
   })
 
+  // Expired landing-token hashes are of no use to anyone: drop them at start and hourly.
+  const prune = () =>
+    pruneLandingTokens(deps).catch((error) => deps.logger.warn('pruning landing tokens failed', { error: String(error) }))
+  void prune()
+  const pruneTimer = setInterval(prune, 3600_000)
+  pruneTimer.unref()
+
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
+    clearInterval(pruneTimer)
     deps.logger.info('shutting down', { signal })
     server.close(() => {
       void deps.db.destroy().finally(() => process.exit(0))

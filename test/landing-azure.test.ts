@@ -441,3 +441,25 @@ describe('azure landing: concurrency and secrecy', () => {
     expect(logs).not.toContain(scenario.apiKey)
   })
 })
+
+describe('landing token lifetime', () => {
+  test('an expired token mapping is pruned; the entitlement stays and a revisit resolves again', async () => {
+    const scenario = await createAzureScenario(azure)
+    const { sub, token } = newPurchase()
+    const first = await land(scenario, `?token=${encodeURIComponent(token)}`)
+    const { db } = scenario.broker.deps
+    expect(await db.selectFrom('landing_tokens').selectAll().execute()).toHaveLength(1)
+    const stored = await db.selectFrom('landing_tokens').selectAll().executeTakeFirstOrThrow()
+    expect(stored.token_hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(JSON.stringify(stored)).not.toContain(token)
+    await db.updateTable('landing_tokens').set({ expires_at: '2000-01-01T00:00:00.000Z' }).execute()
+    const { pruneLandingTokens } = await import('../src/domain/landing')
+    await pruneLandingTokens(scenario.broker.deps)
+    expect(await db.selectFrom('landing_tokens').selectAll().execute()).toHaveLength(0)
+    const resolvesBefore = azure.emulator.callsTo('resolve').length
+    const second = await land(scenario, `?token=${encodeURIComponent(token)}`)
+    expect(second.headers.get('location')).toBe(first.headers.get('location'))
+    expect(azure.emulator.callsTo('resolve').length).toBe(resolvesBefore + 1)
+    expect(callsFor(sub.id, 'activate')).toHaveLength(1)
+  })
+})

@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AzureSetup, startAzure } from './helpers'
+import { type AzureSetup, freePort, startAzure } from './helpers'
 
 /**
  * The real server, as `npm start` runs it: a child process, a SQLite file, no configuration
@@ -12,16 +11,6 @@ import { type AzureSetup, startAzure } from './helpers'
  */
 const entry = resolve(import.meta.dirname, '../src/node.ts')
 const tsx = import.meta.resolve('tsx')
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => done(port))
-    })
-  })
-}
 
 interface Running {
   child: ChildProcess

@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AzureSetup, startAzure } from './helpers'
+import { type AzureSetup, freePort, startAzure } from './helpers'
 
 /**
  * `npm run dev:worker` for real: wrangler dev, workerd, a local D1 persisted to a scratch
@@ -13,16 +12,6 @@ import { type AzureSetup, startAzure } from './helpers'
  */
 const script = resolve(import.meta.dirname, '../scripts/dev-worker.mjs')
 const ADMIN = 'worker-test-admin-token-0123456789'
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => done(port))
-    })
-  })
-}
 
 async function startWorker(persistTo: string, azureUrl: string) {
   const port = await freePort()

@@ -7,9 +7,7 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 export function base64UrlEncode(bytes: Uint8Array): string {
-  let binary = ''
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  return base64Encode(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
 export function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> {

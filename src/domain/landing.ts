@@ -207,6 +207,11 @@ export function createLandingService(deps: AppDeps) {
   return { land }
 }
 
+/** Forgets token -> entitlement mappings past their lifetime (the entitlements themselves stay). */
+export async function pruneLandingTokens(deps: AppDeps): Promise<void> {
+  await entitlementsDb.deleteExpiredLandingTokens(deps.db, nowIso(deps))
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 }
