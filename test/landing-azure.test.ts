@@ -377,6 +377,30 @@ describe('azure landing: marketplace and configuration failures', () => {
     expect((await entitlement(scenario, items[0]!.id)).status).toBe('ACTIVE')
   })
 
+  test('activate answering 400 because another tab activated first: the subscription is re-read and the buyer lands', async () => {
+    const scenario = await createAzureScenario(azure)
+    const { sub, token } = newPurchase()
+    azure.emulator.onNext('activate', () => {
+      sub.saasSubscriptionStatus = 'Subscribed'
+    })
+    const response = await land(scenario, `?token=${encodeURIComponent(token)}`)
+    expect(response.status).toBe(303)
+    expect(azure.emulator.callsTo('get').some((call) => call.path.endsWith(sub.id))).toBe(true)
+    const id = new URL(response.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    expect((await entitlement(scenario, id)).status).toBe('ACTIVE')
+  })
+
+  test('activate answering 400 for a plan mismatch is not taken for success', async () => {
+    const scenario = await createAzureScenario(azure)
+    const { sub, token } = newPurchase()
+    azure.emulator.onNext('activate', () => {
+      sub.planId = 'changed-behind-our-back'
+    })
+    const response = await land(scenario, `?token=${encodeURIComponent(token)}`)
+    expect(response.status).toBe(503)
+    expect(azure.emulator.subscriptions.get(sub.id)!.saasSubscriptionStatus).toBe('PendingFulfillmentStart')
+  })
+
   test('a 403 (offer published with another app) is the ISV’s problem: buyer sees "try later", the log names the org', async () => {
     const scenario = await createAzureScenario(azure)
     const otherApp = azure.emulator.addSubscription({ appId: 'some-other-app' })

@@ -157,7 +157,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
         // first. Ask for the subscription as it stands before calling it a failure.
         const current = await getSubscription(integration, purchase.externalId, ctx)
         if (saasStatus(current) !== 'pendingfulfillmentstart') {
-          return { ...toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType) }
+          return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
         }
         throw new UpstreamError('Azure refused to activate the subscription (400: plan or quantity mismatch)', 400)
       }

@@ -97,6 +97,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   const plans = new Map<string, EmulatedPlan[]>()
   const calls: RecordedCall[] = []
   const faults: Fault[] = []
+  const hooks: Array<{ route: AzureRoute; run: () => void }> = []
   let accessTokenLifetimeSeconds = 3599
 
   const app = new Hono()
@@ -114,6 +115,8 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   })
 
   const injectFault = (route: AzureRoute) => {
+    const hook = hooks.findIndex((h) => h.route === route)
+    if (hook !== -1) hooks.splice(hook, 1)[0]!.run()
     const fault = faults.find((f) => f.route === route && f.remaining > 0)
     if (!fault) return null
     fault.remaining--
@@ -338,6 +341,10 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     /** The next `times` calls of `route` answer `status` (e.g. 503) instead of being served. */
     failNext(route: AzureRoute, status: number, times = 1, headers?: Record<string, string>) {
       faults.push({ route, status, remaining: times, headers })
+    },
+    /** Runs `run` just before the next call of `route` is served (e.g. another tab activating first). */
+    onNext(route: AzureRoute, run: () => void) {
+      hooks.push({ route, run })
     },
     callsTo(route: AzureRoute): RecordedCall[] {
       return calls.filter((call) => routeOf(call) === route)
