@@ -1,6 +1,7 @@
 import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
+import { isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
 import { AZURE_API_VERSION, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
 import { saasStatus, subscriptionOf, toPurchase } from './mapper'
@@ -18,9 +19,6 @@ export interface AzureProviderOptions {
 }
 
 type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
-
-/** Landing tokens are base64-like; anything else (spaces, control characters, huge) is refused locally. */
-const PLAUSIBLE_TOKEN = /^[\x21-\x7e]{1,8192}$/
 
 export function createAzureProvider(options: AzureProviderOptions) {
   const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl })
@@ -110,9 +108,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
       return input.query.get('token') ?? input.form?.get('token') ?? null
     },
 
-    isPlausibleToken(token) {
-      return PLAUSIBLE_TOKEN.test(token)
-    },
+    isPlausibleToken,
 
     async resolve(integration, token, ctx) {
       const response = await call(integration, ctx, 'resolve', 'POST', '/subscriptions/resolve', {

@@ -28,8 +28,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** 429 and 5xx are worth another try; every other status is the caller's to interpret. */
 export const isRetryableStatus = (status: number) => status === 429 || status >= 500
 
-function retryAfterMs(response: Response): number | null {
-  const header = response.headers.get('retry-after')
+function retryAfterMs(header: string | null): number | null {
   if (!header) return null
   const seconds = Number(header)
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
@@ -37,57 +36,79 @@ function retryAfterMs(response: Response): number | null {
   return Number.isNaN(date) ? null : Math.max(0, date - Date.now())
 }
 
+/** What one attempt came to: a final answer, or something worth another try. */
+export type AttemptOutcome<T> =
+  | { done: true; value: T; status?: number | null }
+  | { done: false; status: number | null; retryAfter?: string | null; error?: unknown; value?: T; discard?: () => Promise<void> }
+
 /**
- * fetch with a per-attempt timeout, retrying network errors, 429 and 5xx with exponential
- * backoff and full jitter (honouring `Retry-After` within the deadline). Returns the last
- * response, which may still be a 429/5xx when the attempts ran out; throws `UpstreamError`
- * only when no response came at all.
+ * Runs `attempt` with a per-attempt timeout (its AbortSignal), retrying what it reports as
+ * retryable with exponential backoff and full jitter, honouring `Retry-After` within the
+ * overall deadline. When attempts run out, a retryable outcome that still carries a value
+ * (an HTTP 503 response, say) is returned for the caller to map; one without throws
+ * `UpstreamError`.
  */
-export async function fetchWithRetry(
+export async function withRetry<T>(
+  attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>,
+  options: { policy?: RetryPolicy; log?: ProviderLogger; label: string },
+): Promise<T> {
+  const policy = options.policy ?? defaultRetryPolicy
+  const started = Date.now()
+  let last: AttemptOutcome<T> | undefined
+  for (let n = 1; n <= policy.attempts; n++) {
+    const remaining = policy.deadlineMs - (Date.now() - started)
+    if (remaining <= 0) break
+    const attemptStarted = Date.now()
+    try {
+      last = await attempt(AbortSignal.timeout(Math.min(policy.timeoutMs, remaining)))
+    } catch (error) {
+      last = { done: false, status: null, error }
+    }
+    options.log?.info('upstream call', {
+      call: options.label,
+      attempt: n,
+      status: last.status ?? null,
+      latencyMs: Date.now() - attemptStarted,
+      ...(last.done || last.error === undefined ? {} : { error: errorName(last.error) }),
+    })
+    if (last.done) return last.value
+    const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1))
+    const wait = Math.max(backoff, retryAfterMs(last.retryAfter ?? null) ?? 0)
+    if (n === policy.attempts || Date.now() - started + wait >= policy.deadlineMs) break
+    await last.discard?.()
+    await sleep(wait)
+  }
+  if (last && !last.done && last.value !== undefined) return last.value
+  throw new UpstreamError(`${options.label}: no answer from the marketplace (${errorName(last && !last.done ? last.error : undefined)})`)
+}
+
+/**
+ * fetch under `withRetry`: network errors, timeouts, 429 and 5xx are retried; the last
+ * response is returned even when it is still a 429/5xx, so the caller maps every status.
+ */
+export function fetchWithRetry(
   fetchFn: FetchLike,
   url: string,
   init: RequestInit,
   options: { policy?: RetryPolicy; log?: ProviderLogger; label: string },
 ): Promise<Response> {
-  const policy = options.policy ?? defaultRetryPolicy
-  const started = Date.now()
-  let lastError: unknown
-  for (let attempt = 1; attempt <= policy.attempts; attempt++) {
-    const remaining = policy.deadlineMs - (Date.now() - started)
-    if (remaining <= 0) break
-    const attemptStarted = Date.now()
-    let response: Response | undefined
-    try {
-      response = await fetchFn(url, { ...init, signal: AbortSignal.timeout(Math.min(policy.timeoutMs, remaining)) })
-    } catch (error) {
-      lastError = error
+  return withRetry<Response>(async (signal) => {
+    const response = await fetchFn(url, { ...init, signal })
+    if (!isRetryableStatus(response.status)) return { done: true, value: response, status: response.status }
+    return {
+      done: false,
+      status: response.status,
+      value: response,
+      retryAfter: response.headers.get('retry-after'),
+      // The body of a response we drop must be consumed or cancelled to free the connection.
+      discard: async () => {
+        await response.body?.cancel().catch(() => {})
+      },
     }
-    options.log?.info('upstream call', {
-      call: options.label,
-      attempt,
-      status: response?.status ?? null,
-      latencyMs: Date.now() - attemptStarted,
-      ...(response ? {} : { error: errorName(lastError) }),
-    })
-    if (response && !isRetryableStatus(response.status)) return response
-    if (attempt === policy.attempts) {
-      if (response) return response
-      break
-    }
-    const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1))
-    const wait = Math.max(backoff, response ? (retryAfterMs(response) ?? 0) : 0)
-    if (Date.now() - started + wait >= policy.deadlineMs) {
-      if (response) return response
-      break
-    }
-    // The body of a response we drop must be consumed or cancelled to free the connection.
-    await response?.body?.cancel().catch(() => {})
-    await sleep(wait)
-  }
-  throw new UpstreamError(`${options.label}: no answer from the marketplace (${errorName(lastError)})`)
+  }, options)
 }
 
 function errorName(error: unknown): string {
-  if (error instanceof Error) return error.name === 'TimeoutError' ? 'timeout' : error.name
-  return 'unknown error'
+  if (error instanceof Error) return error.name === 'TimeoutError' || error.name === 'AbortError' ? 'timeout' : error.name
+  return error === undefined ? 'gave up' : 'unknown error'
 }

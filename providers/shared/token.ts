@@ -1,0 +1,9 @@
+/**
+ * Marketplace tokens are printable ASCII (base64, base64url, JWTs). Anything else — spaces,
+ * control characters, non-ASCII, or kilobytes more than any marketplace sends — is refused
+ * before a network call. It also keeps a token out of places where it could break an HTTP
+ * header (a newline in a header value would otherwise surface as a 5xx).
+ */
+export const PLAUSIBLE_TOKEN = /^[\x21-\x7e]{1,8192}$/
+
+export const isPlausibleToken = (token: string) => PLAUSIBLE_TOKEN.test(token)
