@@ -1,9 +1,10 @@
 import type { z } from 'zod'
+import { createAwsProvider } from './aws/provider'
 import { awsIntegrationSchema, splitAwsIntegration } from './aws/settings'
 import { createAzureProvider } from './azure/provider'
 import { azureIntegrationSchema, splitAzureIntegration } from './azure/settings'
+import { createGcpProvider } from './gcp/provider'
 import { gcpIntegrationSchema, splitGcpIntegration } from './gcp/settings'
-import type { FetchLike } from './shared/http'
 import type { MarketplaceProvider, Partner } from './types'
 
 export interface IntegrationSpec {
@@ -22,16 +23,18 @@ export const integrationSpecs: Record<Partner, IntegrationSpec> = {
 
 export interface ProviderEndpoints {
   azure: { apiUrl: string; loginUrl: string }
+  aws: { meteringUrl?: string; entitlementUrl?: string; stsUrl?: string }
+  gcp: { certsUrl: string; procurementUrl: string; tokenUrl: string }
 }
 
-/** The landing's providers by partner; null marks a marketplace whose plugin does not exist yet. */
-export type ProviderRegistry = Record<Partner, MarketplaceProvider | null>
+/** The landing's providers by partner: an exhaustive record, so a marketplace cannot be left out. */
+export type ProviderRegistry = Record<Partner, MarketplaceProvider>
 
-export function createProviders(endpoints: ProviderEndpoints, fetchFn?: FetchLike): ProviderRegistry {
+export function createProviders(endpoints: ProviderEndpoints): ProviderRegistry {
   return {
-    azure: createAzureProvider({ ...endpoints.azure, fetch: fetchFn }),
-    aws: null,
-    gcp: null,
+    azure: createAzureProvider(endpoints.azure),
+    aws: createAwsProvider(endpoints.aws),
+    gcp: createGcpProvider(endpoints.gcp),
   }
 }
 

@@ -26,6 +26,16 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
     secrets: await createSecretBox(config.ENCRYPTION_KEY),
     providers: createProviders({
       azure: { apiUrl: config.AZURE_MARKETPLACE_API_URL, loginUrl: config.AZURE_LOGIN_URL },
+      aws: {
+        meteringUrl: config.AWS_MARKETPLACE_METERING_URL,
+        entitlementUrl: config.AWS_MARKETPLACE_ENTITLEMENT_URL,
+        stsUrl: config.AWS_STS_URL,
+      },
+      gcp: {
+        certsUrl: config.GCP_MARKETPLACE_CERTS_URL,
+        procurementUrl: config.GCP_PROCUREMENT_API_URL,
+        tokenUrl: config.GCP_OAUTH_TOKEN_URL,
+      },
     }),
   }
 }

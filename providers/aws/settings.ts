@@ -24,8 +24,10 @@ export const awsIntegrationSchema = z
   })
 
 export type AwsIntegrationInput = z.infer<typeof awsIntegrationSchema>
+export type AwsSettings = Omit<AwsIntegrationInput, 'credentials'> & { accessKeyId?: string }
+export type AwsSecrets = { secretAccessKey?: string; sessionToken?: string }
 
-export function splitAwsIntegration(input: AwsIntegrationInput) {
+export function splitAwsIntegration(input: AwsIntegrationInput): { settings: AwsSettings; secrets: AwsSecrets } {
   const { credentials, ...rest } = input
   return {
     settings: { ...rest, ...(credentials ? { accessKeyId: credentials.accessKeyId } : {}) },

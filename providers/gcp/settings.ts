@@ -18,8 +18,10 @@ export const gcpIntegrationSchema = z.strictObject({
 })
 
 export type GcpIntegrationInput = z.infer<typeof gcpIntegrationSchema>
+export type GcpSettings = Omit<GcpIntegrationInput, 'serviceAccountKey'> & { serviceAccountEmail: string }
+export type GcpSecrets = { serviceAccountKey: z.infer<typeof serviceAccountKeySchema> }
 
-export function splitGcpIntegration(input: GcpIntegrationInput) {
+export function splitGcpIntegration(input: GcpIntegrationInput): { settings: GcpSettings; secrets: GcpSecrets } {
   const { serviceAccountKey, ...rest } = input
   return { settings: { ...rest, serviceAccountEmail: serviceAccountKey.client_email }, secrets: { serviceAccountKey } }
 }

@@ -23,8 +23,6 @@ const LANDING_TOKEN_TTL_MS = 24 * 3600 * 1000
 export type LandingFailure =
   /** Unknown org, partner, integration, or a partnerId that does not match. */
   | 'not-found'
-  /** The marketplace has no plugin here yet. */
-  | 'unsupported'
   | 'missing-token'
   | 'invalid-token'
   /** The ISV's integration is misconfigured: the buyer is asked to try later. */
@@ -88,7 +86,6 @@ export function createLandingService(deps: AppDeps) {
     const org = await orgsDb.findOrg(deps.db, request.orgId)
     if (!org) return fail('not-found', partner)
     const provider = deps.providers[partner]
-    if (!provider) return fail('unsupported', partner)
     const integration = await loadProviderIntegration(deps, org.id, partner)
     if (!integration || (request.partnerId !== null && request.partnerId !== integration.partnerId)) {
       return fail('not-found', partner)
@@ -116,11 +113,11 @@ export function createLandingService(deps: AppDeps) {
       const log = request.log.child({ orgId: org!.id, partner })
       const ctx = { log }
       try {
-        const purchase = await provider!.resolve(integration!, token!, ctx)
+        const purchase = await provider.resolve(integration!, token!, ctx)
         let entitlement = await storePurchase(purchase)
         if (purchase.needsActivation) {
           try {
-            const activated = await provider!.activate(integration!, purchase, ctx)
+            const activated = await provider.activate(integration!, purchase, ctx)
             entitlement = await applyActivation(entitlement, activated)
           } catch (error) {
             // The purchase is stored as PENDING_START: a revisit (or a later job) activates it.

@@ -17,7 +17,6 @@ const retryFromMarketplace: Record<Partner, () => Child> = {
 
 export const failureStatus: Record<LandingFailure, 400 | 404 | 502 | 503> = {
   'not-found': 404,
-  unsupported: 404,
   'missing-token': 400,
   'invalid-token': 400,
   configuration: 503,
@@ -44,16 +43,10 @@ export function LandingFailurePage(props: { reason: LandingFailure; partner: Par
         </Layout>
       )
     case 'not-found':
-    case 'unsupported':
       return (
         <Layout title="Signup link not found">
           <h1>This signup link isn't set up</h1>
-          <p>
-            {props.reason === 'unsupported'
-              ? 'Signups from this marketplace are not supported here yet.'
-              : 'We could not find the product this link belongs to.'}{' '}
-            Please contact the seller of the product you purchased.
-          </p>
+          <p>We could not find the product this link belongs to. Please contact the seller of the product you purchased.</p>
           {reference}
         </Layout>
       )

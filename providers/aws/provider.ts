@@ -1,0 +1,249 @@
+import {
+  type Entitlement as AwsEntitlement,
+  GetEntitlementsCommand,
+  MarketplaceEntitlementServiceClient,
+} from '@aws-sdk/client-marketplace-entitlement-service'
+import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
+import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
+import { type RetryPolicy, defaultRetryPolicy } from '../shared/http'
+import { pickOfferType } from '../shared/offer-type'
+import { isPlausibleToken } from '../shared/token'
+import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import type { AwsSecrets, AwsSettings } from './settings'
+
+export interface AwsProviderOptions {
+  /** `AWS_MARKETPLACE_METERING_URL`; the SDK's regional default when absent. */
+  meteringUrl?: string
+  /** `AWS_MARKETPLACE_ENTITLEMENT_URL`; the SDK's default (us-east-1) when absent. */
+  entitlementUrl?: string
+  /** `AWS_STS_URL`; the SDK's default when absent. */
+  stsUrl?: string
+  retryPolicy?: RetryPolicy
+}
+
+type AwsIntegration = ProviderIntegration<AwsSettings, AwsSecrets>
+
+interface Credentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+  expiration?: Date
+}
+
+/** The form field AWS posts to the fulfillment URL (a GET with it in the query is accepted too). */
+const TOKEN_FIELD = 'x-amzn-marketplace-token'
+/** The Entitlement Service exists only in us-east-1. */
+const ENTITLEMENT_REGION = 'us-east-1'
+/** Assumed-role credentials are renewed this long before they expire. */
+const CREDENTIAL_MARGIN_MS = 5 * 60 * 1000
+const MAX_CLIENTS = 1000
+
+/** Errors that are the buyer's (their registration token), per the Metering API reference. */
+const BUYER_ERRORS = new Set(['InvalidTokenException', 'ExpiredTokenException'])
+/** Errors worth the SDK's retries and then an "AWS is unavailable" answer. */
+const TRANSIENT_ERRORS = new Set(['ThrottlingException', 'InternalServiceErrorException', 'ServiceUnavailable', 'RequestTimeout', 'TimeoutError'])
+
+interface SdkError {
+  name?: string
+  message?: string
+  $metadata?: { httpStatusCode?: number }
+  $fault?: 'client' | 'server'
+}
+
+function classify(error: unknown, call: string): Error {
+  if (error instanceof ConfigurationError || error instanceof InvalidTokenError || error instanceof UpstreamError) return error
+  const sdk = (error ?? {}) as SdkError
+  const name = sdk.name ?? 'Error'
+  const status = sdk.$metadata?.httpStatusCode ?? null
+  if (BUYER_ERRORS.has(name)) return new InvalidTokenError(`AWS ${call}: ${name}`)
+  if (TRANSIENT_ERRORS.has(name) || sdk.$fault === 'server' || status === null || status >= 500 || status === 429) {
+    return new UpstreamError(`AWS ${call} failed: ${name}`, status)
+  }
+  // 4xx: wrong keys (UnrecognizedClientException, InvalidSignatureException), no permission
+  // (AccessDeniedException), a product code the seller does not own... all the ISV's to fix.
+  return new ConfigurationError(`AWS ${call} refused the seller's credentials or request (${name})`, { call, awsError: name, status })
+}
+
+/** awsJson 1.1 timestamps arrive as Dates; keep them as ISO strings in the stored detail. */
+function entitlementDetail(entitlement: AwsEntitlement) {
+  return { ...entitlement, ExpirationDate: entitlement.ExpirationDate?.toISOString() ?? null }
+}
+
+export function toAwsPurchase(customer: ResolveCustomerResult, entitlements: AwsEntitlement[], offerType: NormalizedPurchase['offerType']): NormalizedPurchase {
+  const productCode = customer.ProductCode!
+  const expirations = entitlements.map((e) => e.ExpirationDate?.toISOString()).filter((d): d is string => Boolean(d)).sort()
+  return {
+    externalId: customer.LicenseArn || `${productCode}:${customer.CustomerIdentifier}`,
+    // ResolveCustomer only succeeds for a buyer who subscribed; a contract's entitlements
+    // confirm it. The subscribe-success notification may still follow (lifecycle, later).
+    status: 'ACTIVE',
+    offerType,
+    productId: productCode,
+    planId: null,
+    quantity: null,
+    buyer: {
+      accountId: customer.CustomerAWSAccountId ?? null,
+      customerId: customer.CustomerIdentifier ?? null,
+      email: null,
+      tenantId: null,
+      name: null,
+    },
+    term: { start: null, end: expirations.at(-1) ?? null, unit: null, autoRenew: null },
+    isFreeTrial: false,
+    isTest: false,
+    info: {
+      customer: {
+        CustomerIdentifier: customer.CustomerIdentifier ?? null,
+        CustomerAWSAccountId: customer.CustomerAWSAccountId ?? null,
+        ProductCode: productCode,
+        LicenseArn: customer.LicenseArn ?? null,
+      },
+      entitlements: entitlements.map(entitlementDetail),
+    },
+    needsActivation: false,
+  }
+}
+
+/**
+ * AWS Marketplace SaaS: ResolveCustomer (Metering) with the seller's credentials, then
+ * GetEntitlements (Entitlement Service, us-east-1) for the customer. The SDK clients are
+ * built once per integration version; their own retries (standard mode, 3 attempts, which
+ * covers throttling and 5xx) are the only ones, so attempts do not multiply.
+ */
+export function createAwsProvider(options: AwsProviderOptions = {}) {
+  const policy = options.retryPolicy ?? defaultRetryPolicy
+  const clients = new Map<string, { metering: MarketplaceMeteringClient; entitlement: MarketplaceEntitlementServiceClient }>()
+  const requestHandler = { requestTimeout: policy.timeoutMs, connectionTimeout: Math.min(policy.timeoutMs, 5_000) }
+
+  function credentialsFor(integration: AwsIntegration): Credentials | (() => Promise<Credentials>) {
+    const { settings, secrets } = integration
+    const staticKeys =
+      settings.accessKeyId && secrets.secretAccessKey
+        ? { accessKeyId: settings.accessKeyId, secretAccessKey: secrets.secretAccessKey, ...(secrets.sessionToken ? { sessionToken: secrets.sessionToken } : {}) }
+        : undefined
+    if (!settings.roleArn) {
+      if (!staticKeys) throw new ConfigurationError('AWS integration has neither credentials nor a roleArn')
+      return staticKeys
+    }
+    // A role to assume (cross-account access without long-lived keys in the broker), with the
+    // static keys as the caller if given, else the SDK's default chain (env, instance role).
+    const sts = new STSClient({
+      region: settings.region,
+      ...(options.stsUrl ? { endpoint: options.stsUrl } : {}),
+      ...(staticKeys ? { credentials: staticKeys } : {}),
+      maxAttempts: policy.attempts,
+      requestHandler,
+    })
+    let cached: Credentials | undefined
+    let pending: Promise<Credentials> | undefined
+    return async () => {
+      if (cached?.expiration && cached.expiration.getTime() - Date.now() > CREDENTIAL_MARGIN_MS) return cached
+      pending ??= sts
+        .send(
+          new AssumeRoleCommand({
+            RoleArn: settings.roleArn,
+            RoleSessionName: `marketbridge-${integration.orgId}`.slice(0, 64),
+            ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
+          }),
+        )
+        .then((result) => {
+          const c = result.Credentials
+          if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials')
+          cached = { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiration: c.Expiration }
+          return cached
+        })
+        .catch((error: SdkError) => {
+          const classified = classify(error, 'sts:AssumeRole')
+          // Whatever STS says (even "ExpiredTokenException"), it is about the seller's setup or AWS, never the buyer.
+          throw classified instanceof InvalidTokenError
+            ? new ConfigurationError(`AWS sts:AssumeRole refused (${error.name})`, { call: 'sts:AssumeRole', awsError: error.name ?? null })
+            : classified
+        })
+        .finally(() => {
+          pending = undefined
+        })
+      return pending
+    }
+  }
+
+  function clientsFor(integration: AwsIntegration) {
+    const key = `${integration.orgId}:${integration.version}`
+    let pair = clients.get(key)
+    if (pair) return pair
+    const credentials = credentialsFor(integration)
+    const common = { credentials, maxAttempts: policy.attempts, requestHandler }
+    pair = {
+      metering: new MarketplaceMeteringClient({
+        region: integration.settings.region,
+        ...(options.meteringUrl ? { endpoint: options.meteringUrl } : {}),
+        ...common,
+      }),
+      entitlement: new MarketplaceEntitlementServiceClient({
+        region: ENTITLEMENT_REGION,
+        ...(options.entitlementUrl ? { endpoint: options.entitlementUrl } : {}),
+        ...common,
+      }),
+    }
+    if (clients.size >= MAX_CLIENTS) clients.delete(clients.keys().next().value!)
+    clients.set(key, pair)
+    return pair
+  }
+
+  async function send<T>(label: string, ctx: ProviderContext, run: () => Promise<T & { $metadata?: { attempts?: number; httpStatusCode?: number } }>) {
+    const started = Date.now()
+    try {
+      const result = await run()
+      ctx.log.info('upstream call', { call: label, attempts: result.$metadata?.attempts ?? 1, status: result.$metadata?.httpStatusCode ?? 200, latencyMs: Date.now() - started })
+      return result
+    } catch (error) {
+      const sdk = error as SdkError & { $metadata?: { attempts?: number } }
+      ctx.log.info('upstream call', { call: label, attempts: sdk.$metadata?.attempts ?? null, status: sdk.$metadata?.httpStatusCode ?? null, error: sdk.name ?? 'Error', latencyMs: Date.now() - started })
+      throw classify(error, label)
+    }
+  }
+
+  return {
+    partner: 'aws',
+
+    tokenFrom(input) {
+      return input.form?.get(TOKEN_FIELD) ?? input.query.get(TOKEN_FIELD) ?? null
+    },
+
+    isPlausibleToken,
+
+    async resolve(integration, token, ctx) {
+      const { metering, entitlement } = clientsFor(integration)
+      const customer = await send('aws.ResolveCustomer', ctx, () => metering.send(new ResolveCustomerCommand({ RegistrationToken: token })))
+      if (!customer.ProductCode || !customer.CustomerIdentifier) {
+        throw new UpstreamError('AWS ResolveCustomer answered without ProductCode or CustomerIdentifier')
+      }
+      // Contracts have entitlements (dimensions, quantities, expiry); pure subscriptions have none.
+      const entitlements: AwsEntitlement[] = []
+      let nextToken: string | undefined
+      for (let page = 0; page < 20; page++) {
+        const result = await send('aws.GetEntitlements', ctx, () =>
+          entitlement.send(
+            new GetEntitlementsCommand({
+              ProductCode: customer.ProductCode,
+              Filter: { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier!] },
+              ...(nextToken ? { NextToken: nextToken } : {}),
+            }),
+          ),
+        )
+        entitlements.push(...(result.Entitlements ?? []))
+        nextToken = result.NextToken
+        if (!nextToken) break
+      }
+      const offerType = await pickOfferType(integration.settings.offerTypes, customer.ProductCode, () =>
+        entitlements.length > 0 ? 'CONTRACT' : 'SUBSCRIPTION',
+      )
+      return toAwsPurchase(customer, entitlements, offerType)
+    },
+
+    // AWS needs no confirmation from the seller at signup.
+    async activate(_integration, purchase) {
+      return purchase
+    },
+  } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>
+}

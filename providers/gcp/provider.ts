@@ -1,0 +1,148 @@
+import { cloudcommerceprocurement } from '@googleapis/cloudcommerceprocurement'
+import { ConfigurationError, UpstreamError } from '../errors'
+import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
+import { pickOfferType } from '../shared/offer-type'
+import { isPlausibleToken } from '../shared/token'
+import type { MarketplaceProvider, ProviderContext, ProviderIntegration } from '../types'
+import { createServiceAccountTokens } from './auth'
+import { type MarketplaceClaims, createMarketplaceJwtVerifier } from './jwt'
+import { type GcpEntitlement, entitlementId, isPrivateOffer, toGcpPurchase } from './mapper'
+import type { GcpSecrets, GcpSettings } from './settings'
+
+export interface GcpProviderOptions {
+  /** `GCP_MARKETPLACE_CERTS_URL` */
+  certsUrl: string
+  /** `GCP_PROCUREMENT_API_URL` (`/v1/...` is appended) */
+  procurementUrl: string
+  /** `GCP_OAUTH_TOKEN_URL` */
+  tokenUrl: string
+  retryPolicy?: RetryPolicy
+}
+
+type GcpIntegration = ProviderIntegration<GcpSettings, GcpSecrets>
+
+/** The form field Google posts to the sign-up URL. */
+const TOKEN_FIELD = 'x-gcp-marketplace-token'
+const MAX_PAGES = 10
+
+type Outcome<T> = { ok: true; data: T; status: number } | { ok: false; status: number | null; reason: string | null }
+
+interface GaxiosLikeError {
+  status?: number
+  response?: { status?: number; headers?: Record<string, string> | Headers; data?: { error?: { status?: string; message?: string } } }
+}
+
+/**
+ * Google Cloud Marketplace (integrated SaaS): verify the buyer's JWT, approve the
+ * procurement account ("signup"), and find the entitlement. The Procurement API calls go
+ * through Google's generated client (@googleapis/cloudcommerceprocurement) with its own
+ * retries off: our policy retries 429/5xx/network errors, so attempts do not multiply.
+ */
+export function createGcpProvider(options: GcpProviderOptions) {
+  const policy = options.retryPolicy ?? defaultRetryPolicy
+  const verifier = createMarketplaceJwtVerifier({ certsUrl: options.certsUrl, retryPolicy: policy })
+  const tokens = createServiceAccountTokens({ tokenUrl: options.tokenUrl, retryPolicy: policy })
+  const api = cloudcommerceprocurement({ version: 'v1', rootUrl: `${options.procurementUrl}/` })
+
+  async function call<T>(
+    integration: GcpIntegration,
+    ctx: ProviderContext,
+    label: string,
+    run: (requestOptions: Record<string, unknown>) => Promise<{ data: T; status: number }>,
+  ): Promise<Outcome<T>> {
+    const bearer = await tokens.getToken(integration.secrets.serviceAccountKey, `${integration.orgId}:${integration.version}`, ctx.log)
+    return withRetry<Outcome<T>>(
+      async (signal): Promise<AttemptOutcome<Outcome<T>>> => {
+        try {
+          const response = await run({ headers: { authorization: `Bearer ${bearer}` }, retry: false, timeout: policy.timeoutMs, signal })
+          return { done: true, value: { ok: true, data: response.data, status: response.status }, status: response.status }
+        } catch (error) {
+          const failure = error as GaxiosLikeError
+          const status = failure.response?.status ?? failure.status ?? null
+          const outcome: Outcome<T> = { ok: false, status, reason: failure.response?.data?.error?.status ?? null }
+          if (status !== null && !isRetryableStatus(status)) return { done: true, value: outcome, status }
+          return { done: false, status, error, value: outcome }
+        }
+      },
+      { policy, log: ctx.log, label },
+    )
+  }
+
+  function refused(label: string, outcome: { status: number | null; reason: string | null }, integration: GcpIntegration): never {
+    if (outcome.status === 401 || outcome.status === 403 || outcome.status === 404) {
+      // Wrong service account, one without the Procurement role, or a providerId the
+      // account does not belong to: the ISV's to fix.
+      throw new ConfigurationError(`Google Procurement API answered ${outcome.status} to ${label} (provider ${integration.settings.providerId})`, {
+        call: label,
+        status: outcome.status,
+        googleStatus: outcome.reason,
+      })
+    }
+    throw new UpstreamError(`Google Procurement API answered ${outcome.status ?? 'nothing'} to ${label}`, outcome.status)
+  }
+
+  async function approveAccount(integration: GcpIntegration, accountId: string, ctx: ProviderContext) {
+    const name = `providers/${integration.settings.providerId}/accounts/${encodeURIComponent(accountId)}`
+    const approved = await call(integration, ctx, 'gcp.accounts.approve', (o) =>
+      api.providers.accounts.approve({ name, requestBody: { approvalName: 'signup' } }, o),
+    )
+    if (approved.ok) return
+    if (approved.status === 400 || approved.status === 409) {
+      // Approving twice is refused ("not pending"); an account already approved is fine.
+      const account = await call(integration, ctx, 'gcp.accounts.get', (o) => api.providers.accounts.get({ name }, o))
+      if (!account.ok) refused('gcp.accounts.get', account, integration)
+      const signup = account.data.approvals?.find((approval) => approval.name === 'signup')
+      if (signup?.state === 'APPROVED') return
+      throw new UpstreamError(`Google refused to approve the account (signup approval is ${signup?.state ?? 'missing'})`, approved.status)
+    }
+    refused('gcp.accounts.approve', approved, integration)
+  }
+
+  /** `google.orders` names the purchase when the provider takes several orders; else the account's newest entitlement. */
+  async function findEntitlement(integration: GcpIntegration, claims: MarketplaceClaims, ctx: ProviderContext): Promise<GcpEntitlement | null> {
+    const parent = `providers/${integration.settings.providerId}`
+    const found: GcpEntitlement[] = []
+    let pageToken: string | undefined
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const listed = await call(integration, ctx, 'gcp.entitlements.list', (o) =>
+        api.providers.entitlements.list({ parent, filter: `account=${claims.sub}`, ...(pageToken ? { pageToken } : {}) }, o),
+      )
+      if (!listed.ok) refused('gcp.entitlements.list', listed, integration)
+      found.push(...((listed.data.entitlements ?? []) as GcpEntitlement[]))
+      pageToken = listed.data.nextPageToken ?? undefined
+      if (!pageToken) break
+    }
+    const orders = Array.isArray(claims['google.orders']) ? claims['google.orders'] : []
+    for (const order of orders) {
+      const match = found.find((e) => e.orderId === order || entitlementId(e) === order)
+      if (match) return match
+    }
+    const newest = (e: GcpEntitlement) => e.createTime ?? e.updateTime ?? ''
+    return found.sort((a, b) => (newest(a) < newest(b) ? 1 : newest(a) > newest(b) ? -1 : 0))[0] ?? null
+  }
+
+  return {
+    partner: 'gcp',
+
+    tokenFrom(input) {
+      return input.form?.get(TOKEN_FIELD) ?? null
+    },
+
+    isPlausibleToken,
+
+    async resolve(integration, token, ctx) {
+      // Nothing is approved unless every check on the JWT passed.
+      const claims = await verifier.verify(token, integration.settings.audience, ctx.log)
+      await approveAccount(integration, claims.sub, ctx)
+      const entitlement = await findEntitlement(integration, claims, ctx)
+      const offerType = await pickOfferType(integration.settings.offerTypes, entitlement?.plan ?? null, () =>
+        isPrivateOffer(entitlement) ? 'PRIVATE' : 'DEFAULT',
+      )
+      return toGcpPurchase(claims, entitlement, offerType)
+    },
+
+    async activate(_integration, purchase) {
+      return purchase
+    },
+  } satisfies MarketplaceProvider<GcpSettings, GcpSecrets>
+}
