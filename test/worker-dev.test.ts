@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
+import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
 import { type AzureSetup, freePort, startAzure } from './helpers'
 
 /**
@@ -13,7 +15,7 @@ import { type AzureSetup, freePort, startAzure } from './helpers'
 const script = resolve(import.meta.dirname, '../scripts/dev-worker.mjs')
 const ADMIN = 'worker-test-admin-token-0123456789'
 
-async function startWorker(persistTo: string, azureUrl: string) {
+async function startWorker(persistTo: string, vars: Record<string, string>) {
   const port = await freePort()
   const key = Buffer.alloc(32, 7).toString('base64')
   const child: ChildProcess = spawn(
@@ -25,8 +27,7 @@ async function startWorker(persistTo: string, azureUrl: string) {
       '--persist-to', persistTo,
       '--var', `ADMIN_TOKEN:${ADMIN}`,
       '--var', `ENCRYPTION_KEY:${key}`,
-      '--var', `AZURE_LOGIN_URL:${azureUrl}`,
-      '--var', `AZURE_MARKETPLACE_API_URL:${azureUrl}`,
+      ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, CI: 'true' } },
   )
@@ -55,18 +56,38 @@ async function startWorker(persistTo: string, azureUrl: string) {
 }
 
 let azure: AzureSetup
+let aws: AwsEmulator
+let gcp: GcpEmulator
+let vars: Record<string, string>
+const closers: Array<() => Promise<void>> = []
 let persistTo: string
 beforeAll(async () => {
   azure = await startAzure()
+  aws = createAwsEmulator()
+  const awsServer = await aws.listen()
+  aws.addCredentials('AKIAWORKERTEST000001', 'worker/secret+key')
+  gcp = await createGcpEmulator()
+  const gcpServer = await gcp.listen()
+  closers.push(azure.close, awsServer.close, gcpServer.close)
+  vars = {
+    AZURE_LOGIN_URL: azure.url,
+    AZURE_MARKETPLACE_API_URL: azure.url,
+    AWS_MARKETPLACE_METERING_URL: awsServer.url,
+    AWS_MARKETPLACE_ENTITLEMENT_URL: awsServer.url,
+    AWS_STS_URL: awsServer.url,
+    GCP_MARKETPLACE_CERTS_URL: gcp.certsUrl,
+    GCP_OAUTH_TOKEN_URL: gcp.tokenUrl,
+    GCP_PROCUREMENT_API_URL: gcpServer.url,
+  }
   persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-d1-'))
 })
 afterAll(async () => {
-  await azure.close()
+  for (const close of closers) await close()
   rmSync(persistTo, { recursive: true, force: true })
 })
 
 describe('npm run dev:worker (workerd + D1)', () => {
-  test('serves health, orgs, integrations, the Azure landing and entitlements from D1, across a restart', async () => {
+  test('serves health, orgs, integrations, the landing for all three marketplaces and entitlements from D1, across a restart', async () => {
     const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }
     const sub = azure.emulator.addSubscription({ appId: azure.clientId, quantity: 2 })
     const token = azure.emulator.issuePurchaseToken(sub.id)
@@ -74,7 +95,7 @@ describe('npm run dev:worker (workerd + D1)', () => {
     let apiKey: string
     let location: string
 
-    const first = await startWorker(persistTo, azure.url)
+    const first = await startWorker(persistTo, vars)
     try {
       expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: 'ok' })
       const created = await fetch(`${first.url}/api/v1/orgs`, {
@@ -103,17 +124,58 @@ describe('npm run dev:worker (workerd + D1)', () => {
       const missing = await fetch(`${first.url}/public/signup/azure/orgId/${orgId}`)
       expect(missing.status).toBe(400)
       expect(await missing.text()).toContain('Configure account')
+
+      // AWS (SDK clients, SigV4) and Google (jose, the generated Procurement client) inside workerd too.
+      const orgAuth = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
+      const putAws = await fetch(`${first.url}/api/v1/orgs/${orgId}/integrations/aws`, {
+        method: 'PUT',
+        headers: orgAuth,
+        body: JSON.stringify({ credentials: { accessKeyId: 'AKIAWORKERTEST000001', secretAccessKey: 'worker/secret+key' } }),
+      })
+      expect(putAws.status).toBe(200)
+      const { customer, token: awsToken } = aws.addCustomer({ ProductCode: 'prod-edge', LicenseArn: 'arn:aws:license-manager::1:license:l-edge' })
+      aws.addEntitlement({ ProductCode: 'prod-edge', Dimension: 'seats', CustomerIdentifier: customer.CustomerIdentifier, Value: { IntegerValue: 3 } })
+      const awsLanding = await fetch(`${first.url}/public/signup/aws/orgId/${orgId}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-amzn-marketplace-token': awsToken }).toString(),
+      })
+      expect(awsLanding.status).toBe(303)
+      expect(new URL(awsLanding.headers.get('location')!).searchParams.get('offerType')).toBe('CONTRACT')
+
+      const putGcp = await fetch(`${first.url}/api/v1/orgs/${orgId}/integrations/gcp`, {
+        method: 'PUT',
+        headers: orgAuth,
+        body: JSON.stringify({ providerId: 'edge-provider', audience: 'edge.example', serviceAccountKey: await gcp.createServiceAccount('edge-provider') }),
+      })
+      expect(putGcp.status).toBe(200)
+      const { accountId } = gcp.addPurchase({ providerId: 'edge-provider', private: true })
+      const gcpLanding = await fetch(`${first.url}/public/signup/gcp/orgId/${orgId}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'edge.example', sub: accountId }) }).toString(),
+      })
+      expect(gcpLanding.status).toBe(303)
+      expect(new URL(gcpLanding.headers.get('location')!).searchParams.get('offerType')).toBe('PRIVATE')
+      const refused = await fetch(`${first.url}/public/signup/gcp/orgId/${orgId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'edge.example', sub: accountId }, { alg: 'none' }) }).toString(),
+      })
+      expect(refused.status).toBe(400)
     } finally {
       await first.stop()
     }
 
-    const second = await startWorker(persistTo, azure.url)
+    const second = await startWorker(persistTo, vars)
     try {
       const list = await fetch(`${second.url}/api/v1/orgs/${orgId}/entitlements`, { headers: { authorization: `Bearer ${apiKey}` } })
       expect(list.status).toBe(200)
-      const { items } = (await list.json()) as { items: Array<{ id: string; status: string; externalId: string }> }
-      expect(items).toHaveLength(1)
-      expect(items[0]).toMatchObject({ status: 'ACTIVE', externalId: sub.id, id: new URL(location).searchParams.get('sugerEntitlementId') })
+      const { items } = (await list.json()) as { items: Array<{ id: string; status: string; externalId: string; partner: string }> }
+      expect(items.map((item) => item.partner).sort()).toEqual(['aws', 'azure', 'gcp'])
+      expect(items.find((item) => item.partner === 'azure')).toMatchObject({ status: 'ACTIVE', externalId: sub.id, id: new URL(location).searchParams.get('sugerEntitlementId') })
       const activations = azure.emulator.callsTo('activate').length
       const refresh = await fetch(`${second.url}/public/signup/azure/orgId/${orgId}?token=${encodeURIComponent(token)}`, { redirect: 'manual' })
       expect(refresh.status).toBe(303)
