@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
@@ -12,7 +13,7 @@ import { type AzureSetup, freePort, startAzure } from './helpers'
  * folder. The same app factory must serve health, the org and entitlement API and the Azure
  * landing (MSAL and fetch inside workerd) from D1, and keep its data across a restart.
  */
-const script = resolve(import.meta.dirname, '../scripts/dev-worker.mjs')
+const script = resolve(import.meta.dirname, '../scripts/dev-worker.ts')
 const ADMIN = 'worker-test-admin-token-0123456789'
 
 async function startWorker(persistTo: string, vars: Record<string, string>) {
@@ -21,6 +22,8 @@ async function startWorker(persistTo: string, vars: Record<string, string>) {
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      '--import',
+      import.meta.resolve('tsx'),
       script,
       '--port', String(port),
       '--ip', '127.0.0.1',
@@ -97,6 +100,14 @@ describe('npm run dev:worker (workerd + D1)', () => {
 
     const first = await startWorker(persistTo, vars)
     try {
+      // Migrated before the first request: the persisted D1 file already has the schema.
+      const d1Dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
+      const file = readdirSync(d1Dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
+      const sqlite = new Database(join(d1Dir, file), { readonly: true })
+      const tables = sqlite.prepare("select name from sqlite_master where type = 'table'").all() as Array<{ name: string }>
+      sqlite.close()
+      expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['orgs', 'api_keys', 'integrations', 'entitlements', 'entitlement_events', 'landing_tokens']))
+
       expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: 'ok' })
       const created = await fetch(`${first.url}/api/v1/orgs`, {
         method: 'POST',
