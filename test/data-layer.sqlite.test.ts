@@ -1,0 +1,7 @@
+import { createSqliteDb } from '../src/node/sqlite'
+import { dataLayerSuite } from './data-layer.suite'
+
+dataLayerSuite('SQLite (better-sqlite3)', async () => {
+  const db = createSqliteDb('sqlite::memory:')
+  return { db, close: () => db.destroy() }
+})

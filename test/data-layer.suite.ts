@@ -1,0 +1,161 @@
+import { type Kysely, sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import * as entitlementsDb from '../src/db/entitlements'
+import * as integrationsDb from '../src/db/integrations'
+import { migrateToLatest } from '../src/db/migrate'
+import * as orgsDb from '../src/db/orgs'
+import type { Database, NewEntitlementRow } from '../src/db/schema'
+import { newId } from '../src/domain/ids'
+
+/**
+ * The data layer's behaviour, the same on every dialect: run by data-layer.sqlite.test.ts
+ * (better-sqlite3) and data-layer.d1.test.ts (D1 in workerd via wrangler's platform proxy).
+ * No interactive transactions: every guarantee below comes from single statements and
+ * unique keys, which is all D1 offers.
+ */
+export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely<Database>; close: () => Promise<void> }>) {
+  describe(`data layer on ${dialect}`, () => {
+    let db: Kysely<Database>
+    let close: () => Promise<void>
+    const at = (n: number) => new Date(Date.UTC(2026, 0, 1) + n * 1000).toISOString()
+
+    beforeAll(async () => {
+      ;({ db, close } = await open())
+      await migrateToLatest(db)
+    })
+    afterAll(async () => {
+      await close()
+    })
+
+    async function org(name = 'Acme') {
+      const id = newId('org')
+      const keyHash = `hash-${id}`
+      const row = await orgsDb.insertOrgWithKey(
+        db,
+        { id, name, fulfillment_url: 'https://a.example/s', webhook_url: null, created_at: at(0), updated_at: at(0) },
+        { id: newId('key'), org_id: id, key_hash: keyHash, prefix: 'mbk_x', created_at: at(0), revoked_at: null },
+      )
+      return { ...row, keyHash }
+    }
+
+    const entitlement = (orgId: string, externalId: string, overrides: Partial<NewEntitlementRow> = {}): NewEntitlementRow => ({
+      id: newId('ent'),
+      org_id: orgId,
+      partner: 'azure',
+      partner_id: 'azure_x',
+      external_id: externalId,
+      status: 'PENDING_START',
+      offer_type: 'DEFAULT',
+      product_id: 'offer',
+      plan_id: 'plan',
+      quantity: 1,
+      buyer: '{}',
+      term: '{}',
+      is_free_trial: 0,
+      is_test: 0,
+      info: '{}',
+      created_at: at(1),
+      updated_at: at(1),
+      ...overrides,
+    })
+
+    test('migrations run from scratch and a second run changes nothing', async () => {
+      await migrateToLatest(db)
+      const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial'])
+      await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
+    })
+
+    test('orgs and API keys: found by hash, updated, a revoked key no longer matches', async () => {
+      const created = await org()
+      expect(await orgsDb.findOrgIdByKeyHash(db, created.keyHash)).toBe(created.id)
+      expect(await orgsDb.findOrgIdByKeyHash(db, 'nope')).toBeUndefined()
+      const updated = await orgsDb.updateOrg(db, created.id, { name: 'Acme 2', updated_at: at(5) })
+      expect(updated).toMatchObject({ id: created.id, name: 'Acme 2', created_at: at(0) })
+      expect(await orgsDb.updateOrg(db, 'org_missing', { name: 'x' })).toBeUndefined()
+      await db.updateTable('api_keys').set({ revoked_at: at(9) }).where('org_id', '=', created.id).execute()
+      expect(await orgsDb.findOrgIdByKeyHash(db, created.keyHash)).toBeUndefined()
+    })
+
+    test('a failed API key insert leaves no org behind', async () => {
+      const first = await org()
+      const id = newId('org')
+      await expect(
+        orgsDb.insertOrgWithKey(
+          db,
+          { id, name: 'dup', fulfillment_url: 'https://a.example', webhook_url: null, created_at: at(0), updated_at: at(0) },
+          { id: newId('key'), org_id: id, key_hash: first.keyHash, prefix: 'x', created_at: at(0), revoked_at: null },
+        ),
+      ).rejects.toThrow()
+      expect(await orgsDb.findOrg(db, id)).toBeUndefined()
+    })
+
+    test('integration upsert replaces settings but keeps partner_id and created_at', async () => {
+      const { id } = await org()
+      const first = await integrationsDb.upsertIntegration(db, { org_id: id, partner: 'azure', partner_id: 'azure_1', settings: '{"a":1}', secrets: 's1', created_at: at(1), updated_at: at(1) })
+      const second = await integrationsDb.upsertIntegration(db, { org_id: id, partner: 'azure', partner_id: 'azure_2', settings: '{"a":2}', secrets: 's2', created_at: at(2), updated_at: at(2) })
+      expect(second).toMatchObject({ partner_id: first.partner_id, created_at: at(1), updated_at: at(2), settings: '{"a":2}', secrets: 's2' })
+      await integrationsDb.upsertIntegration(db, { org_id: id, partner: 'gcp', partner_id: 'gcp_1', settings: '{}', secrets: 's', created_at: at(3), updated_at: at(3) })
+      expect((await integrationsDb.listIntegrations(db, id)).map((row) => row.partner)).toEqual(['azure', 'gcp'])
+      expect(await integrationsDb.findIntegration(db, id, 'aws')).toBeUndefined()
+    })
+
+    test('entitlement upsert: one row per (org, partner, externalId), even when racing', async () => {
+      const { id } = await org()
+      const results = await Promise.all(Array.from({ length: 6 }, () => entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race'))))
+      expect(new Set(results.map((r) => r.row.id)).size).toBe(1)
+      expect(results.filter((r) => r.created)).toHaveLength(1)
+      const again = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { status: 'ACTIVE', quantity: 9, updated_at: at(7) }))
+      expect(again).toMatchObject({ created: false, row: { id: results[0]!.row.id, status: 'ACTIVE', quantity: 9, created_at: at(1), updated_at: at(7) } })
+      // The same external id under another partner or org is another entitlement.
+      expect((await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { partner: 'aws' }))).created).toBe(true)
+      expect((await entitlementsDb.upsertEntitlement(db, entitlement((await org()).id, 'sub-race'))).created).toBe(true)
+      expect(await entitlementsDb.findEntitlementByExternalId(db, id, 'azure', 'sub-race')).toMatchObject({ id: results[0]!.row.id })
+    })
+
+    test('keyset pagination is newest first with (created_at, id) ties broken by id, filters included', async () => {
+      const { id } = await org()
+      const ids: Array<{ id: string; created_at: string; partner: string }> = []
+      for (let i = 0; i < 13; i++) {
+        const row = entitlement(id, `k-${i}`, { created_at: at(Math.floor(i / 4)), partner: i % 2 ? 'aws' : 'azure', status: i % 3 ? 'ACTIVE' : 'CANCELLED' })
+        await entitlementsDb.upsertEntitlement(db, row)
+        ids.push(row as { id: string; created_at: string; partner: string })
+      }
+      const expected = [...ids].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1)).map((r) => r.id)
+      const seen: string[] = []
+      let before: { createdAt: string; id: string } | undefined
+      for (;;) {
+        const page = await entitlementsDb.listEntitlements(db, { orgId: id, limit: 5, before })
+        seen.push(...page.rows.map((r) => r.id))
+        if (!page.hasMore) break
+        const last = page.rows.at(-1)!
+        before = { createdAt: last.created_at, id: last.id }
+      }
+      expect(seen).toEqual(expected)
+      const aws = await entitlementsDb.listEntitlements(db, { orgId: id, limit: 100, partner: 'aws', status: 'ACTIVE' })
+      expect(aws.rows.every((r) => r.partner === 'aws' && r.status === 'ACTIVE')).toBe(true)
+      expect(aws.rows.length).toBeGreaterThan(0)
+      expect(aws.hasMore).toBe(false)
+    })
+
+    test('events list oldest first by their time-sorted ids', async () => {
+      const { id } = await org()
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'ev'))
+      for (const type of ['CREATE', 'ACTIVATE', 'SUSPEND', 'REINSTATE']) {
+        await entitlementsDb.insertEvent(db, { id: newId('evt'), entitlement_id: row.id, org_id: id, type, source: 'signup', data: '{}', created_at: at(2) })
+      }
+      expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.type)).toEqual(['CREATE', 'ACTIVATE', 'SUSPEND', 'REINSTATE'])
+    })
+
+    test('landing tokens: saved, found with their entitlement until they expire, then pruned', async () => {
+      const { id } = await org()
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'tok', { offer_type: 'PRIVATE' }))
+      await entitlementsDb.saveLandingToken(db, { token_hash: 'h1', org_id: id, partner: 'azure', entitlement_id: row.id, expires_at: at(100), created_at: at(1) })
+      await entitlementsDb.saveLandingToken(db, { token_hash: 'h1', org_id: id, partner: 'azure', entitlement_id: row.id, expires_at: at(200), created_at: at(1) })
+      expect(await entitlementsDb.findLandingToken(db, 'h1', at(150))).toMatchObject({ id: row.id, offer_type: 'PRIVATE', org_id: id })
+      expect(await entitlementsDb.findLandingToken(db, 'h1', at(250))).toBeUndefined()
+      await entitlementsDb.deleteExpiredLandingTokens(db, at(250))
+      expect(await db.selectFrom('landing_tokens').selectAll().where('token_hash', '=', 'h1').execute()).toHaveLength(0)
+    })
+  })
+}
