@@ -37,7 +37,16 @@ function ensureDevSecrets() {
   const text = existing + (existing && !existing.endsWith('\n') ? '\n' : '') + additions.map(([k, v]) => `${k}=${v}\n`).join('')
   writeFileSync(devVars, text, { mode: 0o600 })
   const admin = additions.find(([k]) => k === 'ADMIN_TOKEN')
-  if (admin) console.log(`Generated an admin token into .dev.vars (shown only this once):\n  ${admin[1]}\n`)
+  if (admin) {
+    // The same two lines as `npm start` prints on a first start.
+    const host = flag('--ip').at(-1) ?? 'localhost'
+    const base = `http://${host === '0.0.0.0' ? 'localhost' : host}:${flag('--port').at(-1) ?? 8787}`
+    console.log(`\nGenerated an admin token (kept in ${devVars}, shown only this once):\n  ${admin[1]}\n`)
+    console.log('Register an org:')
+    console.log(
+      `  curl -sS -X POST ${base}/api/v1/orgs -H "Authorization: Bearer ${admin[1]}" -H "Content-Type: application/json" -d '{"name":"Acme","fulfillmentUrl":"https://app.acme.example/signup"}'\n`,
+    )
+  }
 }
 
 /** wrangler dev keeps local D1 under <persist-to>/v3; migrate that very database first. */
