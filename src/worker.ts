@@ -1,9 +1,10 @@
-import type { D1Database, ExecutionContext } from '@cloudflare/workers-types'
+import type { D1Database, ExecutionContext, ScheduledController } from '@cloudflare/workers-types'
 import { type App, createApp } from './app'
 import { ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
 import { createD1Db } from './db/d1'
 import { buildDeps } from './deps'
+import { pruneLandingTokens } from './domain/landing'
 import { createLogger } from './logger'
 
 /** Bindings: the D1 database `DB`, plus the contract's variables as `vars` and secrets. */
@@ -40,5 +41,12 @@ export default {
       return Response.json({ error: { code: 'SERVICE_UNAVAILABLE', message, requestId: crypto.randomUUID() } }, { status: 503 })
     }
     return app.fetch(request, env, ctx)
+  },
+
+  /** Cron trigger (wrangler.toml `[triggers]`): the periodic housekeeping Node does with a timer. */
+  async scheduled(_controller: ScheduledController, env: WorkerEnv): Promise<void> {
+    const db = createD1Db(env.DB)
+    await migrateToLatest(db)
+    await pruneLandingTokens({ db })
   },
 }

@@ -28,6 +28,7 @@ async function startWorker(persistTo: string, vars: Record<string, string>) {
       '--port', String(port),
       '--ip', '127.0.0.1',
       '--persist-to', persistTo,
+      '--test-scheduled',
       '--var', `ADMIN_TOKEN:${ADMIN}`,
       '--var', `ENCRYPTION_KEY:${key}`,
       ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
@@ -56,6 +57,13 @@ async function startWorker(persistTo: string, vars: Record<string, string>) {
       }
     },
   }
+}
+
+/** The persisted local D1 file that wrangler dev (and the dev script's migration) use. */
+function openPersistedD1(persistTo: string, readonly = true) {
+  const dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
+  const file = readdirSync(dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
+  return new Database(join(dir, file), { readonly })
 }
 
 let azure: AzureSetup
@@ -101,9 +109,7 @@ describe('npm run dev:worker (workerd + D1)', () => {
     const first = await startWorker(persistTo, vars)
     try {
       // Migrated before the first request: the persisted D1 file already has the schema.
-      const d1Dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
-      const file = readdirSync(d1Dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
-      const sqlite = new Database(join(d1Dir, file), { readonly: true })
+      const sqlite = openPersistedD1(persistTo)
       const tables = sqlite.prepare("select name from sqlite_master where type = 'table'").all() as Array<{ name: string }>
       sqlite.close()
       expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['orgs', 'api_keys', 'integrations', 'entitlements', 'entitlement_events', 'landing_tokens']))
@@ -180,6 +186,12 @@ describe('npm run dev:worker (workerd + D1)', () => {
       await first.stop()
     }
 
+    // Expire the AWS landing's token mapping while the Worker is down; the cron handler must prune it.
+    const d1 = openPersistedD1(persistTo, false)
+    expect((d1.prepare('select count(*) as n from landing_tokens').get() as { n: number }).n).toBe(3)
+    d1.prepare("update landing_tokens set expires_at = '2000-01-01T00:00:00.000Z' where partner = 'aws'").run()
+    d1.close()
+
     const second = await startWorker(persistTo, vars)
     try {
       const list = await fetch(`${second.url}/api/v1/orgs/${orgId}/entitlements`, { headers: { authorization: `Bearer ${apiKey}` } })
@@ -194,8 +206,14 @@ describe('npm run dev:worker (workerd + D1)', () => {
       expect(azure.emulator.callsTo('activate').length).toBe(activations)
       const other = await fetch(`${second.url}/api/v1/orgs/${orgId}`, { headers: { authorization: 'Bearer mbk_not-a-key' } })
       expect(other.status).toBe(401)
+      const cron = await fetch(`${second.url}/__scheduled?cron=${encodeURIComponent('17 * * * *')}`)
+      expect(cron.status).toBe(200)
     } finally {
       await second.stop()
     }
+    const after = openPersistedD1(persistTo)
+    const left = after.prepare('select partner from landing_tokens order by partner').all() as Array<{ partner: string }>
+    after.close()
+    expect(left.map((row) => row.partner)).toEqual(['azure', 'gcp'])
   }, 120_000)
 })

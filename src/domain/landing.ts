@@ -205,7 +205,7 @@ export function createLandingService(deps: AppDeps) {
 }
 
 /** Forgets token -> entitlement mappings past their lifetime (the entitlements themselves stay). */
-export async function pruneLandingTokens(deps: AppDeps): Promise<void> {
+export async function pruneLandingTokens(deps: Pick<AppDeps, 'db' | 'now'>): Promise<void> {
   await entitlementsDb.deleteExpiredLandingTokens(deps.db, nowIso(deps))
 }
 
