@@ -1,31 +1,58 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type TestBroker, createTestBroker } from './helpers'
 import { type Arrival, type ProviderHarness, awsHarness, azureHarness, gcpHarness, landingRequest } from './provider-harnesses'
+import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
 /**
  * The same behavioural cases against every marketplace plugin, each with its emulator:
  * happy path, refresh, missing and bad tokens, a marketplace 5xx then success, double click,
- * and the completeness of the normalized Entitlement.
+ * and the completeness of the normalized Entitlement — on both runtimes: the Node app
+ * (in process, SQLite) and the Worker (`npm run dev:worker`: workerd, D1), from one case list.
  */
-describe.each([azureHarness(), awsHarness(), gcpHarness()].map((harness) => [harness.partner, harness] as const))(
+const harnesses = [azureHarness(), awsHarness(), gcpHarness()]
+let node: TestBroker
+let worker: WorkerProcess
+let persistTo: string
+
+beforeAll(async () => {
+  for (const harness of harnesses) await harness.start()
+  const env = Object.assign({}, ...harnesses.map((harness) => harness.env())) as Record<string, string>
+  node = await createTestBroker(env)
+  persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-contract-'))
+  worker = await startWorker(persistTo, env)
+}, 120_000)
+
+afterAll(async () => {
+  await worker?.stop()
+  await node?.close()
+  for (const harness of harnesses) await harness.stop()
+  rmSync(persistTo, { recursive: true, force: true })
+})
+
+type Client = Pick<TestBroker, 'request' | 'createOrg'>
+const runtimes: Array<[string, () => Client]> = [
+  ['node + SQLite', () => node],
+  ['workerd + D1', () => httpBroker(worker.url)],
+]
+
+describe.each(runtimes)('%s', (_runtime, client) =>
+describe.each(harnesses.map((harness) => [harness.partner, harness] as const))(
   'provider contract: %s',
   (partner, harness: ProviderHarness) => {
-    let broker: TestBroker
+    let broker: Client
     let orgId: string
     let apiKey: string
     let partnerId: string
 
     beforeAll(async () => {
-      await harness.start()
-      broker = await createTestBroker(harness.env())
+      broker = client()
       ;({ org: { id: orgId }, apiKey } = await broker.createOrg())
       const put = await broker.request(`/api/v1/orgs/${orgId}/integrations/${partner}`, { method: 'PUT', token: apiKey, json: await harness.integration() })
       expect(put.status).toBe(200)
       ;({ integration: { partnerId } } = (await put.json()) as { integration: { partnerId: string } })
-    })
-    afterAll(async () => {
-      await broker.close()
-      await harness.stop()
     })
 
     const land = (arrival: Arrival) => {
@@ -102,4 +129,4 @@ describe.each([azureHarness(), awsHarness(), gcpHarness()].map((harness) => [har
       expect(list.items.filter((item) => item.externalId === expected.externalId)).toHaveLength(1)
     })
   },
-)
+))

@@ -1,63 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
-import { type AzureSetup, freePort, startAzure } from './helpers'
+import { ADMIN_TOKEN, type AzureSetup, startAzure } from './helpers'
+import { startWorker } from './worker-process'
 
 /**
  * `npm run dev:worker` for real: wrangler dev, workerd, a local D1 persisted to a scratch
  * folder. The same app factory must serve health, the org and entitlement API and the Azure
  * landing (MSAL and fetch inside workerd) from D1, and keep its data across a restart.
  */
-const script = resolve(import.meta.dirname, '../scripts/dev-worker.ts')
-const ADMIN = 'worker-test-admin-token-0123456789'
-
-async function startWorker(persistTo: string, vars: Record<string, string>) {
-  const port = await freePort()
-  const key = Buffer.alloc(32, 7).toString('base64')
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--import',
-      import.meta.resolve('tsx'),
-      script,
-      '--port', String(port),
-      '--ip', '127.0.0.1',
-      '--persist-to', persistTo,
-      '--test-scheduled',
-      '--var', `ADMIN_TOKEN:${ADMIN}`,
-      '--var', `ENCRYPTION_KEY:${key}`,
-      ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, CI: 'true' } },
-  )
-  let output = ''
-  child.stdout!.on('data', (chunk) => (output += chunk))
-  child.stderr!.on('data', (chunk) => (output += chunk))
-  const deadline = Date.now() + 60_000
-  while (!/Ready on http/.test(output)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    output: () => output,
-    stop: async () => {
-      const exited = new Promise((done) => child.on('exit', done))
-      process.kill(-child.pid!, 'SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
-      try {
-        process.kill(-child.pid!, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    },
-  }
-}
+const ADMIN = ADMIN_TOKEN
 
 /** The persisted local D1 file that wrangler dev (and the dev script's migration) use. */
 function openPersistedD1(persistTo: string, readonly = true) {
