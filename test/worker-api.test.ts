@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type TestBroker, createTestBroker } from './helpers'
+import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
+
+/**
+ * The JSON API's edges on both runtimes: the places where workerd and Node could part ways
+ * (body parsing and limits, content types, URL handling, error shapes) answered the same.
+ */
+let node: TestBroker
+let worker: WorkerProcess
+let persistTo: string
+
+beforeAll(async () => {
+  node = await createTestBroker()
+  persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-worker-api-'))
+  worker = await startWorker(persistTo, {})
+}, 120_000)
+
+afterAll(async () => {
+  await worker?.stop()
+  await node?.close()
+  rmSync(persistTo, { recursive: true, force: true })
+})
+
+type Client = Pick<TestBroker, 'request' | 'createOrg'>
+const runtimes: Array<[string, () => Client]> = [
+  ['node + SQLite', () => node],
+  ['workerd + D1', () => httpBroker(worker.url)],
+]
+
+async function errorCode(response: Response) {
+  expect(response.headers.get('content-type')).toMatch(/application\/json/)
+  const body = (await response.json()) as { error: { code: string; message: string; requestId: string } }
+  expect(body.error.requestId).toBeTruthy()
+  return body.error.code
+}
+
+describe.each(runtimes)('%s', (_runtime, client) => {
+  test('org creation: validation, auth and body errors in the contract shape', async () => {
+    const broker = client()
+    const post = (init: RequestInit & { json?: unknown; token?: string | null }) => broker.request('/api/v1/orgs', { method: 'POST', ...init })
+    expect(await errorCode(await post({ json: { name: 'A', fulfillmentUrl: 'javascript:alert(1)' } }))).toBe('VALIDATION_ERROR')
+    expect(await errorCode(await post({ json: { name: 'A', fulfillmentUrl: 'https://u:p@a.example' } }))).toBe('VALIDATION_ERROR')
+    expect(await errorCode(await post({ body: '{"name":', headers: { 'content-type': 'application/json' } }))).toBe('VALIDATION_ERROR')
+    expect(await errorCode(await post({ body: 'name=A', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))).toBe('VALIDATION_ERROR')
+    const big = await post({ json: { name: 'A', fulfillmentUrl: 'https://a.example', pad: 'x'.repeat(1024 * 1024 + 1) } })
+    expect(big.status).toBe(413)
+    expect(await errorCode(big)).toBe('PAYLOAD_TOO_LARGE')
+    const anonymous = await post({ json: { name: 'A', fulfillmentUrl: 'https://a.example' }, token: null })
+    expect(anonymous.status).toBe(401)
+    expect(await errorCode(anonymous)).toBe('UNAUTHORIZED')
+  })
+
+  test("key isolation, org updates and the entitlement list's edges", async () => {
+    const broker = client()
+    const a = await broker.createOrg({ name: 'A' })
+    const b = await broker.createOrg({ name: 'B' })
+    const stolen = await broker.request(`/api/v1/orgs/${a.org.id}/entitlements`, { token: b.apiKey })
+    expect(stolen.status).toBe(404)
+    expect(await errorCode(stolen)).toBe('NOT_FOUND')
+    const patched = await broker.request(`/api/v1/orgs/${a.org.id}`, { method: 'PATCH', token: a.apiKey, json: { name: 'A2' } })
+    expect(((await patched.json()) as { name: string }).name).toBe('A2')
+    const list = await broker.request(`/api/v1/orgs/${a.org.id}/entitlements?limit=10`, { token: a.apiKey })
+    expect(await list.json()).toEqual({ items: [], nextCursor: null })
+    for (const query of ['?limit=0', '?cursor=%%%', '?status=nope']) {
+      const bad = await broker.request(`/api/v1/orgs/${a.org.id}/entitlements${query}`, { token: a.apiKey })
+      expect(bad.status, query).toBe(400)
+    }
+  })
+
+  test('health, OpenAPI, docs and unknown routes', async () => {
+    const broker = client()
+    expect(await (await broker.request('/healthz', { token: null })).json()).toEqual({ status: 'ok' })
+    const doc = (await (await broker.request('/api/openapi.json', { token: null })).json()) as { openapi: string; paths: Record<string, unknown> }
+    expect(doc.openapi).toMatch(/^3\.1/)
+    expect(Object.keys(doc.paths)).toHaveLength(8)
+    expect((await broker.request('/api/docs', { token: null })).headers.get('content-type')).toMatch(/text\/html/)
+    const api404 = await broker.request('/api/v1/nothing')
+    expect(api404.status).toBe(404)
+    expect(await errorCode(api404)).toBe('NOT_FOUND')
+    expect((await broker.request('/nothing', { token: null })).headers.get('content-type')).toMatch(/text\/html/)
+  })
+
+  test('landing edges: an oversized form is 413, a missing org 404, neither a 5xx', async () => {
+    const broker = client()
+    const { org } = await broker.createOrg()
+    const big = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `x-amzn-marketplace-token=${'a'.repeat(70 * 1024)}`,
+    })
+    expect(big.status).toBe(413)
+    expect(big.headers.get('content-type')).toMatch(/text\/html/)
+    const missing = await broker.request('/public/signup/azure/orgId/org_nope?token=abc', { token: null })
+    expect(missing.status).toBe(404)
+    expect(missing.headers.get('cache-control')).toBe('no-store')
+  })
+})
