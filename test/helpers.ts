@@ -19,24 +19,22 @@ export function testEnv(overrides: Record<string, string> = {}) {
   }
 }
 
-/** An in-process broker (SQLite in memory unless told otherwise) with its log lines captured. */
-export async function createTestBroker(env: Record<string, string> = {}) {
-  const logs: string[] = []
-  const config = parseConfig(testEnv(env))
-  const deps = await createNodeDeps(config, { logger: createLogger({ sink: (line) => logs.push(line) }) })
-  const app = createApp(deps)
+export type RequestInitWithJson = RequestInit & { json?: unknown; token?: string | null }
 
-  const request = (path: string, init: RequestInit & { json?: unknown; token?: string | null } = {}) => {
+/**
+ * What tests call a broker with, whichever runtime answers: `request` adds the bearer (the
+ * admin token unless told otherwise; `token: null` for none) and a JSON body; `createOrg`
+ * registers an org. `send` is the in-process app or fetch to a running server.
+ */
+export function brokerClient(baseUrl: string, send: (url: string, init: RequestInit) => Response | Promise<Response>) {
+  const request = async (path: string, init: RequestInitWithJson = {}) => {
     const headers = new Headers(init.headers)
     if (init.token !== null) headers.set('authorization', `Bearer ${init.token ?? ADMIN_TOKEN}`)
     if (init.json !== undefined) headers.set('content-type', 'application/json')
-    return app.request(path.startsWith('http') ? path : `${PUBLIC_URL}${path}`, {
-      ...init,
-      headers,
-      body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
-    })
+    const url = path.startsWith('http') ? path.replace(PUBLIC_URL, baseUrl) : `${baseUrl}${path}`
+    const { json: _json, token: _token, ...rest } = init
+    return send(url, { ...rest, headers, redirect: 'manual', body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
   }
-
   async function createOrg(body: Record<string, unknown> = {}) {
     const response = await request('/api/v1/orgs', {
       method: 'POST',
@@ -45,7 +43,17 @@ export async function createTestBroker(env: Record<string, string> = {}) {
     if (response.status !== 201) throw new Error(`createOrg: ${response.status} ${await response.text()}`)
     return (await response.json()) as { org: { id: string; fulfillmentUrl: string }; apiKey: string }
   }
+  return { request, createOrg }
+}
 
+/** An in-process broker (SQLite in memory unless told otherwise) with its log lines captured. */
+export async function createTestBroker(env: Record<string, string> = {}) {
+  const logs: string[] = []
+  const config = parseConfig(testEnv(env))
+  const deps = await createNodeDeps(config, { logger: createLogger({ sink: (line) => logs.push(line) }) })
+  const app = createApp(deps)
+
+  const { request, createOrg } = brokerClient(PUBLIC_URL, (url, init) => app.request(url, init))
   return { app, deps, logs, request, createOrg, close: () => deps.db.destroy() }
 }
 

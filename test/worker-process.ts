@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { resolve } from 'node:path'
-import { ADMIN_TOKEN, PUBLIC_URL, freePort } from './helpers'
+import { ADMIN_TOKEN, brokerClient, freePort } from './helpers'
 
 /**
  * `npm run dev:worker` as a child process: the dev script (which migrates the local D1 first),
@@ -58,24 +58,7 @@ export async function startWorker(persistTo: string, vars: Record<string, string
   }
 }
 
-type RequestInitWithJson = RequestInit & { json?: unknown; token?: string | null }
-
 /** The same client surface as createTestBroker(), over HTTP to a running broker. */
 export function httpBroker(baseUrl: string) {
-  const request = (path: string, init: RequestInitWithJson = {}) => {
-    const headers = new Headers(init.headers)
-    if (init.token !== null) headers.set('authorization', `Bearer ${init.token ?? ADMIN_TOKEN}`)
-    if (init.json !== undefined) headers.set('content-type', 'application/json')
-    const url = path.startsWith('http') ? path.replace(PUBLIC_URL, baseUrl) : `${baseUrl}${path}`
-    return fetch(url, { ...init, headers, redirect: 'manual', body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
-  }
-  async function createOrg(body: Record<string, unknown> = {}) {
-    const response = await request('/api/v1/orgs', {
-      method: 'POST',
-      json: { name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup?source=marketplace', ...body },
-    })
-    if (response.status !== 201) throw new Error(`createOrg: ${response.status} ${await response.text()}`)
-    return (await response.json()) as { org: { id: string; fulfillmentUrl: string }; apiKey: string }
-  }
-  return { request, createOrg }
+  return brokerClient(baseUrl, (url, init) => fetch(url, init))
 }
