@@ -33,3 +33,8 @@ export class UpstreamError extends ProviderError {
     super(message)
   }
 }
+
+/** The marketplace refused the purchase for good (e.g. Activate with a plan it does not match): retrying cannot help. */
+export class PurchaseRefusedError extends ProviderError {
+  override name = 'PurchaseRefusedError'
+}

@@ -5,6 +5,7 @@ import { createAzureProvider } from './azure/provider'
 import { azureIntegrationSchema, splitAzureIntegration } from './azure/settings'
 import { createGcpProvider } from './gcp/provider'
 import { gcpIntegrationSchema, splitGcpIntegration } from './gcp/settings'
+import { type RetryPolicy, defaultRetryPolicy } from './shared/http'
 import type { MarketplaceProvider, Partner } from './types'
 
 export interface IntegrationSpec {
@@ -30,11 +31,11 @@ export interface ProviderEndpoints {
 /** The landing's providers by partner: an exhaustive record, so a marketplace cannot be left out. */
 export type ProviderRegistry = Record<Partner, MarketplaceProvider>
 
-export function createProviders(endpoints: ProviderEndpoints): ProviderRegistry {
+export function createProviders(endpoints: ProviderEndpoints, retryPolicy: RetryPolicy = defaultRetryPolicy): ProviderRegistry {
   return {
-    azure: createAzureProvider(endpoints.azure),
-    aws: createAwsProvider(endpoints.aws),
-    gcp: createGcpProvider(endpoints.gcp),
+    azure: createAzureProvider({ ...endpoints.azure, retryPolicy }),
+    aws: createAwsProvider({ ...endpoints.aws, retryPolicy }),
+    gcp: createGcpProvider({ ...endpoints.gcp, retryPolicy }),
   }
 }
 

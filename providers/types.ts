@@ -98,6 +98,8 @@ export interface ProviderLogger {
 
 export interface ProviderContext {
   log: ProviderLogger
+  /** Epoch ms by which the whole landing must have its answer: every call and retry fits inside. */
+  deadline?: number
 }
 
 export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
@@ -114,4 +116,9 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
     purchase: NormalizedPurchase,
     ctx: ProviderContext,
   ): Promise<NormalizedPurchase>
+  /**
+   * The stored purchase as the marketplace sees it now. The activation job asks this before
+   * it activates, so an Activate that went through just before a crash is never sent twice.
+   */
+  refresh(integration: ProviderIntegration<TSettings, TSecrets>, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase>
 }

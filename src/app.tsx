@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import { ping } from './db/entitlements'
 import type { AppDeps } from './deps'
+import { type LandingService, createLandingService } from './domain/landing'
 import { type AppEnv, validationHook } from './env'
 import { ApiError, type ErrorCode } from './errors'
 import { DocsPage } from './pages/docs'
@@ -49,7 +50,7 @@ const healthRoute = createRoute({
  * The one app factory: the Node entry, the Workers entry and the tests all build their
  * dependencies and call this.
  */
-export function createApp(deps: AppDeps) {
+export function createApp(deps: AppDeps, landing: LandingService = createLandingService(deps)) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 
   app.use('*', requestId())
@@ -96,7 +97,7 @@ export function createApp(deps: AppDeps) {
 
   app.route('/api/v1/orgs', orgRoutes(deps))
   app.route('/api/v1/orgs', entitlementRoutes(deps))
-  app.route('/public/signup', landingRoutes(deps))
+  app.route('/public/signup', landingRoutes(landing))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

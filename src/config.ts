@@ -56,6 +56,10 @@ export const configSchema = z.object({
   ),
   GCP_PROCUREMENT_API_URL: httpUrl.default('https://cloudcommerceprocurement.googleapis.com'),
   GCP_OAUTH_TOKEN_URL: httpUrl.default('https://oauth2.googleapis.com/token'),
+  /** Per-attempt timeout of every marketplace call; the whole landing gets twice this for all its calls and retries. */
+  UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** How often the background job (stale claims, pending activations, pruning) runs on Node. */
+  JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
 })
 
 export type Config = Omit<z.output<typeof configSchema>, 'PUBLIC_URL'> & { PUBLIC_URL: string }

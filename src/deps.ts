@@ -1,4 +1,5 @@
 import { type ProviderRegistry, createProviders } from '../providers/index'
+import { retryPolicyFor } from '../providers/shared/http'
 import type { Config } from './config'
 import type { DB } from './db/schema'
 import { type SecretBox, createSecretBox } from './domain/crypto'
@@ -36,6 +37,6 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
         procurementUrl: config.GCP_PROCUREMENT_API_URL,
         tokenUrl: config.GCP_OAUTH_TOKEN_URL,
       },
-    }),
+    }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS)),
   }
 }

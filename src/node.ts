@@ -1,6 +1,7 @@
 import { serve } from '@hono/node-server'
 import { createApp } from './app'
-import { pruneLandingTokens } from './domain/landing'
+import { runJobs } from './domain/jobs'
+import { createLandingService } from './domain/landing'
 import { ConfigError, parseConfig } from './config'
 import { ensureLocalSecrets } from './node/bootstrap'
 import { createNodeDeps } from './node/deps'
@@ -12,7 +13,8 @@ async function main() {
   const { env, secrets } = ensureLocalSecrets(process.env)
   const config = parseConfig(env)
   const deps = await createNodeDeps(config)
-  const app = createApp(deps)
+  const landing = createLandingService(deps)
+  const app = createApp(deps, landing)
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     console.log(`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL})`)
@@ -29,18 +31,30 @@ async function main() {
     }
   })
 
-  // Expired landing-token hashes are of no use to anyone: drop them at start and hourly.
-  const prune = () =>
-    pruneLandingTokens(deps).catch((error) => deps.logger.warn('pruning landing tokens failed', { error: String(error) }))
-  void prune()
-  const pruneTimer = setInterval(prune, 3600_000)
-  pruneTimer.unref()
+  // The background job: interrupted landings, pending activations, expired token hashes.
+  // One run at a time; the first right after start, so a restart finishes what a crash left.
+  let jobRunning = false
+  const jobLog = deps.logger.child({ component: 'job' })
+  const tick = async () => {
+    if (jobRunning) return
+    jobRunning = true
+    try {
+      await runJobs(deps, landing, jobLog)
+    } catch (error) {
+      jobLog.error('background job failed', { error: error instanceof Error ? error.message : String(error) })
+    } finally {
+      jobRunning = false
+    }
+  }
+  void tick()
+  const jobTimer = setInterval(tick, config.JOB_INTERVAL_MS)
+  jobTimer.unref()
 
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
-    clearInterval(pruneTimer)
+    clearInterval(jobTimer)
     deps.logger.info('shutting down', { signal })
     server.close(() => {
       void deps.db.destroy().finally(() => process.exit(0))

@@ -4,7 +4,8 @@ import { ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
 import { createD1Db } from './db/d1'
 import { buildDeps } from './deps'
-import { pruneLandingTokens } from './domain/landing'
+import { runJobs } from './domain/jobs'
+import { createLandingService } from './domain/landing'
 import { createLogger } from './logger'
 
 /** Bindings: the D1 database `DB`, plus the contract's variables as `vars` and secrets. */
@@ -43,10 +44,13 @@ export default {
     return app.fetch(request, env, ctx)
   },
 
-  /** Cron trigger (wrangler.toml `[triggers]`): the periodic housekeeping Node does with a timer. */
+  /** Cron trigger (wrangler.toml `[triggers]`): the background job Node runs with a timer. */
   async scheduled(_controller: ScheduledController, env: WorkerEnv): Promise<void> {
+    // Jobs never print signup URLs, so PUBLIC_URL may stay whatever the bindings say.
+    const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || 'http://localhost' })
     const db = createD1Db(env.DB)
     await migrateToLatest(db)
-    await pruneLandingTokens({ db })
+    const deps = await buildDeps(config, db, createLogger())
+    await runJobs(deps, createLandingService(deps), deps.logger.child({ component: 'job' }))
   },
 }

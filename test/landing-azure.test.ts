@@ -390,15 +390,24 @@ describe('azure landing: marketplace and configuration failures', () => {
     expect((await entitlement(scenario, id)).status).toBe('ACTIVE')
   })
 
-  test('activate answering 400 for a plan mismatch is not taken for success', async () => {
+  test('activate refused for good (400 plan mismatch) is not taken for success: an event says why, nothing is retried', async () => {
     const scenario = await createAzureScenario(azure)
     const { sub, token } = newPurchase()
     azure.emulator.onNext('activate', () => {
       sub.planId = 'changed-behind-our-back'
     })
     const response = await land(scenario, `?token=${encodeURIComponent(token)}`)
-    expect(response.status).toBe(503)
+    expect(response.status).toBe(502)
     expect(azure.emulator.subscriptions.get(sub.id)!.saasSubscriptionStatus).toBe('PendingFulfillmentStart')
+    const { items } = (await (await scenario.broker.request(`/api/v1/orgs/${scenario.org.id}/entitlements`, { token: scenario.apiKey })).json()) as {
+      items: Array<{ id: string; status: string }>
+    }
+    expect(items[0]!.status).toBe('PENDING_START')
+    const events = (await (await scenario.broker.request(`/api/v1/orgs/${scenario.org.id}/entitlements/${items[0]!.id}/events`, { token: scenario.apiKey })).json()) as {
+      items: Array<{ type: string; data: Record<string, unknown> }>
+    }
+    expect(events.items.at(-1)).toMatchObject({ type: 'UPDATE', data: { activation: 'refused' } })
+    expect(await scenario.broker.deps.db.selectFrom('pending_activations').selectAll().execute()).toHaveLength(0)
   })
 
   test('a 403 (offer published with another app) is the ISV’s problem: buyer sees "try later", the log names the org', async () => {

@@ -6,7 +6,7 @@ import {
 import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
 import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
-import { type RetryPolicy, defaultRetryPolicy } from '../shared/http'
+import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
 import { isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
@@ -42,7 +42,7 @@ const MAX_CLIENTS = 1000
 /** Errors that are the buyer's (their registration token), per the Metering API reference. */
 const BUYER_ERRORS = new Set(['InvalidTokenException', 'ExpiredTokenException'])
 /** Errors worth the SDK's retries and then an "AWS is unavailable" answer. */
-const TRANSIENT_ERRORS = new Set(['ThrottlingException', 'InternalServiceErrorException', 'ServiceUnavailable', 'RequestTimeout', 'TimeoutError'])
+const TRANSIENT_ERRORS = new Set(['ThrottlingException', 'InternalServiceErrorException', 'ServiceUnavailable', 'RequestTimeout', 'TimeoutError', 'AbortError'])
 
 interface SdkError {
   name?: string
@@ -190,10 +190,15 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     return pair
   }
 
-  async function send<T>(label: string, ctx: ProviderContext, run: () => Promise<T & { $metadata?: { attempts?: number; httpStatusCode?: number } }>) {
+  async function send<T>(
+    label: string,
+    ctx: ProviderContext,
+    run: (options: { abortSignal: AbortSignal }) => Promise<T & { $metadata?: { attempts?: number; httpStatusCode?: number } }>,
+  ) {
     const started = Date.now()
     try {
-      const result = await run()
+      // The SDK's own retries (maxAttempts) all fit inside the landing's deadline.
+      const result = await run({ abortSignal: AbortSignal.timeout(Math.max(1, remainingMs(policy, ctx.deadline))) })
       ctx.log.info('upstream call', { call: label, attempts: result.$metadata?.attempts ?? 1, status: result.$metadata?.httpStatusCode ?? 200, latencyMs: Date.now() - started })
       return result
     } catch (error) {
@@ -214,7 +219,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
 
     async resolve(integration, token, ctx) {
       const { metering, entitlement } = clientsFor(integration)
-      const customer = await send('aws.ResolveCustomer', ctx, () => metering.send(new ResolveCustomerCommand({ RegistrationToken: token })))
+      const customer = await send('aws.ResolveCustomer', ctx, (o) => metering.send(new ResolveCustomerCommand({ RegistrationToken: token }), o))
       if (!customer.ProductCode || !customer.CustomerIdentifier) {
         throw new UpstreamError('AWS ResolveCustomer answered without ProductCode or CustomerIdentifier')
       }
@@ -222,13 +227,14 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
       const entitlements: AwsEntitlement[] = []
       let nextToken: string | undefined
       for (let page = 0; page < 20; page++) {
-        const result = await send('aws.GetEntitlements', ctx, () =>
+        const result = await send('aws.GetEntitlements', ctx, (o) =>
           entitlement.send(
             new GetEntitlementsCommand({
               ProductCode: customer.ProductCode,
               Filter: { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier!] },
               ...(nextToken ? { NextToken: nextToken } : {}),
             }),
+            o,
           ),
         )
         entitlements.push(...(result.Entitlements ?? []))
@@ -243,6 +249,10 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
 
     // AWS needs no confirmation from the seller at signup.
     async activate(_integration, purchase) {
+      return purchase
+    },
+
+    async refresh(_integration, purchase) {
       return purchase
     },
   } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>

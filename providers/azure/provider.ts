@@ -1,4 +1,4 @@
-import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
+import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
 import { isPlausibleToken } from '../shared/token'
@@ -21,7 +21,7 @@ export interface AzureProviderOptions {
 type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
 
 export function createAzureProvider(options: AzureProviderOptions) {
-  const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl })
+  const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl, retryPolicy: options.retryPolicy })
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
 
   async function call(
@@ -50,7 +50,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
         },
         body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
       },
-      { log: ctx.log, label: `azure.${label}`, policy: options.retryPolicy },
+      { log: ctx.log, label: `azure.${label}`, policy: options.retryPolicy, deadline: ctx.deadline },
     )
     if (response.status === 403) {
       await response.body?.cancel()
@@ -155,9 +155,14 @@ export function createAzureProvider(options: AzureProviderOptions) {
         if (saasStatus(current) !== 'pendingfulfillmentstart') {
           return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
         }
-        throw new UpstreamError('Azure refused to activate the subscription (400: plan or quantity mismatch)', 400)
+        throw new PurchaseRefusedError('Azure refused to activate the subscription (400: plan or quantity mismatch)')
       }
       return failed(response, 'activate')
+    },
+
+    async refresh(integration, purchase, ctx) {
+      const current = await getSubscription(integration, purchase.externalId, ctx)
+      return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
     },
   } satisfies MarketplaceProvider<AzureSettings, AzureSecrets>
 }

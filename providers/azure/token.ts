@@ -1,5 +1,6 @@
-import { ConfidentialClientApplication } from '@azure/msal-node'
+import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node'
 import { ConfigurationError, UpstreamError } from '../errors'
+import { type RetryPolicy, fetchWithRetry } from '../shared/http'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
 
 export interface EntraCredentials {
@@ -27,8 +28,9 @@ const MAX_CLIENTS = 1000
  * may be plain http (an emulator on 127.0.0.1). MSAL rewrites the path segment after the
  * authority's base path with the tenant, so the authority keeps the login URL's base path.
  */
-export function createEntraTokenSource(options: { loginUrl: string }): EntraTokenSource {
+export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?: RetryPolicy }): EntraTokenSource {
   const login = new URL(options.loginUrl)
+  const networkClient = createMsalNetworkClient(options.retryPolicy)
   const basePath = login.pathname.replace(/\/+$/, '')
   const clients = new Map<string, ConfidentialClientApplication>()
 
@@ -50,6 +52,7 @@ export function createEntraTokenSource(options: { loginUrl: string }): EntraToke
           jwks_uri: `${tenantBase}/discovery/v2.0/keys`,
         }),
       },
+      system: { networkClient },
     })
     if (clients.size >= MAX_CLIENTS) clients.delete(clients.keys().next().value!)
     clients.set(cacheKey, client)
@@ -83,4 +86,30 @@ function classifyMsalError(error: unknown): Error {
     )
   }
   return new UpstreamError(`Entra ID token request failed (${msal.errorCode ?? 'network error'})`, status)
+}
+
+/**
+ * MSAL's HTTP goes through our fetch with the broker's budget: a per-attempt timeout and the
+ * same retries (network errors, 429, 5xx; 3 attempts) as every other marketplace call, instead
+ * of MSAL's own fetch with no timeout. Entra's 4xx answers pass through for MSAL to read.
+ */
+function createMsalNetworkClient(policy?: RetryPolicy): INetworkModule {
+  async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const response = await fetchWithRetry((input, init) => fetch(input, init), url, { method, headers: options?.headers, body: options?.body }, {
+      label: 'azure.entraToken',
+      policy,
+    })
+    const text = await response.text()
+    let body: unknown = {}
+    try {
+      body = text ? JSON.parse(text) : {}
+    } catch {
+      throw new UpstreamError(`Entra ID answered ${response.status} with a body that is not JSON`, response.status)
+    }
+    return { headers: Object.fromEntries(response.headers), body: body as T, status: response.status }
+  }
+  return {
+    sendGetRequestAsync: (url, options) => send('GET', url, options),
+    sendPostRequestAsync: (url, options) => send('POST', url, options),
+  }
 }

@@ -64,7 +64,7 @@ export function createGcpProvider(options: GcpProviderOptions) {
           return { done: false, status, error, value: outcome }
         }
       },
-      { policy, log: ctx.log, label },
+      { policy, log: ctx.log, label, deadline: ctx.deadline },
     )
   }
 
@@ -142,6 +142,10 @@ export function createGcpProvider(options: GcpProviderOptions) {
     },
 
     async activate(_integration, purchase) {
+      return purchase
+    },
+
+    async refresh(_integration, purchase) {
       return purchase
     },
   } satisfies MarketplaceProvider<GcpSettings, GcpSecrets>

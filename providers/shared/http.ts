@@ -15,12 +15,11 @@ export interface RetryPolicy {
   deadlineMs: number
 }
 
-export const defaultRetryPolicy: RetryPolicy = {
-  attempts: 3,
-  timeoutMs: 10_000,
-  baseDelayMs: 200,
-  maxDelayMs: 2_000,
-  deadlineMs: 20_000,
+export const defaultRetryPolicy: RetryPolicy = retryPolicyFor(10_000)
+
+/** The policy for a per-attempt timeout (`UPSTREAM_TIMEOUT_MS`): 3 attempts within twice that. */
+export function retryPolicyFor(timeoutMs: number): RetryPolicy {
+  return { attempts: 3, timeoutMs, baseDelayMs: 200, maxDelayMs: 2_000, deadlineMs: 2 * timeoutMs }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -48,15 +47,25 @@ export type AttemptOutcome<T> =
  * (an HTTP 503 response, say) is returned for the caller to map; one without throws
  * `UpstreamError`.
  */
-export async function withRetry<T>(
-  attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>,
-  options: { policy?: RetryPolicy; log?: ProviderLogger; label: string },
-): Promise<T> {
+export interface RetryOptions {
+  policy?: RetryPolicy
+  log?: ProviderLogger
+  label: string
+  /** An absolute deadline (epoch ms) shared with the other calls of the same landing. */
+  deadline?: number
+}
+
+/** Milliseconds left before `deadline`, the default being a whole policy deadline from now. */
+export function remainingMs(policy: RetryPolicy, deadline?: number): number {
+  return Math.min(policy.deadlineMs, (deadline ?? Number.POSITIVE_INFINITY) - Date.now())
+}
+
+export async function withRetry<T>(attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>, options: RetryOptions): Promise<T> {
   const policy = options.policy ?? defaultRetryPolicy
-  const started = Date.now()
+  const stopAt = Date.now() + remainingMs(policy, options.deadline)
   let last: AttemptOutcome<T> | undefined
   for (let n = 1; n <= policy.attempts; n++) {
-    const remaining = policy.deadlineMs - (Date.now() - started)
+    const remaining = stopAt - Date.now()
     if (remaining <= 0) break
     const attemptStarted = Date.now()
     try {
@@ -74,7 +83,7 @@ export async function withRetry<T>(
     if (last.done) return last.value
     const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1))
     const wait = Math.max(backoff, retryAfterMs(last.retryAfter ?? null) ?? 0)
-    if (n === policy.attempts || Date.now() - started + wait >= policy.deadlineMs) break
+    if (n === policy.attempts || Date.now() + wait >= stopAt) break
     await last.discard?.()
     await sleep(wait)
   }
@@ -86,12 +95,7 @@ export async function withRetry<T>(
  * fetch under `withRetry`: network errors, timeouts, 429 and 5xx are retried; the last
  * response is returned even when it is still a 429/5xx, so the caller maps every status.
  */
-export function fetchWithRetry(
-  fetchFn: FetchLike,
-  url: string,
-  init: RequestInit,
-  options: { policy?: RetryPolicy; log?: ProviderLogger; label: string },
-): Promise<Response> {
+export function fetchWithRetry(fetchFn: FetchLike, url: string, init: RequestInit, options: RetryOptions): Promise<Response> {
   return withRetry<Response>(async (signal) => {
     const response = await fetchFn(url, { ...init, signal })
     if (!isRetryableStatus(response.status)) return { done: true, value: response, status: response.status }

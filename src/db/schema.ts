@@ -70,6 +70,28 @@ export interface LandingTokensTable {
   created_at: string
 }
 
+export interface LandingClaimsTable {
+  token_hash: string
+  org_id: string
+  partner: string
+  partner_id: string | null
+  sealed_token: string
+  lease_until: string
+  attempts: Generated<number>
+  created_at: string
+}
+
+export interface PendingActivationsTable {
+  entitlement_id: string
+  org_id: string
+  partner: string
+  attempts: Generated<number>
+  next_attempt_at: string
+  lease_until: string
+  last_error: string | null
+  created_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -77,6 +99,8 @@ export interface Database {
   entitlements: EntitlementsTable
   entitlement_events: EntitlementEventsTable
   landing_tokens: LandingTokensTable
+  landing_claims: LandingClaimsTable
+  pending_activations: PendingActivationsTable
 }
 
 export type DB = Kysely<Database>
@@ -86,3 +110,5 @@ export type EntitlementRow = Selectable<EntitlementsTable>
 export type NewEntitlementRow = Insertable<EntitlementsTable>
 export type EntitlementUpdate = Updateable<EntitlementsTable>
 export type EntitlementEventRow = Selectable<EntitlementEventsTable>
+export type LandingClaimRow = Selectable<LandingClaimsTable>
+export type PendingActivationRow = Selectable<PendingActivationsTable>

@@ -1,24 +1,36 @@
-import { ConfigurationError, InvalidTokenError, UpstreamError } from '../../providers/errors'
+import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../../providers/errors'
 import {
   type EntitlementStatus,
   type LandingInput,
+  type MarketplaceProvider,
   type NormalizedPurchase,
   type Partner,
+  type ProviderContext,
+  type ProviderIntegration,
   isPartner,
 } from '../../providers/types'
+import * as claimsDb from '../db/claims'
 import * as entitlementsDb from '../db/entitlements'
 import * as orgsDb from '../db/orgs'
-import type { EntitlementRow } from '../db/schema'
+import type { EntitlementRow, OrgRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import type { EventType } from '../schemas'
 import { sha256Hex } from './crypto'
-import { purchaseColumns, recordEvent } from './entitlements'
+import { purchaseColumns, recordEvent, toEntitlement } from './entitlements'
 import { newId } from './ids'
 import { loadProviderIntegration } from './integrations'
 
 /** How long a token -> entitlement mapping answers refreshes (Azure tokens live about 24 h). */
 const LANDING_TOKEN_TTL_MS = 24 * 3600 * 1000
+/** Waiters look for the owner's outcome this often. */
+const WAIT_POLL_MS = 100
+/** The activation job backs off from this, doubling per failed attempt, up to the cap. */
+const ACTIVATION_BACKOFF_MS = 5_000
+const ACTIVATION_BACKOFF_CAP_MS = 30 * 60 * 1000
+/** A crashed landing is retried by the job this many times before its claim is dropped. */
+const MAX_CLAIM_ATTEMPTS = 5
+const JOB_BATCH = 25
 
 export type LandingFailure =
   /** Unknown org, partner, integration, or a partnerId that does not match. */
@@ -27,9 +39,9 @@ export type LandingFailure =
   | 'invalid-token'
   /** The ISV's integration is misconfigured: the buyer is asked to try later. */
   | 'configuration'
-  /** The marketplace could not be reached after retries. */
+  /** The marketplace could not be reached after retries, or refused the purchase for good. */
   | 'upstream'
-  /** The purchase was stored but the marketplace did not confirm activation yet. */
+  /** The purchase is stored but not confirmed yet (activation pending, or still being processed). */
   | 'activation-pending'
 
 export type LandingOutcome =
@@ -70,17 +82,67 @@ function statusEvent(from: EntitlementStatus, to: EntitlementStatus): EventType 
   }
 }
 
+/** The stored entitlement as a purchase again, for the activation job. */
+function purchaseOf(row: EntitlementRow): NormalizedPurchase {
+  const entitlement = toEntitlement(row)
+  return {
+    externalId: entitlement.externalId,
+    status: entitlement.status,
+    offerType: entitlement.offerType,
+    productId: entitlement.productId,
+    planId: entitlement.planId,
+    quantity: entitlement.quantity,
+    buyer: entitlement.buyer,
+    term: entitlement.term,
+    isFreeTrial: entitlement.isFreeTrial,
+    isTest: entitlement.isTest,
+    info: entitlement.info,
+    needsActivation: entitlement.status === 'PENDING_START',
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Everything one marketplace token is worked with, whoever works it (a request or the job). */
+interface Work {
+  org: OrgRow
+  partner: Partner
+  provider: MarketplaceProvider
+  integration: ProviderIntegration
+  token: string
+  tokenHash: string
+  log: Logger
+}
+
+type ActivationResult = 'settled' | 'pending' | 'refused' | 'busy' | 'configuration'
+
 /**
- * The landing's orchestration: claim the token -> provider.resolve -> store the purchase ->
- * provider.activate -> remember the token -> redirect. One instance per app, because it
- * keeps the in-flight map that makes a double click in one process share one marketplace
- * sequence (the database's unique keys cover the rest).
+ * The landing, made durable with two single-statement hand-overs (so it holds across
+ * processes and on D1):
+ *
+ * 1. A claim row per token hash. Whoever inserts it runs Resolve -> store -> Activate; the
+ *    others wait (bounded) and answer with the owner's redirect. The claim keeps the token
+ *    sealed, so if the owner dies after Resolve the job finishes the work.
+ * 2. A pending-activation row, written leased before Activate is called. A failed Activate
+ *    leaves the entitlement PENDING_START with that row; the job retries it with backoff (and
+ *    asks the marketplace first, so an Activate that went through is never sent twice), and a
+ *    buyer's revisit retries at once.
  */
 export function createLandingService(deps: AppDeps) {
   const inflight = new Map<string, Promise<LandingOutcome>>()
+  const timeoutMs = deps.config.UPSTREAM_TIMEOUT_MS
+  const deadlineMs = 2 * timeoutMs
+  // A claim's holder must have finished (or died) by the end of its lease.
+  const leaseMs = deadlineMs + Math.max(2_000, deadlineMs / 2)
+  const now = () => (deps.now?.() ?? new Date()).getTime()
+  const iso = (ms: number) => new Date(ms).toISOString()
+  const fail = (reason: LandingFailure, partner: Partner | null = null): LandingOutcome => ({ kind: 'failure', reason, partner })
 
   async function land(request: LandingRequest): Promise<LandingOutcome> {
-    const fail = (reason: LandingFailure, partner: Partner | null = null): LandingOutcome => ({ kind: 'failure', reason, partner })
     if (!isPartner(request.partner)) return fail('not-found')
     const partner = request.partner
     const org = await orgsDb.findOrg(deps.db, request.orgId)
@@ -95,120 +157,241 @@ export function createLandingService(deps: AppDeps) {
     if (token === null || token === '') return fail('missing-token', partner)
     if (!provider.isPlausibleToken(token)) return fail('invalid-token', partner)
 
-    // Only a hash of the token is ever stored or used as a key.
+    // Only a hash of the token is ever used as a key.
     const tokenHash = await sha256Hex(`${partner}\n${org.id}\n${token}`)
     const known = await entitlementsDb.findLandingToken(deps.db, tokenHash, nowIso(deps))
     if (known) {
       return { kind: 'redirect', location: fulfillmentLocation(org.fulfillment_url, known), entitlementId: known.id, replay: true }
     }
 
+    // One process answers duplicates from memory; other processes meet at the claim row.
     let pending = inflight.get(tokenHash)
     if (!pending) {
-      pending = fulfil().finally(() => inflight.delete(tokenHash))
+      const work: Work = { org, partner, provider, integration, token, tokenHash, log: request.log.child({ orgId: org.id, partner }) }
+      pending = claimOrWait(work, true).finally(() => inflight.delete(tokenHash))
       inflight.set(tokenHash, pending)
     }
     return pending
+  }
 
-    async function fulfil(): Promise<LandingOutcome> {
-      const log = request.log.child({ orgId: org!.id, partner })
-      const ctx = { log }
-      try {
-        const purchase = await provider.resolve(integration!, token!, ctx)
-        let entitlement = await storePurchase(purchase)
-        if (purchase.needsActivation) {
-          try {
-            const activated = await provider.activate(integration!, purchase, ctx)
-            entitlement = await applyActivation(entitlement, activated)
-          } catch (error) {
-            // The purchase is stored as PENDING_START: a revisit (or a later job) activates it.
-            log.error('activation failed; the purchase is stored and waits for activation', {
-              entitlementId: entitlement.id,
-              error: describe(error),
-            })
-            return fail(error instanceof ConfigurationError ? 'configuration' : 'activation-pending', partner)
-          }
-        }
-        const now = deps.now?.() ?? new Date()
-        await entitlementsDb.saveLandingToken(deps.db, {
-          token_hash: tokenHash,
-          org_id: org!.id,
-          partner,
-          entitlement_id: entitlement.id,
-          expires_at: new Date(now.getTime() + LANDING_TOKEN_TTL_MS).toISOString(),
-          created_at: now.toISOString(),
-        })
-        return {
-          kind: 'redirect',
-          location: fulfillmentLocation(org!.fulfillment_url, entitlement),
-          entitlementId: entitlement.id,
-          replay: false,
-        }
-      } catch (error) {
-        if (error instanceof InvalidTokenError) {
-          log.info('marketplace token refused', { reason: error.message })
-          return fail('invalid-token', partner)
-        }
-        if (error instanceof ConfigurationError) {
-          // For the ISV (operator log), not the buyer: the buyer only sees "try later".
-          log.error('integration misconfigured: the marketplace refused our credentials', {
-            error: error.message,
-            ...error.detail,
-          })
-          return fail('configuration', partner)
-        }
-        if (error instanceof UpstreamError) {
-          log.error('marketplace unavailable', { error: error.message, status: error.status })
-          return fail('upstream', partner)
-        }
-        throw error
+  async function claimOrWait(work: Work, retryOnRelease: boolean): Promise<LandingOutcome> {
+    const started = now()
+    const mine = await claimsDb.claimLanding(
+      deps.db,
+      {
+        token_hash: work.tokenHash,
+        org_id: work.org.id,
+        partner: work.partner,
+        partner_id: work.integration.partnerId,
+        sealed_token: await deps.secrets.seal(work.token, `landing:${work.tokenHash}`),
+        lease_until: iso(started + leaseMs),
+        created_at: iso(started),
+      },
+      iso(started),
+    )
+    if (mine) return fulfil(work)
+
+    // Someone else is working this token: wait for their redirect, at most one lease.
+    while (now() - started < leaseMs) {
+      await sleep(WAIT_POLL_MS)
+      const known = await entitlementsDb.findLandingToken(deps.db, work.tokenHash, nowIso(deps))
+      if (known) {
+        return { kind: 'redirect', location: fulfillmentLocation(work.org.fulfillment_url, known), entitlementId: known.id, replay: true }
+      }
+      if (!(await claimsDb.findClaim(deps.db, work.tokenHash))) {
+        // The owner finished without a redirect (its buyer got the error page); try once ourselves.
+        return retryOnRelease ? claimOrWait(work, false) : fail('activation-pending', work.partner)
+      }
+    }
+    return fail('activation-pending', work.partner)
+  }
+
+  /** Resolve -> store -> Activate -> remember the token -> release the claim. The caller holds the claim. */
+  async function fulfil(work: Work): Promise<LandingOutcome> {
+    const ctx: ProviderContext = { log: work.log, deadline: now() + deadlineMs }
+    const release = () => claimsDb.releaseClaim(deps.db, work.tokenHash)
+    let purchase: NormalizedPurchase
+    try {
+      purchase = await work.provider.resolve(work.integration, work.token, ctx)
+    } catch (error) {
+      await release()
+      return resolveFailure(work, error)
+    }
+
+    let entitlement = await storePurchase(work, purchase)
+    if (purchase.needsActivation) {
+      const { result, row } = await activate(work, entitlement, purchase, ctx, 'landing')
+      entitlement = row
+      if (result !== 'settled') {
+        await release()
+        return fail(result === 'refused' ? 'upstream' : result === 'configuration' ? 'configuration' : 'activation-pending', work.partner)
       }
     }
 
-    async function storePurchase(purchase: NormalizedPurchase): Promise<EntitlementRow> {
-      const now = nowIso(deps)
-      const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, org!.id, partner, purchase.externalId)
-      const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, {
-        id: newId('ent'),
-        org_id: org!.id,
-        partner,
-        partner_id: integration!.partnerId,
-        external_id: purchase.externalId,
-        ...purchaseColumns(purchase),
-        created_at: now,
-        updated_at: now,
-      })
-      const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
-      if (created || !previous) {
-        await recordEvent(deps, row, 'CREATE', 'signup', summary, now)
+    const at = now()
+    await entitlementsDb.saveLandingToken(deps.db, {
+      token_hash: work.tokenHash,
+      org_id: work.org.id,
+      partner: work.partner,
+      entitlement_id: entitlement.id,
+      expires_at: iso(at + LANDING_TOKEN_TTL_MS),
+      created_at: iso(at),
+    })
+    await release()
+    return { kind: 'redirect', location: fulfillmentLocation(work.org.fulfillment_url, entitlement), entitlementId: entitlement.id, replay: false }
+  }
+
+  function resolveFailure(work: Work, error: unknown): LandingOutcome {
+    if (error instanceof InvalidTokenError) {
+      work.log.info('marketplace token refused', { reason: error.message })
+      return fail('invalid-token', work.partner)
+    }
+    if (error instanceof ConfigurationError) {
+      // For the ISV (operator log), not the buyer: the buyer only sees "try later".
+      work.log.error('integration misconfigured: the marketplace refused our credentials', { error: error.message, ...error.detail })
+      return fail('configuration', work.partner)
+    }
+    if (error instanceof UpstreamError || error instanceof PurchaseRefusedError) {
+      work.log.error('marketplace unavailable', { error: error.message, status: error instanceof UpstreamError ? error.status : null })
+      return fail('upstream', work.partner)
+    }
+    throw error
+  }
+
+  async function storePurchase(work: Work, purchase: NormalizedPurchase): Promise<EntitlementRow> {
+    const at = nowIso(deps)
+    const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, work.org.id, work.partner, purchase.externalId)
+    const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, {
+      id: newId('ent'),
+      org_id: work.org.id,
+      partner: work.partner,
+      partner_id: work.integration.partnerId,
+      external_id: purchase.externalId,
+      ...purchaseColumns(purchase),
+      created_at: at,
+      updated_at: at,
+    })
+    const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
+    if (created || !previous) {
+      await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
+    } else {
+      const type =
+        statusEvent(previous.status as EntitlementStatus, row.status as EntitlementStatus) ??
+        (previous.plan_id !== row.plan_id || previous.quantity !== row.quantity ? 'UPDATE' : null)
+      if (type) await recordEvent(deps, row, type, 'signup', { ...summary, previousStatus: previous.status }, at)
+    }
+    return row
+  }
+
+  /**
+   * Activates a stored purchase if this caller can take the activation lease. `job` asks the
+   * marketplace for the current state first (the landing has just resolved it).
+   */
+  async function activate(
+    work: Pick<Work, 'org' | 'partner' | 'provider' | 'integration' | 'log'>,
+    entitlement: EntitlementRow,
+    purchase: NormalizedPurchase,
+    ctx: ProviderContext,
+    mode: 'landing' | 'job',
+  ): Promise<{ result: ActivationResult; row: EntitlementRow }> {
+    const started = now()
+    const held = await claimsDb.holdActivation(
+      deps.db,
+      { entitlement_id: entitlement.id, org_id: work.org.id, partner: work.partner, lease_until: iso(started + leaseMs), created_at: iso(started) },
+      iso(started),
+      { due: mode === 'job' },
+    )
+    if (!held) return { result: 'busy', row: entitlement }
+    try {
+      let current = mode === 'job' ? await work.provider.refresh(work.integration, purchase, ctx) : purchase
+      if (current.needsActivation) current = await work.provider.activate(work.integration, current, ctx)
+      const row = await applyActivation(entitlement, current, mode === 'job' ? 'marketplace' : 'signup')
+      await claimsDb.activationSettled(deps.db, entitlement.id)
+      return { result: 'settled', row }
+    } catch (error) {
+      if (error instanceof PurchaseRefusedError || error instanceof InvalidTokenError) {
+        await claimsDb.activationSettled(deps.db, entitlement.id)
+        await recordEvent(deps, entitlement, 'UPDATE', mode === 'job' ? 'marketplace' : 'signup', { activation: 'refused', reason: error.message }, nowIso(deps))
+        work.log.error('the marketplace refused to activate the purchase', { entitlementId: entitlement.id, error: error.message })
+        return { result: 'refused', row: entitlement }
+      }
+      const attempts = held.attempts
+      const backoff = Math.min(ACTIVATION_BACKOFF_CAP_MS, ACTIVATION_BACKOFF_MS * 2 ** attempts) * (0.5 + Math.random() / 2)
+      await claimsDb.activationFailed(deps.db, entitlement.id, { nextAttemptAt: iso(now() + backoff), error: describe(error), now: nowIso(deps) })
+      if (error instanceof ConfigurationError) {
+        work.log.error('integration misconfigured: activation refused our credentials', { entitlementId: entitlement.id, error: error.message, ...error.detail })
       } else {
-        const type =
-          statusEvent(previous.status as EntitlementStatus, row.status as EntitlementStatus) ??
-          (previous.plan_id !== row.plan_id || previous.quantity !== row.quantity ? 'UPDATE' : null)
-        if (type) await recordEvent(deps, row, type, 'signup', { ...summary, previousStatus: previous.status }, now)
+        work.log.error('activation failed; the purchase is stored and waits for activation', { entitlementId: entitlement.id, error: describe(error), attempts: attempts + 1 })
       }
-      return row
-    }
-
-    async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase): Promise<EntitlementRow> {
-      const now = nowIso(deps)
-      const updated = await entitlementsDb.updateEntitlement(deps.db, entitlement.id, { ...purchaseColumns(activated), updated_at: now })
-      const row = updated ?? entitlement
-      const type = statusEvent(entitlement.status as EntitlementStatus, row.status as EntitlementStatus)
-      if (type) {
-        await recordEvent(deps, row, type, 'signup', { status: row.status, planId: row.plan_id, quantity: row.quantity }, now)
-      }
-      return row
+      return { result: error instanceof ConfigurationError ? 'configuration' : 'pending', row: entitlement }
     }
   }
 
-  return { land }
+  async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase, source: 'signup' | 'marketplace'): Promise<EntitlementRow> {
+    const at = nowIso(deps)
+    const updated = await entitlementsDb.updateEntitlement(deps.db, entitlement.id, { ...purchaseColumns(activated), updated_at: at })
+    const row = updated ?? entitlement
+    const type = statusEvent(entitlement.status as EntitlementStatus, row.status as EntitlementStatus)
+    if (type) await recordEvent(deps, row, type, source, { status: row.status, planId: row.plan_id, quantity: row.quantity }, at)
+    return row
+  }
+
+  // ---- the background job ----------------------------------------------------------------
+
+  /** Landings whose worker died (lease expired): finish them with the sealed token. */
+  async function recoverClaims(log: Logger): Promise<number> {
+    const started = now()
+    const claims = await claimsDb.takeStaleClaims(deps.db, iso(started), iso(started + leaseMs), JOB_BATCH)
+    for (const claim of claims) {
+      const claimLog = log.child({ orgId: claim.org_id, partner: claim.partner, job: 'recover-landing' })
+      try {
+        const org = await orgsDb.findOrg(deps.db, claim.org_id)
+        const integration = org && isPartner(claim.partner) ? await loadProviderIntegration(deps, org.id, claim.partner) : undefined
+        if (!org || !integration || !isPartner(claim.partner) || claim.attempts > MAX_CLAIM_ATTEMPTS) {
+          claimLog.warn('dropping an unfinished landing', { attempts: claim.attempts })
+          await claimsDb.releaseClaim(deps.db, claim.token_hash)
+          continue
+        }
+        const token = await deps.secrets.open(claim.sealed_token, `landing:${claim.token_hash}`)
+        const outcome = await fulfil({ org, partner: claim.partner, provider: deps.providers[claim.partner], integration, token, tokenHash: claim.token_hash, log: claimLog })
+        claimLog.info('finished an interrupted landing', { outcome: outcome.kind === 'redirect' ? 'redirect' : outcome.reason })
+      } catch (error) {
+        // The lease runs out again and a later run retries (up to MAX_CLAIM_ATTEMPTS).
+        claimLog.error('could not finish an interrupted landing', { error: describe(error) })
+      }
+    }
+    return claims.length
+  }
+
+  /** Pending activations whose backoff is over: ask the marketplace, activate if still needed. */
+  async function retryActivations(log: Logger): Promise<number> {
+    const due = await claimsDb.dueActivations(deps.db, nowIso(deps), JOB_BATCH)
+    for (const pending of due) {
+      const jobLog = log.child({ orgId: pending.org_id, partner: pending.partner, job: 'activation', entitlementId: pending.entitlement_id })
+      try {
+        const entitlement = await entitlementsDb.findEntitlement(deps.db, pending.org_id, pending.entitlement_id)
+        const org = await orgsDb.findOrg(deps.db, pending.org_id)
+        const integration = org && isPartner(pending.partner) ? await loadProviderIntegration(deps, org.id, pending.partner) : undefined
+        if (!entitlement || !org || !integration || !isPartner(pending.partner)) {
+          await claimsDb.activationSettled(deps.db, pending.entitlement_id)
+          continue
+        }
+        const work = { org, partner: pending.partner, provider: deps.providers[pending.partner], integration, log: jobLog }
+        const { result } = await activate(work, entitlement, purchaseOf(entitlement), { log: jobLog, deadline: now() + deadlineMs }, 'job')
+        if (result === 'settled') jobLog.info('pending activation completed')
+      } catch (error) {
+        jobLog.error('activation job failed', { error: describe(error) })
+      }
+    }
+    return due.length
+  }
+
+  return { land, recoverClaims, retryActivations, leaseMs }
 }
+
+export type LandingService = ReturnType<typeof createLandingService>
 
 /** Forgets token -> entitlement mappings past their lifetime (the entitlements themselves stay). */
 export async function pruneLandingTokens(deps: Pick<AppDeps, 'db' | 'now'>): Promise<void> {
   await entitlementsDb.deleteExpiredLandingTokens(deps.db, nowIso(deps))
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
 }

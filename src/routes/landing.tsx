@@ -1,7 +1,6 @@
 import { Hono } from 'hono'
 import type { Context } from 'hono'
-import type { AppDeps } from '../deps'
-import { createLandingService } from '../domain/landing'
+import type { LandingService } from '../domain/landing'
 import type { AppEnv } from '../env'
 import { LandingFailurePage, failureStatus } from '../pages/landing'
 
@@ -57,8 +56,7 @@ async function readForm(c: Context<AppEnv>): Promise<Map<string, string> | null>
 
 const noStore = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }
 
-export function landingRoutes(deps: AppDeps) {
-  const landing = createLandingService(deps)
+export function landingRoutes(landing: LandingService) {
   const app = new Hono<AppEnv>()
 
   app.on(['GET', 'POST'], '/:partner/orgId/:orgId', async (c) => {

@@ -1,0 +1,109 @@
+import type { Insertable } from 'kysely'
+import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
+
+/**
+ * Landing claims and pending activations: hand-overs done in one statement each (insert or
+ * take over an expired lease), so they hold across processes and on D1, which has no
+ * interactive transactions. "Mine" is decided by whether the statement returned a row.
+ */
+
+/** Inserts the claim, or takes over one whose lease ran out. True when the caller now holds it. */
+export async function claimLanding(db: DB, row: Insertable<LandingClaimsTable>, now: string): Promise<boolean> {
+  const taken = await db
+    .insertInto('landing_claims')
+    .values(row)
+    .onConflict((oc) =>
+      oc
+        .column('token_hash')
+        .doUpdateSet((eb) => ({
+          sealed_token: eb.ref('excluded.sealed_token'),
+          lease_until: eb.ref('excluded.lease_until'),
+          attempts: eb('landing_claims.attempts', '+', 1),
+        }))
+        .where('landing_claims.lease_until', '<', now),
+    )
+    .returning('token_hash')
+    .executeTakeFirst()
+  return taken !== undefined
+}
+
+export function findClaim(db: DB, tokenHash: string): Promise<LandingClaimRow | undefined> {
+  return db.selectFrom('landing_claims').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst()
+}
+
+export async function releaseClaim(db: DB, tokenHash: string): Promise<void> {
+  await db.deleteFrom('landing_claims').where('token_hash', '=', tokenHash).execute()
+}
+
+/** Claims whose holder is gone (lease expired), each taken over with a fresh lease. */
+export async function takeStaleClaims(db: DB, now: string, leaseUntil: string, limit: number): Promise<LandingClaimRow[]> {
+  const candidates = await db.selectFrom('landing_claims').select('token_hash').where('lease_until', '<', now).limit(limit).execute()
+  const taken: LandingClaimRow[] = []
+  for (const { token_hash } of candidates) {
+    const row = await db
+      .updateTable('landing_claims')
+      .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
+      .where('token_hash', '=', token_hash)
+      .where('lease_until', '<', now)
+      .returningAll()
+      .executeTakeFirst()
+    if (row) taken.push(row)
+  }
+  return taken
+}
+
+/**
+ * Takes the right to call Activate for an entitlement: creates its pending row already
+ * leased, or leases an existing one whose lease ran out. A buyer's revisit ignores the
+ * job's backoff (next_attempt_at); the job respects it (`due`).
+ */
+export async function holdActivation(
+  db: DB,
+  row: { entitlement_id: string; org_id: string; partner: string; lease_until: string; created_at: string },
+  now: string,
+  options: { due?: boolean } = {},
+): Promise<PendingActivationRow | undefined> {
+  return db
+    .insertInto('pending_activations')
+    .values({ ...row, next_attempt_at: now, attempts: 0, last_error: null })
+    .onConflict((oc) => {
+      let update = oc
+        .column('entitlement_id')
+        .doUpdateSet((eb) => ({ lease_until: eb.ref('excluded.lease_until') }))
+        .where('pending_activations.lease_until', '<', now)
+      if (options.due) update = update.where('pending_activations.next_attempt_at', '<=', now)
+      return update
+    })
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function activationSettled(db: DB, entitlementId: string): Promise<void> {
+  await db.deleteFrom('pending_activations').where('entitlement_id', '=', entitlementId).execute()
+}
+
+/** Records a failed attempt, releases the lease and sets when the job tries again. */
+export async function activationFailed(db: DB, entitlementId: string, failure: { nextAttemptAt: string; error: string; now: string }): Promise<number> {
+  const row = await db
+    .updateTable('pending_activations')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: failure.nextAttemptAt, last_error: failure.error, lease_until: failure.now }))
+    .where('entitlement_id', '=', entitlementId)
+    .returning('attempts')
+    .executeTakeFirst()
+  return row?.attempts ?? 0
+}
+
+export function dueActivations(db: DB, now: string, limit: number) {
+  return db
+    .selectFrom('pending_activations')
+    .selectAll()
+    .where('next_attempt_at', '<=', now)
+    .where('lease_until', '<', now)
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .execute()
+}
+
+export function findPendingActivation(db: DB, entitlementId: string) {
+  return db.selectFrom('pending_activations').selectAll().where('entitlement_id', '=', entitlementId).executeTakeFirst()
+}
