@@ -95,6 +95,8 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   const purchaseTokens = new Map<string, { subscriptionId: string; expiresAt: number }>()
   const accessTokens = new Map<string, { appId: string; tenantId: string; expiresAt: number }>()
   const plans = new Map<string, EmulatedPlan[]>()
+  /** Subscriptions a resolve answered 200 for: what "the marketplace resolved" means to a test. */
+  const resolved = new Set<string>()
   const calls: RecordedCall[] = []
   const faults: Fault[] = []
   const hooks: Array<{ route: AzureRoute; run: () => void }> = []
@@ -201,6 +203,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     }
     const sub = subscriptions.get(entry.subscriptionId)!
     if (sub.appId !== c.get('appId')) return forbidden()
+    resolved.add(sub.id)
     return c.json({
       id: sub.id,
       subscriptionName: sub.name,
@@ -289,6 +292,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     app,
     calls,
     subscriptions,
+    resolved,
     /** Registers a publisher's Entra app (the ISV's client credentials). */
     registerApp(input: { tenantId: string; clientId: string; clientSecret: string }) {
       apps.set(input.clientId, { tenantId: input.tenantId, clientSecret: input.clientSecret })
