@@ -144,6 +144,8 @@ export function createLandingService(deps: AppDeps) {
 
   async function land(request: LandingRequest): Promise<LandingOutcome> {
     if (!isPartner(request.partner)) return fail('not-found')
+    // Ids are short; anything longer is not one of ours and costs no query.
+    if (request.orgId.length > 64 || (request.partnerId?.length ?? 0) > 200) return fail('not-found', request.partner)
     const partner = request.partner
     const org = await orgsDb.findOrg(deps.db, request.orgId)
     if (!org) return fail('not-found', partner)
