@@ -56,9 +56,14 @@ async function main() {
     stopping = true
     clearInterval(jobTimer)
     deps.logger.info('shutting down', { signal })
+    // No new connections; requests in flight finish. Keep-alive connections are closed as soon
+    // as they fall idle, so a client's idle socket does not hold the exit up.
     server.close(() => {
       void deps.db.destroy().finally(() => process.exit(0))
     })
+    const http = server as { closeIdleConnections?: () => void }
+    http.closeIdleConnections?.()
+    setInterval(() => http.closeIdleConnections?.(), 100).unref()
     // In-flight requests get a grace period, then the process goes regardless.
     setTimeout(() => process.exit(0), 10_000).unref()
   }

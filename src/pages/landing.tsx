@@ -1,3 +1,4 @@
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
 import type { Partner } from '../../providers/types'
 import type { LandingFailure } from '../domain/landing'

@@ -1,3 +1,4 @@
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import { Hono } from 'hono'
 import type { Context } from 'hono'
 import type { LandingService } from '../domain/landing'
