@@ -34,6 +34,8 @@ export interface ProviderHarness {
   failOnce(): void
   /** Marketplace calls made so far (token endpoints and certificates excluded). */
   upstreamCalls(): number
+  /** How many times the purchase was confirmed with the marketplace (Azure Activate; others have none). */
+  activations(externalId: string): number
 }
 
 export function azureHarness(): ProviderHarness {
@@ -67,6 +69,7 @@ export function azureHarness(): ProviderHarness {
     badToken: async () => ({ method: 'GET', query: { token: 'dGhpcyBpcyBub3QgYSB0b2tlbg+/==' } }),
     failOnce: () => emulator.failNext('resolve', 503, 1),
     upstreamCalls: () => emulator.calls.filter((call) => call.path.startsWith('/api/saas/')).length,
+    activations: (externalId) => emulator.callsTo('activate').filter((call) => call.path.includes(externalId)).length,
   }
 }
 
@@ -100,6 +103,7 @@ export function awsHarness(): ProviderHarness {
     badToken: async () => ({ method: 'POST', form: { 'x-amzn-marketplace-token': 'bm90LWEtcmVhbC10b2tlbg+/==' } }),
     failOnce: () => emulator.failNext('ResolveCustomer', 500, 'InternalServiceErrorException', 1),
     upstreamCalls: () => emulator.calls.filter((call) => call.target !== 'AssumeRole').length,
+    activations: () => 0,
   }
 }
 
@@ -138,6 +142,7 @@ export function gcpHarness(): ProviderHarness {
     }),
     failOnce: () => emulator.failNext('approve', 503, 1),
     upstreamCalls: () => emulator.calls.filter((call) => call.route !== 'certs' && call.route !== 'token').length,
+    activations: () => 0,
   }
 }
 

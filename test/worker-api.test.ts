@@ -1,6 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type TestBroker, createTestBroker } from './helpers'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
@@ -99,4 +101,52 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(missing.status).toBe(404)
     expect(missing.headers.get('cache-control')).toBe('no-store')
   })
+})
+
+describe('workerd + D1 under random input', () => {
+  /** Row counts and contents of the Worker's persisted D1 database, read from its file. */
+  function d1Snapshot() {
+    const dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
+    const file = readdirSync(dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
+    const db = new Database(join(dir, file), { readonly: true })
+    const tables = ['orgs', 'api_keys', 'integrations', 'entitlements', 'entitlement_events', 'landing_tokens', 'landing_claims', 'pending_activations']
+    const snapshot = JSON.stringify(tables.map((table) => db.prepare(`select * from ${table} order by 1`).all()))
+    db.close()
+    return snapshot
+  }
+  const text = fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('%', '%E0%A4%A', '..', '+', '\u0000', 'a'.repeat(9000)))
+  const encode = (value: string) => [...new TextEncoder().encode(value)].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')
+
+  test('random landings and API calls: no 5xx, no stack trace, nothing stored changes', async () => {
+    const broker = httpBroker(worker.url)
+    const { org } = await broker.createOrg({ name: 'Fuzzed' })
+    const { apiKey: otherKey } = await broker.createOrg({ name: 'Other' })
+    const before = d1Snapshot()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('azure', 'aws', 'gcp', 'x'),
+        fc.oneof(fc.constant(org.id), text),
+        fc.array(fc.tuple(fc.constantFrom('token', 'partnerId', 'limit', 'cursor', 'status'), text), { maxLength: 3 }),
+        fc.oneof(fc.jsonValue().map((v) => JSON.stringify(v)), text),
+        fc.constantFrom('GET', 'POST', 'PATCH', 'PUT'),
+        fc.constantFrom('application/json', 'application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'),
+        async (partner, orgId, pairs, body, method, type) => {
+          const query = pairs.length ? `?${pairs.map(([k, v]) => `${k}=${encode(v)}`).join('&')}` : ''
+          const id = encode(orgId)
+          for (const path of [`/public/signup/${partner}/orgId/${id}${query}`, `/api/v1/orgs/${id}${method === 'GET' ? '/entitlements' : ''}${query}`]) {
+            const response = await broker.request(path, {
+              method,
+              token: path.startsWith('/api') ? otherKey : null,
+              headers: { 'content-type': type },
+              body: method === 'GET' ? undefined : body,
+            })
+            expect(response.status, path).toBeLessThan(500)
+            expect(await response.text()).not.toMatch(/\bat [^\n]*:\d+:\d+|node_modules|\.tsx?:\d+|SQLITE_|D1_ERROR/)
+          }
+        },
+      ),
+      { numRuns: 100 },
+    )
+    expect(d1Snapshot()).toBe(before)
+  }, 120_000)
 })
