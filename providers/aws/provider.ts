@@ -7,6 +7,7 @@ import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomer
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
 import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
+import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
@@ -247,13 +248,6 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
       return toAwsPurchase(customer, entitlements, offerType)
     },
 
-    // AWS needs no confirmation from the seller at signup.
-    async activate(_integration, purchase) {
-      return purchase
-    },
-
-    async refresh(_integration, purchase) {
-      return purchase
-    },
+    ...withoutActivation,
   } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>
 }

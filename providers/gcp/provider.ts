@@ -1,6 +1,7 @@
 import { cloudcommerceprocurement } from '@googleapis/cloudcommerceprocurement'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
+import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, ProviderContext, ProviderIntegration } from '../types'
@@ -141,12 +142,6 @@ export function createGcpProvider(options: GcpProviderOptions) {
       return toGcpPurchase(claims, entitlement, offerType)
     },
 
-    async activate(_integration, purchase) {
-      return purchase
-    },
-
-    async refresh(_integration, purchase) {
-      return purchase
-    },
+    ...withoutActivation,
   } satisfies MarketplaceProvider<GcpSettings, GcpSecrets>
 }
