@@ -1,6 +1,6 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
-import type { Context } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
@@ -48,6 +48,14 @@ const healthRoute = createRoute({
 })
 
 /**
+ * Applies a body limit to requests that can carry a body: looking at a GET's body would make
+ * the Node adapter build a full Request object for nothing, on every read.
+ */
+function limitBodies(limit: MiddlewareHandler): MiddlewareHandler {
+  return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next))
+}
+
+/**
  * The one app factory: the Node entry, the Workers entry and the tests all build their
  * dependencies and call this.
  */
@@ -70,19 +78,18 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     })
   })
 
-  app.use(
-    '/api/*',
-    bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413) }),
-  )
+  app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413) })))
   app.use(
     '/public/*',
-    bodyLimit({
-      maxSize: LANDING_BODY_LIMIT,
-      onError: (c) =>
-        c.html(<ErrorPage title="Request too large" message="This request is larger than a marketplace sends." requestId={c.get('requestId')} />, 413, {
-          'cache-control': 'no-store',
-        }),
-    }),
+    limitBodies(
+      bodyLimit({
+        maxSize: LANDING_BODY_LIMIT,
+        onError: (c) =>
+          c.html(<ErrorPage title="Request too large" message="This request is larger than a marketplace sends." requestId={c.get('requestId')} />, 413, {
+            'cache-control': 'no-store',
+          }),
+      }),
+    ),
   )
   app.use('/api/v1/*', requireCaller(deps))
 

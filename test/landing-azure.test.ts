@@ -496,3 +496,13 @@ describe('landing token lifetime', () => {
     expect(callsFor(sub.id, 'activate')).toHaveLength(1)
   })
 })
+
+describe('Entra token under concurrency', () => {
+  test('20 landings arriving together for a fresh integration make one token request', async () => {
+    const scenario = await createAzureScenario(azure)
+    const before = azure.emulator.callsTo('token').length
+    const responses = await Promise.all(Array.from({ length: 20 }, () => land(scenario, `?token=${encodeURIComponent(newPurchase().token)}`)))
+    expect(responses.every((r) => r.status === 303)).toBe(true)
+    expect(azure.emulator.callsTo('token').length - before).toBe(1)
+  })
+})

@@ -59,15 +59,28 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
     return client
   }
 
+  // MSAL caches a token once it has one, but landings that arrive together before the first
+  // answer would each ask Entra: concurrent requests for one integration share one request.
+  const pending = new Map<string, Promise<string>>()
+
+  async function acquire(credentials: EntraCredentials, cacheKey: string): Promise<string> {
+    try {
+      const result = await clientFor(credentials, cacheKey).acquireTokenByClientCredential({ scopes: [SCOPE] })
+      if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
+      return result.accessToken
+    } catch (error) {
+      throw classifyMsalError(error)
+    }
+  }
+
   return {
-    async getToken(credentials, cacheKey) {
-      try {
-        const result = await clientFor(credentials, cacheKey).acquireTokenByClientCredential({ scopes: [SCOPE] })
-        if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
-        return result.accessToken
-      } catch (error) {
-        throw classifyMsalError(error)
+    getToken(credentials, cacheKey) {
+      let inflight = pending.get(cacheKey)
+      if (!inflight) {
+        inflight = acquire(credentials, cacheKey).finally(() => pending.delete(cacheKey))
+        pending.set(cacheKey, inflight)
       }
+      return inflight
     },
   }
 }

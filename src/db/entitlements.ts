@@ -1,4 +1,4 @@
-import type { Insertable } from 'kysely'
+import type { CompiledQuery, Insertable } from 'kysely'
 import type {
   DB,
   EntitlementEventRow,
@@ -53,8 +53,20 @@ export function updateEntitlement(db: DB, id: string, patch: EntitlementUpdate):
   return db.updateTable('entitlements').set(patch).where('id', '=', id).returningAll().executeTakeFirst()
 }
 
-export function findEntitlement(db: DB, orgId: string, id: string): Promise<EntitlementRow | undefined> {
-  return db.selectFrom('entitlements').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
+/**
+ * Reading one entitlement is the API's hottest query: it is built and compiled once per
+ * database and then run with new parameters, skipping Kysely's per-call query building.
+ */
+const findEntitlementCompiled = new WeakMap<DB, CompiledQuery<EntitlementRow>>()
+
+export async function findEntitlement(db: DB, orgId: string, id: string): Promise<EntitlementRow | undefined> {
+  let compiled = findEntitlementCompiled.get(db)
+  if (!compiled) {
+    compiled = db.selectFrom('entitlements').selectAll().where('org_id', '=', '?org').where('id', '=', '?id').compile()
+    findEntitlementCompiled.set(db, compiled)
+  }
+  const result = await db.executeQuery<EntitlementRow>({ ...compiled, parameters: [orgId, id] })
+  return result.rows[0]
 }
 
 export interface EntitlementPageQuery {

@@ -42,6 +42,22 @@ export async function sha256Hex(text: string): Promise<string> {
   return hex
 }
 
+/**
+ * sha256Hex for strings that recur (API keys on every request): WebCrypto's digest is costly
+ * per call, while the same key's hash never changes. Bounded; oldest entries go first.
+ */
+export function createHashCache(size = 1000) {
+  const cache = new Map<string, string>()
+  return async (text: string): Promise<string> => {
+    const hit = cache.get(text)
+    if (hit !== undefined) return hit
+    const hash = await sha256Hex(text)
+    if (cache.size >= size) cache.delete(cache.keys().next().value!)
+    cache.set(text, hash)
+    return hash
+  }
+}
+
 /** Compares two strings without an early exit, so the time taken does not leak a prefix. */
 export function timingSafeEqual(a: string, b: string): boolean {
   const left = encoder.encode(a)

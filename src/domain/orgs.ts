@@ -3,7 +3,7 @@ import type { OrgRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
-import { randomSecret, sha256Hex, timingSafeEqual } from './crypto'
+import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
 import { newId } from './ids'
 
 export const API_KEY_PREFIX = 'mbk_'
@@ -83,11 +83,28 @@ export async function updateOrg(
 
 export type Caller = { kind: 'admin' } | { kind: 'org'; orgId: string }
 
+const keyHash = createHashCache()
+
+/**
+ * API key -> org, remembered briefly: every API request authenticates, and a key's org never
+ * changes. Keys cannot be revoked through the API yet; when they can, revocation must clear
+ * this cache (today a row revoked by hand is honoured within KEY_CACHE_MS).
+ */
+const KEY_CACHE_MS = 30_000
+const KEY_CACHE_SIZE = 10_000
+const keyOrgs = new Map<string, { orgId: string; until: number }>()
+
 /** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
 export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
   if (!bearer || bearer.length > 512) return null
   if (timingSafeEqual(bearer, deps.config.ADMIN_TOKEN)) return { kind: 'admin' }
   if (!bearer.startsWith(API_KEY_PREFIX)) return null
-  const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, await sha256Hex(bearer))
-  return orgId ? { kind: 'org', orgId } : null
+  const hash = await keyHash(bearer)
+  const cached = keyOrgs.get(hash)
+  if (cached && cached.until > Date.now()) return { kind: 'org', orgId: cached.orgId }
+  const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, hash)
+  if (!orgId) return null
+  if (keyOrgs.size >= KEY_CACHE_SIZE) keyOrgs.delete(keyOrgs.keys().next().value!)
+  keyOrgs.set(hash, { orgId, until: Date.now() + KEY_CACHE_MS })
+  return { kind: 'org', orgId }
 }

@@ -3,6 +3,8 @@ import { Kysely, SqliteDialect } from 'kysely'
 import type { Database } from '../db/schema'
 import { sqlitePath } from './bootstrap'
 
+const STATEMENT_CACHE = 500
+
 /** Node's database: better-sqlite3 behind Kysely, tuned for a small always-on server. */
 export function createSqliteDb(databaseUrl: string): Kysely<Database> {
   const sqlite = new SQLite(sqlitePath(databaseUrl))
@@ -10,5 +12,24 @@ export function createSqliteDb(databaseUrl: string): Kysely<Database> {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
   sqlite.pragma('foreign_keys = ON')
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  // Kysely prepares every query it runs; preparing is a large share of a small query's cost,
+  // and the broker runs the same few dozen statements over and over. Statements are used
+  // synchronously one at a time by the driver, so a prepared one can be reused safely.
+  const statements = new Map<string, SQLite.Statement>()
+  const database = {
+    prepare(sql: string) {
+      let statement = statements.get(sql)
+      if (!statement) {
+        statement = sqlite.prepare(sql)
+        if (statements.size >= STATEMENT_CACHE) statements.delete(statements.keys().next().value!)
+        statements.set(sql, statement)
+      }
+      return statement
+    },
+    close() {
+      statements.clear()
+      sqlite.close()
+    },
+  }
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) })
 }

@@ -85,6 +85,8 @@ interface Fault {
 export interface AzureEmulatorOptions {
   /** Added to every resolve and activate (a realistic marketplace). */
   latencyMs?: number
+  /** Keep every call (method, path, headers, body) for assertions; off for load runs. Default true. */
+  record?: boolean
 }
 
 const API_VERSION = '2018-08-31'
@@ -103,9 +105,13 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   let accessTokenLifetimeSeconds = 3599
 
   const app = new Hono()
+  const counts: Record<string, number> = {}
 
   app.use('*', async (c, next) => {
     const url = new URL(c.req.url)
+    const route = routeOf({ method: c.req.method, path: url.pathname, query: {}, headers: {}, body: '' }) ?? 'other'
+    counts[route] = (counts[route] ?? 0) + 1
+    if (options.record === false) return next()
     calls.push({
       method: c.req.method,
       path: url.pathname,
@@ -287,8 +293,25 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
 
   app.route('/api/saas', api)
 
+  // ---- Test controls over HTTP, for the benchmarks' separate emulator process ----------------
+  app.post('/_emulator/apps', async (c) => {
+    const body = (await c.req.json()) as { tenantId: string; clientId: string; clientSecret: string }
+    apps.set(body.clientId, { tenantId: body.tenantId, clientSecret: body.clientSecret })
+    return c.json({ ok: true })
+  })
+  app.post('/_emulator/purchases', async (c) => {
+    const body = (await c.req.json()) as { appId: string; count: number; planId?: string; quantity?: number }
+    const tokens: string[] = []
+    for (let i = 0; i < body.count; i++) {
+      const sub = controls.addSubscription({ appId: body.appId, planId: body.planId ?? 'silver', quantity: body.quantity })
+      tokens.push(controls.issuePurchaseToken(sub.id))
+    }
+    return c.json({ tokens })
+  })
+  app.get('/_emulator/stats', (c) => c.json({ calls: counts, subscriptions: subscriptions.size }))
+
   // ---- Test controls (not part of Microsoft's API) --------------------------------------
-  return {
+  const controls = {
     app,
     calls,
     subscriptions,
@@ -364,6 +387,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
       })
     },
   }
+  return controls
 }
 
 export type AzureEmulator = ReturnType<typeof createAzureEmulator>

@@ -1,0 +1,44 @@
+// The load generator, in its own process: autocannon against one target, results as JSON.
+// Input: argv[2] is the path of a JSON file (path lists can be megabytes):
+// { url, connections, duration?, amount?, paths?: string[], pick?: 'random' | 'sequential', headers? }
+import { readFileSync } from 'node:fs'
+import autocannon from 'autocannon'
+
+interface Job {
+  url: string
+  connections: number
+  duration?: number
+  amount?: number
+  paths?: string[]
+  pick?: 'random' | 'sequential'
+  headers?: Record<string, string>
+}
+
+const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job
+let next = 0
+const paths = job.paths ?? ['/']
+const result = await autocannon({
+  url: job.url,
+  connections: job.connections,
+  ...(job.amount ? { amount: job.amount } : { duration: job.duration ?? 5 }),
+  headers: job.headers,
+  requests: [
+    {
+      setupRequest: (request) => {
+        const path = job.pick === 'sequential' ? paths[next++ % paths.length]! : paths[Math.floor(Math.random() * paths.length)]!
+        return { ...request, path }
+      },
+    },
+  ],
+})
+const statuses = { '2xx': result['2xx'], '3xx': result['3xx'], '4xx': result['4xx'], '5xx': result['5xx'], errors: result.errors, timeouts: result.timeouts }
+console.log(
+  JSON.stringify({
+    rps: result.requests.average,
+    total: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    duration: result.duration,
+    statuses,
+  }),
+)

@@ -1,0 +1,356 @@
+// `npm run bench`: the broker's own cost, measured side by side with bare Hono baselines in
+// one run. Every server is its own process, the load generator (autocannon, bench/load.ts)
+// another; each scenario is warmed up, then measured 3 times, interleaved with its baseline.
+// Prints one table and writes bench/results.json.
+//
+// Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
+// BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, freemem, release, tmpdir, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseConfig } from '../src/config'
+import { upsertEntitlement } from '../src/db/entitlements'
+import { configureIntegration } from '../src/domain/integrations'
+import { newId } from '../src/domain/ids'
+import { createOrg } from '../src/domain/orgs'
+import { createLogger } from '../src/logger'
+import { createNodeDeps } from '../src/node/deps'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tsx = import.meta.resolve('tsx')
+const DURATION = Number(process.env.BENCH_DURATION ?? 5)
+const RUNS = 3
+const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
+const MEMORY_LANDINGS = Number(process.env.BENCH_LANDINGS ?? 20_000)
+const LANDING_RUN = Number(process.env.BENCH_LANDING_RUN ?? 3_000)
+const work = mkdtempSync(join(tmpdir(), 'marketbridge-bench-'))
+const children: ChildProcess[] = []
+const app = { tenantId: 'bench-tenant', clientId: 'bench-client', clientSecret: 'bench~secret' }
+const ADMIN_TOKEN = `bench-admin-${randomBytes(8).toString('hex')}`
+const ENCRYPTION_KEY = randomBytes(32).toString('base64')
+
+let nextPort = 19_000 + Math.floor(Math.random() * 2_000)
+
+/** Starts `node [--import tsx] file args` and resolves with its first JSON line of stdout (or a line matching `ready`). */
+async function start(file: string, args: string[], options: { env?: Record<string, string>; ts?: boolean; ready?: RegExp } = {}) {
+  const child = spawn(process.execPath, [...(options.ts === false ? [] : ['--import', tsx]), join(root, file), ...args], {
+    cwd: root,
+    env: { ...process.env, ...options.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.push(child)
+  let buffer = ''
+  const first = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      buffer += chunk
+      const line = buffer.split('\n').find((l) => (options.ready ? options.ready.test(l) : l.startsWith('{')))
+      if (line) resolve(line)
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', (chunk) => (buffer += chunk))
+    child.on('exit', (code) => reject(new Error(`${file} exited (${code}):\n${buffer}`)))
+  })
+  // Keep draining its output (the broker logs a line per request) so it never blocks on a pipe.
+  child.stdout!.removeAllListeners('data')
+  child.stdout!.on('data', () => {})
+  return { child, first }
+}
+
+function memoryOf(pid: number) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
+}
+
+interface LoadResult {
+  rps: number
+  total: number
+  p50: number
+  p99: number
+  statuses: Record<string, number>
+}
+
+async function load(job: Record<string, unknown>): Promise<LoadResult> {
+  const file = join(work, `job-${randomBytes(4).toString('hex')}.json`)
+  writeFileSync(file, JSON.stringify(job))
+  const child = spawn(process.execPath, ['--import', tsx, join(root, 'bench/load.ts'), file], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  await new Promise((resolve) => child.on('exit', resolve))
+  rmSync(file)
+  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult
+}
+
+async function tokens(emulatorUrl: string, count: number): Promise<string[]> {
+  const all: string[] = []
+  while (all.length < count) {
+    const n = Math.min(5_000, count - all.length)
+    const response = await fetch(`${emulatorUrl}/_emulator/purchases`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ appId: app.clientId, count: n, planId: 'bench', quantity: 1 }),
+    })
+    all.push(...((await response.json()) as { tokens: string[] }).tokens)
+  }
+  return all
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits
+
+interface Row {
+  scenario: string
+  rps: number
+  rpsSpread: [number, number]
+  p50: number
+  p99: number
+  baseline: string | null
+  ratio: number | null
+  peakRssMb: number | null
+  target: string
+  met: boolean | null
+  notes?: string
+  runs: LoadResult[]
+}
+const rows: Row[] = []
+
+function summarize(scenario: string, runs: LoadResult[], extra: Partial<Row> & { target: string }): Row {
+  const rps = runs.map((r) => r.rps)
+  const bad = runs.reduce((n, r) => n + (r.statuses['5xx'] ?? 0) + (r.statuses.errors ?? 0) + (r.statuses.timeouts ?? 0), 0)
+  const row: Row = {
+    scenario,
+    rps: round(median(rps)),
+    rpsSpread: [round(Math.min(...rps)), round(Math.max(...rps))],
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    baseline: null,
+    ratio: null,
+    peakRssMb: null,
+    met: null,
+    runs,
+    ...extra,
+  }
+  if (bad) row.notes = `${bad} errors/5xx`
+  rows.push(row)
+  return row
+}
+
+async function main() {
+  const machine = {
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+    memoryGb: round(totalmem() / 2 ** 30),
+    freeMemoryGb: round(freemem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+  }
+  console.log(`machine: ${machine.cpus}, ${machine.memoryGb} GiB RAM, Linux ${machine.kernel}, Node ${machine.node}`)
+
+  // Marketplace emulators: one answering at once, one adding 100 ms to Resolve and Activate.
+  const fast = JSON.parse((await start('bench/emulator.ts', ['0'])).first) as { url: string }
+  const slow = JSON.parse((await start('bench/emulator.ts', ['100'])).first) as { url: string }
+  for (const emulator of [fast, slow]) {
+    await fetch(`${emulator.url}/_emulator/apps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(app) })
+  }
+
+  // Seed through the data layer: one org, its Azure integration, 100,000 entitlements.
+  const databaseUrl = `sqlite:${join(work, 'bench.db')}`
+  const env = { ADMIN_TOKEN, ENCRYPTION_KEY, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', JOB_INTERVAL_MS: '60000' }
+  const seedStarted = Date.now()
+  const deps = await createNodeDeps(parseConfig({ ...env, AZURE_MARKETPLACE_API_URL: fast.url, AZURE_LOGIN_URL: fast.url }), { logger: createLogger({ silent: true }) })
+  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup' })
+  // The plan's offer type is mapped, so a landing makes the same two calls as baseline B (no plan lookup).
+  await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
+  const partners = ['azure', 'aws', 'gcp'] as const
+  const statuses = ['ACTIVE', 'PENDING_START', 'SUSPENDED', 'CANCELLED'] as const
+  const ids: string[] = []
+  const base = Date.parse('2026-01-01T00:00:00Z')
+  await deps.db.transaction().execute(async (trx) => {
+    for (let i = 0; i < ENTITLEMENTS; i++) {
+      const at = new Date(base + i * 1000).toISOString()
+      const id = newId('ent', base + i * 1000)
+      const partner = partners[i % 3]!
+      await upsertEntitlement(trx, {
+        id, org_id: org.id, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
+        product_id: 'offer', plan_id: 'bench', quantity: 1,
+        buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
+        term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
+        info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
+        created_at: at, updated_at: at,
+      })
+      ids.push(id)
+    }
+  })
+  await deps.db.destroy()
+  console.log(`seeded ${ENTITLEMENTS} entitlements through the data layer in ${round((Date.now() - seedStarted) / 1000)} s`)
+
+  // Servers under test.
+  const basePortA = nextPort++
+  await start('bench/baseline-a.ts', [String(basePortA), '950'])
+  const brokerPort = nextPort++
+  const broker = await start('src/node.ts', [], {
+    env: { ...env, PORT: String(brokerPort), AZURE_MARKETPLACE_API_URL: fast.url, AZURE_LOGIN_URL: fast.url },
+    ready: /listening on/,
+  })
+  const brokerUrl = `http://127.0.0.1:${brokerPort}`
+  const memoryAfterSeed = memoryOf(broker.child.pid!)
+  const basePortB = nextPort++
+  await start('bench/baseline-b.ts', [String(basePortB), fast.url, app.tenantId, app.clientId, app.clientSecret])
+  const auth = { authorization: `Bearer ${apiKey}` }
+  const entitlementSize = (await (await fetch(`${brokerUrl}/api/v1/orgs/${org.id}/entitlements/${ids[0]}`, { headers: auth })).text()).length
+
+  const interleave = async (jobA: () => Record<string, unknown> | Promise<Record<string, unknown>>, jobB: () => Record<string, unknown> | Promise<Record<string, unknown>>) => {
+    await load({ ...(await jobA()), duration: 2 })
+    await load({ ...(await jobB()), duration: 2 })
+    const a: LoadResult[] = []
+    const b: LoadResult[] = []
+    for (let i = 0; i < RUNS; i++) {
+      a.push(await load(await jobA()))
+      b.push(await load(await jobB()))
+    }
+    return [a, b] as const
+  }
+
+  // 1 + 2: baseline A vs reading one entitlement by random id.
+  const readPaths = Array.from({ length: 20_000 }, () => `/api/v1/orgs/${org.id}/entitlements/${ids[Math.floor(Math.random() * ids.length)]}`)
+  const [baselineA, read] = await interleave(
+    () => ({ url: `http://127.0.0.1:${basePortA}`, connections: 10, duration: DURATION, paths: ['/entitlement'] }),
+    () => ({ url: brokerUrl, connections: 10, duration: DURATION, paths: readPaths, headers: auth }),
+  )
+  const rowA = summarize('A: bare Hono, fixed entitlement-sized JSON', baselineA, { target: 'baseline' })
+  summarize('read one entitlement (API key, 100k stored)', read, {
+    baseline: 'A',
+    ratio: round(median(read.map((r) => r.rps)) / rowA.rps, 2),
+    target: '≥ 0.6 × A',
+    met: median(read.map((r) => r.rps)) / rowA.rps >= 0.6,
+  })
+
+  // 3: list pages with partner and status filters.
+  const listPaths = partners.flatMap((p) => statuses.map((s) => `/api/v1/orgs/${org.id}/entitlements?limit=100&partner=${p}&status=${s}`))
+  const list: LoadResult[] = []
+  await load({ url: brokerUrl, connections: 10, duration: 2, paths: listPaths, headers: auth })
+  for (let i = 0; i < RUNS; i++) list.push(await load({ url: brokerUrl, connections: 10, duration: DURATION, paths: listPaths, headers: auth }))
+  const listRow = summarize('list, limit=100, partner+status filters, c=10', list, { target: 'p99 < 10 ms' })
+  listRow.met = listRow.p99 < 10
+
+  // 4: landings against the zero-latency emulator vs baseline B (fresh token each).
+  const landingJob = async (url: string) => ({
+    url,
+    connections: 10,
+    amount: LANDING_RUN,
+    pick: 'sequential',
+    paths: (await tokens(fast.url, LANDING_RUN)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
+  })
+  const [baselineB, landings] = await interleave(
+    () => landingJob(`http://127.0.0.1:${basePortB}`),
+    () => landingJob(brokerUrl),
+  )
+  const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB, { target: 'baseline' })
+  summarize('landing, zero-latency marketplace, c=10', landings, {
+    baseline: 'B',
+    ratio: round(median(landings.map((r) => r.rps)) / rowB.rps, 2),
+    target: '≥ 0.7 × B',
+    met: median(landings.map((r) => r.rps)) / rowB.rps >= 0.7,
+  })
+
+  // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
+  const landMany = async () => {
+    const job = await landingJob(brokerUrl)
+    const paths = (await tokens(fast.url, MEMORY_LANDINGS)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`)
+    await load({ ...job, amount: MEMORY_LANDINGS, paths })
+    await new Promise((r) => setTimeout(r, 1_500))
+    return memoryOf(broker.child.pid!)
+  }
+  const afterFirst = await landMany()
+  const afterSecond = await landMany()
+  const growth = (afterSecond.rssMb - afterFirst.rssMb) / afterFirst.rssMb
+  const peakFast = memoryOf(broker.child.pid!).peakMb
+  for (const row of rows.slice(1)) if (row.baseline !== null || row.scenario.startsWith('list')) row.peakRssMb = round(peakFast)
+  broker.child.kill('SIGTERM')
+  await new Promise((r) => broker.child.on('exit', r))
+
+  // 5: realistic marketplace (100 ms on Resolve and Activate), 200 concurrent buyers; a fresh
+  // broker process so its Entra token requests can be counted.
+  const tokenCallsBefore = ((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0
+  const slowPort = nextPort++
+  const slowBroker = await start('src/node.ts', [], {
+    env: { ...env, PORT: String(slowPort), AZURE_MARKETPLACE_API_URL: slow.url, AZURE_LOGIN_URL: slow.url },
+    ready: /listening on/,
+  })
+  const slowB = nextPort++
+  await start('bench/baseline-b.ts', [String(slowB), slow.url, app.tenantId, app.clientId, app.clientSecret])
+  const realistic = async (url: string) => ({
+    url,
+    connections: 200,
+    amount: 2_000,
+    pick: 'sequential',
+    paths: (await tokens(slow.url, 2_000)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
+  })
+  const [slowBase, slowLandings] = await interleave(
+    () => realistic(`http://127.0.0.1:${slowB}`),
+    () => realistic(`http://127.0.0.1:${slowPort}`),
+  )
+  const tokenCalls = (((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0) - tokenCallsBefore
+  // Baseline B fetched one bearer at its start, outside the count window's purpose: subtract it.
+  const brokerTokenCalls = tokenCalls - 1
+  const slowBaseRow = summarize('B: bare Hono, Resolve + Activate (+100 ms each), c=200', slowBase, { target: 'baseline' })
+  const slowRow = summarize('landing, realistic marketplace (+100 ms each), c=200', slowLandings, {
+    baseline: 'B',
+    ratio: round(median(slowLandings.map((r) => r.rps)) / slowBaseRow.rps, 2),
+    target: 'added p99 < 20 ms; 1 Entra token request',
+  })
+  const added = { p50: slowRow.p50 - 200, p99: slowRow.p99 - 200, baselineP50: slowBaseRow.p50 - 200, baselineP99: slowBaseRow.p99 - 200 }
+  slowRow.met = added.p99 < 20 && brokerTokenCalls === 1
+  slowRow.notes = `added latency p50 ${added.p50} ms, p99 ${added.p99} ms (baseline B adds ${added.baselineP50}/${added.baselineP99}); Entra token requests: ${brokerTokenCalls}`
+  slowRow.peakRssMb = round(memoryOf(slowBroker.child.pid!).peakMb)
+
+  const memory = {
+    afterSeedMb: round(memoryAfterSeed.rssMb),
+    afterFirstLandingsMb: round(afterFirst.rssMb),
+    afterSecondLandingsMb: round(afterSecond.rssMb),
+    growthPercent: round(growth * 100),
+    met: growth <= 0.1,
+  }
+
+  // ---- the table ------------------------------------------------------------------------
+  const header = ['scenario', 'req/s (spread of 3)', 'p50 ms', 'p99 ms', 'vs', 'ratio', 'peak RSS MB', 'target', 'met']
+  const body = rows.map((r) => [
+    r.scenario,
+    `${r.rps} (${r.rpsSpread[0]}–${r.rpsSpread[1]})`,
+    String(r.p50),
+    String(r.p99),
+    r.baseline ?? '',
+    r.ratio === null ? '' : String(r.ratio),
+    r.peakRssMb === null ? '' : String(r.peakRssMb),
+    r.target,
+    r.met === null ? '' : r.met ? 'yes' : 'NO',
+  ])
+  body.push([
+    `memory: RSS after seeding ${ENTITLEMENTS}, +${MEMORY_LANDINGS}, +${MEMORY_LANDINGS} landings`,
+    `${memory.afterSeedMb} → ${memory.afterFirstLandingsMb} → ${memory.afterSecondLandingsMb} MB`,
+    '', '', '', '', '', 'second step ≤ +10 %', `${memory.met ? 'yes' : 'NO'} (${memory.growthPercent >= 0 ? '+' : ''}${memory.growthPercent} %)`,
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)))
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  console.log('')
+  console.log(line(header))
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
+  for (const row of body) console.log(line(row))
+  for (const row of rows) if (row.notes) console.log(`  ${row.scenario}: ${row.notes}`)
+  console.log(`  entitlement JSON: ${entitlementSize} bytes (baseline A answers ~950)`)
+
+  writeFileSync(
+    join(root, 'bench/results.json'),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls } }, null, 2),
+  )
+  console.log('\nwrote bench/results.json')
+}
+
+try {
+  await main()
+} finally {
+  for (const child of children) child.kill('SIGKILL')
+  rmSync(work, { recursive: true, force: true })
+}
