@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely'
 import * as m0001 from './0001_initial'
 import * as m0002 from './0002_claims_and_activations'
+import * as m0003 from './0003_entitlement_filters_index'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -9,4 +10,5 @@ import * as m0002 from './0002_claims_and_activations'
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_claims_and_activations': m0002,
+  '0003_entitlement_filters_index': m0003,
 }

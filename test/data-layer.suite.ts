@@ -62,7 +62,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 

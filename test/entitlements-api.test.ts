@@ -157,3 +157,16 @@ describe('GET one entitlement and its events', () => {
     expect(missing.status).toBe(404)
   })
 })
+
+describe('serialization', () => {
+  test('the spliced JSON of an entitlement is exactly the parsed-and-serialized one, for every stored row', async () => {
+    const { entitlementJson, toEntitlement } = await import('../src/domain/entitlements')
+    const rows = await broker.deps.db.selectFrom('entitlements').selectAll().execute()
+    expect(rows.length).toBeGreaterThan(200)
+    for (const row of rows) {
+      const spliced = entitlementJson(row)
+      expect(JSON.parse(spliced)).toEqual(toEntitlement(row))
+      expect(Object.keys(JSON.parse(spliced))).toEqual(Object.keys(toEntitlement(row)))
+    }
+  })
+})

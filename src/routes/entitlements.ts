@@ -1,6 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import type { AppDeps } from '../deps'
-import { getEntitlement, listEntitlementEvents, listEntitlements } from '../domain/entitlements'
+import { getEntitlementJson, listEntitlementEvents, listEntitlementsJson } from '../domain/entitlements'
 import { type AppEnv, validationHook } from '../env'
 import { EntitlementSchema, EntitlementStatusSchema, EventSchema, PartnerSchema } from '../schemas'
 import { assertOrgAccess } from './auth'
@@ -50,19 +51,24 @@ const eventsRoute = createRoute({
   responses: { 200: jsonResponse(z.object({ items: z.array(EventSchema) }), 'Its events'), ...errorResponses(401, 404) },
 })
 
+/** A 200 whose JSON body the domain already serialized (see entitlementJson). */
+function jsonText(c: Context, body: string) {
+  return c.body(body, 200, { 'content-type': 'application/json' }) as never
+}
+
 export function entitlementRoutes(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 
   app.openapi(listRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json(await listEntitlements(deps, orgId, c.req.valid('query')), 200)
+    return jsonText(c, await listEntitlementsJson(deps, orgId, c.req.valid('query')))
   })
 
   app.openapi(getRoute, async (c) => {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json(await getEntitlement(deps, orgId, id), 200)
+    return jsonText(c, await getEntitlementJson(deps, orgId, id))
   })
 
   app.openapi(eventsRoute, async (c) => {
