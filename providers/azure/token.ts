@@ -62,11 +62,17 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
   // MSAL caches a token once it has one, but landings that arrive together before the first
   // answer would each ask Entra: concurrent requests for one integration share one request.
   const pending = new Map<string, Promise<string>>()
+  // And MSAL's own cache lookup rebuilds its authority on every call (a visible share of a
+  // landing's CPU): a token with more than five minutes left is answered from here.
+  const tokens = new Map<string, { token: string; refreshAt: number }>()
 
   async function acquire(credentials: EntraCredentials, cacheKey: string): Promise<string> {
     try {
       const result = await clientFor(credentials, cacheKey).acquireTokenByClientCredential({ scopes: [SCOPE] })
       if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
+      const expiresAt = result.expiresOn?.getTime() ?? Date.now()
+      if (tokens.size >= MAX_CLIENTS) tokens.delete(tokens.keys().next().value!)
+      tokens.set(cacheKey, { token: result.accessToken, refreshAt: expiresAt - 5 * 60 * 1000 })
       return result.accessToken
     } catch (error) {
       throw classifyMsalError(error)
@@ -75,6 +81,8 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
 
   return {
     getToken(credentials, cacheKey) {
+      const cached = tokens.get(cacheKey)
+      if (cached && cached.refreshAt > Date.now()) return Promise.resolve(cached.token)
       let inflight = pending.get(cacheKey)
       if (!inflight) {
         inflight = acquire(credentials, cacheKey).finally(() => pending.delete(cacheKey))

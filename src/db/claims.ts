@@ -1,4 +1,5 @@
 import type { Insertable } from 'kysely'
+import { runCompiled } from './compiled'
 import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
 
 /**
@@ -9,22 +10,28 @@ import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } fr
 
 /** Inserts the claim, or takes over one whose lease ran out. True when the caller now holds it. */
 export async function claimLanding(db: DB, row: Insertable<LandingClaimsTable>, now: string): Promise<boolean> {
-  const taken = await db
-    .insertInto('landing_claims')
-    .values(row)
-    .onConflict((oc) =>
-      oc
-        .column('token_hash')
-        .doUpdateSet((eb) => ({
-          sealed_token: eb.ref('excluded.sealed_token'),
-          lease_until: eb.ref('excluded.lease_until'),
-          attempts: eb('landing_claims.attempts', '+', 1),
-        }))
-        .where('landing_claims.lease_until', '<', now),
-    )
-    .returning('token_hash')
-    .executeTakeFirst()
-  return taken !== undefined
+  const columns = ['token_hash', 'org_id', 'partner', 'partner_id', 'sealed_token', 'lease_until', 'created_at'] as const
+  const taken = await runCompiled(
+    db,
+    'claimLanding',
+    (p) =>
+      db
+        .insertInto('landing_claims')
+        .values(Object.fromEntries(columns.map((c) => [c, p(c)])) as never)
+        .onConflict((oc) =>
+          oc
+            .column('token_hash')
+            .doUpdateSet((eb) => ({
+              sealed_token: eb.ref('excluded.sealed_token'),
+              lease_until: eb.ref('excluded.lease_until'),
+              attempts: eb('landing_claims.attempts', '+', 1),
+            }))
+            .where('landing_claims.lease_until', '<', p('now')),
+        )
+        .returning('token_hash'),
+    { partner_id: null, ...row, now },
+  )
+  return taken.rows.length > 0
 }
 
 export function findClaim(db: DB, tokenHash: string): Promise<LandingClaimRow | undefined> {
@@ -32,7 +39,7 @@ export function findClaim(db: DB, tokenHash: string): Promise<LandingClaimRow | 
 }
 
 export async function releaseClaim(db: DB, tokenHash: string): Promise<void> {
-  await db.deleteFrom('landing_claims').where('token_hash', '=', tokenHash).execute()
+  await runCompiled(db, 'releaseClaim', (p) => db.deleteFrom('landing_claims').where('token_hash', '=', p('tokenHash')), { tokenHash })
 }
 
 /** Claims whose holder is gone (lease expired), each taken over with a fresh lease. */
@@ -63,23 +70,38 @@ export async function holdActivation(
   now: string,
   options: { due?: boolean } = {},
 ): Promise<PendingActivationRow | undefined> {
-  return db
-    .insertInto('pending_activations')
-    .values({ ...row, next_attempt_at: now, attempts: 0, last_error: null })
-    .onConflict((oc) => {
-      let update = oc
-        .column('entitlement_id')
-        .doUpdateSet((eb) => ({ lease_until: eb.ref('excluded.lease_until') }))
-        .where('pending_activations.lease_until', '<', now)
-      if (options.due) update = update.where('pending_activations.next_attempt_at', '<=', now)
-      return update
-    })
-    .returningAll()
-    .executeTakeFirst()
+  const result = await runCompiled(
+    db,
+    options.due ? 'holdActivation:due' : 'holdActivation',
+    (p) =>
+      db
+        .insertInto('pending_activations')
+        .values({
+          entitlement_id: p('entitlement_id'),
+          org_id: p('org_id'),
+          partner: p('partner'),
+          lease_until: p('lease_until'),
+          created_at: p('created_at'),
+          next_attempt_at: p('now'),
+          attempts: 0,
+          last_error: null,
+        })
+        .onConflict((oc) => {
+          let update = oc
+            .column('entitlement_id')
+            .doUpdateSet((eb) => ({ lease_until: eb.ref('excluded.lease_until') }))
+            .where('pending_activations.lease_until', '<', p('now'))
+          if (options.due) update = update.where('pending_activations.next_attempt_at', '<=', p('now'))
+          return update
+        })
+        .returningAll(),
+    { ...row, now },
+  )
+  return result.rows[0]
 }
 
 export async function activationSettled(db: DB, entitlementId: string): Promise<void> {
-  await db.deleteFrom('pending_activations').where('entitlement_id', '=', entitlementId).execute()
+  await runCompiled(db, 'activationSettled', (p) => db.deleteFrom('pending_activations').where('entitlement_id', '=', p('entitlementId')), { entitlementId })
 }
 
 /** Records a failed attempt, releases the lease and sets when the job tries again. */

@@ -1,4 +1,5 @@
 import type { Insertable } from 'kysely'
+import { runCompiled } from './compiled'
 import type { DB, IntegrationRow, IntegrationsTable } from './schema'
 
 /** Creates or replaces an org's integration for one partner; the partnerId and createdAt of an existing one are kept. */
@@ -21,6 +22,12 @@ export function listIntegrations(db: DB, orgId: string): Promise<IntegrationRow[
   return db.selectFrom('integrations').selectAll().where('org_id', '=', orgId).orderBy('created_at').orderBy('partner').execute()
 }
 
-export function findIntegration(db: DB, orgId: string, partner: string): Promise<IntegrationRow | undefined> {
-  return db.selectFrom('integrations').selectAll().where('org_id', '=', orgId).where('partner', '=', partner).executeTakeFirst()
+export async function findIntegration(db: DB, orgId: string, partner: string): Promise<IntegrationRow | undefined> {
+  const result = await runCompiled(
+    db,
+    'findIntegration',
+    (p) => db.selectFrom('integrations').selectAll().where('org_id', '=', p('orgId')).where('partner', '=', p('partner')),
+    { orgId, partner },
+  )
+  return result.rows[0]
 }

@@ -1,4 +1,5 @@
 import type { Insertable, Updateable } from 'kysely'
+import { runCompiled } from './compiled'
 import type { ApiKeysTable, DB, OrgRow, OrgsTable } from './schema'
 
 /** Inserts an org and its first API key. D1 has no interactive transactions, so a failed key insert removes the org again. */
@@ -13,8 +14,9 @@ export async function insertOrgWithKey(db: DB, org: Insertable<OrgsTable>, key: 
   return row
 }
 
-export function findOrg(db: DB, id: string): Promise<OrgRow | undefined> {
-  return db.selectFrom('orgs').selectAll().where('id', '=', id).executeTakeFirst()
+export async function findOrg(db: DB, id: string): Promise<OrgRow | undefined> {
+  const result = await runCompiled(db, 'findOrg', (p) => db.selectFrom('orgs').selectAll().where('id', '=', p('id')), { id })
+  return result.rows[0]
 }
 
 export function updateOrg(db: DB, id: string, patch: Updateable<OrgsTable>): Promise<OrgRow | undefined> {

@@ -58,6 +58,13 @@ export async function listIntegrations(deps: AppDeps, orgId: string): Promise<In
   return rows.map((row) => toIntegration(deps, row))
 }
 
+/**
+ * Opened secrets by their sealed text, per key holder: unchanged secrets are not decrypted
+ * again on every landing, and nothing opened under one ENCRYPTION_KEY is served to another.
+ */
+const openedByBox = new WeakMap<object, Map<string, Record<string, unknown>>>()
+const OPENED_MAX = 1000
+
 /** The integration with its secrets opened, for a provider call; undefined when not configured. */
 export async function loadProviderIntegration(
   deps: AppDeps,
@@ -71,8 +78,24 @@ export async function loadProviderIntegration(
     orgId,
     partnerId: row.partner_id,
     settings: JSON.parse(row.settings) as Record<string, unknown>,
-    secrets: JSON.parse(await deps.secrets.open(row.secrets, secretContext(orgId, partner))) as Record<string, unknown>,
+    secrets: await openSecrets(deps, row, orgId, partner),
     // Each seal draws a fresh IV, so the sealed text changes with every update.
     version: `${row.updated_at}:${row.secrets.slice(0, 24)}`,
   }
+}
+
+async function openSecrets(deps: AppDeps, row: IntegrationRow, orgId: string, partner: Partner): Promise<Record<string, unknown>> {
+  // The cache key binds the sealed text to its org and partner, as the AES-GCM context does.
+  let opened = openedByBox.get(deps.secrets)
+  if (!opened) {
+    opened = new Map()
+    openedByBox.set(deps.secrets, opened)
+  }
+  const key = `${secretContext(orgId, partner)}\n${row.secrets}`
+  const hit = opened.get(key)
+  if (hit) return hit
+  const secrets = JSON.parse(await deps.secrets.open(row.secrets, secretContext(orgId, partner))) as Record<string, unknown>
+  if (opened.size >= OPENED_MAX) opened.delete(opened.keys().next().value!)
+  opened.set(key, secrets)
+  return secrets
 }

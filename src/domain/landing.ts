@@ -331,7 +331,7 @@ export function createLandingService(deps: AppDeps) {
 
   async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase, source: 'signup' | 'marketplace'): Promise<EntitlementRow> {
     const at = nowIso(deps)
-    const updated = await entitlementsDb.updateEntitlement(deps.db, entitlement.id, { ...purchaseColumns(activated), updated_at: at })
+    const updated = await entitlementsDb.updatePurchaseColumns(deps.db, entitlement.id, { ...purchaseColumns(activated), updated_at: at })
     const row = updated ?? entitlement
     const type = statusEvent(entitlement.status as EntitlementStatus, row.status as EntitlementStatus)
     if (type) await recordEvent(deps, row, type, source, { status: row.status, planId: row.plan_id, quantity: row.quantity }, at)

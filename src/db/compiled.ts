@@ -1,0 +1,38 @@
+import type { CompiledQuery, Compilable, QueryResult } from 'kysely'
+import type { DB } from './schema'
+
+/**
+ * Hot statements compiled once per database and run with new values: building and compiling
+ * a Kysely query costs far more than SQLite takes to run it. A statement is written with
+ * named placeholders (`p('orgId')`), compiled the first time, and every later call only maps
+ * the names to values in the compiled parameter order.
+ */
+const MARK = '\u0000mb:'
+const cache = new WeakMap<DB, Map<string, CompiledQuery>>()
+
+export type Placeholder = <T = any>(name: string) => T
+
+export async function runCompiled<R>(
+  db: DB,
+  key: string,
+  build: (p: Placeholder) => Compilable<R>,
+  values: Record<string, unknown>,
+): Promise<QueryResult<R>> {
+  let statements = cache.get(db)
+  if (!statements) {
+    statements = new Map()
+    cache.set(db, statements)
+  }
+  let compiled = statements.get(key)
+  if (!compiled) {
+    compiled = build(<T>(name: string) => `${MARK}${name}` as T).compile()
+    statements.set(key, compiled)
+  }
+  const parameters = compiled.parameters.map((parameter) => {
+    if (typeof parameter !== 'string' || !parameter.startsWith(MARK)) return parameter
+    const name = parameter.slice(MARK.length)
+    if (!(name in values)) throw new Error(`no value for :${name} in ${key}`)
+    return values[name]
+  })
+  return db.executeQuery<R>({ ...compiled, parameters } as CompiledQuery<R>)
+}
