@@ -138,6 +138,12 @@ function summarize(scenario: string, runs: LoadResult[], extra: Partial<Row> & {
   return row
 }
 
+/** A scenario measured against its baseline: the ratio of median requests/s, and whether it meets `minimum`. */
+function versus(scenario: string, runs: LoadResult[], baseline: Row, name: string, minimum: number): Row {
+  const ratio = median(runs.map((r) => r.rps)) / baseline.rps
+  return summarize(scenario, runs, { baseline: name, ratio: round(ratio, 2), target: `≥ ${minimum} × ${name}`, met: ratio >= minimum })
+}
+
 async function main() {
   const machine = {
     cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
@@ -220,12 +226,7 @@ async function main() {
     () => ({ url: brokerUrl, connections: 10, duration: DURATION, paths: readPaths, headers: auth }),
   )
   const rowA = summarize('A: bare Hono, fixed entitlement-sized JSON', baselineA, { target: 'baseline' })
-  summarize('read one entitlement (API key, 100k stored)', read, {
-    baseline: 'A',
-    ratio: round(median(read.map((r) => r.rps)) / rowA.rps, 2),
-    target: '≥ 0.6 × A',
-    met: median(read.map((r) => r.rps)) / rowA.rps >= 0.6,
-  })
+  versus('read one entitlement (API key, 100k stored)', read, rowA, 'A', 0.6)
 
   // 3: list pages with partner and status filters.
   const listPaths = partners.flatMap((p) => statuses.map((s) => `/api/v1/orgs/${org.id}/entitlements?limit=100&partner=${p}&status=${s}`))
@@ -248,12 +249,7 @@ async function main() {
     () => landingJob(brokerUrl),
   )
   const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB, { target: 'baseline' })
-  summarize('landing, zero-latency marketplace, c=10', landings, {
-    baseline: 'B',
-    ratio: round(median(landings.map((r) => r.rps)) / rowB.rps, 2),
-    target: '≥ 0.7 × B',
-    met: median(landings.map((r) => r.rps)) / rowB.rps >= 0.7,
-  })
+  versus('landing, zero-latency marketplace, c=10', landings, rowB, 'B', 0.7)
 
   // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
   const landMany = async () => {
