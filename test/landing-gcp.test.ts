@@ -119,6 +119,23 @@ describe('gcp landing: happy paths', () => {
     expect(gcp.callsTo('token').length - before).toBe(1)
   })
 
+  test('a token endpoint that wants its own URL as the assertion audience is answered on the second try', async () => {
+    gcp.setTokenAudience('self')
+    try {
+      const s = await scenario()
+      const before = gcp.callsTo('token').length
+      const { accountId } = gcp.addPurchase({ providerId })
+      expect((await s.post(await gcp.mintToken({ aud: audience, sub: accountId }))).status).toBe(303)
+      const calls = gcp.callsTo('token').slice(before)
+      expect(calls).toHaveLength(2)
+      const aud = (call: { body: string }) => JSON.parse(Buffer.from(new URLSearchParams(call.body).get('assertion')!.split('.')[1]!, 'base64url').toString()).aud
+      expect(aud(calls[0]!)).toBe('https://oauth2.googleapis.com/token')
+      expect(aud(calls[1]!)).toBe(gcp.tokenUrl)
+    } finally {
+      gcp.setTokenAudience('google')
+    }
+  })
+
   test('a transient 5xx from the Procurement API is retried', async () => {
     const s = await scenario()
     const { accountId } = gcp.addPurchase({ providerId })

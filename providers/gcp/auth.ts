@@ -41,11 +41,25 @@ export function createServiceAccountTokens(options: { tokenUrl: string; fetch?: 
   }
 
   async function exchange(key: ServiceAccountKey, cacheKey: string, log: ProviderLogger): Promise<string> {
+    try {
+      return await exchangeFor(ASSERTION_AUDIENCE, key, cacheKey, log)
+    } catch (error) {
+      // Google's endpoint wants its documented audience. Another endpoint (a proxy, a test
+      // double) may want its own URL, as google-auth's Python client sends (aud = token_uri):
+      // one more try with that before calling the configuration wrong.
+      if (error instanceof ConfigurationError && options.tokenUrl !== ASSERTION_AUDIENCE && error.detail.googleError === 'invalid_grant') {
+        return exchangeFor(options.tokenUrl, key, cacheKey, log)
+      }
+      throw error
+    }
+  }
+
+  async function exchangeFor(audience: string, key: ServiceAccountKey, cacheKey: string, log: ProviderLogger): Promise<string> {
     const now = Math.floor(Date.now() / 1000)
     const assertion = await new SignJWT({ scope: SCOPE })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(key.private_key_id ? { kid: key.private_key_id } : {}) })
       .setIssuer(key.client_email)
-      .setAudience(ASSERTION_AUDIENCE)
+      .setAudience(audience)
       .setIssuedAt(now)
       .setExpirationTime(now + 3600)
       .sign(await signingKey(key, cacheKey))

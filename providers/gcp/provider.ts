@@ -91,6 +91,14 @@ export function createGcpProvider(options: GcpProviderOptions) {
     if (approved.status === 400 || approved.status === 409) {
       // Approving twice is refused ("not pending"); an account already approved is fine.
       const account = await call(integration, ctx, 'gcp.accounts.get', (o) => api.providers.accounts.get({ name }, o))
+      if (!account.ok && (account.status === 404 || account.status === 405 || account.status === 501)) {
+        // The account exists (approve found it); only its state cannot be read back here.
+        ctx.log.warn('approve refused and the account could not be read back; taking it as already approved', {
+          approveStatus: approved.status,
+          getStatus: account.status,
+        })
+        return
+      }
       if (!account.ok) refused('gcp.accounts.get', account, integration)
       const signup = account.data.approvals?.find((approval) => approval.name === 'signup')
       if (signup?.state === 'APPROVED') return

@@ -89,6 +89,8 @@ export async function createGcpEmulator() {
   const calls: Array<{ route: GcpRoute | null; method: string; path: string; query: Record<string, string>; body: string; authorization: string | null }> = []
   const faults: Array<{ route: GcpRoute; status: number; remaining: number }> = []
   let alreadyApproved: 'error' | 'ok' = 'error'
+  /** Which `aud` the token endpoint wants: Google's documented constant, or its own URL. */
+  let tokenAudience: 'google' | 'self' = 'google'
   let baseUrl = ''
 
   const app = new Hono()
@@ -136,7 +138,7 @@ export async function createGcpEmulator() {
     try {
       const { payload } = await jwtVerify(assertion, await importSPKI(account.publicKeyPem, 'RS256'), {
         algorithms: ['RS256'],
-        audience: GOOGLE_TOKEN_AUDIENCE,
+        audience: tokenAudience === 'google' ? GOOGLE_TOKEN_AUDIENCE : `${baseUrl}/token`,
         issuer: claims.iss,
         requiredClaims: ['iat', 'exp'],
       })
@@ -318,6 +320,9 @@ export async function createGcpEmulator() {
     },
     async strangerKey() {
       return (await generateKeyPair('RS256')).privateKey
+    },
+    setTokenAudience(audience: 'google' | 'self') {
+      tokenAudience = audience
     },
     setAlreadyApprovedBehaviour(behaviour: 'error' | 'ok') {
       alreadyApproved = behaviour
