@@ -81,6 +81,21 @@ describe('aws landing', () => {
     expect(second.headers.get('location')).toBe(first.headers.get('location'))
   })
 
+  test('a form whose "+" was left unencoded (so it decodes to a space) still carries the token', async () => {
+    const s = await scenario()
+    const { token } = aws.addCustomer({ ProductCode: 'prod-plus' })
+    expect(token).toContain('+')
+    const body = `x-amzn-marketplace-token=${token.replace(/\//g, '%2F').replace(/=/g, '%3D')}`
+    const response = await s.broker.request(`/public/signup/aws/orgId/${s.org.id}`, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    })
+    expect(response.status).toBe(303)
+    expect(JSON.parse(aws.callsTo('ResolveCustomer').at(-1)!.body).RegistrationToken).toBe(token)
+  })
+
   test('the token may come in a GET query too', async () => {
     const s = await scenario()
     const { token } = aws.addCustomer({ ProductCode: 'prod-get' })

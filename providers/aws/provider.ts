@@ -9,7 +9,7 @@ import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
-import { isPlausibleToken } from '../shared/token'
+import { formToken, isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
 import type { AwsSecrets, AwsSettings } from './settings'
 
@@ -213,7 +213,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     partner: 'aws',
 
     tokenFrom(input) {
-      return input.form?.get(TOKEN_FIELD) ?? input.query.get(TOKEN_FIELD) ?? null
+      return formToken(input.form?.get(TOKEN_FIELD)) ?? input.query.get(TOKEN_FIELD) ?? null
     },
 
     isPlausibleToken,

@@ -1,7 +1,7 @@
 import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
-import { isPlausibleToken } from '../shared/token'
+import { formToken, isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
 import { AZURE_API_VERSION, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
 import { saasStatus, subscriptionOf, toPurchase } from './mapper'
@@ -105,7 +105,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     partner: 'azure',
 
     tokenFrom(input) {
-      return input.query.get('token') ?? input.form?.get('token') ?? null
+      return input.query.get('token') ?? formToken(input.form?.get('token'))
     },
 
     isPlausibleToken,

@@ -3,7 +3,7 @@ import { ConfigurationError, UpstreamError } from '../errors'
 import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
-import { isPlausibleToken } from '../shared/token'
+import { formToken, isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, ProviderContext, ProviderIntegration } from '../types'
 import { createServiceAccountTokens } from './auth'
 import { type MarketplaceClaims, createMarketplaceJwtVerifier } from './jwt'
@@ -134,7 +134,7 @@ export function createGcpProvider(options: GcpProviderOptions) {
     partner: 'gcp',
 
     tokenFrom(input) {
-      return input.form?.get(TOKEN_FIELD) ?? null
+      return formToken(input.form?.get(TOKEN_FIELD))
     },
 
     isPlausibleToken,

@@ -7,3 +7,10 @@
 export const PLAUSIBLE_TOKEN = /^[\x21-\x7e]{1,8192}$/
 
 export const isPlausibleToken = (token: string) => PLAUSIBLE_TOKEN.test(token)
+
+/**
+ * A token read from an urlencoded form: marketplace tokens are base64 and never contain a
+ * space, so a space can only be a `+` that a client left unencoded and form decoding turned
+ * into a space (the reason Microsoft's accelerator restores them too).
+ */
+export const formToken = (value: string | undefined): string | null => (value === undefined ? null : value.replace(/ /g, '+'))
