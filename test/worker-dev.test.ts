@@ -94,6 +94,13 @@ describe('npm run dev:worker (workerd + D1)', () => {
       expect(new URL(location).searchParams.get('partner')).toBe('azure')
       expect(azure.emulator.subscriptions.get(sub.id)!.saasSubscriptionStatus).toBe('Subscribed')
 
+      // A literal "+" in the query reaches Microsoft as "+" through wrangler's proxy and workerd too.
+      const plusSub = azure.emulator.addSubscription({ appId: azure.clientId })
+      const plusToken = azure.emulator.issuePurchaseToken(plusSub.id)
+      const literal = await fetch(`${first.url}/public/signup/azure/orgId/${orgId}?token=${plusToken.replace(/\//g, '%2F').replace(/=/g, '%3D')}`, { redirect: 'manual' })
+      expect(literal.status).toBe(303)
+      expect(azure.emulator.callsTo('resolve').at(-1)!.headers['x-ms-marketplace-token']).toBe(plusToken)
+
       const missing = await fetch(`${first.url}/public/signup/azure/orgId/${orgId}`)
       expect(missing.status).toBe(400)
       expect(await missing.text()).toContain('Configure account')
@@ -144,7 +151,7 @@ describe('npm run dev:worker (workerd + D1)', () => {
 
     // Expire the AWS landing's token mapping while the Worker is down; the cron handler must prune it.
     const d1 = openPersistedD1(persistTo, false)
-    expect((d1.prepare('select count(*) as n from landing_tokens').get() as { n: number }).n).toBe(3)
+    expect((d1.prepare('select count(*) as n from landing_tokens').get() as { n: number }).n).toBe(4)
     d1.prepare("update landing_tokens set expires_at = '2000-01-01T00:00:00.000Z' where partner = 'aws'").run()
     d1.close()
 
@@ -153,8 +160,8 @@ describe('npm run dev:worker (workerd + D1)', () => {
       const list = await fetch(`${second.url}/api/v1/orgs/${orgId}/entitlements`, { headers: { authorization: `Bearer ${apiKey}` } })
       expect(list.status).toBe(200)
       const { items } = (await list.json()) as { items: Array<{ id: string; status: string; externalId: string; partner: string }> }
-      expect(items.map((item) => item.partner).sort()).toEqual(['aws', 'azure', 'gcp'])
-      expect(items.find((item) => item.partner === 'azure')).toMatchObject({ status: 'ACTIVE', externalId: sub.id, id: new URL(location).searchParams.get('sugerEntitlementId') })
+      expect(items.map((item) => item.partner).sort()).toEqual(['aws', 'azure', 'azure', 'gcp'])
+      expect(items.find((item) => item.externalId === sub.id)).toMatchObject({ status: 'ACTIVE', partner: 'azure', id: new URL(location).searchParams.get('sugerEntitlementId') })
       const activations = azure.emulator.callsTo('activate').length
       const refresh = await fetch(`${second.url}/public/signup/azure/orgId/${orgId}?token=${encodeURIComponent(token)}`, { redirect: 'manual' })
       expect(refresh.status).toBe(303)
@@ -170,6 +177,6 @@ describe('npm run dev:worker (workerd + D1)', () => {
     const after = openPersistedD1(persistTo)
     const left = after.prepare('select partner from landing_tokens order by partner').all() as Array<{ partner: string }>
     after.close()
-    expect(left.map((row) => row.partner)).toEqual(['azure', 'gcp'])
+    expect(left.map((row) => row.partner)).toEqual(['azure', 'azure', 'gcp'])
   }, 120_000)
 })
