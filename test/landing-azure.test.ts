@@ -506,3 +506,21 @@ describe('Entra token under concurrency', () => {
     expect(azure.emulator.callsTo('token').length - before).toBe(1)
   })
 })
+
+describe('short-lived Entra tokens', () => {
+  test('a token that lives only two minutes is still reused across landings', async () => {
+    const short = await startAzure()
+    short.emulator.setAccessTokenLifetime(120)
+    try {
+      const scenario = await createAzureScenario(short)
+      for (let i = 0; i < 3; i++) {
+        const sub = short.emulator.addSubscription({ appId: short.clientId })
+        const response = await scenario.broker.request(scenario.landingPath(`?token=${encodeURIComponent(short.emulator.issuePurchaseToken(sub.id))}`), { token: null })
+        expect(response.status).toBe(303)
+      }
+      expect(short.emulator.callsTo('token')).toHaveLength(1)
+    } finally {
+      await short.close()
+    }
+  })
+})

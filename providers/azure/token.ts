@@ -70,9 +70,12 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
     try {
       const result = await clientFor(credentials, cacheKey).acquireTokenByClientCredential({ scopes: [SCOPE] })
       if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
-      const expiresAt = result.expiresOn?.getTime() ?? Date.now()
+      const now = Date.now()
+      const expiresAt = result.expiresOn?.getTime() ?? now
+      // Renew five minutes early, or halfway through a token that lives less than ten.
+      const margin = Math.min(5 * 60 * 1000, (expiresAt - now) / 2)
       if (tokens.size >= MAX_CLIENTS) tokens.delete(tokens.keys().next().value!)
-      tokens.set(cacheKey, { token: result.accessToken, refreshAt: expiresAt - 5 * 60 * 1000 })
+      tokens.set(cacheKey, { token: result.accessToken, refreshAt: expiresAt - margin })
       return result.accessToken
     } catch (error) {
       throw classifyMsalError(error)
