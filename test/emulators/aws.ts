@@ -166,14 +166,13 @@ export function createAwsEmulator() {
         CustomerAWSAccountId: String(100000000000 + Math.floor(Math.random() * 899999999999)),
         ...customer,
       }
-      // Registration tokens are long base64 strings with "+", "/" and "=" in them.
-      const token = randomBytes(120).toString('base64')
+      const token = registrationToken()
       tokens.set(token, { customer: full, expiresAt: Date.now() + (options.expiresInMs ?? 4 * 3600 * 1000) })
       return { customer: full, token }
     },
     /** Another token for the same customer (AWS: resolving again returns the same customer). */
     tokenFor(customer: EmulatedCustomer) {
-      const token = randomBytes(120).toString('base64')
+      const token = registrationToken()
       tokens.set(token, { customer, expiresAt: Date.now() + 4 * 3600 * 1000 })
       return token
     },
@@ -198,6 +197,14 @@ export function createAwsEmulator() {
 }
 
 export type AwsEmulator = ReturnType<typeof createAwsEmulator>
+
+/** Registration tokens are long base64 strings; each one here has "+" and "/" so tests exercise both. */
+function registrationToken(): string {
+  for (;;) {
+    const token = randomBytes(120).toString('base64')
+    if (token.includes('+') && token.includes('/')) return token
+  }
+}
 
 // ---- Signature Version 4 (AWS General Reference, "Create a signed AWS API request") ------
 
