@@ -8,7 +8,7 @@ import { ping } from './db/entitlements'
 import type { AppDeps } from './deps'
 import { type LandingService, createLandingService } from './domain/landing'
 import { type AppEnv, validationHook } from './env'
-import { ApiError, type ErrorCode } from './errors'
+import { ApiError, type ErrorCode, codeForStatus } from './errors'
 import { DocsPage } from './pages/docs'
 import { ErrorPage } from './pages/landing'
 import { requireCaller } from './routes/auth'
@@ -18,17 +18,6 @@ import { orgRoutes } from './routes/orgs'
 
 const API_BODY_LIMIT = 1024 * 1024
 const LANDING_BODY_LIMIT = 64 * 1024
-
-const statusCodes: Partial<Record<number, ErrorCode>> = {
-  400: 'VALIDATION_ERROR',
-  401: 'UNAUTHORIZED',
-  404: 'NOT_FOUND',
-  409: 'CONFLICT',
-  413: 'PAYLOAD_TOO_LARGE',
-  429: 'RATE_LIMITED',
-  502: 'UPSTREAM_ERROR',
-  503: 'SERVICE_UNAVAILABLE',
-}
 
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz'
 
@@ -142,8 +131,8 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
       code = 'VALIDATION_ERROR'
       status = 400
       message = 'Send the body as JSON (Content-Type: application/json).'
-    } else if (error instanceof HTTPException && statusCodes[error.status]) {
-      code = statusCodes[error.status]!
+    } else if (error instanceof HTTPException && codeForStatus[error.status]) {
+      code = codeForStatus[error.status]!
       status = error.status
       message = status === 400 ? 'The request body is not valid JSON.' : error.message || code
     } else {

@@ -18,6 +18,16 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus
 
+/**
+ * The code for an HTTP status raised outside our domain code (Hono's own HTTPExceptions): the
+ * first code the map above gives that status. 500 has none on purpose, so an unexpected
+ * internal error stays the generic, detail-free INTERNAL_ERROR.
+ */
+export const codeForStatus: Partial<Record<number, ErrorCode>> = {}
+for (const [code, status] of Object.entries(errorStatus) as Array<[ErrorCode, number]>) {
+  if (status !== 500) codeForStatus[status] ??= code
+}
+
 export class ApiError extends Error {
   override name = 'ApiError'
   constructor(

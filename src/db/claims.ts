@@ -125,7 +125,3 @@ export function dueActivations(db: DB, now: string, limit: number) {
     .limit(limit)
     .execute()
 }
-
-export function findPendingActivation(db: DB, entitlementId: string) {
-  return db.selectFrom('pending_activations').selectAll().where('entitlement_id', '=', entitlementId).executeTakeFirst()
-}
