@@ -17,18 +17,24 @@ async function main() {
   const app = createApp(deps, landing)
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
-    console.log(`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL})`)
+    // One write for the whole banner, so whoever waits for "listening on" sees the rest with it.
+    const banner = [`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL})`]
     const admin = secrets.find((secret) => secret.name === 'ADMIN_TOKEN')
     if (admin?.generated) {
       // Printed once, when generated; afterwards it is only in the file.
-      console.log(`\nGenerated an admin token (kept in ${admin.file}, shown only this once):\n  ${admin.value}\n`)
-      console.log('Register an org:')
-      console.log(
-        `  curl -sS -X POST ${config.PUBLIC_URL}/api/v1/orgs -H "Authorization: Bearer ${admin.value}" -H "Content-Type: application/json" -d '{"name":"Acme","fulfillmentUrl":"https://app.acme.example/signup"}'\n`,
+      banner.push(
+        '',
+        `Generated an admin token (kept in ${admin.file}, shown only this once):`,
+        `  ${admin.value}`,
+        '',
+        'Register an org:',
+        `  curl -sS -X POST ${config.PUBLIC_URL}/api/v1/orgs -H "Authorization: Bearer ${admin.value}" -H "Content-Type: application/json" -d '{"name":"Acme","fulfillmentUrl":"https://app.acme.example/signup"}'`,
+        '',
       )
     } else if (admin) {
-      console.log(`Admin token: in ${admin.file}`)
+      banner.push(`Admin token: in ${admin.file}`)
     }
+    console.log(banner.join('\n'))
   })
 
   // The background job: interrupted landings, pending activations, expired token hashes.
