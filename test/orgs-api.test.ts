@@ -52,6 +52,9 @@ describe('POST /api/v1/orgs', () => {
     await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: null }), 401, 'UNAUTHORIZED')
     await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: 'wrong-token' }), 401, 'UNAUTHORIZED')
     await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: `${ADMIN_TOKEN}x` }), 401, 'UNAUTHORIZED')
+    await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: ADMIN_TOKEN.slice(0, -1) }), 401, 'UNAUTHORIZED')
+    const lastChanged = `${ADMIN_TOKEN.slice(0, -1)}${ADMIN_TOKEN.endsWith('a') ? 'b' : 'a'}`
+    await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: lastChanged }), 401, 'UNAUTHORIZED')
     const { apiKey } = await broker.createOrg()
     await expectError(await broker.request('/api/v1/orgs', { method: 'POST', json, token: apiKey }), 401, 'UNAUTHORIZED')
   })
