@@ -2,6 +2,7 @@ import type { Migration } from 'kysely'
 import * as m0001 from './0001_initial'
 import * as m0002 from './0002_claims_and_activations'
 import * as m0003 from './0003_entitlement_filters_index'
+import * as m0004 from './0004_entitlement_json'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_claims_and_activations': m0002,
   '0003_entitlement_filters_index': m0003,
+  '0004_entitlement_json': m0004,
 }

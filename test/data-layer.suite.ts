@@ -2,9 +2,11 @@ import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as entitlementsDb from '../src/db/entitlements'
 import * as integrationsDb from '../src/db/integrations'
+import * as m0004 from '../migrations/0004_entitlement_json'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
 import type { Database, NewEntitlementRow } from '../src/db/schema'
+import { entitlementJson, toEntitlement } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
 
 /**
@@ -62,7 +64,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 
@@ -111,6 +113,54 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       expect((await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { partner: 'aws' }))).created).toBe(true)
       expect((await entitlementsDb.upsertEntitlement(db, entitlement((await org()).id, 'sub-race'))).created).toBe(true)
       expect(await entitlementsDb.findEntitlementByExternalId(db, id, 'azure', 'sub-race')).toMatchObject({ id: results[0]!.row.id })
+    })
+
+    test('the stored JSON is what entitlementJson builds from the columns, after an insert, an upsert and an update', async () => {
+      const { id } = await org()
+      const stored = async (entitlementId: string) => {
+        const row = (await entitlementsDb.findEntitlement(db, id, entitlementId))!
+        const json = await entitlementsDb.findEntitlementJson(db, id, entitlementId)
+        expect(json).toBe(entitlementJson(row))
+        expect(JSON.parse(json!)).toEqual(toEntitlement(row))
+        const page = await entitlementsDb.listEntitlementJson(db, { orgId: id, limit: 10 })
+        expect(page.rows.find((r) => r.id === entitlementId)?.json).toBe(json)
+        return JSON.parse(json!) as Record<string, unknown>
+      }
+      // Strings JSON must escape, and some it must not: quotes, backslashes, control characters, non-ASCII.
+      const awkward = 'q"uote \\ back\nline\ttab \u0001 \u001f \u007f é 日本 😀 \u2028 </script>'
+      const first = entitlement(id, `ext ${awkward}`, {
+        product_id: awkward,
+        plan_id: null,
+        quantity: null,
+        buyer: JSON.stringify({ email: 'a@b.example', name: awkward }),
+        term: JSON.stringify({ start: null, end: null }),
+        is_free_trial: 1,
+        info: JSON.stringify({ nested: { list: [1, 2.5, true, null, awkward] } }),
+      })
+      const created = await entitlementsDb.upsertEntitlement(db, first)
+      expect(await stored(created.row.id)).toMatchObject({ externalId: `ext ${awkward}`, productId: awkward, planId: null, quantity: null, isFreeTrial: true })
+      // The conflict path keeps id and createdAt and takes the rest from the new sighting.
+      await entitlementsDb.upsertEntitlement(db, { ...first, id: newId('ent'), status: 'ACTIVE', plan_id: 'gold', quantity: 3, created_at: at(5), updated_at: at(6) })
+      expect(await stored(created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
+      await entitlementsDb.updatePurchaseColumns(db, created.row.id, {
+        status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9),
+      })
+      expect(await stored(created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
+      expect(await entitlementsDb.findEntitlementJson(db, (await org()).id, created.row.id)).toBeUndefined()
+    })
+
+    test('migration 0004 fills the JSON of rows that existed before it, and can run again after a crash', async () => {
+      const { id } = await org()
+      await m0004.down(db)
+      const row = entitlement(id, 'before-0004', { buyer: '{"name":"Ann \\"A\\""}' })
+      await db.insertInto('entitlements').values(row).execute()
+      await m0004.up(db)
+      await m0004.up(db)
+      const saved = (await entitlementsDb.findEntitlement(db, id, row.id))!
+      expect(await entitlementsDb.findEntitlementJson(db, id, row.id)).toBe(entitlementJson(saved))
+      // The triggers are back: a later update still reaches the JSON.
+      await entitlementsDb.updatePurchaseColumns(db, row.id, { ...saved, status: 'ACTIVE', updated_at: at(3) })
+      expect(JSON.parse((await entitlementsDb.findEntitlementJson(db, id, row.id))!)).toMatchObject({ status: 'ACTIVE', updatedAt: at(3) })
     })
 
     test('keyset pagination is newest first with (created_at, id) ties broken by id, filters included', async () => {

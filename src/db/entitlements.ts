@@ -6,14 +6,17 @@ import type {
   EntitlementEventsTable,
   EntitlementRow,
   EntitlementUpdate,
+  EntitlementsTable,
   LandingTokensTable,
   NewEntitlementRow,
 } from './schema'
 
+/** Every column but `json` (which only the read paths want). */
 const ENTITLEMENT_COLUMNS = [
   'id', 'org_id', 'partner', 'partner_id', 'external_id', 'status', 'offer_type', 'product_id', 'plan_id', 'quantity',
   'buyer', 'term', 'is_free_trial', 'is_test', 'info', 'created_at', 'updated_at',
 ] as const
+const QUALIFIED_COLUMNS = ENTITLEMENT_COLUMNS.map((column) => `entitlements.${column}` as const)
 /** Columns a later sighting of the same purchase refreshes (id and created_at stay). */
 const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id' && column !== 'org_id' && column !== 'partner' && column !== 'external_id' && column !== 'created_at')
 
@@ -35,7 +38,7 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
             .columns(['org_id', 'partner', 'external_id'])
             .doUpdateSet((eb) => Object.fromEntries(REFRESHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)])) as never),
         )
-        .returningAll(),
+        .returning(ENTITLEMENT_COLUMNS),
     { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0 },
   )
   const saved = result.rows[0]!
@@ -47,7 +50,12 @@ export async function findEntitlementByExternalId(db: DB, orgId: string, partner
     db,
     'findEntitlementByExternalId',
     (p) =>
-      db.selectFrom('entitlements').selectAll().where('org_id', '=', p('orgId')).where('partner', '=', p('partner')).where('external_id', '=', p('externalId')),
+      db
+        .selectFrom('entitlements')
+        .select(ENTITLEMENT_COLUMNS)
+        .where('org_id', '=', p('orgId'))
+        .where('partner', '=', p('partner'))
+        .where('external_id', '=', p('externalId')),
     { orgId, partner, externalId },
   )
   return result.rows[0]
@@ -64,19 +72,29 @@ export async function updatePurchaseColumns(db: DB, id: string, columns: Omit<En
         .updateTable('entitlements')
         .set(Object.fromEntries(names.map((name) => [name, p(name)])))
         .where('id', '=', p('id'))
-        .returningAll(),
+        .returning(ENTITLEMENT_COLUMNS),
     { ...Object.fromEntries(names.map((name) => [name, columns[name]])), id },
   )
   return result.rows[0]
 }
 
-/** The API's hottest query. */
 export async function findEntitlement(db: DB, orgId: string, id: string): Promise<EntitlementRow | undefined> {
-  const result = await runCompiled(db, 'findEntitlement', (p) => db.selectFrom('entitlements').selectAll().where('org_id', '=', p('orgId')).where('id', '=', p('id')), {
+  const result = await runCompiled(
+    db,
+    'findEntitlement',
+    (p) => db.selectFrom('entitlements').select(ENTITLEMENT_COLUMNS).where('org_id', '=', p('orgId')).where('id', '=', p('id')),
+    { orgId, id },
+  )
+  return result.rows[0]
+}
+
+/** The API's hottest query: one entitlement's stored JSON (null when it is not the org's). */
+export async function findEntitlementJson(db: DB, orgId: string, id: string): Promise<string | null | undefined> {
+  const result = await runCompiled(db, 'findEntitlementJson', (p) => db.selectFrom('entitlements').select('json').where('org_id', '=', p('orgId')).where('id', '=', p('id')), {
     orgId,
     id,
   })
-  return result.rows[0]
+  return result.rows[0] ? result.rows[0].json : undefined
 }
 
 export interface EntitlementPageQuery {
@@ -90,17 +108,39 @@ export interface EntitlementPageQuery {
 
 /** Newest first, keyset-paginated on (created_at, id); asks for one extra row to know whether a next page exists. */
 export async function listEntitlements(db: DB, query: EntitlementPageQuery): Promise<{ rows: EntitlementRow[]; hasMore: boolean }> {
-  let select = db.selectFrom('entitlements').selectAll().where('org_id', '=', query.orgId)
-  if (query.partner) select = select.where('partner', '=', query.partner)
-  if (query.status) select = select.where('status', '=', query.status)
-  const before = query.before
-  if (before) {
-    select = select.where((eb) =>
-      eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]),
-    )
-  }
-  const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+  const result = await runPage(db, query, 'listEntitlements', ENTITLEMENT_COLUMNS)
+  return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
+}
+
+/** The same page as `listEntitlements`, as each entitlement's stored JSON plus its keyset. */
+export async function listEntitlementJson(
+  db: DB,
+  query: EntitlementPageQuery,
+): Promise<{ rows: Array<{ id: string; created_at: string; json: string | null }>; hasMore: boolean }> {
+  const result = await runPage(db, query, 'listEntitlementJson', ['id', 'created_at', 'json'] as const)
+  return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
+}
+
+/** A page query, compiled once per combination of filters (eight at most). */
+function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPageQuery, name: string, columns: readonly C[]) {
+  const { partner, status, before } = query
+  const key = `${name}:${partner ? 'p' : ''}${status ? 's' : ''}${before ? 'b' : ''}`
+  return runCompiled(
+    db,
+    key,
+    (p) => {
+      let select = db.selectFrom('entitlements').select(columns).where('org_id', '=', p('orgId'))
+      if (partner) select = select.where('partner', '=', p('partner'))
+      if (status) select = select.where('status', '=', p('status'))
+      if (before) {
+        select = select.where((eb) =>
+          eb.or([eb('created_at', '<', p('beforeCreatedAt')), eb.and([eb('created_at', '=', p('beforeCreatedAt')), eb('id', '<', p('beforeId'))])]),
+        )
+      }
+      return select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(p('limit'))
+    },
+    { orgId: query.orgId, partner, status, beforeCreatedAt: before?.createdAt, beforeId: before?.id, limit: query.limit + 1 },
+  )
 }
 
 export async function insertEvent(db: DB, event: Insertable<EntitlementEventsTable>): Promise<void> {
@@ -120,7 +160,7 @@ export async function findLandingToken(db: DB, tokenHash: string, now: string): 
       db
         .selectFrom('landing_tokens')
         .innerJoin('entitlements', 'entitlements.id', 'landing_tokens.entitlement_id')
-        .selectAll('entitlements')
+        .select(QUALIFIED_COLUMNS)
         .where('landing_tokens.token_hash', '=', p('tokenHash'))
         .where('landing_tokens.expires_at', '>', p('now')),
     { tokenHash, now },

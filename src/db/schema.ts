@@ -49,6 +49,12 @@ export interface EntitlementsTable {
   info: string
   created_at: string
   updated_at: string
+  /**
+   * The entitlement's API JSON, written by the database's own triggers (migration 0004) from
+   * the columns above. Only the read paths select it; RETURNING would show it from before the
+   * trigger ran, so no write returns it.
+   */
+  json: Generated<string | null>
 }
 
 export interface EntitlementEventsTable {
@@ -106,7 +112,7 @@ export interface Database {
 export type DB = Kysely<Database>
 export type OrgRow = Selectable<OrgsTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
-export type EntitlementRow = Selectable<EntitlementsTable>
+export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>
 export type NewEntitlementRow = Insertable<EntitlementsTable>
 export type EntitlementUpdate = Updateable<EntitlementsTable>
 export type EntitlementEventRow = Selectable<EntitlementEventsTable>

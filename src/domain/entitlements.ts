@@ -101,7 +101,7 @@ export async function recordEvent(
 // ---- reading -------------------------------------------------------------------------
 
 /** Opaque to clients: base64url of the last row's (createdAt, id). */
-function encodeCursor(row: EntitlementRow): string {
+function encodeCursor(row: Pick<EntitlementRow, 'created_at' | 'id'>): string {
   return base64UrlEncode(new TextEncoder().encode(JSON.stringify([row.created_at, row.id])))
 }
 
@@ -117,7 +117,11 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
   throw new ApiError('INVALID_CURSOR', 'cursor is not one this API returned.')
 }
 
-/** A page of entitlements as the JSON text of `{"items": Entitlement[], "nextCursor"}`. */
+/**
+ * A page of entitlements as the JSON text of `{"items": Entitlement[], "nextCursor"}`, from
+ * each row's stored JSON (see migration 0004). A row without it (which the database's triggers
+ * leave no room for) is serialized from its columns instead.
+ */
 export async function listEntitlementsJson(
   deps: AppDeps,
   orgId: string,
@@ -125,14 +129,20 @@ export async function listEntitlementsJson(
 ): Promise<string> {
   const before = query.cursor ? decodeCursor(query.cursor) : undefined
   await getOrg(deps, orgId)
-  const page = await entitlementsDb.listEntitlements(deps.db, { orgId, partner: query.partner, status: query.status, limit: query.limit, before })
+  const pageQuery = { orgId, partner: query.partner, status: query.status, limit: query.limit, before }
+  const page = await entitlementsDb.listEntitlementJson(deps.db, pageQuery)
+  let items: string[] = page.rows.map((row) => row.json!)
+  if (page.rows.some((row) => row.json === null)) items = (await entitlementsDb.listEntitlements(deps.db, pageQuery)).rows.map(entitlementJson)
   const last = page.rows.at(-1)
   const nextCursor = page.hasMore && last ? encodeCursor(last) : null
-  return `{"items":[${page.rows.map(entitlementJson).join(',')}],"nextCursor":${JSON.stringify(nextCursor)}}`
+  return `{"items":[${items.join(',')}],"nextCursor":${JSON.stringify(nextCursor)}}`
 }
 
 /** One entitlement as JSON text. */
 export async function getEntitlementJson(deps: AppDeps, orgId: string, id: string): Promise<string> {
+  const json = await entitlementsDb.findEntitlementJson(deps.db, orgId, id)
+  if (json === undefined) throw notFound('Entitlement')
+  if (json !== null) return json
   const row = await entitlementsDb.findEntitlement(deps.db, orgId, id)
   if (!row) throw notFound('Entitlement')
   return entitlementJson(row)
