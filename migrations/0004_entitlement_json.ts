@@ -37,7 +37,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     () => false,
   )
   if (!hasColumn) await db.schema.alterTable('entitlements').addColumn('json', 'text').execute()
-  await sql`create trigger if not exists entitlements_json_insert after insert on entitlements begin
+  // An insert that brings its JSON (the broker's own) is left as it is.
+  await sql`create trigger if not exists entitlements_json_insert after insert on entitlements when new.json is null begin
     update entitlements set json = ${json('new')} where rowid = new.rowid;
   end`.execute(db)
   await sql`create trigger if not exists entitlements_json_update after update of ${sql.raw(SHOWN)} on entitlements begin

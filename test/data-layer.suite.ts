@@ -5,7 +5,7 @@ import * as integrationsDb from '../src/db/integrations'
 import * as m0004 from '../migrations/0004_entitlement_json'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
-import type { Database, NewEntitlementRow } from '../src/db/schema'
+import type { Database, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
 import { entitlementJson, toEntitlement } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
 
@@ -139,14 +139,22 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       })
       const created = await entitlementsDb.upsertEntitlement(db, first)
       expect(await stored(created.row.id)).toMatchObject({ externalId: `ext ${awkward}`, productId: awkward, planId: null, quantity: null, isFreeTrial: true })
-      // The conflict path keeps id and createdAt and takes the rest from the new sighting.
-      await entitlementsDb.upsertEntitlement(db, { ...first, id: newId('ent'), status: 'ACTIVE', plan_id: 'gold', quantity: 3, created_at: at(5), updated_at: at(6) })
+      // The conflict path keeps id and createdAt and takes the rest from the new sighting; the
+      // JSON the caller brought for its would-be new row is rebuilt by the update trigger.
+      const sighting = { ...first, id: newId('ent'), status: 'ACTIVE', plan_id: 'gold', quantity: 3, created_at: at(5), updated_at: at(6) }
+      await entitlementsDb.upsertEntitlement(db, { ...sighting, json: entitlementJson({ ...sighting, is_free_trial: 1, is_test: 0 } as EntitlementRow) })
       expect(await stored(created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
       await entitlementsDb.updatePurchaseColumns(db, created.row.id, {
         status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9),
       })
       expect(await stored(created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
       expect(await entitlementsDb.findEntitlementJson(db, (await org()).id, created.row.id)).toBeUndefined()
+      // An insert that brings its own JSON (the broker's landings do) keeps it.
+      const own = entitlement(id, 'own-json', { buyer: JSON.stringify({ name: awkward }) })
+      const ownJson = entitlementJson({ ...own, is_free_trial: 0, is_test: 0 } as EntitlementRow)
+      await entitlementsDb.upsertEntitlement(db, { ...own, json: ownJson })
+      expect(await entitlementsDb.findEntitlementJson(db, id, own.id)).toBe(ownJson)
+      await stored(own.id)
     })
 
     test('migration 0004 fills the JSON of rows that existed before it, and can run again after a crash', async () => {

@@ -24,6 +24,8 @@ const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id'
  * Inserts the entitlement, or updates the one the org already has for this marketplace
  * purchase (unique org + partner + external id) in the same statement, so two landings
  * racing for one purchase still leave exactly one row. `created` tells which happened.
+ * `json`, when given, is the new row's API JSON (saves the insert trigger its work); on a
+ * conflict the update trigger rebuilds it from the updated row.
  */
 export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise<{ row: EntitlementRow; created: boolean }> {
   const result = await runCompiled(
@@ -32,14 +34,14 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
     (p) =>
       db
         .insertInto('entitlements')
-        .values(Object.fromEntries(ENTITLEMENT_COLUMNS.map((column) => [column, p(column)])) as NewEntitlementRow)
+        .values(Object.fromEntries([...ENTITLEMENT_COLUMNS, 'json'].map((column) => [column, p(column)])) as NewEntitlementRow)
         .onConflict((oc) =>
           oc
             .columns(['org_id', 'partner', 'external_id'])
             .doUpdateSet((eb) => Object.fromEntries(REFRESHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)])) as never),
         )
         .returning(ENTITLEMENT_COLUMNS),
-    { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0 },
+    { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0, json: row.json ?? null },
   )
   const saved = result.rows[0]!
   return { row: saved, created: saved.id === row.id }

@@ -17,7 +17,7 @@ import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import type { EventType } from '../schemas'
 import { sha256Hex } from './crypto'
-import { purchaseColumns, recordEvent, toEntitlement } from './entitlements'
+import { entitlementJson, purchaseColumns, recordEvent, toEntitlement } from './entitlements'
 import { newId } from './ids'
 import { loadProviderIntegration } from './integrations'
 
@@ -263,7 +263,7 @@ export function createLandingService(deps: AppDeps) {
   async function storePurchase(work: Work, purchase: NormalizedPurchase): Promise<EntitlementRow> {
     const at = nowIso(deps)
     const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, work.org.id, work.partner, purchase.externalId)
-    const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, {
+    const fresh = {
       id: newId('ent'),
       org_id: work.org.id,
       partner: work.partner,
@@ -272,7 +272,8 @@ export function createLandingService(deps: AppDeps) {
       ...purchaseColumns(purchase),
       created_at: at,
       updated_at: at,
-    })
+    }
+    const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, { ...fresh, json: entitlementJson(fresh) })
     const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
     if (created || !previous) {
       await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
