@@ -123,7 +123,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
         expect(json).toBe(entitlementJson(row))
         expect(JSON.parse(json!)).toEqual(toEntitlement(row))
         const page = await entitlementsDb.listEntitlementJson(db, { orgId: id, limit: 10 })
-        expect(page.rows.find((r) => r.id === entitlementId)?.json).toBe(json)
+        expect(page.rows.map((r) => r.json)).toContain(json)
         return JSON.parse(json!) as Record<string, unknown>
       }
       // Strings JSON must escape, and some it must not: quotes, backslashes, control characters, non-ASCII.

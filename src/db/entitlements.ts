@@ -114,12 +114,12 @@ export async function listEntitlements(db: DB, query: EntitlementPageQuery): Pro
   return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
 }
 
-/** The same page as `listEntitlements`, as each entitlement's stored JSON plus its keyset. */
-export async function listEntitlementJson(
-  db: DB,
-  query: EntitlementPageQuery,
-): Promise<{ rows: Array<{ id: string; created_at: string; json: string | null }>; hasMore: boolean }> {
-  const result = await runPage(db, query, 'listEntitlementJson', ['id', 'created_at', 'json'] as const)
+/**
+ * The same page as `listEntitlements`, as each entitlement's stored JSON only (its keyset is in
+ * it: a third of the page's cost was turning two more columns per row into strings).
+ */
+export async function listEntitlementJson(db: DB, query: EntitlementPageQuery): Promise<{ rows: Array<{ json: string | null }>; hasMore: boolean }> {
+  const result = await runPage(db, query, 'listEntitlementJson', ['json'] as const)
   return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
 }
 

@@ -131,9 +131,16 @@ export async function listEntitlementsJson(
   await getOrg(deps, orgId)
   const pageQuery = { orgId, partner: query.partner, status: query.status, limit: query.limit, before }
   const page = await entitlementsDb.listEntitlementJson(deps.db, pageQuery)
-  let items: string[] = page.rows.map((row) => row.json!)
-  if (page.rows.some((row) => row.json === null)) items = (await entitlementsDb.listEntitlements(deps.db, pageQuery)).rows.map(entitlementJson)
-  const last = page.rows.at(-1)
+  let items = page.rows.map((row) => row.json)
+  let last: Pick<EntitlementRow, 'created_at' | 'id'> | undefined
+  if (items.includes(null)) {
+    const rows = (await entitlementsDb.listEntitlements(deps.db, pageQuery)).rows
+    items = rows.map(entitlementJson)
+    last = rows.at(-1)
+  } else if (page.hasMore && items.length > 0) {
+    const { createdAt, id } = JSON.parse(items.at(-1)!) as { createdAt: string; id: string }
+    last = { created_at: createdAt, id }
+  }
   const nextCursor = page.hasMore && last ? encodeCursor(last) : null
   return `{"items":[${items.join(',')}],"nextCursor":${JSON.stringify(nextCursor)}}`
 }
