@@ -159,6 +159,38 @@ describe('GET one entitlement and its events', () => {
 })
 
 describe('serialization', () => {
+  test('rows without their stored JSON are served from their columns: the same entitlement and the same pages', async () => {
+    const { sql } = await import('kysely')
+    // Every page's body, as text, following the cursors.
+    const bodies = async (query: string, limit: number) => {
+      const texts: string[] = []
+      let cursor: string | null = null
+      do {
+        const sep = query ? '&' : '?'
+        const response = await broker.request(`/api/v1/orgs/${orgId}/entitlements${query}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: apiKey })
+        texts.push(await response.text())
+        cursor = (JSON.parse(texts.at(-1)!) as { nextCursor: string | null }).nextCursor
+      } while (cursor && texts.length < 500)
+      return texts
+    }
+    const before = await bodies('', 7)
+    const one = seeded[5]!.id
+    const got = await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${one}`, { token: apiKey })).text()
+    const filtered = await bodies('?partner=aws&status=ACTIVE', 3)
+    // Every fifth row loses its JSON, as a row written with the triggers dropped would.
+    await sql`update entitlements set json = null where rowid % 5 = 0 or id = ${one}`.execute(broker.deps.db)
+    try {
+      expect((await sql<{ n: number }>`select count(*) as n from entitlements where json is null`.execute(broker.deps.db)).rows[0]!.n).toBeGreaterThan(40)
+      expect(await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${one}`, { token: apiKey })).text()).toBe(got)
+      expect(await bodies('', 7)).toEqual(before)
+      expect(await bodies('?partner=aws&status=ACTIVE', 3)).toEqual(filtered)
+    } finally {
+      // Touching a shown column makes the update trigger write the JSON again.
+      await sql`update entitlements set updated_at = updated_at`.execute(broker.deps.db)
+    }
+    expect((await sql<{ n: number }>`select count(*) as n from entitlements where json is null`.execute(broker.deps.db)).rows[0]!.n).toBe(0)
+  })
+
   test('the spliced JSON of an entitlement is exactly the parsed-and-serialized one, for every stored row', async () => {
     const { entitlementJson, toEntitlement } = await import('../src/domain/entitlements')
     const rows = await broker.deps.db.selectFrom('entitlements').selectAll().execute()

@@ -90,7 +90,10 @@ export async function findEntitlement(db: DB, orgId: string, id: string): Promis
   return result.rows[0]
 }
 
-/** The API's hottest query: one entitlement's stored JSON (null when it is not the org's). */
+/**
+ * The API's hottest query: one entitlement's stored JSON. Undefined when the org has no such
+ * entitlement; null if its row has no JSON (see migration 0004).
+ */
 export async function findEntitlementJson(db: DB, orgId: string, id: string): Promise<string | null | undefined> {
   const result = await runCompiled(db, 'findEntitlementJson', (p) => db.selectFrom('entitlements').select('json').where('org_id', '=', p('orgId')).where('id', '=', p('id')), {
     orgId,
