@@ -17,6 +17,9 @@ export interface WorkerProcess {
 
 export async function startWorker(persistTo: string, vars: Record<string, string>): Promise<WorkerProcess> {
   const port = await freePort()
+  // Its own devtools port too: wrangler takes 9229 when it looks free, and two suites starting
+  // wrangler at the same moment both saw it free and one of them died binding it.
+  const inspectorPort = await freePort()
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -25,6 +28,7 @@ export async function startWorker(persistTo: string, vars: Record<string, string
       script,
       '--port', String(port),
       '--ip', '127.0.0.1',
+      '--inspector-port', String(inspectorPort),
       '--persist-to', persistTo,
       '--test-scheduled',
       '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
