@@ -3,6 +3,8 @@
  * SHA-256 digests for API keys and marketplace tokens, and AES-GCM for integration secrets.
  */
 
+import { BoundedMap } from '../bounded-map'
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -47,12 +49,11 @@ export async function sha256Hex(text: string): Promise<string> {
  * per call, while the same key's hash never changes. Bounded; oldest entries go first.
  */
 export function createHashCache(size = 1000) {
-  const cache = new Map<string, string>()
+  const cache = new BoundedMap<string, string>(size)
   return async (text: string): Promise<string> => {
     const hit = cache.get(text)
     if (hit !== undefined) return hit
     const hash = await sha256Hex(text)
-    if (cache.size >= size) cache.delete(cache.keys().next().value!)
     cache.set(text, hash)
     return hash
   }

@@ -1,6 +1,7 @@
 import type { z } from 'zod'
 import { integrationSpecs } from '../../providers/index'
 import type { Partner, ProviderIntegration } from '../../providers/types'
+import { BoundedMap } from '../bounded-map'
 import * as integrationsDb from '../db/integrations'
 import type { IntegrationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
@@ -62,7 +63,7 @@ export async function listIntegrations(deps: AppDeps, orgId: string): Promise<In
  * Opened secrets by their sealed text, per key holder: unchanged secrets are not decrypted
  * again on every landing, and nothing opened under one ENCRYPTION_KEY is served to another.
  */
-const openedByBox = new WeakMap<object, Map<string, Record<string, unknown>>>()
+const openedByBox = new WeakMap<object, BoundedMap<string, Record<string, unknown>>>()
 const OPENED_MAX = 1000
 
 /** The integration with its secrets opened, for a provider call; undefined when not configured. */
@@ -88,14 +89,13 @@ async function openSecrets(deps: AppDeps, row: IntegrationRow, orgId: string, pa
   // The cache key binds the sealed text to its org and partner, as the AES-GCM context does.
   let opened = openedByBox.get(deps.secrets)
   if (!opened) {
-    opened = new Map()
+    opened = new BoundedMap(OPENED_MAX)
     openedByBox.set(deps.secrets, opened)
   }
   const key = `${secretContext(orgId, partner)}\n${row.secrets}`
   const hit = opened.get(key)
   if (hit) return hit
   const secrets = JSON.parse(await deps.secrets.open(row.secrets, secretContext(orgId, partner))) as Record<string, unknown>
-  if (opened.size >= OPENED_MAX) opened.delete(opened.keys().next().value!)
   opened.set(key, secrets)
   return secrets
 }

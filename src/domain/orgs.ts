@@ -1,3 +1,4 @@
+import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
 import type { OrgRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
@@ -92,7 +93,7 @@ const keyHash = createHashCache()
  */
 const KEY_CACHE_MS = 30_000
 const KEY_CACHE_SIZE = 10_000
-const keyOrgs = new Map<string, { orgId: string; until: number }>()
+const keyOrgs = new BoundedMap<string, { orgId: string; until: number }>(KEY_CACHE_SIZE)
 
 /** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
 export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
@@ -104,7 +105,6 @@ export async function authenticate(deps: AppDeps, bearer: string | null): Promis
   if (cached && cached.until > Date.now()) return { kind: 'org', orgId: cached.orgId }
   const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, hash)
   if (!orgId) return null
-  if (keyOrgs.size >= KEY_CACHE_SIZE) keyOrgs.delete(keyOrgs.keys().next().value!)
   keyOrgs.set(hash, { orgId, until: Date.now() + KEY_CACHE_MS })
   return { kind: 'org', orgId }
 }

@@ -1,5 +1,6 @@
 import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect } from 'kysely'
+import { BoundedMap } from '../bounded-map'
 import type { Database } from '../db/schema'
 import { sqlitePath } from './bootstrap'
 
@@ -15,13 +16,12 @@ export function createSqliteDb(databaseUrl: string): Kysely<Database> {
   // Kysely prepares every query it runs; preparing is a large share of a small query's cost,
   // and the broker runs the same few dozen statements over and over. Statements are used
   // synchronously one at a time by the driver, so a prepared one can be reused safely.
-  const statements = new Map<string, SQLite.Statement>()
+  const statements = new BoundedMap<string, SQLite.Statement>(STATEMENT_CACHE)
   const database = {
     prepare(sql: string) {
       let statement = statements.get(sql)
       if (!statement) {
         statement = sqlite.prepare(sql)
-        if (statements.size >= STATEMENT_CACHE) statements.delete(statements.keys().next().value!)
         statements.set(sql, statement)
       }
       return statement
