@@ -1,5 +1,5 @@
 import type { Insertable } from 'kysely'
-import { runCompiled } from './compiled'
+import { placeholders, runCompiled } from './compiled'
 import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
 
 /**
@@ -17,7 +17,7 @@ export async function claimLanding(db: DB, row: Insertable<LandingClaimsTable>, 
     (p) =>
       db
         .insertInto('landing_claims')
-        .values(Object.fromEntries(columns.map((c) => [c, p(c)])) as never)
+        .values(placeholders(p, columns) as never)
         .onConflict((oc) =>
           oc
             .column('token_hash')

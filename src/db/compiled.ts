@@ -12,6 +12,11 @@ const cache = new WeakMap<DB, Map<string, CompiledQuery>>()
 
 export type Placeholder = <T = any>(name: string) => T
 
+/** `{ column: p(column) }` for each column: the values (or SET) of a compiled insert or update. */
+export function placeholders<C extends string>(p: Placeholder, columns: readonly C[]): Record<C, any> {
+  return Object.fromEntries(columns.map((column) => [column, p(column)])) as Record<C, any>
+}
+
 export async function runCompiled<R>(
   db: DB,
   key: string,

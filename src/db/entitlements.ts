@@ -1,11 +1,10 @@
 import type { Insertable } from 'kysely'
-import { runCompiled } from './compiled'
+import { placeholders, runCompiled } from './compiled'
 import type {
   DB,
   EntitlementEventRow,
   EntitlementEventsTable,
   EntitlementRow,
-  EntitlementUpdate,
   EntitlementsTable,
   LandingTokensTable,
   NewEntitlementRow,
@@ -19,6 +18,8 @@ const ENTITLEMENT_COLUMNS = [
 const QUALIFIED_COLUMNS = ENTITLEMENT_COLUMNS.map((column) => `entitlements.${column}` as const)
 /** Columns a later sighting of the same purchase refreshes (id and created_at stay). */
 const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id' && column !== 'org_id' && column !== 'partner' && column !== 'external_id' && column !== 'created_at')
+/** The columns a marketplace answer sets: the refreshed ones but the integration's partner id. */
+const PURCHASE_COLUMNS = REFRESHED_COLUMNS.filter((column) => column !== 'partner_id')
 
 /**
  * Inserts the entitlement, or updates the one the org already has for this marketplace
@@ -34,7 +35,7 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
     (p) =>
       db
         .insertInto('entitlements')
-        .values(Object.fromEntries([...ENTITLEMENT_COLUMNS, 'json'].map((column) => [column, p(column)])) as NewEntitlementRow)
+        .values(placeholders(p, [...ENTITLEMENT_COLUMNS, 'json']) as NewEntitlementRow)
         .onConflict((oc) =>
           oc
             .columns(['org_id', 'partner', 'external_id'])
@@ -64,18 +65,12 @@ export async function findEntitlementByExternalId(db: DB, orgId: string, partner
 }
 
 /** The purchase columns of an entitlement, as a marketplace answer left them. */
-export async function updatePurchaseColumns(db: DB, id: string, columns: Omit<EntitlementUpdate, 'id'>): Promise<EntitlementRow | undefined> {
-  const names = ['status', 'offer_type', 'product_id', 'plan_id', 'quantity', 'buyer', 'term', 'is_free_trial', 'is_test', 'info', 'updated_at'] as const
+export async function updatePurchaseColumns(db: DB, id: string, columns: Pick<EntitlementRow, (typeof PURCHASE_COLUMNS)[number]>): Promise<EntitlementRow | undefined> {
   const result = await runCompiled(
     db,
     'updatePurchaseColumns',
-    (p) =>
-      db
-        .updateTable('entitlements')
-        .set(Object.fromEntries(names.map((name) => [name, p(name)])))
-        .where('id', '=', p('id'))
-        .returning(ENTITLEMENT_COLUMNS),
-    { ...Object.fromEntries(names.map((name) => [name, columns[name]])), id },
+    (p) => db.updateTable('entitlements').set(placeholders(p, PURCHASE_COLUMNS)).where('id', '=', p('id')).returning(ENTITLEMENT_COLUMNS),
+    { ...columns, id },
   )
   return result.rows[0]
 }
@@ -150,7 +145,7 @@ function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPa
 
 export async function insertEvent(db: DB, event: Insertable<EntitlementEventsTable>): Promise<void> {
   const columns = ['id', 'entitlement_id', 'org_id', 'type', 'source', 'data', 'created_at'] as const
-  await runCompiled(db, 'insertEvent', (p) => db.insertInto('entitlement_events').values(Object.fromEntries(columns.map((c) => [c, p(c)])) as never), event)
+  await runCompiled(db, 'insertEvent', (p) => db.insertInto('entitlement_events').values(placeholders(p, columns) as never), event)
 }
 
 export function listEvents(db: DB, entitlementId: string): Promise<EntitlementEventRow[]> {
@@ -181,7 +176,7 @@ export async function saveLandingToken(db: DB, row: Insertable<LandingTokensTabl
     (p) =>
       db
         .insertInto('landing_tokens')
-        .values(Object.fromEntries(columns.map((c) => [c, p(c)])) as never)
+        .values(placeholders(p, columns) as never)
         .onConflict((oc) =>
           oc.column('token_hash').doUpdateSet((eb) => ({
             entitlement_id: eb.ref('excluded.entitlement_id'),

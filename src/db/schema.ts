@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Kysely, Selectable, Updateable } from 'kysely'
+import type { Generated, Insertable, Kysely, Selectable } from 'kysely'
 
 /** Table types of the data layer: the only place that knows column names. */
 export interface OrgsTable {
@@ -114,7 +114,6 @@ export type OrgRow = Selectable<OrgsTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
 export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>
 export type NewEntitlementRow = Insertable<EntitlementsTable>
-export type EntitlementUpdate = Updateable<EntitlementsTable>
 export type EntitlementEventRow = Selectable<EntitlementEventsTable>
 export type LandingClaimRow = Selectable<LandingClaimsTable>
 export type PendingActivationRow = Selectable<PendingActivationsTable>
