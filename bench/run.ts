@@ -229,7 +229,7 @@ async function main() {
     () => ({ url: `http://127.0.0.1:${basePortCpu}`, connections: 10, duration: DURATION, paths: ['/entitlement'] }),
   )
   const rowA = summarize('A: bare Hono, fixed entitlement-sized JSON', baselineA!, { target: 'baseline' })
-  const readRow = versus('read one entitlement (API key, 100k stored)', read!, rowA, 'A', 0.6)
+  const readRow = versus(`read one entitlement (API key, ${ENTITLEMENTS.toLocaleString('en')} stored)`, read!, rowA, 'A', 0.6)
   // Calibration rows: what the floor is for a server that reads SQLite per request, and what
   // 10 µs of work per request costs here. They explain the read's ratio; they have no target.
   const dbRow = summarize('A+DB: bare Hono + the same SQLite lookup, nothing else', baselineDb!, { baseline: 'A', target: 'calibration' })
@@ -246,26 +246,26 @@ async function main() {
   const listRow = summarize('list, limit=100, partner+status filters, c=10', list, { target: 'p99 < 10 ms' })
   listRow.met = listRow.p99 < 10
 
-  // 4: landings against the zero-latency emulator vs baseline B (fresh token each).
-  const landingJob = async (url: string) => ({
+  /** `amount` landings on `url`, each with a fresh purchase token from the emulator at `marketplace`. */
+  const landingJob = async (url: string, marketplace: string, amount: number, connections: number) => ({
     url,
-    connections: 10,
-    amount: LANDING_RUN,
+    connections,
+    amount,
     pick: 'sequential',
-    paths: (await tokens(fast.url, LANDING_RUN)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
+    paths: (await tokens(marketplace, amount)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
   })
+
+  // 4: landings against the zero-latency emulator vs baseline B (fresh token each).
   const [baselineB, landings] = await interleave(
-    () => landingJob(`http://127.0.0.1:${basePortB}`),
-    () => landingJob(brokerUrl),
+    () => landingJob(`http://127.0.0.1:${basePortB}`, fast.url, LANDING_RUN, 10),
+    () => landingJob(brokerUrl, fast.url, LANDING_RUN, 10),
   )
   const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB!, { target: 'baseline' })
   versus('landing, zero-latency marketplace, c=10', landings!, rowB, 'B', 0.7)
 
   // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
   const landMany = async () => {
-    const job = await landingJob(brokerUrl)
-    const paths = (await tokens(fast.url, MEMORY_LANDINGS)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`)
-    await load({ ...job, amount: MEMORY_LANDINGS, paths })
+    await load(await landingJob(brokerUrl, fast.url, MEMORY_LANDINGS, 10))
     await new Promise((r) => setTimeout(r, 1_500))
     return memoryOf(broker.child.pid!)
   }
@@ -279,7 +279,8 @@ async function main() {
 
   // 5: realistic marketplace (100 ms on Resolve and Activate), 200 concurrent buyers; a fresh
   // broker process so its Entra token requests can be counted.
-  const tokenCallsBefore = ((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0
+  const entraTokenCalls = async () => ((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0
+  const tokenCallsBefore = await entraTokenCalls()
   const slowPort = nextPort++
   const slowBroker = await start('src/node.ts', [], {
     env: { ...env, PORT: String(slowPort), AZURE_MARKETPLACE_API_URL: slow.url, AZURE_LOGIN_URL: slow.url },
@@ -287,18 +288,11 @@ async function main() {
   })
   const slowB = nextPort++
   await start('bench/baseline-b.ts', [String(slowB), slow.url, app.tenantId, app.clientId, app.clientSecret])
-  const realistic = async (url: string) => ({
-    url,
-    connections: 200,
-    amount: 2_000,
-    pick: 'sequential',
-    paths: (await tokens(slow.url, 2_000)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
-  })
   const [slowBase, slowLandings] = await interleave(
-    () => realistic(`http://127.0.0.1:${slowB}`),
-    () => realistic(`http://127.0.0.1:${slowPort}`),
+    () => landingJob(`http://127.0.0.1:${slowB}`, slow.url, 2_000, 200),
+    () => landingJob(`http://127.0.0.1:${slowPort}`, slow.url, 2_000, 200),
   )
-  const tokenCalls = (((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0) - tokenCallsBefore
+  const tokenCalls = (await entraTokenCalls()) - tokenCallsBefore
   // Baseline B fetched one bearer at its start, outside the count window's purpose: subtract it.
   const brokerTokenCalls = tokenCalls - 1
   const slowBaseRow = summarize('B: bare Hono, Resolve + Activate (+100 ms each), c=200', slowBase!, { target: 'baseline' })
