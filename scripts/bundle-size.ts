@@ -3,18 +3,18 @@
 // 1 MiB budget. The figure checked is wrangler's own "gzip:" total; ours is printed beside it.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { wranglerBin } from './wrangler-bin'
 
 export const BUDGET_KIB = 1024
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const outdir = mkdtempSync(join(tmpdir(), 'marketbridge-bundle-'))
 try {
-  const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
+  const wrangler = wranglerBin()
   const run = spawnSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', outdir], {
     cwd: root,
     encoding: 'utf8',

@@ -9,13 +9,13 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { D1Database } from '@cloudflare/workers-types'
 import { getPlatformProxy } from 'wrangler'
 import { createD1Db } from '../src/db/d1'
 import { migrateToLatest } from '../src/db/migrate'
+import { wranglerBin } from './wrangler-bin'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
@@ -68,7 +68,7 @@ async function migrateLocalD1() {
 ensureDevSecrets()
 await migrateLocalD1()
 
-const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js')
+const wrangler = wranglerBin()
 const child = spawn(process.execPath, [wrangler, 'dev', ...args], {
   cwd: root,
   stdio: 'inherit',
