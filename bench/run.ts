@@ -4,102 +4,23 @@
 // Prints one table and writes bench/results.json.
 //
 // Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
-// BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000).
-import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, freemem, release, tmpdir, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { parseConfig } from '../src/config'
+// BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
+// BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak (bench/soak.ts: 20000 over 5 starts).
+import { writeFileSync } from 'node:fs'
+import { cpus, freemem, release, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { upsertEntitlement } from '../src/db/entitlements'
-import { configureIntegration } from '../src/domain/integrations'
 import { newId } from '../src/domain/ids'
-import { createOrg } from '../src/domain/orgs'
-import { createLogger } from '../src/logger'
-import { createNodeDeps } from '../src/node/deps'
+import {
+  type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, root, round, start, startEmulator, work,
+} from './harness'
+import { printSoak, runSoak } from './soak'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const tsx = import.meta.resolve('tsx')
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const RUNS = 3
 const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
 const MEMORY_LANDINGS = Number(process.env.BENCH_LANDINGS ?? 20_000)
 const LANDING_RUN = Number(process.env.BENCH_LANDING_RUN ?? 3_000)
-const work = mkdtempSync(join(tmpdir(), 'marketbridge-bench-'))
-const children: ChildProcess[] = []
-const app = { tenantId: 'bench-tenant', clientId: 'bench-client', clientSecret: 'bench~secret' }
-const ADMIN_TOKEN = `bench-admin-${randomBytes(8).toString('hex')}`
-const ENCRYPTION_KEY = randomBytes(32).toString('base64')
-
-let nextPort = 19_000 + Math.floor(Math.random() * 2_000)
-
-/** Starts `node [--import tsx] file args` and resolves with its first JSON line of stdout (or a line matching `ready`). */
-async function start(file: string, args: string[], options: { env?: Record<string, string>; ts?: boolean; ready?: RegExp } = {}) {
-  const child = spawn(process.execPath, [...(options.ts === false ? [] : ['--import', tsx]), join(root, file), ...args], {
-    cwd: root,
-    env: { ...process.env, ...options.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  children.push(child)
-  let buffer = ''
-  const first = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      buffer += chunk
-      const line = buffer.split('\n').find((l) => (options.ready ? options.ready.test(l) : l.startsWith('{')))
-      if (line) resolve(line)
-    }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', (chunk) => (buffer += chunk))
-    child.on('exit', (code) => reject(new Error(`${file} exited (${code}):\n${buffer}`)))
-  })
-  // Keep draining its output (the broker logs a line per request) so it never blocks on a pipe.
-  child.stdout!.removeAllListeners('data')
-  child.stdout!.on('data', () => {})
-  return { child, first }
-}
-
-function memoryOf(pid: number) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
-}
-
-interface LoadResult {
-  rps: number
-  total: number
-  p50: number
-  p99: number
-  statuses: Record<string, number>
-}
-
-async function load(job: Record<string, unknown>): Promise<LoadResult> {
-  const file = join(work, `job-${randomBytes(4).toString('hex')}.json`)
-  writeFileSync(file, JSON.stringify(job))
-  const child = spawn(process.execPath, ['--import', tsx, join(root, 'bench/load.ts'), file], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
-  let out = ''
-  child.stdout.on('data', (chunk) => (out += chunk))
-  await new Promise((resolve) => child.on('exit', resolve))
-  rmSync(file)
-  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult
-}
-
-async function tokens(emulatorUrl: string, count: number): Promise<string[]> {
-  const all: string[] = []
-  while (all.length < count) {
-    const n = Math.min(5_000, count - all.length)
-    const response = await fetch(`${emulatorUrl}/_emulator/purchases`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ appId: app.clientId, count: n, planId: 'bench', quantity: 1 }),
-    })
-    all.push(...((await response.json()) as { tokens: string[] }).tokens)
-  }
-  return all
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits
 
 interface Row {
   scenario: string
@@ -155,20 +76,13 @@ async function main() {
   console.log(`machine: ${machine.cpus}, ${machine.memoryGb} GiB RAM, Linux ${machine.kernel}, Node ${machine.node}`)
 
   // Marketplace emulators: one answering at once, one adding 100 ms to Resolve and Activate.
-  const fast = JSON.parse((await start('bench/emulator.ts', ['0'])).first) as { url: string }
-  const slow = JSON.parse((await start('bench/emulator.ts', ['100'])).first) as { url: string }
-  for (const emulator of [fast, slow]) {
-    await fetch(`${emulator.url}/_emulator/apps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(app) })
-  }
+  const fast = { url: await startEmulator(0) }
+  const slow = { url: await startEmulator(100) }
 
   // Seed through the data layer: one org, its Azure integration, 100,000 entitlements.
   const databaseUrl = `sqlite:${join(work, 'bench.db')}`
-  const env = { ADMIN_TOKEN, ENCRYPTION_KEY, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', JOB_INTERVAL_MS: '60000' }
   const seedStarted = Date.now()
-  const deps = await createNodeDeps(parseConfig({ ...env, AZURE_MARKETPLACE_API_URL: fast.url, AZURE_LOGIN_URL: fast.url }), { logger: createLogger({ silent: true }) })
-  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup' })
-  // The plan's offer type is mapped, so a landing makes the same two calls as baseline B (no plan lookup).
-  await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
+  const { deps, org, apiKey } = await createBenchOrg(databaseUrl, fast.url)
   const partners = ['azure', 'aws', 'gcp'] as const
   const statuses = ['ACTIVE', 'PENDING_START', 'SUSPENDED', 'CANCELLED'] as const
   const ids: string[] = []
@@ -193,23 +107,23 @@ async function main() {
   console.log(`seeded ${ENTITLEMENTS} entitlements through the data layer in ${round((Date.now() - seedStarted) / 1000)} s`)
 
   // Servers under test.
-  const brokerPort = nextPort++
+  const brokerPort = nextPort()
   const broker = await start('src/node.ts', [], {
-    env: { ...env, PORT: String(brokerPort), AZURE_MARKETPLACE_API_URL: fast.url, AZURE_LOGIN_URL: fast.url },
+    env: { ...brokerEnv(databaseUrl, fast.url), PORT: String(brokerPort) },
     ready: /listening on/,
   })
   const brokerUrl = `http://127.0.0.1:${brokerPort}`
   const memoryAfterSeed = memoryOf(broker.child.pid!)
-  const basePortB = nextPort++
+  const basePortB = nextPort()
   await start('bench/baseline-b.ts', [String(basePortB), fast.url, app.tenantId, app.clientId, app.clientSecret])
   const auth = { authorization: `Bearer ${apiKey}` }
   const entitlementSize = (await (await fetch(`${brokerUrl}/api/v1/orgs/${org.id}/entitlements/${ids[0]}`, { headers: auth })).text()).length
   // Baseline A answers a body the size of the broker's entitlement JSON.
-  const basePortA = nextPort++
+  const basePortA = nextPort()
   await start('bench/baseline-a.ts', [String(basePortA), String(entitlementSize)])
-  const basePortCpu = nextPort++
+  const basePortCpu = nextPort()
   await start('bench/baseline-a.ts', [String(basePortCpu), String(entitlementSize), '10'])
-  const basePortDb = nextPort++
+  const basePortDb = nextPort()
   await start('bench/baseline-a-db.ts', [String(basePortDb), join(work, 'bench.db')])
 
   /** Warms every job up, then measures them RUNS times, interleaved, so they share the machine's drift. */
@@ -246,26 +160,17 @@ async function main() {
   const listRow = summarize('list, limit=100, partner+status filters, c=10', list, { target: 'p99 < 10 ms' })
   listRow.met = listRow.p99 < 10
 
-  /** `amount` landings on `url`, each with a fresh purchase token from the emulator at `marketplace`. */
-  const landingJob = async (url: string, marketplace: string, amount: number, connections: number) => ({
-    url,
-    connections,
-    amount,
-    pick: 'sequential',
-    paths: (await tokens(marketplace, amount)).map((t) => `/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(t)}`),
-  })
-
   // 4: landings against the zero-latency emulator vs baseline B (fresh token each).
   const [baselineB, landings] = await interleave(
-    () => landingJob(`http://127.0.0.1:${basePortB}`, fast.url, LANDING_RUN, 10),
-    () => landingJob(brokerUrl, fast.url, LANDING_RUN, 10),
+    () => landingJob(`http://127.0.0.1:${basePortB}`, org.id, fast.url, LANDING_RUN, 10),
+    () => landingJob(brokerUrl, org.id, fast.url, LANDING_RUN, 10),
   )
   const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB!, { target: 'baseline' })
   versus('landing, zero-latency marketplace, c=10', landings!, rowB, 'B', 0.7)
 
   // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
   const landMany = async () => {
-    await load(await landingJob(brokerUrl, fast.url, MEMORY_LANDINGS, 10))
+    await load(await landingJob(brokerUrl, org.id, fast.url, MEMORY_LANDINGS, 10))
     await new Promise((r) => setTimeout(r, 1_500))
     return memoryOf(broker.child.pid!)
   }
@@ -281,16 +186,16 @@ async function main() {
   // broker process so its Entra token requests can be counted.
   const entraTokenCalls = async () => ((await (await fetch(`${slow.url}/_emulator/stats`)).json()) as { calls: Record<string, number> }).calls.token ?? 0
   const tokenCallsBefore = await entraTokenCalls()
-  const slowPort = nextPort++
+  const slowPort = nextPort()
   const slowBroker = await start('src/node.ts', [], {
-    env: { ...env, PORT: String(slowPort), AZURE_MARKETPLACE_API_URL: slow.url, AZURE_LOGIN_URL: slow.url },
+    env: { ...brokerEnv(databaseUrl, slow.url), PORT: String(slowPort) },
     ready: /listening on/,
   })
-  const slowB = nextPort++
+  const slowB = nextPort()
   await start('bench/baseline-b.ts', [String(slowB), slow.url, app.tenantId, app.clientId, app.clientSecret])
   const [slowBase, slowLandings] = await interleave(
-    () => landingJob(`http://127.0.0.1:${slowB}`, slow.url, 2_000, 200),
-    () => landingJob(`http://127.0.0.1:${slowPort}`, slow.url, 2_000, 200),
+    () => landingJob(`http://127.0.0.1:${slowB}`, org.id, slow.url, 2_000, 200),
+    () => landingJob(`http://127.0.0.1:${slowPort}`, org.id, slow.url, 2_000, 200),
   )
   const tokenCalls = (await entraTokenCalls()) - tokenCallsBefore
   // Baseline B fetched one bearer at its start, outside the count window's purpose: subtract it.
@@ -341,9 +246,14 @@ async function main() {
   for (const row of rows) if (row.notes) console.log(`  ${row.scenario}: ${row.notes}`)
   console.log(`  entitlement JSON: ${entitlementSize} bytes; baseline A answers a body of the same size`)
 
+  // 7: the Node 24 soak (landings over restarts on one database), with every other server stopped.
+  slowBroker.child.kill('SIGTERM')
+  const soak = await runSoak()
+  printSoak(soak)
+
   writeFileSync(
     join(root, 'bench/results.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls } }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, soak }, null, 2),
   )
   console.log('\nwrote bench/results.json')
 }
@@ -351,6 +261,5 @@ async function main() {
 try {
   await main()
 } finally {
-  for (const child of children) child.kill('SIGKILL')
-  rmSync(work, { recursive: true, force: true })
+  cleanup()
 }

@@ -1,0 +1,147 @@
+// What the benchmarks share: their processes (each server and the load generator its own),
+// the load generator's results, memory readings, the Azure emulator's purchase tokens, and the
+// bench org. Everything started here is killed, and the scratch folder removed, by cleanup().
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseConfig } from '../src/config'
+import { configureIntegration } from '../src/domain/integrations'
+import { createOrg } from '../src/domain/orgs'
+import { createLogger } from '../src/logger'
+import { createNodeDeps } from '../src/node/deps'
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tsx = import.meta.resolve('tsx')
+export const work = mkdtempSync(join(tmpdir(), 'marketbridge-bench-'))
+const children: ChildProcess[] = []
+export const app = { tenantId: 'bench-tenant', clientId: 'bench-client', clientSecret: 'bench~secret' }
+export const ADMIN_TOKEN = `bench-admin-${randomBytes(8).toString('hex')}`
+export const ENCRYPTION_KEY = randomBytes(32).toString('base64')
+
+let port = 19_000 + Math.floor(Math.random() * 2_000)
+export const nextPort = () => port++
+
+export interface Started {
+  child: ChildProcess
+  first: string
+  /** Its stderr so far (stdout is drained once it is ready: the broker logs a line per request). */
+  errors: () => string
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Starts `node [--import tsx] file args` and resolves with its first JSON line of stdout (or a line matching `ready`). */
+export async function start(file: string, args: string[], options: { env?: Record<string, string>; ts?: boolean; ready?: RegExp } = {}): Promise<Started> {
+  const child = spawn(process.execPath, [...(options.ts === false ? [] : ['--import', tsx]), join(root, file), ...args], {
+    cwd: root,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.push(child)
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  let buffer = ''
+  let errors = ''
+  const first = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      buffer += chunk
+      const line = buffer.split('\n').find((l) => (options.ready ? options.ready.test(l) : l.startsWith('{')))
+      if (line) resolve(line)
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', (chunk) => {
+      buffer += chunk
+      errors += chunk
+    })
+    child.on('exit', (code) => reject(new Error(`${file} exited (${code}):\n${buffer}`)))
+  })
+  // Keep draining its output so it never blocks on a pipe.
+  child.stdout!.removeAllListeners('data')
+  child.stdout!.on('data', () => {})
+  return { child, first, errors: () => errors, exited }
+}
+
+export function memoryOf(pid: number) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
+}
+
+export interface LoadResult {
+  rps: number
+  total: number
+  p50: number
+  p99: number
+  statuses: Record<string, number>
+}
+
+/** Runs the load generator (bench/load.ts) on `job` in its own process. */
+export async function load(job: Record<string, unknown>): Promise<LoadResult> {
+  const file = join(work, `job-${randomBytes(4).toString('hex')}.json`)
+  writeFileSync(file, JSON.stringify(job))
+  const child = spawn(process.execPath, ['--import', tsx, join(root, 'bench/load.ts'), file], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (chunk) => (out += chunk))
+  await new Promise((resolve) => child.on('exit', resolve))
+  rmSync(file)
+  return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult
+}
+
+/** `count` fresh Azure purchase tokens from the emulator at `emulatorUrl`, for the bench app. */
+export async function purchaseTokens(emulatorUrl: string, count: number): Promise<string[]> {
+  const all: string[] = []
+  while (all.length < count) {
+    const n = Math.min(5_000, count - all.length)
+    const response = await fetch(`${emulatorUrl}/_emulator/purchases`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ appId: app.clientId, count: n, planId: 'bench', quantity: 1 }),
+    })
+    all.push(...((await response.json()) as { tokens: string[] }).tokens)
+  }
+  return all
+}
+
+/** An Azure emulator in its own process, adding `latencyMs` to Resolve and Activate, that knows the bench app. */
+export async function startEmulator(latencyMs: number) {
+  const { url } = JSON.parse((await start('bench/emulator.ts', [String(latencyMs)])).first) as { url: string }
+  await fetch(`${url}/_emulator/apps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(app) })
+  return url
+}
+
+/** The broker's environment for a database file, with Azure at `emulatorUrl`. */
+export function brokerEnv(databaseUrl: string, emulatorUrl: string) {
+  return { ADMIN_TOKEN, ENCRYPTION_KEY, DATABASE_URL: databaseUrl, HOST: '127.0.0.1', JOB_INTERVAL_MS: '60000', AZURE_MARKETPLACE_API_URL: emulatorUrl, AZURE_LOGIN_URL: emulatorUrl }
+}
+
+/**
+ * Opens the database through the data layer and registers the bench org with its Azure
+ * integration. The plan's offer type is mapped, so a landing makes the same two calls as
+ * baseline B (no plan lookup). The caller closes `deps.db`.
+ */
+export async function createBenchOrg(databaseUrl: string, emulatorUrl: string) {
+  const deps = await createNodeDeps(parseConfig(brokerEnv(databaseUrl, emulatorUrl)), { logger: createLogger({ silent: true }) })
+  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup' })
+  await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
+  return { deps, org, apiKey }
+}
+
+/** A load-generator job: `amount` landings on `url`, each with a fresh purchase token from the emulator at `marketplace`. */
+export async function landingJob(url: string, orgId: string, marketplace: string, amount: number, connections: number) {
+  return {
+    url,
+    connections,
+    amount,
+    pick: 'sequential',
+    paths: (await purchaseTokens(marketplace, amount)).map((t) => `/public/signup/azure/orgId/${orgId}?token=${encodeURIComponent(t)}`),
+  }
+}
+
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+export const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits
+
+export function cleanup() {
+  for (const child of children) child.kill('SIGKILL')
+  rmSync(work, { recursive: true, force: true })
+}
