@@ -18,7 +18,7 @@ async function main() {
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     // One write for the whole banner, so whoever waits for "listening on" sees the rest with it.
-    const banner = [`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL})`]
+    const banner = [`marketbridge listening on http://${config.HOST}:${info.port} (public URL ${config.PUBLIC_URL}, Node ${process.version})`]
     const admin = secrets.find((secret) => secret.name === 'ADMIN_TOKEN')
     if (admin?.generated) {
       // Printed once, when generated; afterwards it is only in the file.

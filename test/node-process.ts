@@ -5,6 +5,7 @@ import { freePort } from './helpers'
 /**
  * The real server, as `npm start` runs it: a child process, a SQLite file, no configuration
  * but what the test passes. Run from a scratch folder so `./data` is the scratch one.
+ * `options.node` runs it on another Node binary than the suite's own (the Node 22 smoke run).
  */
 export const entry = resolve(import.meta.dirname, '../src/node.ts')
 export const tsx = import.meta.resolve('tsx')
@@ -16,10 +17,10 @@ export interface Running {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export async function startServer(cwd: string, env: Record<string, string> = {}): Promise<Running> {
+export async function startServer(cwd: string, env: Record<string, string> = {}, options: { node?: string } = {}): Promise<Running> {
   const port = await freePort()
   let output = ''
-  const child = spawn(process.execPath, ['--import', tsx, entry], {
+  const child = spawn(options.node ?? process.execPath, ['--import', tsx, entry], {
     cwd,
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
