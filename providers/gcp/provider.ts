@@ -43,7 +43,11 @@ export function createGcpProvider(options: GcpProviderOptions) {
   const policy = options.retryPolicy ?? defaultRetryPolicy
   const verifier = createMarketplaceJwtVerifier({ certsUrl: options.certsUrl, retryPolicy: policy })
   const tokens = createServiceAccountTokens({ tokenUrl: options.tokenUrl, retryPolicy: policy })
-  const api = cloudcommerceprocurement({ version: 'v1', rootUrl: `${options.procurementUrl}/` })
+  // The generated client builds each URL from Google's root and then swaps in the global
+  // `rootUrl` by origin alone, dropping its path (`…/gcp` became `…/v1/…`). Given per call as
+  // well, the root is in the URL from the start and the swap keeps it: `…/gcp/v1/…`.
+  const rootUrl = `${options.procurementUrl.replace(/\/+$/, '')}/`
+  const api = cloudcommerceprocurement({ version: 'v1', rootUrl })
 
   async function call<T>(
     integration: GcpIntegration,
@@ -55,7 +59,7 @@ export function createGcpProvider(options: GcpProviderOptions) {
     return withRetry<Outcome<T>>(
       async (signal): Promise<AttemptOutcome<Outcome<T>>> => {
         try {
-          const response = await run({ headers: { authorization: `Bearer ${bearer}` }, retry: false, timeout: policy.timeoutMs, signal })
+          const response = await run({ rootUrl, headers: { authorization: `Bearer ${bearer}` }, retry: false, timeout: policy.timeoutMs, signal })
           return { done: true, value: { ok: true, data: response.data, status: response.status }, status: response.status }
         } catch (error) {
           const failure = error as GaxiosLikeError
