@@ -1,21 +1,41 @@
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
-import { randomBytes, randomUUID } from 'node:crypto'
+import { KeyObject, createHash, createHmac, randomBytes, randomUUID, sign as nodeSign, constants as cryptoConstants, webcrypto } from 'node:crypto'
 
 /**
- * Azure emulator: the Entra ID v2 token endpoint (client credentials) and the SaaS
- * fulfillment API v2 (api-version 2018-08-31), written from Microsoft's documents
- * (shared/seeds/002, 003) and shared/spec/marketplaces.md, not from the broker's client.
+ * Azure emulator: the Entra ID v2 token endpoint (client credentials), Entra's signing keys
+ * (JWKS) and the SaaS fulfillment API v2 with its operations API (api-version 2018-08-31), plus
+ * a sender of Microsoft's webhook, written from Microsoft's documents (shared/seeds/002, 003;
+ * "SaaS fulfillment operations APIs v2", "Implementing a webhook on the SaaS service") and
+ * shared/spec/marketplaces.md, not from the broker's client.
  *
  * What it enforces, as the real service does:
  * - token: `grant_type=client_credentials`, a registered client id in that tenant, the right
  *   secret (else 401 invalid_client / AADSTS7000215), scope `20e940b3-…/.default`.
- * - every fulfillment call: `api-version=2018-08-31`, a bearer token it issued and that has
- *   not expired, for the app the offer was published with (else 403).
+ * - every fulfillment and operations call: `api-version=2018-08-31`, a bearer token it issued
+ *   and that has not expired, for the app the offer was published with (else 403).
  * - resolve: `x-ms-marketplace-token` present (else 400 HeaderNotPresent), known, unexpired.
  * - activate: planId present and equal to the purchased plan, quantity equal when given;
  *   400 when Subscribed/Suspended, 404 when Unsubscribed; 200 with no body.
+ * - JWKS `GET /{tenant}/discovery/v2.0/keys` (and v1 `/{tenant}/discovery/keys`): Entra's shape,
+ *   `{keys: [{kty: "RSA", use: "sig", kid, x5t, n, e, x5c: [self-signed cert], issuer?}]}`, no
+ *   `alg` (Entra sends none). Real RSA keys, made on first use; `rotateSigningKey()` adds one.
+ * - webhook tokens (`mintWebhookToken`): RS256 with `kid` (and `x5t` for v1), `aud` = the ISV's
+ *   client id, `iss` `https://sts.windows.net/{tid}/` (v1) or
+ *   `https://login.microsoftonline.com/{tid}/v2.0` (v2), `tid`, `appid` (v1) / `azp` (v2) =
+ *   the marketplace's app `20e940b3-…`, iat/nbf/exp; every part can be forged for negative tests.
+ * - operations: `GET …/subscriptions/{id}/operations` lists the InProgress ones as
+ *   `{operations: [...]}`; `GET …/operations/{opId}` answers the operation (404 when unknown, or
+ *   when it belongs to another subscription; 403 for another app's subscription);
+ *   `PATCH …/operations/{opId}` with `{"status": "Success" | "Failure"}` settles an InProgress
+ *   one (Success applies ChangePlan / ChangeQuantity / Reinstate to the subscription, Failure
+ *   leaves it), 409 when the operation is already settled (e.g. auto-accepted), 400 for any
+ *   other status.
+ * - lifecycle (`startOperation`): Suspend / Unsubscribe / Renew have already happened at
+ *   Microsoft (operation `Succeeded`, GET shows the new status or term); ChangePlan /
+ *   ChangeQuantity / Reinstate are `InProgress` and GET shows the old plan / quantity / status
+ *   until PATCH Success or the optional auto-accept (Microsoft's is about 10 s).
  */
 
 export const MARKETPLACE_RESOURCE = '20e940b3-4c77-4b0b-9a53-9e16a1b010a7'
@@ -73,7 +93,99 @@ export interface RecordedCall {
   body: string
 }
 
-export type AzureRoute = 'token' | 'resolve' | 'activate' | 'get' | 'list' | 'plans'
+export type AzureRoute =
+  | 'token'
+  | 'resolve'
+  | 'activate'
+  | 'get'
+  | 'list'
+  | 'plans'
+  | 'jwks'
+  | 'getOperation'
+  | 'listOperations'
+  | 'patchOperation'
+
+export type OperationAction = 'ChangePlan' | 'ChangeQuantity' | 'Suspend' | 'Unsubscribe' | 'Reinstate' | 'Renew'
+
+/** Documented values of an operation's `status`. */
+export type OperationStatus = 'NotStarted' | 'InProgress' | 'Failed' | 'Succeeded' | 'Conflict'
+
+/** An operation as `GET …/operations/{operationId}` answers it. */
+export interface EmulatedOperation {
+  id: string
+  activityId: string
+  subscriptionId: string
+  offerId: string
+  publisherId: string
+  /** The plan the operation leads to (the new one for ChangePlan). */
+  planId: string
+  /** The seats the operation leads to (the new number for ChangeQuantity); null when not per seat. */
+  quantity: number | null
+  action: OperationAction
+  timeStamp: string
+  status: OperationStatus
+  errorStatusCode: string
+  errorMessage: string
+}
+
+/** The JSON Microsoft POSTs to the Connection webhook. */
+export interface AzureWebhookBody {
+  id: string
+  activityId: string
+  subscriptionId: string
+  publisherId: string
+  offerId: string
+  planId: string
+  quantity?: string | number
+  action: OperationAction
+  status: 'InProgress' | 'Succeeded'
+  timeStamp: string
+  operationRequestSource: 'Azure'
+  subscription?: Omit<EmulatedSubscription, 'appId'>
+  purchaseToken?: null
+}
+
+/** How the webhook body spells `quantity`: `"25"`, `" 25"` (seed 003), `""`, `25`, or no field. */
+export type WebhookQuantitySpelling = 'string' | 'padded' | 'empty' | 'number' | 'absent'
+
+export interface StartOperationInput {
+  planId?: string
+  quantity?: number
+  /** Settle an InProgress operation as Success this many ms after it starts (Microsoft: ~10 s). */
+  autoAcceptMs?: number
+  /** Default: `'string'` for ChangeQuantity, `'absent'` for the other actions. */
+  webhookQuantity?: WebhookQuantitySpelling
+  /** Add `subscription` (as GET answers it now) and `purchaseToken: null`, as newer samples do. */
+  includeSubscription?: boolean
+}
+
+export interface MintWebhookTokenInput {
+  /** The publisher's tenant (Partner Center "Microsoft Entra tenant ID"): `iss` and `tid`. */
+  tenantId: string
+  /** The ISV's app (Partner Center "Microsoft Entra application ID"): default `aud`. */
+  clientId: string
+  audience?: string
+  /** The calling app: `appid` (v1) / `azp` (v2); default the marketplace's app; null = no claim. */
+  appid?: string | null
+  /** Sets an `azp` claim (also on v1 tokens). */
+  azp?: string
+  /** `'v1'` (default): `https://sts.windows.net/{tid}/`; `'v2'`: `https://login.microsoftonline.com/{tid}/v2.0`; or a literal issuer. */
+  issuer?: 'v1' | 'v2' | (string & {})
+  /** Overrides `tid` only (the issuer keeps `tenantId`). */
+  tid?: string
+  /** Default 3600. Negative = already expired. */
+  expiresInSeconds?: number
+  /** Shifts iat/nbf/exp (negative = issued in the past, positive = not yet valid). */
+  iatOffsetSeconds?: number
+  /** Header `kid`; default the current signing key's; null = no `kid` (and no `x5t`). */
+  kid?: string | null
+  /** Sign with this private key instead of Entra's (e.g. `strangerKey()`). */
+  key?: CryptoKey
+  /** Default RS256. Also RS384/RS512/PS256/PS384/PS512, `none` (no signature) and HS256/384/512 keyed with the public key's PEM (algorithm confusion). */
+  alg?: string
+  /** Extra claims, or overrides; a value of undefined removes the claim. */
+  claims?: Record<string, unknown>
+}
 
 interface Fault {
   route: AzureRoute
@@ -103,6 +215,13 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   const faults: Fault[] = []
   const hooks: Array<{ route: AzureRoute; run: () => void }> = []
   let accessTokenLifetimeSeconds = 3599
+  const operations = new Map<string, EmulatedOperation>()
+  const autoAccepts = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Entra's signing keys, newest first; made on first use (RSA key generation is not free). */
+  let keyring: Promise<SigningKey[]> | null = null
+  const signingKeys = () => (keyring ??= makeSigningKey().then((key) => [key]))
+  /** The marketplace app's service principal in the publisher tenant (`oid` / `sub` of its tokens). */
+  const marketplacePrincipalId = randomUUID()
 
   const app = new Hono()
   const counts: Record<string, number> = {}
@@ -291,7 +410,169 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     })
   })
 
+  // ---- Operations API ------------------------------------------------------------------
+  const notFound = (message: string) => Response.json({ error: { code: 'EntityNotFound', message } }, { status: 404 })
+  /** The subscription in the path, or the answer for a missing one (404) or another app's (403). */
+  const ownSubscription = (id: string, appId: string): { sub: EmulatedSubscription; refusal?: never } | { sub?: never; refusal: Response } => {
+    const sub = subscriptions.get(id)
+    if (!sub) return { refusal: notFound('SaaS subscription cannot be found.') }
+    if (sub.appId !== appId) return { refusal: forbidden() }
+    return { sub }
+  }
+  const operationIn = (sub: EmulatedSubscription, operationId: string) => {
+    const op = operations.get(operationId)
+    return op && op.subscriptionId === sub.id ? op : undefined
+  }
+
+  api.get('/subscriptions/:id/operations', (c) => {
+    const fault = injectFault('listOperations')
+    if (fault) return fault
+    const { sub, refusal } = ownSubscription(c.req.param('id'), c.get('appId'))
+    if (refusal) return refusal
+    return c.json({
+      operations: [...operations.values()].filter((op) => op.subscriptionId === sub.id && op.status === 'InProgress'),
+    })
+  })
+
+  api.get('/subscriptions/:id/operations/:operationId', (c) => {
+    const fault = injectFault('getOperation')
+    if (fault) return fault
+    const { sub, refusal } = ownSubscription(c.req.param('id'), c.get('appId'))
+    if (refusal) return refusal
+    const op = operationIn(sub, c.req.param('operationId'))
+    if (!op) return notFound('Operation cannot be found.')
+    return c.json(op)
+  })
+
+  api.patch('/subscriptions/:id/operations/:operationId', async (c) => {
+    const fault = injectFault('patchOperation')
+    if (fault) return fault
+    const { sub, refusal } = ownSubscription(c.req.param('id'), c.get('appId'))
+    if (refusal) return refusal
+    const op = operationIn(sub, c.req.param('operationId'))
+    if (!op) return notFound('Operation cannot be found.')
+    let body: { status?: unknown }
+    try {
+      body = await c.req.json()
+    } catch {
+      return c.json({ error: { code: 'BadArgument', message: 'Request body is not valid JSON.' } }, 400)
+    }
+    if (body.status !== 'Success' && body.status !== 'Failure') {
+      return c.json({ error: { code: 'BadArgument', message: 'status must be Success or Failure.' } }, 400)
+    }
+    if (op.status !== 'InProgress') {
+      return c.json({ error: { code: 'Conflict', message: `The operation is already ${op.status}.` } }, 409)
+    }
+    settle(op, body.status)
+    return c.body(null, 200)
+  })
+
   app.route('/api/saas', api)
+
+  // ---- Entra signing keys: GET /{tenant}/discovery/v2.0/keys (and the v1 /discovery/keys) ------
+  const jwks = async (tenant: string, version: 'v1' | 'v2') => {
+    const fault = injectFault('jwks')
+    if (fault) return fault
+    const issuerTenant = ['common', 'organizations', 'consumers'].includes(tenant) ? '{tenantid}' : tenant
+    const keys = (await signingKeys()).map((key) => ({
+      kty: 'RSA',
+      use: 'sig',
+      kid: key.kid,
+      x5t: key.kid,
+      n: key.n,
+      e: key.e,
+      x5c: [key.x5c],
+      ...(version === 'v2' ? { issuer: `https://login.microsoftonline.com/${issuerTenant}/v2.0` } : {}),
+    }))
+    return Response.json({ keys })
+  }
+  app.get('/:tenant/discovery/v2.0/keys', (c) => jwks(c.req.param('tenant'), 'v2'))
+  app.get('/:tenant/discovery/keys', (c) => jwks(c.req.param('tenant'), 'v1'))
+
+  // ---- The subscription life cycle at Microsoft ----------------------------------------------
+  const clearAutoAccept = (operationId: string) => {
+    const timer = autoAccepts.get(operationId)
+    if (timer) clearTimeout(timer)
+    autoAccepts.delete(operationId)
+  }
+  /** What the operation changes on Microsoft's side, once it has happened. */
+  const applyChange = (sub: EmulatedSubscription, op: EmulatedOperation) => {
+    switch (op.action) {
+      case 'ChangePlan':
+        sub.planId = op.planId
+        break
+      case 'ChangeQuantity':
+        sub.quantity = op.quantity ?? undefined
+        break
+      case 'Reinstate':
+        sub.saasSubscriptionStatus = 'Subscribed'
+        break
+      case 'Suspend':
+        sub.saasSubscriptionStatus = 'Suspended'
+        break
+      case 'Unsubscribe':
+        sub.saasSubscriptionStatus = 'Unsubscribed'
+        break
+      case 'Renew': {
+        const months = termMonths(sub.term.termUnit)
+        const start = sub.term.startDate ? new Date(sub.term.startDate) : new Date()
+        const end = sub.term.endDate ? new Date(sub.term.endDate) : addMonths(start, months)
+        sub.term = { ...sub.term, startDate: addMonths(start, months).toISOString(), endDate: addMonths(end, months).toISOString() }
+        break
+      }
+    }
+    sub.lastModified = new Date().toISOString()
+  }
+  const settle = (op: EmulatedOperation, outcome: 'Success' | 'Failure') => {
+    clearAutoAccept(op.id)
+    if (outcome === 'Failure') {
+      op.status = 'Failed'
+      return
+    }
+    const sub = subscriptions.get(op.subscriptionId)
+    if (sub) applyChange(sub, op)
+    op.status = 'Succeeded'
+  }
+
+  async function mintWebhookToken(input: MintWebhookTokenInput): Promise<string> {
+    const current = (await signingKeys())[0]!
+    const literalIssuer = input.issuer !== undefined && input.issuer !== 'v1' && input.issuer !== 'v2'
+    const v2 = input.issuer === 'v2' || (literalIssuer && /\/v2\.0\/?$/.test(input.issuer!))
+    const iss =
+      input.issuer === 'v2'
+        ? `https://login.microsoftonline.com/${input.tenantId}/v2.0`
+        : literalIssuer
+          ? input.issuer!
+          : `https://sts.windows.net/${input.tenantId}/`
+    const now = Math.floor(Date.now() / 1000) + (input.iatOffsetSeconds ?? 0)
+    const caller = input.appid === undefined ? MARKETPLACE_RESOURCE : input.appid
+    const claims: Record<string, unknown> = {
+      aud: input.audience ?? input.clientId,
+      iss,
+      iat: now,
+      nbf: now,
+      exp: now + (input.expiresInSeconds ?? 3600),
+      aio: randomBytes(48).toString('base64'),
+      ...(v2
+        ? { azp: input.azp ?? caller ?? undefined, azpacr: '2' }
+        : { appid: caller ?? undefined, appidacr: '2', idp: `https://sts.windows.net/${input.tenantId}/`, azp: input.azp }),
+      idtyp: 'app',
+      oid: marketplacePrincipalId,
+      rh: `0.${randomBytes(24).toString('base64url')}.`,
+      sub: marketplacePrincipalId,
+      tid: input.tid ?? input.tenantId,
+      uti: randomBytes(16).toString('base64url'),
+      ver: v2 ? '2.0' : '1.0',
+      ...input.claims,
+    }
+    for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name]
+    const alg = input.alg ?? 'RS256'
+    const kid = input.kid === undefined ? current.kid : input.kid
+    const header = { typ: 'JWT', alg, ...(kid === null ? {} : v2 ? { kid } : { x5t: kid, kid }) }
+    const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const signingInput = `${encode(header)}.${encode(claims)}`
+    return `${signingInput}.${await signJws(alg, signingInput, input.key ?? current.privateKey, current.spkiPem)}`
+  }
 
   // ---- Test controls over HTTP, for the benchmarks' separate emulator process ----------------
   app.post('/_emulator/apps', async (c) => {
@@ -316,6 +597,123 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     calls,
     subscriptions,
     resolved,
+    /** Every operation Microsoft knows, by id (what `GET …/operations/{id}` answers). */
+    operations,
+    mintWebhookToken,
+    /** A fresh RSA private key Entra never published: tokens signed with it must be refused. */
+    async strangerKey(): Promise<CryptoKey> {
+      const pair = (await webcrypto.subtle.generateKey(RSA_KEY_PARAMS, true, ['sign', 'verify'])) as unknown as CryptoKeyPair
+      return pair.privateKey
+    },
+    /** The `kid` tokens are signed with now (makes the keys if needed). */
+    async currentKid(): Promise<string> {
+      return (await signingKeys())[0]!.kid
+    },
+    /** Entra rolls its keys: a new key signs from now on; the old one stays published unless told. */
+    async rotateSigningKey(options: { keepPrevious?: boolean } = {}): Promise<string> {
+      const previous = options.keepPrevious === false ? [] : await signingKeys()
+      const next = await makeSigningKey()
+      keyring = Promise.resolve([next, ...previous])
+      return next.kid
+    },
+    /**
+     * Something happens to a subscription at Microsoft. Suspend / Unsubscribe / Renew have already
+     * happened (operation `Succeeded`); ChangePlan / ChangeQuantity / Reinstate wait `InProgress`
+     * for the publisher's PATCH (or `autoAcceptMs`). Returns the live operation and the body
+     * Microsoft would POST to the Connection webhook (send it with `sendWebhook`).
+     */
+    startOperation(
+      subscriptionId: string,
+      action: OperationAction,
+      input: StartOperationInput = {},
+    ): { operation: EmulatedOperation; webhookBody: AzureWebhookBody } {
+      const sub = subscriptions.get(subscriptionId)
+      if (!sub) throw new Error(`startOperation: no subscription ${subscriptionId}`)
+      if (action === 'ChangePlan' && !input.planId) throw new Error('startOperation: ChangePlan needs a planId')
+      if (action === 'ChangeQuantity' && input.quantity === undefined) throw new Error('startOperation: ChangeQuantity needs a quantity')
+      const alreadyHappened = action === 'Suspend' || action === 'Unsubscribe' || action === 'Renew'
+      const operation: EmulatedOperation = {
+        id: randomUUID(),
+        activityId: randomUUID(),
+        subscriptionId,
+        offerId: sub.offerId,
+        publisherId: sub.publisherId,
+        planId: action === 'ChangePlan' ? input.planId! : sub.planId,
+        quantity: action === 'ChangeQuantity' ? input.quantity! : (sub.quantity ?? null),
+        action,
+        timeStamp: microsoftTimestamp(),
+        status: alreadyHappened ? 'Succeeded' : 'InProgress',
+        errorStatusCode: '',
+        errorMessage: '',
+      }
+      operations.set(operation.id, operation)
+      if (alreadyHappened) applyChange(sub, operation)
+      else if (input.autoAcceptMs !== undefined) {
+        const timer = setTimeout(() => {
+          if (operations.get(operation.id) === operation && operation.status === 'InProgress') settle(operation, 'Success')
+        }, input.autoAcceptMs)
+        timer.unref?.()
+        autoAccepts.set(operation.id, timer)
+      }
+      const spelling = input.webhookQuantity ?? (action === 'ChangeQuantity' ? 'string' : 'absent')
+      const seats = operation.quantity === null ? '' : String(operation.quantity)
+      const quantity =
+        spelling === 'string' ? seats
+        : spelling === 'padded' ? ` ${seats}`
+        : spelling === 'empty' ? ''
+        : spelling === 'number' ? (operation.quantity ?? undefined)
+        : undefined
+      const webhookBody: AzureWebhookBody = {
+        id: operation.id,
+        activityId: operation.activityId,
+        subscriptionId,
+        publisherId: operation.publisherId,
+        offerId: operation.offerId,
+        planId: operation.planId,
+        ...(quantity === undefined ? {} : { quantity }),
+        action,
+        status: alreadyHappened ? 'Succeeded' : 'InProgress',
+        timeStamp: operation.timeStamp,
+        operationRequestSource: 'Azure',
+        ...(input.includeSubscription ? { subscription: structuredClone(publicView(sub)), purchaseToken: null } : {}),
+      }
+      return { operation, webhookBody }
+    },
+    /** Microsoft no longer knows the operation: GET / PATCH answer 404. */
+    forgetOperation(operationId: string): boolean {
+      clearAutoAccept(operationId)
+      return operations.delete(operationId)
+    },
+    /**
+     * POSTs a webhook body to `url` as Microsoft does: JSON, `Authorization: Bearer <Entra JWT>`
+     * minted for `tenantId` / `clientId` (default: the only registered app), or `token` as given
+     * (null = no header). Redirects are not followed.
+     */
+    async sendWebhook(
+      url: string,
+      webhookBody: object,
+      options: { token?: string | null; tenantId?: string; clientId?: string } = {},
+    ): Promise<Response> {
+      let token: string | null
+      if (options.token !== undefined) token = options.token
+      else {
+        let tenantId = options.tenantId
+        let clientId = options.clientId
+        if (!tenantId || !clientId) {
+          if (apps.size !== 1) throw new Error('sendWebhook: give tenantId and clientId (more or fewer than one app registered)')
+          const [onlyClientId, only] = [...apps.entries()][0]!
+          clientId ??= onlyClientId
+          tenantId ??= only.tenantId
+        }
+        token = await mintWebhookToken({ tenantId, clientId })
+      }
+      return fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+        body: JSON.stringify(webhookBody),
+        redirect: 'manual',
+      })
+    },
     /** Registers a publisher's Entra app (the ISV's client credentials). */
     registerApp(input: { tenantId: string; clientId: string; clientSecret: string }) {
       apps.set(input.clientId, { tenantId: input.tenantId, clientSecret: input.clientSecret })
@@ -394,6 +792,10 @@ export type AzureEmulator = ReturnType<typeof createAzureEmulator>
 
 function routeOf(call: RecordedCall): AzureRoute | null {
   if (call.method === 'POST' && /\/oauth2\/v2\.0\/token$/.test(call.path)) return 'token'
+  if (call.method === 'GET' && /\/discovery\/(v2\.0\/)?keys$/.test(call.path)) return 'jwks'
+  if (call.method === 'GET' && /\/api\/saas\/subscriptions\/[^/]+\/operations$/.test(call.path)) return 'listOperations'
+  if (call.method === 'GET' && /\/api\/saas\/subscriptions\/[^/]+\/operations\/[^/]+$/.test(call.path)) return 'getOperation'
+  if (call.method === 'PATCH' && /\/api\/saas\/subscriptions\/[^/]+\/operations\/[^/]+$/.test(call.path)) return 'patchOperation'
   if (call.method === 'POST' && call.path === '/api/saas/subscriptions/resolve') return 'resolve'
   if (call.method === 'POST' && /^\/api\/saas\/subscriptions\/[^/]+\/activate$/.test(call.path)) return 'activate'
   if (call.method === 'GET' && /\/listAvailablePlans$/.test(call.path)) return 'plans'
@@ -406,4 +808,86 @@ function fakeJwt(claims: Record<string, unknown>): string {
   const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
   const now = Math.floor(Date.now() / 1000)
   return `${encode({ typ: 'JWT', alg: 'RS256' })}.${encode({ iat: now, nbf: now, exp: now + 3600, ...claims })}.${randomBytes(32).toString('base64url')}`
+}
+
+const RSA_KEY_PARAMS = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 }
+
+interface SigningKey {
+  /** Entra's kid is the certificate's SHA-1 thumbprint (base64url), the same as x5t. */
+  kid: string
+  privateKey: CryptoKey
+  n: string
+  e: string
+  /** The self-signed certificate, base64 DER, as in Entra's `x5c`. */
+  x5c: string
+  spkiPem: string
+}
+
+async function makeSigningKey(): Promise<SigningKey> {
+  const pair = (await webcrypto.subtle.generateKey(RSA_KEY_PARAMS, true, ['sign', 'verify'])) as unknown as CryptoKeyPair
+  // Loaded only here so that processes that never ask for keys (the bench) don't pay for it;
+  // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect polyfill.
+  await import('reflect-metadata')
+  const x509 = await import('@peculiar/x509')
+  const cert = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: randomBytes(16).toString('hex'),
+      name: 'CN=accounts.accesscontrol.windows.net',
+      notBefore: new Date(Date.now() - 24 * 3600_000),
+      notAfter: new Date(Date.now() + 5 * 365 * 24 * 3600_000),
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      keys: pair,
+    },
+    webcrypto as unknown as Crypto,
+  )
+  const der = Buffer.from(cert.rawData)
+  const jwk = await webcrypto.subtle.exportKey('jwk', pair.publicKey as unknown as webcrypto.CryptoKey)
+  const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', pair.publicKey as unknown as webcrypto.CryptoKey))
+  return {
+    kid: createHash('sha1').update(der).digest('base64url'),
+    privateKey: pair.privateKey,
+    n: jwk.n!,
+    e: jwk.e!,
+    x5c: der.toString('base64'),
+    spkiPem: `-----BEGIN PUBLIC KEY-----\n${spki.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END PUBLIC KEY-----\n`,
+  }
+}
+
+/** The JWS signature (base64url) of `signingInput` for `alg`, including deliberately bad ones. */
+async function signJws(alg: string, signingInput: string, key: CryptoKey, publicKeyPem: string): Promise<string> {
+  const data = Buffer.from(signingInput)
+  if (alg === 'none') return ''
+  const hmac = /^HS(256|384|512)$/.exec(alg)
+  if (hmac) return createHmac(`sha${hmac[1]}`, publicKeyPem).update(data).digest('base64url')
+  const rsa = /^(RS|PS)(256|384|512)$/.exec(alg)
+  if (!rsa) throw new Error(`mintWebhookToken: unsupported alg ${alg}`)
+  if (!key.extractable) {
+    // A key Node cannot convert: sign with the key's own WebCrypto algorithm.
+    const algorithm = key.algorithm.name === 'RSA-PSS' ? { name: 'RSA-PSS', saltLength: Number(rsa[2]) / 8 } : key.algorithm.name
+    return Buffer.from(await webcrypto.subtle.sign(algorithm, key as unknown as webcrypto.CryptoKey, data)).toString('base64url')
+  }
+  const pss = rsa[1] === 'PS'
+  return nodeSign(`sha${rsa[2]}`, data, {
+    key: KeyObject.from(key as unknown as webcrypto.CryptoKey),
+    padding: pss ? cryptoConstants.RSA_PKCS1_PSS_PADDING : cryptoConstants.RSA_PKCS1_PADDING,
+    ...(pss ? { saltLength: Number(rsa[2]) / 8 } : {}),
+  }).toString('base64url')
+}
+
+/** Microsoft's timestamps carry seven fractional digits: `2022-03-12T01:53:14.5038009Z`. */
+function microsoftTimestamp(date = new Date()): string {
+  return date.toISOString().replace(/Z$/, '0000Z')
+}
+
+/** Months in an ISO 8601 term unit (`P1M`, `P1Y`, `P3Y`, …); one month when unknown. */
+function termMonths(termUnit: string): number {
+  const match = /^P(\d+)([MY])$/.exec(termUnit)
+  if (!match) return 1
+  return Number(match[1]) * (match[2] === 'Y' ? 12 : 1)
+}
+
+function addMonths(date: Date, months: number): Date {
+  const next = new Date(date)
+  next.setUTCMonth(next.getUTCMonth() + months)
+  return next
 }
