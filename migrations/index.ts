@@ -3,6 +3,7 @@ import * as m0001 from './0001_initial'
 import * as m0002 from './0002_claims_and_activations'
 import * as m0003 from './0003_entitlement_filters_index'
 import * as m0004 from './0004_entitlement_json'
+import * as m0005 from './0005_notifications'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '0002_claims_and_activations': m0002,
   '0003_entitlement_filters_index': m0003,
   '0004_entitlement_json': m0004,
+  '0005_notifications': m0005,
 }

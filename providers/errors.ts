@@ -38,3 +38,8 @@ export class UpstreamError extends ProviderError {
 export class PurchaseRefusedError extends ProviderError {
   override name = 'PurchaseRefusedError'
 }
+
+/** An authenticated notification whose body is not one the marketplace sends (400, nothing stored). */
+export class NotificationFormatError extends ProviderError {
+  override name = 'NotificationFormatError'
+}

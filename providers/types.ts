@@ -121,4 +121,56 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
    * it activates, so an Activate that went through just before a crash is never sent twice.
    */
   refresh(integration: ProviderIntegration<TSettings, TSecrets>, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase>
+  /** Lifecycle notifications from the marketplace; absent where the broker does not take them yet. */
+  readonly notifications?: NotificationHandler<TSettings, TSecrets>
+}
+
+// ---- lifecycle notifications (contract §7) ---------------------------------------------
+
+/** A notification as it reached the broker, before anything is trusted. */
+export interface NotificationRequest {
+  headers: Headers
+  body: string
+  /** The full URL it was posted to (Pub/Sub's default audience is exactly this). */
+  url: string
+}
+
+/** An authenticated notification, in the broker's terms. */
+export interface InboundNotification {
+  /** The marketplace's own id of the message: Azure operation id, SNS MessageId, ... */
+  messageId: string
+  /** The purchase it is about, as the entitlement's `externalId`. */
+  subject: string
+  /** The marketplace's action or event type string (`Suspend`, `unsubscribe-success`, ...). */
+  action: string
+  payload: Record<string, unknown>
+}
+
+/** What asking the marketplace about a notification found. */
+export type NotificationEffect =
+  /** The marketplace does not know it (or it does not match what it says): nothing is applied. */
+  | { outcome: 'unknown'; reason: string }
+  /** Confirmed, but its purchase has no entitlement yet (the buyer has not landed): kept until it has. */
+  | { outcome: 'waiting' }
+  /** Confirmed: the purchase as it stands now (`null`: nothing to change), and the reason the marketplace gives. */
+  | { outcome: 'apply'; purchase: NormalizedPurchase | null; reason?: string }
+
+export interface NotificationHandler<TSettings = any, TSecrets = any> {
+  /**
+   * Authenticates the request; null when it fails (the route answers 401 and stores nothing).
+   * Throws NotificationFormatError for an authenticated body that is not a notification.
+   */
+  authenticate(integration: ProviderIntegration<TSettings, TSecrets>, request: NotificationRequest, ctx: ProviderContext): Promise<InboundNotification | null>
+  /**
+   * Confirms the notification with the marketplace, does what the marketplace expects of the
+   * seller (acknowledge, approve), and returns the purchase as it now stands. `current` is the
+   * stored entitlement's purchase, or null when there is none yet. Throws UpstreamError when the
+   * marketplace cannot be asked now (the job retries).
+   */
+  apply(
+    integration: ProviderIntegration<TSettings, TSecrets>,
+    notification: InboundNotification,
+    current: NormalizedPurchase | null,
+    ctx: ProviderContext,
+  ): Promise<NotificationEffect>
 }

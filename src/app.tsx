@@ -14,12 +14,16 @@ import { ErrorPage } from './pages/landing'
 import { requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
+import { notificationRoutes } from './routes/notifications'
 import { orgRoutes } from './routes/orgs'
 
 const API_BODY_LIMIT = 1024 * 1024
 const LANDING_BODY_LIMIT = 64 * 1024
 
-const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz'
+const NOTIFICATION_BODY_LIMIT = 256 * 1024
+
+/** Paths whose errors are JSON in the contract's shape (the marketplaces' notification route is a JSON API too). */
+const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/public/notifications/')
 
 function errorJson(c: Context<AppEnv>, code: ErrorCode, message: string, status: number) {
   return c.json({ error: { code, message, requestId: c.get('requestId') } }, status as 400)
@@ -69,7 +73,11 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
 
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413) })))
   app.use(
-    '/public/*',
+    '/public/notifications/*',
+    bodyLimit({ maxSize: NOTIFICATION_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The notification is larger than 256 KiB.', 413) }),
+  )
+  app.use(
+    '/public/signup/*',
     limitBodies(
       bodyLimit({
         maxSize: LANDING_BODY_LIMIT,
@@ -95,6 +103,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/api/v1/orgs', orgRoutes(deps))
   app.route('/api/v1/orgs', entitlementRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
+  app.route('/public/notifications', notificationRoutes(deps))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as entitlementsDb from '../src/db/entitlements'
 import * as integrationsDb from '../src/db/integrations'
+import * as notificationsDb from '../src/db/notifications'
 import * as m0004 from '../migrations/0004_entitlement_json'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
@@ -64,7 +65,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 
@@ -214,6 +215,49 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       expect(await entitlementsDb.findLandingToken(db, 'h1', at(250))).toBeUndefined()
       await entitlementsDb.deleteExpiredLandingTokens(db, at(250))
       expect(await db.selectFrom('landing_tokens').selectAll().where('token_hash', '=', 'h1').execute()).toHaveLength(0)
+    })
+
+    test('notification inbox: one row per message id, one lease at a time, settled rows never leased again, waiting rows woken by subject', async () => {
+      const { id } = await org()
+      const row = (messageId: string, subject = 'sub-1') => ({
+        id: newId('ntf'), org_id: id, partner: 'azure', message_id: messageId, subject, action: 'Suspend', payload: '{}',
+        status: 'PENDING' as const, next_attempt_at: at(1), created_at: at(1), updated_at: at(1),
+      })
+      const first = row('op-1')
+      expect(await notificationsDb.insertNotification(db, first)).toBe(true)
+      expect(await notificationsDb.insertNotification(db, row('op-1'))).toBe(false)
+      expect((await notificationsDb.findNotificationByMessage(db, id, 'azure', 'op-1'))?.id).toBe(first.id)
+      expect(await notificationsDb.leaseNotification(db, first.id, at(0), at(60))).toBeUndefined() // not due yet
+      const leased = await notificationsDb.leaseNotification(db, first.id, at(2), at(60))
+      expect(leased).toMatchObject({ id: first.id, attempts: 1 })
+      expect(await notificationsDb.leaseNotification(db, first.id, at(3), at(60))).toBeUndefined() // held
+      expect(await notificationsDb.dueNotifications(db, at(3), 10)).toEqual([])
+      await notificationsDb.retryNotificationLater(db, first.id, at(30), 'UpstreamError: 503', at(3))
+      expect((await notificationsDb.dueNotifications(db, at(31), 10)).map((r) => r.id)).toContain(first.id)
+      await notificationsDb.settleNotification(db, first.id, 'APPLIED', at(32))
+      expect(await notificationsDb.leaseNotification(db, first.id, at(40), at(90), true)).toBeUndefined()
+
+      const waiting = row('op-2', 'sub-2')
+      await notificationsDb.insertNotification(db, waiting)
+      await notificationsDb.settleNotification(db, waiting.id, 'WAITING', at(2))
+      expect(await notificationsDb.wakeWaiting(db, id, 'azure', 'sub-other', at(5))).toEqual([])
+      expect(await notificationsDb.wakeWaiting(db, id, 'azure', 'sub-2', at(5))).toEqual([waiting.id])
+      expect(await notificationsDb.leaseNotification(db, waiting.id, at(5), at(65))).toMatchObject({ status: 'PENDING' })
+    })
+
+    test('reconciliation: entitlements not cancelled are due a period after their creation or last re-read', async () => {
+      const { id } = await org()
+      const { row: old } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-old', { created_at: at(0) }))
+      const { row: cancelled } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-cancelled', { created_at: at(0), status: 'CANCELLED' }))
+      const { row: fresh } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-fresh', { created_at: at(50) }))
+      const due = async (before: string) => (await notificationsDb.dueReconciliations(db, before, 1000)).map((r) => r.id)
+      expect(await due(at(10))).toContain(old.id)
+      expect(await due(at(10))).not.toContain(cancelled.id)
+      expect(await due(at(10))).not.toContain(fresh.id)
+      await notificationsDb.markReconciled(db, old.id, at(20))
+      expect(await due(at(10))).not.toContain(old.id)
+      await notificationsDb.markReconciled(db, old.id, at(5))
+      expect(await due(at(10))).toContain(old.id)
     })
   })
 }

@@ -87,7 +87,7 @@ export async function createAzureScenario(azure: AzureSetup, integration: Record
     json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret, ...integration },
   })
   if (put.status !== 200) throw new Error(`put integration: ${put.status} ${await put.text()}`)
-  const { integration: saved } = (await put.json()) as { integration: { partnerId: string; signupUrl: string } }
+  const { integration: saved } = (await put.json()) as { integration: { partnerId: string; signupUrl: string; notificationUrl: string } }
   const landingPath = (query: string) => `/public/signup/azure/orgId/${org.id}${query}`
   return { broker, org, apiKey, integration: saved, landingPath }
 }

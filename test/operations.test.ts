@@ -37,6 +37,7 @@ describe('OpenAPI', () => {
       [
         'GET /healthz',
         'POST /api/v1/orgs',
+        'POST /api/v1/orgs/{orgId}/entitlements/{id}/refresh',
         'GET /api/v1/orgs/{orgId}',
         'PATCH /api/v1/orgs/{orgId}',
         'GET /api/v1/orgs/{orgId}/integrations',

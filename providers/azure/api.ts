@@ -53,3 +53,21 @@ export interface AzurePlan {
 export interface AzurePlansResponse {
   plans?: AzurePlan[]
 }
+
+/** An operation of the operations API (`GET …/subscriptions/{id}/operations/{operationId}`). */
+export interface AzureOperation {
+  id: string
+  activityId?: string
+  subscriptionId: string
+  offerId?: string
+  publisherId?: string
+  planId?: string
+  /** Present for ChangeQuantity; a number or a string. */
+  quantity?: number | string | null
+  action: string
+  timeStamp?: string
+  /** NotStarted, InProgress, Failed, Succeeded, Conflict. */
+  status?: string
+  errorStatusCode?: string
+  errorMessage?: string
+}

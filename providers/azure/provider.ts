@@ -2,11 +2,12 @@ import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamEr
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
-import { AZURE_API_VERSION, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
-import { saasStatus, subscriptionOf, toPurchase } from './mapper'
+import type { MarketplaceProvider, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import { AZURE_API_VERSION, type AzureOperation, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
+import { quantityOf, saasStatus, subscriptionOf, toPurchase } from './mapper'
 import type { AzureSecrets, AzureSettings } from './settings'
 import { type EntraTokenSource, createEntraTokenSource } from './token'
+import { ACKNOWLEDGED_ACTIONS, createAzureWebhookVerifier, parseAzureWebhook } from './webhook'
 
 export interface AzureProviderOptions {
   /** `AZURE_MARKETPLACE_API_URL` */
@@ -28,7 +29,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     integration: AzureIntegration,
     ctx: ProviderContext,
     label: string,
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PATCH',
     path: string,
     extra: { headers?: Record<string, string>; body?: unknown } = {},
   ): Promise<Response> {
@@ -101,8 +102,90 @@ export function createAzureProvider(options: AzureProviderOptions) {
     return readJson<AzureSubscription>(response, 'getSubscription')
   }
 
+  const verifyWebhook = createAzureWebhookVerifier({ loginUrl: options.loginUrl })
+
+  /** The operation as Microsoft knows it; null when it does not (404, or 400 as the live API may answer). */
+  async function getOperation(integration: AzureIntegration, subscriptionId: string, operationId: string, ctx: ProviderContext): Promise<AzureOperation | null> {
+    const path = `/subscriptions/${encodeURIComponent(subscriptionId)}/operations/${encodeURIComponent(operationId)}`
+    const response = await call(integration, ctx, 'getOperation', 'GET', path)
+    if (response.status === 404 || response.status === 400) {
+      await response.body?.cancel()
+      return null
+    }
+    if (!response.ok) return failed(response, 'getOperation')
+    return readJson<AzureOperation>(response, 'getOperation')
+  }
+
+  /** Acknowledges an operation. 409: Microsoft already settled it (it auto-accepts after ~10 s): done, not an error. */
+  async function acknowledge(integration: AzureIntegration, operation: AzureOperation, ctx: ProviderContext): Promise<'patched' | 'settled'> {
+    const path = `/subscriptions/${encodeURIComponent(operation.subscriptionId)}/operations/${encodeURIComponent(operation.id)}`
+    const response = await call(integration, ctx, 'patchOperation', 'PATCH', path, { body: { status: 'Success' } })
+    await response.body?.cancel()
+    if (response.ok) return 'patched'
+    if (response.status === 409) return 'settled'
+    return failed(response, 'patchOperation')
+  }
+
+  const notifications: NotificationHandler<AzureSettings, AzureSecrets> = {
+    async authenticate(integration, request, ctx) {
+      if (!(await verifyWebhook(request, integration.settings, ctx.log))) return null
+      return parseAzureWebhook(request.body)
+    },
+
+    async apply(integration, notification, current, ctx) {
+      // Never trust the message: the operation must exist at Microsoft and say the same thing.
+      let operation = await getOperation(integration, notification.subject, notification.messageId, ctx)
+      if (!operation) return { outcome: 'unknown', reason: 'Microsoft does not know this operation' }
+      if (operation.action !== notification.action || operation.subscriptionId !== notification.subject) {
+        return { outcome: 'unknown', reason: 'the operation does not match the notification' }
+      }
+      const pending = (status: string | undefined) => ['inprogress', 'notstarted'].includes((status ?? '').trim().toLowerCase())
+      if (ACKNOWLEDGED_ACTIONS.has(operation.action) && pending(operation.status)) {
+        // Microsoft keeps the change waiting until the seller says Success (a 4xx here would reject it).
+        if ((await acknowledge(integration, operation, ctx)) === 'settled') {
+          operation = (await getOperation(integration, notification.subject, notification.messageId, ctx)) ?? operation
+        } else {
+          operation = { ...operation, status: 'Succeeded' }
+        }
+      }
+      if (!current) return { outcome: 'waiting' }
+      const status = (operation.status ?? '').trim().toLowerCase()
+      if (status === 'failed' || status === 'conflict') {
+        return { outcome: 'apply', purchase: null, reason: `the operation ended ${operation.status}` }
+      }
+      const subscription = current.info.subscription as AzureSubscription
+      switch (operation.action) {
+        case 'ChangePlan': {
+          // While a change is in progress GET …/subscriptions still shows the old plan: take it from the operation.
+          const planId = operation.planId ?? current.planId
+          return { outcome: 'apply', purchase: { ...current, planId, info: { ...current.info, subscription: { ...subscription, planId } } } }
+        }
+        case 'ChangeQuantity': {
+          const quantity = quantityOf(operation.quantity) ?? current.quantity
+          return { outcome: 'apply', purchase: { ...current, quantity, info: { ...current.info, subscription: { ...subscription, quantity } } } }
+        }
+        case 'Reinstate': {
+          // ACTIVE once the acknowledgement went through, unless the subscription has since ended.
+          const now = await refreshPurchase(integration, current, ctx)
+          if (now.status === 'CANCELLED') return { outcome: 'apply', purchase: now }
+          return { outcome: 'apply', purchase: { ...now, status: 'ACTIVE', info: { ...now.info, subscription: { ...(now.info.subscription as AzureSubscription), saasSubscriptionStatus: 'Subscribed' } } } }
+        }
+        default:
+          // Suspend, Unsubscribe, Renew have already happened at Microsoft: the subscription as it
+          // stands now is the truth (so a late, older message cannot move the status backwards).
+          return { outcome: 'apply', purchase: await refreshPurchase(integration, current, ctx) }
+      }
+    },
+  }
+
+  async function refreshPurchase(integration: AzureIntegration, purchase: NormalizedPurchase, ctx: ProviderContext) {
+    const current = await getSubscription(integration, purchase.externalId, ctx)
+    return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
+  }
+
   return {
     partner: 'azure',
+    notifications,
 
     tokenFrom(input) {
       return input.query.get('token') ?? formToken(input.form?.get('token'))
@@ -160,9 +243,6 @@ export function createAzureProvider(options: AzureProviderOptions) {
       return failed(response, 'activate')
     },
 
-    async refresh(integration, purchase, ctx) {
-      const current = await getSubscription(integration, purchase.externalId, ctx)
-      return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
-    },
+    refresh: refreshPurchase,
   } satisfies MarketplaceProvider<AzureSettings, AzureSecrets>
 }

@@ -98,6 +98,28 @@ export interface PendingActivationsTable {
   created_at: string
 }
 
+export interface NotificationsTable {
+  id: string
+  org_id: string
+  partner: string
+  message_id: string
+  subject: string
+  action: string
+  payload: string
+  status: 'PENDING' | 'WAITING' | 'APPLIED' | 'IGNORED'
+  attempts: Generated<number>
+  next_attempt_at: string
+  lease_until: string | null
+  last_error: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface ReconciliationsTable {
+  entitlement_id: string
+  checked_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -107,6 +129,8 @@ export interface Database {
   landing_tokens: LandingTokensTable
   landing_claims: LandingClaimsTable
   pending_activations: PendingActivationsTable
+  notifications: NotificationsTable
+  reconciliations: ReconciliationsTable
 }
 
 export type DB = Kysely<Database>
@@ -117,3 +141,4 @@ export type NewEntitlementRow = Insertable<EntitlementsTable>
 export type EntitlementEventRow = Selectable<EntitlementEventsTable>
 export type LandingClaimRow = Selectable<LandingClaimsTable>
 export type PendingActivationRow = Selectable<PendingActivationsTable>
+export type NotificationRow = Selectable<NotificationsTable>

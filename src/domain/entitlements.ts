@@ -79,6 +79,42 @@ export function purchaseColumns(purchase: NormalizedPurchase) {
   }
 }
 
+/** The event a change of marketplace status stands for, if any. */
+export function statusEvent(from: EntitlementStatus, to: EntitlementStatus): EventType | null {
+  if (from === to) return null
+  switch (to) {
+    case 'ACTIVE':
+      return from === 'SUSPENDED' ? 'REINSTATE' : 'ACTIVATE'
+    case 'SUSPENDED':
+      return 'SUSPEND'
+    case 'PENDING_CANCEL':
+      return 'PENDING_CANCEL'
+    case 'CANCELLED':
+      return 'CANCEL'
+    default:
+      return 'UPDATE'
+  }
+}
+
+/** The stored entitlement as a purchase again, for the activation job. */
+export function purchaseOf(row: EntitlementRow): NormalizedPurchase {
+  const entitlement = toEntitlement(row)
+  return {
+    externalId: entitlement.externalId,
+    status: entitlement.status,
+    offerType: entitlement.offerType,
+    productId: entitlement.productId,
+    planId: entitlement.planId,
+    quantity: entitlement.quantity,
+    buyer: entitlement.buyer,
+    term: entitlement.term,
+    isFreeTrial: entitlement.isFreeTrial,
+    isTest: entitlement.isTest,
+    info: entitlement.info,
+    needsActivation: entitlement.status === 'PENDING_START',
+  }
+}
+
 export async function recordEvent(
   deps: AppDeps,
   entitlement: Pick<EntitlementRow, 'id' | 'org_id'>,

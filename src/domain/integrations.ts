@@ -13,9 +13,13 @@ import { getOrg } from './orgs'
 /** Binds a sealed secret to its row: moved to another org or partner, it no longer opens. */
 const secretContext = (orgId: string, partner: string) => `integration:${orgId}:${partner}`
 
-export function signupUrl(deps: AppDeps, row: Pick<IntegrationRow, 'org_id' | 'partner' | 'partner_id'>): string {
-  return `${deps.config.PUBLIC_URL}/public/signup/${row.partner}/orgId/${encodeURIComponent(row.org_id)}?partnerId=${encodeURIComponent(row.partner_id)}`
+/** `$PUBLIC_URL/public/{kind}/{partner}/orgId/{orgId}?partnerId={partnerId}`: the URLs an ISV pastes into a marketplace. */
+function publicUrl(deps: AppDeps, kind: 'signup' | 'notifications', row: Pick<IntegrationRow, 'org_id' | 'partner' | 'partner_id'>): string {
+  return `${deps.config.PUBLIC_URL}/public/${kind}/${row.partner}/orgId/${encodeURIComponent(row.org_id)}?partnerId=${encodeURIComponent(row.partner_id)}`
 }
+
+export const signupUrl = (deps: AppDeps, row: Pick<IntegrationRow, 'org_id' | 'partner' | 'partner_id'>) => publicUrl(deps, 'signup', row)
+export const notificationUrl = (deps: AppDeps, row: Pick<IntegrationRow, 'org_id' | 'partner' | 'partner_id'>) => publicUrl(deps, 'notifications', row)
 
 export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
   return {
@@ -23,6 +27,7 @@ export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
     partner: row.partner as Partner,
     partnerId: row.partner_id,
     signupUrl: signupUrl(deps, row),
+    notificationUrl: notificationUrl(deps, row),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   }

@@ -1,16 +1,22 @@
 import type { AppDeps } from '../deps'
 import type { Logger } from '../logger'
+import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
+import { reconcileDue } from './reconcile'
 
 /**
  * The background job, the same on both runtimes (Node: a timer in the server; Workers: the
  * cron trigger): finish landings whose worker died, retry pending activations whose backoff
- * is over, and forget expired landing-token hashes.
+ * is over, apply marketplace notifications that are due (retries, and those that waited for
+ * their landing), re-read entitlements due for reconciliation, and forget expired landing-token
+ * hashes. Each task works a bounded batch per run.
  */
-export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger): Promise<{ recovered: number; activations: number }> {
+export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
   const recovered = await landing.recoverClaims(log)
   const activations = await landing.retryActivations(log)
+  const notifications = await applyDueNotifications(deps, log)
+  const reconciled = await reconcileDue(deps, log)
   await pruneLandingTokens(deps)
-  if (recovered || activations) log.info('background job', { recovered, activations })
-  return { recovered, activations }
+  if (recovered || activations || notifications || reconciled) log.info('background job', { recovered, activations, notifications, reconciled })
+  return { recovered, activations, notifications, reconciled }
 }

@@ -15,10 +15,10 @@ import * as orgsDb from '../db/orgs'
 import type { EntitlementRow, OrgRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
-import type { EventType } from '../schemas'
 import { sha256Hex } from './crypto'
-import { entitlementJson, purchaseColumns, recordEvent, toEntitlement } from './entitlements'
+import { entitlementJson, purchaseColumns, purchaseOf, recordEvent, statusEvent } from './entitlements'
 import { newId } from './ids'
+import { wakeNotifications } from './inbox'
 import { loadProviderIntegration } from './integrations'
 
 /** How long a token -> entitlement mapping answers refreshes (Azure tokens live about 24 h). */
@@ -63,42 +63,6 @@ export function fulfillmentLocation(fulfillmentUrl: string, entitlement: Pick<En
   url.searchParams.set('partner', entitlement.partner)
   url.searchParams.set('offerType', entitlement.offer_type)
   return url.toString()
-}
-
-/** The event a change of marketplace status stands for, if any. */
-function statusEvent(from: EntitlementStatus, to: EntitlementStatus): EventType | null {
-  if (from === to) return null
-  switch (to) {
-    case 'ACTIVE':
-      return from === 'SUSPENDED' ? 'REINSTATE' : 'ACTIVATE'
-    case 'SUSPENDED':
-      return 'SUSPEND'
-    case 'PENDING_CANCEL':
-      return 'PENDING_CANCEL'
-    case 'CANCELLED':
-      return 'CANCEL'
-    default:
-      return 'UPDATE'
-  }
-}
-
-/** The stored entitlement as a purchase again, for the activation job. */
-function purchaseOf(row: EntitlementRow): NormalizedPurchase {
-  const entitlement = toEntitlement(row)
-  return {
-    externalId: entitlement.externalId,
-    status: entitlement.status,
-    offerType: entitlement.offerType,
-    productId: entitlement.productId,
-    planId: entitlement.planId,
-    quantity: entitlement.quantity,
-    buyer: entitlement.buyer,
-    term: entitlement.term,
-    isFreeTrial: entitlement.isFreeTrial,
-    isTest: entitlement.isTest,
-    info: entitlement.info,
-    needsActivation: entitlement.status === 'PENDING_START',
-  }
 }
 
 function describe(error: unknown): string {
@@ -277,6 +241,9 @@ export function createLandingService(deps: AppDeps) {
     const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
     if (created || !previous) {
       await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
+      // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
+      const woken = await wakeNotifications(deps, work.org.id, work.partner, row.external_id)
+      if (woken) work.log.info('notifications that waited for this purchase are due', { entitlementId: row.id, notifications: woken })
     } else {
       const type =
         statusEvent(previous.status as EntitlementStatus, row.status as EntitlementStatus) ??

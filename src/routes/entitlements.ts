@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { AppDeps } from '../deps'
 import { getEntitlementJson, listEntitlementEvents, listEntitlementsJson } from '../domain/entitlements'
+import { refreshEntitlement } from '../domain/reconcile'
 import { type AppEnv, validationHook } from '../env'
 import { EntitlementSchema, EntitlementStatusSchema, EventSchema, PartnerSchema } from '../schemas'
 import { assertOrgAccess } from './auth'
@@ -51,6 +52,17 @@ const eventsRoute = createRoute({
   responses: { 200: jsonResponse(z.object({ items: z.array(EventSchema) }), 'Its events'), ...errorResponses(401, 404) },
 })
 
+const refreshRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/entitlements/{id}/refresh',
+  tags: ['Entitlements'],
+  summary: 'Re-read the entitlement from its marketplace now and apply what differs',
+  description: 'The daily reconciliation, for one entitlement: changes are written as events with source "marketplace" and data.reconciled true.',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam, id: EntitlementIdParam }) },
+  responses: { 200: jsonResponse(EntitlementSchema, 'The entitlement as it stands now'), ...errorResponses(401, 404, 502) },
+})
+
 /** A 200 whose JSON body the domain already serialized (see entitlementJson). */
 function jsonText(c: Context, body: string) {
   return c.body(body, 200, { 'content-type': 'application/json' }) as never
@@ -75,6 +87,12 @@ export function entitlementRoutes(deps: AppDeps) {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
     return c.json({ items: await listEntitlementEvents(deps, orgId, id) }, 200)
+  })
+
+  app.openapi(refreshRoute, async (c) => {
+    const { orgId, id } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    return jsonText(c, await refreshEntitlement(deps, orgId, id, c.get('log')))
   })
 
   return app

@@ -1,0 +1,102 @@
+import type { Insertable } from 'kysely'
+import type { DB, NotificationRow, NotificationsTable } from './schema'
+
+/**
+ * The notification inbox. Each hand-over is one statement (D1 has no interactive
+ * transactions): the insert that dedupes by the marketplace's message id, the lease that lets
+ * one worker apply a row, and the update that settles it.
+ */
+
+/** Stores a notification unless its message id is already there. True when this call stored it. */
+export async function insertNotification(db: DB, row: Insertable<NotificationsTable>): Promise<boolean> {
+  const inserted = await db
+    .insertInto('notifications')
+    .values(row)
+    .onConflict((oc) => oc.columns(['org_id', 'partner', 'message_id']).doNothing())
+    .returning('id')
+    .executeTakeFirst()
+  return inserted !== undefined
+}
+
+export function findNotificationByMessage(db: DB, orgId: string, partner: string, messageId: string): Promise<NotificationRow | undefined> {
+  return db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('partner', '=', partner)
+    .where('message_id', '=', messageId)
+    .executeTakeFirst()
+}
+
+/** Leases a PENDING notification that is due (or, with `force`, regardless of its backoff). */
+export function leaseNotification(db: DB, id: string, now: string, leaseUntil: string, force = false): Promise<NotificationRow | undefined> {
+  let query = db
+    .updateTable('notifications')
+    .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1), updated_at: now }))
+    .where('id', '=', id)
+    .where('status', '=', 'PENDING')
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+  if (!force) query = query.where('next_attempt_at', '<=', now)
+  return query.returningAll().executeTakeFirst()
+}
+
+export async function settleNotification(db: DB, id: string, status: 'APPLIED' | 'IGNORED' | 'WAITING', now: string, note: string | null = null): Promise<void> {
+  await db.updateTable('notifications').set({ status, lease_until: null, last_error: note, updated_at: now }).where('id', '=', id).execute()
+}
+
+export async function retryNotificationLater(db: DB, id: string, nextAttemptAt: string, error: string, now: string): Promise<void> {
+  await db
+    .updateTable('notifications')
+    .set({ lease_until: null, next_attempt_at: nextAttemptAt, last_error: error, updated_at: now })
+    .where('id', '=', id)
+    .execute()
+}
+
+/** PENDING notifications whose backoff is over and that nobody holds, oldest first. */
+export async function dueNotifications(db: DB, now: string, limit: number): Promise<Array<Pick<NotificationRow, 'id'>>> {
+  return db
+    .selectFrom('notifications')
+    .select('id')
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .execute()
+}
+
+/** Notifications that waited for their entitlement to exist: due again now. Returns their ids. */
+export async function wakeWaiting(db: DB, orgId: string, partner: string, subject: string, now: string): Promise<string[]> {
+  const rows = await db
+    .updateTable('notifications')
+    .set({ status: 'PENDING', next_attempt_at: now, updated_at: now })
+    .where('org_id', '=', orgId)
+    .where('partner', '=', partner)
+    .where('subject', '=', subject)
+    .where('status', '=', 'WAITING')
+    .returning('id')
+    .execute()
+  return rows.map((row) => row.id)
+}
+
+/** Entitlements not cancelled whose last re-read (else their creation) is older than `before`, oldest first. */
+export async function dueReconciliations(db: DB, before: string, limit: number): Promise<Array<{ id: string; org_id: string; partner: string }>> {
+  return db
+    .selectFrom('entitlements')
+    .leftJoin('reconciliations', 'reconciliations.entitlement_id', 'entitlements.id')
+    .select(['entitlements.id', 'entitlements.org_id', 'entitlements.partner'])
+    .where('entitlements.status', '!=', 'CANCELLED')
+    // A new entitlement was read from its marketplace when it was created: its first re-read is due a period later.
+    .where((eb) => eb.fn.coalesce('reconciliations.checked_at', 'entitlements.created_at'), '<', before)
+    .orderBy((eb) => eb.fn.coalesce('reconciliations.checked_at', 'entitlements.created_at'))
+    .limit(limit)
+    .execute()
+}
+
+export async function markReconciled(db: DB, entitlementId: string, at: string): Promise<void> {
+  await db
+    .insertInto('reconciliations')
+    .values({ entitlement_id: entitlementId, checked_at: at })
+    .onConflict((oc) => oc.column('entitlement_id').doUpdateSet({ checked_at: at }))
+    .execute()
+}

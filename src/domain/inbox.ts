@@ -1,0 +1,151 @@
+import { NotificationFormatError, ProviderError } from '../../providers/errors'
+import { type NotificationRequest, type Partner, isPartner } from '../../providers/types'
+import * as entitlementsDb from '../db/entitlements'
+import * as notificationsDb from '../db/notifications'
+import * as orgsDb from '../db/orgs'
+import { type AppDeps, nowIso } from '../deps'
+import type { Logger } from '../logger'
+import { purchaseOf } from './entitlements'
+import { newId } from './ids'
+import { loadProviderIntegration } from './integrations'
+import { applyMarketplaceState } from './lifecycle'
+
+/** A worker holds a notification this long while it asks the marketplace about it. */
+const LEASE_MS = 60_000
+/** Retries back off from this, doubling, up to the cap; after MAX_ATTEMPTS the row is given up (IGNORED, logged). */
+const BACKOFF_MS = 5_000
+const BACKOFF_CAP_MS = 30 * 60 * 1000
+const MAX_ATTEMPTS = 60
+const JOB_BATCH = 25
+
+export type ReceiveOutcome =
+  | { status: 200; notificationId: string; duplicate: boolean }
+  | { status: 400 | 401 | 404; code: 'VALIDATION_ERROR' | 'UNAUTHORIZED' | 'NOT_FOUND'; message: string }
+
+/**
+ * `POST /public/notifications/{partner}/orgId/{orgId}`: authenticate first, then store (keyed by
+ * the marketplace's message id, so a redelivery is the same row), then answer. Nothing that fails
+ * authentication is parsed beyond what verification needs, stored or acted on.
+ */
+export async function receiveNotification(
+  deps: AppDeps,
+  input: { partner: string; orgId: string; partnerId: string | null; request: NotificationRequest; log: Logger },
+): Promise<ReceiveOutcome> {
+  const notFound = { status: 404, code: 'NOT_FOUND', message: 'No such org or integration.' } as const
+  if (!isPartner(input.partner) || input.orgId.length > 64 || (input.partnerId?.length ?? 0) > 200) return notFound
+  const partner = input.partner
+  const org = await orgsDb.findOrg(deps.db, input.orgId)
+  const integration = org ? await loadProviderIntegration(deps, org.id, partner) : undefined
+  if (!org || !integration || (input.partnerId !== null && input.partnerId !== integration.partnerId)) return notFound
+  const handler = deps.providers[partner].notifications
+  if (!handler) return { status: 404, code: 'NOT_FOUND', message: `Notifications from ${partner} are not taken yet.` }
+
+  const log = input.log.child({ orgId: org.id, partner })
+  let notification
+  try {
+    notification = await handler.authenticate(integration, input.request, { log })
+  } catch (error) {
+    if (error instanceof NotificationFormatError) {
+      return { status: 400, code: 'VALIDATION_ERROR', message: `Not a ${partner} notification: ${error.message}.` }
+    }
+    throw error
+  }
+  if (!notification) return { status: 401, code: 'UNAUTHORIZED', message: 'The notification could not be authenticated.' }
+
+  const now = nowIso(deps)
+  const id = newId('ntf')
+  const stored = await notificationsDb.insertNotification(deps.db, {
+    id,
+    org_id: org.id,
+    partner,
+    message_id: notification.messageId,
+    subject: notification.subject,
+    action: notification.action,
+    payload: JSON.stringify(notification.payload),
+    status: 'PENDING',
+    next_attempt_at: now,
+    created_at: now,
+    updated_at: now,
+  })
+  if (stored) {
+    log.info('notification stored', { notificationId: id, action: notification.action, messageId: notification.messageId })
+    return { status: 200, notificationId: id, duplicate: false }
+  }
+  const existing = await notificationsDb.findNotificationByMessage(deps.db, org.id, partner, notification.messageId)
+  log.info('notification redelivered', { notificationId: existing?.id, action: notification.action, messageId: notification.messageId })
+  return { status: 200, notificationId: existing?.id ?? id, duplicate: true }
+}
+
+function describe(error: unknown) {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}
+
+/**
+ * Applies one stored notification if this caller can lease it: asks the marketplace (the
+ * provider confirms and acknowledges), then brings the entitlement to what it reports. Safe to
+ * call any number of times and from several processes: a settled row is not leased again, and
+ * applying a state the entitlement already has writes nothing.
+ */
+export async function applyNotification(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
+  const started = Date.now()
+  const now = nowIso(deps)
+  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + LEASE_MS).toISOString(), options.force)
+  if (!row || !isPartner(row.partner)) return 'busy'
+  const partner: Partner = row.partner
+  const rowLog = log.child({ orgId: row.org_id, partner, notificationId: row.id, action: row.action })
+  const integration = await loadProviderIntegration(deps, row.org_id, partner)
+  const handler = deps.providers[partner].notifications
+  if (!integration || !handler) {
+    await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), 'the integration is gone')
+    return 'ignored'
+  }
+  try {
+    const entitlement = await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, row.subject)
+    const notification = { messageId: row.message_id, subject: row.subject, action: row.action, payload: JSON.parse(row.payload) as Record<string, unknown> }
+    const effect = await handler.apply(integration, notification, entitlement ? purchaseOf(entitlement) : null, { log: rowLog })
+    if (effect.outcome === 'unknown') {
+      rowLog.warn('notification ignored', { reason: effect.reason })
+      await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), effect.reason)
+      return 'ignored'
+    }
+    if (effect.outcome === 'waiting' || !entitlement) {
+      // Applied when the landing creates the entitlement (wakeNotifications).
+      rowLog.info('notification waits for its purchase to land')
+      await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps))
+      return 'waiting'
+    }
+    if (effect.purchase) {
+      const data = { action: row.action, notificationId: row.id, ...(effect.reason ? { reason: effect.reason } : {}) }
+      const { event } = await applyMarketplaceState(deps, entitlement, effect.purchase, data)
+      rowLog.info('notification applied', { entitlementId: entitlement.id, event })
+    }
+    await notificationsDb.settleNotification(deps.db, row.id, 'APPLIED', nowIso(deps))
+    return 'applied'
+  } catch (error) {
+    if (!(error instanceof ProviderError)) rowLog.error('notification could not be applied', { error: describe(error) })
+    if (row.attempts >= MAX_ATTEMPTS) {
+      rowLog.error('notification given up after retries', { attempts: row.attempts, error: describe(error) })
+      await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), `gave up: ${describe(error)}`.slice(0, 500))
+      return 'ignored'
+    }
+    const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** (row.attempts - 1)) * (0.5 + Math.random() / 2)
+    rowLog.warn('notification will be retried', { attempts: row.attempts, error: describe(error) })
+    await notificationsDb.retryNotificationLater(deps.db, row.id, new Date(Date.now() + backoff).toISOString(), describe(error).slice(0, 500), nowIso(deps))
+    return 'retry'
+  }
+}
+
+/** The job's part: every due notification, a batch per run. */
+export async function applyDueNotifications(deps: AppDeps, log: Logger): Promise<number> {
+  const due = await notificationsDb.dueNotifications(deps.db, nowIso(deps), JOB_BATCH)
+  for (const { id } of due) await applyNotification(deps, id, log.child({ job: 'notifications' }))
+  return due.length
+}
+
+/**
+ * A purchase just got its entitlement: the notifications that waited for it are due now (the
+ * job applies them; the landing does not wait for the marketplace calls that takes).
+ */
+export async function wakeNotifications(deps: AppDeps, orgId: string, partner: Partner, externalId: string): Promise<number> {
+  return (await notificationsDb.wakeWaiting(deps.db, orgId, partner, externalId, nowIso(deps))).length
+}

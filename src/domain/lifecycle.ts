@@ -1,0 +1,35 @@
+import type { NormalizedPurchase } from '../../providers/types'
+import * as entitlementsDb from '../db/entitlements'
+import type { EntitlementRow } from '../db/schema'
+import { type AppDeps, nowIso } from '../deps'
+import type { EventType } from '../schemas'
+import { purchaseColumns, recordEvent, statusEvent } from './entitlements'
+
+/**
+ * Brings a stored entitlement to the purchase its marketplace now reports (a notification,
+ * reconciliation, or the refresh route), writing one Event with `source: "marketplace"` when
+ * something a buyer or ISV cares about changed. A purchase that changes nothing writes nothing,
+ * so applying the same state twice (a redelivery, a re-run after a crash) is harmless.
+ */
+export async function applyMarketplaceState(
+  deps: AppDeps,
+  row: EntitlementRow,
+  next: NormalizedPurchase,
+  data: Record<string, unknown>,
+): Promise<{ row: EntitlementRow; event: EventType | null }> {
+  const columns = purchaseColumns({ ...next, offerType: row.offer_type as NormalizedPurchase['offerType'] })
+  const changed = columns.status !== row.status || columns.plan_id !== row.plan_id || columns.quantity !== row.quantity || columns.term !== row.term
+  if (!changed) return { row, event: null }
+  const at = nowIso(deps)
+  const updated = (await entitlementsDb.updatePurchaseColumns(deps.db, row.id, { ...columns, updated_at: at })) ?? row
+  const type = statusEvent(row.status as NormalizedPurchase['status'], updated.status as NormalizedPurchase['status']) ?? 'UPDATE'
+  await recordEvent(deps, updated, type, 'marketplace', {
+    ...data,
+    status: updated.status,
+    previousStatus: row.status,
+    planId: updated.plan_id,
+    quantity: updated.quantity,
+    ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
+  }, at)
+  return { row: updated, event: type }
+}

@@ -1,0 +1,170 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure } from './helpers'
+import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
+
+/**
+ * Marketplace notifications on both runtimes, through the real route: the in-process Node app
+ * on SQLite and `npm run dev:worker` (workerd + D1, the apply running in `waitUntil`). Both are
+ * driven only through HTTP and judged only by what the API shows.
+ */
+let azure: AzureSetup
+let node: TestBroker
+let worker: WorkerProcess
+let persistTo: string
+
+beforeAll(async () => {
+  azure = await startAzure()
+  const upstream = { AZURE_MARKETPLACE_API_URL: azure.url, AZURE_LOGIN_URL: azure.url }
+  node = await createTestBroker(upstream)
+  persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-lifecycle-'))
+  worker = await startWorker(persistTo, upstream)
+}, 120_000)
+
+afterAll(async () => {
+  await worker?.stop()
+  await node?.close()
+  await azure?.close()
+  rmSync(persistTo, { recursive: true, force: true })
+})
+
+type Client = Pick<TestBroker, 'request' | 'createOrg'>
+const runtimes: Array<[string, () => Client]> = [
+  ['node + SQLite', () => node],
+  ['workerd + D1', () => httpBroker(worker.url)],
+]
+
+interface Entitlement {
+  id: string
+  status: string
+  planId: string | null
+}
+
+describe.each(runtimes)('%s', (_runtime, client) => {
+  async function setup() {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
+    const notificationPath = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const sub = azure.emulator.addSubscription({ appId: azure.clientId, planId: 'silver' })
+    const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
+    expect(landing.status).toBe(303)
+    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const notify = async (body: unknown, token?: string | null) => {
+      const jwt = token === undefined ? await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId }) : token
+      return broker.request(notificationPath, {
+        method: 'POST',
+        token: null,
+        headers: { 'content-type': 'application/json', ...(jwt ? { authorization: `Bearer ${jwt}` } : {}) },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      })
+    }
+    const read = async () => (await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as Entitlement
+    const events = async () =>
+      ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}/events`, { token: apiKey })).json()) as { items: Array<{ type: string; source: string; data: Record<string, unknown> }> }).items
+    /** The apply runs after the 200 (workerd: waitUntil): wait until the entitlement shows `check`. */
+    const until = async (check: (e: Entitlement) => boolean) => {
+      for (let i = 0; i < 100; i++) {
+        const current = await read()
+        if (check(current)) return current
+        await sleep(50)
+      }
+      throw new Error(`entitlement never reached the expected state: ${JSON.stringify(await read())}`)
+    }
+    return { broker, org, apiKey, sub, id, notify, read, events, until, notificationPath }
+  }
+
+  test('Suspend, redelivered; Reinstate (acknowledged once); ChangePlan: each applied once with its event', async () => {
+    const s = await setup()
+    const suspend = azure.emulator.startOperation(s.sub.id, 'Suspend').webhookBody
+    expect((await s.notify(suspend)).status).toBe(200)
+    await s.until((e) => e.status === 'SUSPENDED')
+    expect((await s.notify(suspend)).status).toBe(200)
+
+    const reinstate = azure.emulator.startOperation(s.sub.id, 'Reinstate').webhookBody
+    expect((await s.notify(reinstate)).status).toBe(200)
+    await s.until((e) => e.status === 'ACTIVE')
+    expect(azure.emulator.callsTo('patchOperation').filter((call) => call.path.includes(reinstate.id))).toHaveLength(1)
+
+    const change = azure.emulator.startOperation(s.sub.id, 'ChangePlan', { planId: 'gold' }).webhookBody
+    expect((await s.notify(change)).status).toBe(200)
+    await s.until((e) => e.planId === 'gold')
+    await s.notify(change)
+    await sleep(300)
+    const marketplace = (await s.events()).filter((e) => e.source === 'marketplace')
+    expect(marketplace.map((e) => [e.type, e.data.action])).toEqual([
+      ['SUSPEND', 'Suspend'],
+      ['REINSTATE', 'Reinstate'],
+      ['UPDATE', 'ChangePlan'],
+    ])
+  })
+
+  test('forged or missing tokens are 401 and change nothing; an unknown operation is 200 and changes nothing; too large is 413', async () => {
+    const s = await setup()
+    const suspend = azure.emulator.startOperation(s.sub.id, 'Suspend').webhookBody
+    const stranger = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId, key: await azure.emulator.strangerKey() })
+    for (const token of [null, stranger]) {
+      const refused = await s.notify(suspend, token)
+      expect(refused.status).toBe(401)
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED')
+    }
+    azure.emulator.forgetOperation(suspend.id)
+    expect((await s.notify(suspend)).status).toBe(200)
+    const big = await s.notify({ ...suspend, pad: 'x'.repeat(300 * 1024) })
+    expect(big.status).toBe(413)
+    await sleep(300)
+    expect((await s.read()).status).toBe('ACTIVE')
+    expect((await s.events()).filter((e) => e.source === 'marketplace')).toEqual([])
+  })
+
+  test('refresh: a change made without a webhook is re-read and applied with data.reconciled', async () => {
+    const s = await setup()
+    azure.emulator.subscriptions.get(s.sub.id)!.saasSubscriptionStatus = 'Suspended'
+    const refreshed = await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${s.id}/refresh`, { method: 'POST', token: s.apiKey })
+    expect(refreshed.status).toBe(200)
+    expect(((await refreshed.json()) as Entitlement).status).toBe('SUSPENDED')
+    expect((await s.events()).at(-1)).toMatchObject({ type: 'SUSPEND', source: 'marketplace', data: { reconciled: true } })
+  })
+
+  test('random requests to the three notification routes: never a 5xx, never a stack trace, nothing changes', async () => {
+    const s = await setup()
+    const before = JSON.stringify(await s.events())
+    const jwt = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('azure', 'aws', 'gcp', 'nope'),
+        fc.oneof(fc.constant(s.org.id), fc.string({ maxLength: 80 })),
+        fc.constantFrom('application/json', 'text/plain; charset=UTF-8', 'application/x-www-form-urlencoded', ''),
+        fc.oneof(fc.constant(null), fc.constant(jwt), fc.string({ maxLength: 200 })),
+        fc.oneof(
+          fc.string({ maxLength: 500 }),
+          fc.json(),
+          fc.record({ id: fc.string(), subscriptionId: fc.oneof(fc.constant(s.sub.id), fc.string()), action: fc.constantFrom('Suspend', 'Unsubscribe', 'ChangePlan', 'x') }).map((v) => JSON.stringify(v)),
+        ),
+        async (partner, orgId, contentType, token, body) => {
+          const response = await s.broker.request(`/public/notifications/${partner}/orgId/${encodeURIComponent(orgId)}`, {
+            method: 'POST',
+            token: null,
+            headers: { ...(contentType ? { 'content-type': contentType } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+            body,
+          })
+          const text = await response.text()
+          expect(response.status, text.slice(0, 200)).toBeLessThan(500)
+          expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/)
+        },
+      ),
+      { numRuns: 60 },
+    )
+    await sleep(300)
+    expect(JSON.stringify(await s.events())).toBe(before)
+    expect((await s.read()).status).toBe('ACTIVE')
+  })
+})
