@@ -10,8 +10,12 @@ import { newId } from './ids'
 import { loadProviderIntegration } from './integrations'
 import { applyMarketplaceState } from './lifecycle'
 
-/** A worker holds a notification this long while it asks the marketplace about it. */
-const LEASE_MS = 60_000
+/**
+ * A worker holds a notification while it asks the marketplace about it: up to four calls, each
+ * within its retry deadline (twice UPSTREAM_TIMEOUT_MS), and a margin. A crashed worker's rows
+ * are taken over after that.
+ */
+const leaseMs = (deps: AppDeps) => 4 * 2 * deps.config.UPSTREAM_TIMEOUT_MS + 2_000
 /** Retries back off from this, doubling, up to the cap; after MAX_ATTEMPTS the row is given up (IGNORED, logged). */
 const BACKOFF_MS = 5_000
 const BACKOFF_CAP_MS = 30 * 60 * 1000
@@ -89,7 +93,7 @@ function describe(error: unknown) {
 export async function applyNotification(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
   const started = Date.now()
   const now = nowIso(deps)
-  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + LEASE_MS).toISOString(), options.force)
+  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + leaseMs(deps)).toISOString(), options.force)
   if (!row || !isPartner(row.partner)) return 'busy'
   const partner: Partner = row.partner
   const rowLog = log.child({ orgId: row.org_id, partner, notificationId: row.id, action: row.action })
