@@ -71,6 +71,8 @@ export function memoryOf(pid: number) {
 export interface LoadResult {
   rps: number
   total: number
+  /** Seconds from the first request sent to the last response received. */
+  duration: number
   p50: number
   p99: number
   statuses: Record<string, number>

@@ -1,6 +1,7 @@
 // The load generator, in its own process: autocannon against one target, results as JSON.
 // Input: argv[2] is the path of a JSON file (path lists can be megabytes):
-// { url, connections, duration?, amount?, paths?: string[], pick?: 'random' | 'sequential', headers? }
+// { url, connections, duration?, amount?, paths?: string[], pick?: 'random' | 'sequential', headers?,
+//   requests?: [{ method, path, headers?, body? }] (taken in order, one each, instead of paths) }
 import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
@@ -12,6 +13,7 @@ interface Job {
   paths?: string[]
   pick?: 'random' | 'sequential'
   headers?: Record<string, string>
+  requests?: Array<{ method: string; path: string; headers?: Record<string, string>; body?: string }>
 }
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Job
@@ -25,6 +27,10 @@ const instance = autocannon({
   requests: [
     {
       setupRequest: (request) => {
+        if (job.requests) {
+          const one = job.requests[next++ % job.requests.length]!
+          return { ...request, method: one.method as 'POST', path: one.path, headers: { ...request.headers, ...one.headers }, body: one.body }
+        }
         const path = job.pick === 'sequential' ? paths[next++ % paths.length]! : paths[Math.floor(Math.random() * paths.length)]!
         return { ...request, path }
       },

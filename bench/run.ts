@@ -5,10 +5,12 @@
 //
 // Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
-// BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak (bench/soak.ts: 20000 over 5 starts).
+// BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
+// (bench/soak.ts: 20000 over 5 starts).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
+import SQLite from 'better-sqlite3'
 import { upsertEntitlement } from '../src/db/entitlements'
 import { newId } from '../src/domain/ids'
 import {
@@ -21,6 +23,7 @@ const RUNS = 3
 const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
 const MEMORY_LANDINGS = Number(process.env.BENCH_LANDINGS ?? 20_000)
 const LANDING_RUN = Number(process.env.BENCH_LANDING_RUN ?? 3_000)
+const NOTIFICATIONS = Number(process.env.BENCH_NOTIFICATIONS ?? 2_000)
 
 interface Row {
   scenario: string
@@ -167,6 +170,39 @@ async function main() {
   )
   const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB!, { target: 'baseline' })
   versus('landing, zero-latency marketplace, c=10', landings!, rowB, 'B', 0.7)
+
+  // 4b: authenticated Azure notifications (Entra JWT verified against the JWKS, stored, the
+  // operation confirmed and the subscription read back from the zero-latency emulator, the
+  // entitlement updated with its event) vs baseline B, which also makes two marketplace calls
+  // per request. One run of fresh Suspend webhooks for entitlements landed above.
+  const inbox = new SQLite(join(work, 'bench.db'), { readonly: true })
+  const landed = inbox
+    .prepare("SELECT external_id FROM entitlements WHERE org_id = ? AND status = 'ACTIVE' AND external_id NOT LIKE 'ext-%' LIMIT ?")
+    .all(org.id, NOTIFICATIONS) as Array<{ external_id: string }>
+  const { webhooks } = (await (
+    await fetch(`${fast.url}/_emulator/suspensions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ appId: app.clientId, tenantId: app.tenantId, subscriptionIds: landed.map((row) => row.external_id) }),
+    })
+  ).json()) as { webhooks: Array<{ body: string; token: string }> }
+  const notificationPath = `/public/notifications/azure/orgId/${org.id}`
+  const applied = () => (inbox.prepare("SELECT count(*) AS n FROM notifications WHERE status = 'APPLIED'").get() as { n: number }).n
+  const notified = await load({
+    url: brokerUrl,
+    connections: 10,
+    amount: webhooks.length,
+    requests: webhooks.map((w) => ({ method: 'POST', path: notificationPath, headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' }, body: w.body })),
+  })
+  const answeredAt = performance.now()
+  while (applied() < webhooks.length && performance.now() - answeredAt < 60_000) await new Promise((r) => setTimeout(r, 20))
+  const appliedSeconds = notified.duration + (performance.now() - answeredAt) / 1000
+  const appliedCount = applied()
+  inbox.close()
+  const notificationRow = versus(`Azure notifications: JWT verified, stored, 200 (c=10, ${webhooks.length})`, [notified], rowB, 'B', 0.7)
+  notificationRow.notes = `${appliedCount} of ${webhooks.length} applied (operation confirmed, subscription read, event written) within ${round(appliedSeconds, 2)} s: ${round(appliedCount / appliedSeconds)} applied/s = ${round(appliedCount / appliedSeconds / rowB.rps, 2)} × B`
+  notificationRow.target = 'reported (no target set)'
+  notificationRow.met = null
 
   // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
   const landMany = async () => {

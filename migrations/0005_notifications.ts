@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 // stored here before it is answered, keyed by the marketplace's own id so a redelivery is one
 // row, then applied at once or by the job. And when each entitlement was last re-read from its
 // marketplace (reconciliation), kept apart so the entitlement row and its JSON are not touched.
+// (Not yet released when the two columns below were added to it.)
 
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -16,6 +17,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     // What the message is about, in the entitlement's terms (Azure: the subscription id).
     .addColumn('subject', 'text', (col) => col.notNull())
     .addColumn('action', 'text', (col) => col.notNull())
+    // When the marketplace says it happened (operation timeStamp, SNS Timestamp, event time):
+    // an older message applied late must not move a status backwards.
+    .addColumn('occurred_at', 'text')
+    // JSON: how else to find the entitlement (buyer and product) when `subject` is not its externalId.
+    .addColumn('lookup', 'text')
     // The message as the marketplace sent it (it carries no token or secret).
     .addColumn('payload', 'text', (col) => col.notNull())
     // PENDING (to apply), WAITING (its entitlement does not exist yet), APPLIED, IGNORED.
@@ -31,6 +37,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('notifications_due').on('notifications').columns(['status', 'next_attempt_at']).execute()
   await db.schema.createIndex('notifications_subject').on('notifications').columns(['org_id', 'partner', 'subject', 'status']).execute()
 
+  // AWS EventBridge API destinations authenticate with a bearer secret the broker issues; only
+  // its SHA-256 is kept, beside (not inside) the sealed secrets a PUT replaces.
+  await db.schema.alterTable('integrations').addColumn('notification_secret_hash', 'text').execute()
+
   await db.schema
     .createTable('reconciliations')
     .addColumn('entitlement_id', 'text', (col) => col.primaryKey().references('entitlements.id').onDelete('cascade'))
@@ -40,5 +50,6 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('reconciliations').ifExists().execute()
+  await db.schema.alterTable('integrations').dropColumn('notification_secret_hash').execute()
   await db.schema.dropTable('notifications').ifExists().execute()
 }

@@ -82,6 +82,8 @@ export interface ProviderIntegration<TSettings = Record<string, unknown>, TSecre
   secrets: TSecrets
   /** Changes whenever the settings or secrets change: a safe key for cached clients. */
   version: string
+  /** SHA-256 hex of the notification secret the broker issued (AWS EventBridge), if any. */
+  notificationSecretHash?: string | null
 }
 
 /** How the buyer's browser arrived at the landing: query decoded once (`+` kept), form fields. */
@@ -143,6 +145,13 @@ export interface InboundNotification {
   subject: string
   /** The marketplace's action or event type string (`Suspend`, `unsubscribe-success`, ...). */
   action: string
+  /** When the marketplace says it happened; an older message applied late never moves a status back. */
+  occurredAt?: string | null
+  /**
+   * How else to find its entitlement when `subject` is not its externalId (an AWS SNS message
+   * names the customer and product, the entitlement may be keyed by its LicenseArn).
+   */
+  match?: { productId?: string; customerId?: string; accountId?: string }
   payload: Record<string, unknown>
 }
 

@@ -51,6 +51,8 @@ export const configSchema = z.object({
   AWS_MARKETPLACE_METERING_URL: optionalUrl,
   AWS_MARKETPLACE_ENTITLEMENT_URL: optionalUrl,
   AWS_STS_URL: optionalUrl,
+  // Tests and private mirrors: SNS certificates and SubscribeURLs must start with this instead of https://sns.<region>.amazonaws.com/.
+  AWS_SNS_TRUSTED_CERT_PREFIX: optionalUrl,
   GCP_MARKETPLACE_CERTS_URL: httpUrl.default(
     'https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com',
   ),

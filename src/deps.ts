@@ -31,6 +31,7 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
         meteringUrl: config.AWS_MARKETPLACE_METERING_URL,
         entitlementUrl: config.AWS_MARKETPLACE_ENTITLEMENT_URL,
         stsUrl: config.AWS_STS_URL,
+        snsTrustedCertPrefix: config.AWS_SNS_TRUSTED_CERT_PREFIX,
       },
       gcp: {
         certsUrl: config.GCP_MARKETPLACE_CERTS_URL,

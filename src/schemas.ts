@@ -54,6 +54,9 @@ export const IntegrationSchema = z
     partner: PartnerSchema,
     partnerId: z.string(),
     signupUrl: z.string().openapi({ description: 'Paste this into the marketplace as the landing page / fulfillment / sign-up URL.' }),
+    notificationSecret: z.string().optional().openapi({
+      description: 'AWS only, and only in the answer that first creates the integration: the bearer secret for an EventBridge API destination (rotate with POST …/integrations/aws/notification-secret).',
+    }),
     notificationUrl: z.string().openapi({
       description: 'Paste this where the marketplace sends lifecycle notifications: Partner Center Connection webhook, an SNS HTTPS subscription or EventBridge API destination, a Pub/Sub push subscription.',
     }),

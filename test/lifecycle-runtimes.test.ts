@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
+import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
 import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure } from './helpers'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
@@ -12,13 +14,27 @@ import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
  * driven only through HTTP and judged only by what the API shows.
  */
 let azure: AzureSetup
+let aws: AwsEmulator
+let sns: AwsNotificationsEmulator
+const closers: Array<() => Promise<void>> = []
 let node: TestBroker
 let worker: WorkerProcess
 let persistTo: string
 
 beforeAll(async () => {
   azure = await startAzure()
-  const upstream = { AZURE_MARKETPLACE_API_URL: azure.url, AZURE_LOGIN_URL: azure.url }
+  aws = createAwsEmulator()
+  const awsServer = await aws.listen()
+  sns = await createAwsNotificationsEmulator()
+  closers.push(awsServer.close, (await sns.listen()).close)
+  aws.addCredentials('AKIARUNTIMES00000001', 'runtimes/secret')
+  const upstream = {
+    AZURE_MARKETPLACE_API_URL: azure.url,
+    AZURE_LOGIN_URL: azure.url,
+    AWS_MARKETPLACE_METERING_URL: awsServer.url,
+    AWS_MARKETPLACE_ENTITLEMENT_URL: awsServer.url,
+    AWS_SNS_TRUSTED_CERT_PREFIX: sns.certPrefix,
+  }
   node = await createTestBroker(upstream)
   persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-lifecycle-'))
   worker = await startWorker(persistTo, upstream)
@@ -28,6 +44,7 @@ afterAll(async () => {
   await worker?.stop()
   await node?.close()
   await azure?.close()
+  for (const close of closers) await close()
   rmSync(persistTo, { recursive: true, force: true })
 })
 
@@ -132,6 +149,47 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(refreshed.status).toBe(200)
     expect(((await refreshed.json()) as Entitlement).status).toBe('SUSPENDED')
     expect((await s.events()).at(-1)).toMatchObject({ type: 'SUSPEND', source: 'marketplace', data: { reconciled: true } })
+  })
+
+  test('AWS: SNS messages signed v1 (SHA1withRSA) and v2 (SHA256withRSA) and an EventBridge event with the notification secret, verified and applied; a forgery is 401', async () => {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/aws`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { credentials: { accessKeyId: 'AKIARUNTIMES00000001', secretAccessKey: 'runtimes/secret' } },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string; notificationSecret: string } }
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const licenseArn = `arn:aws:license-manager::123456789012:license:l-${org.id}`
+    const { customer, token } = aws.addCustomer({ ProductCode: 'prod-rt', LicenseArn: licenseArn })
+    const landing = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ 'x-amzn-marketplace-token': token }).toString(),
+    })
+    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const status = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string }).status
+    const until = async (want: string) => {
+      for (let i = 0; i < 100 && (await status()) !== want; i++) await sleep(50)
+      expect(await status()).toBe(want)
+    }
+    const topic = sns.topicArn('subscription', 'prod-rt')
+    const deliver = (body: unknown) => broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'text/plain; charset=UTF-8' }, body: JSON.stringify(body) })
+    const msg = (action: 'unsubscribe-pending' | 'subscribe-success') => sns.marketplaceMessage(action, { customerIdentifier: customer.CustomerIdentifier, productCode: 'prod-rt' })
+    expect((await deliver(sns.forgeWithStrangerKey(sns.notification(topic, msg('unsubscribe-pending'))))).status).toBe(401)
+    expect((await deliver(sns.notification(topic, msg('unsubscribe-pending'), { signatureVersion: 1 }))).status).toBe(200)
+    await until('PENDING_CANCEL')
+    expect((await deliver(sns.notification(topic, msg('subscribe-success'), { signatureVersion: 2 }))).status).toBe(200)
+    await until('ACTIVE')
+    const event = sns.saasEvent('License Deprovisioned - Manufacturer', {
+      agreementId: 'agmt-rt', buyerAccountId: customer.CustomerAWSAccountId, offerId: 'offer-rt', productCode: 'prod-rt', productId: 'prod-id', licenseArn,
+    })
+    const post = (secret: string) => broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` }, body: JSON.stringify(event) })
+    expect((await post('mbn_wrong')).status).toBe(401)
+    expect((await post(integration.notificationSecret)).status).toBe(200)
+    await until('CANCELLED')
   })
 
   test('random requests to the three notification routes: never a 5xx, never a stack trace, nothing changes', async () => {

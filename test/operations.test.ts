@@ -38,6 +38,7 @@ describe('OpenAPI', () => {
         'GET /healthz',
         'POST /api/v1/orgs',
         'POST /api/v1/orgs/{orgId}/entitlements/{id}/refresh',
+        'POST /api/v1/orgs/{orgId}/integrations/aws/notification-secret',
         'GET /api/v1/orgs/{orgId}',
         'PATCH /api/v1/orgs/{orgId}',
         'GET /api/v1/orgs/{orgId}/integrations',

@@ -5,13 +5,15 @@ import {
 } from '@aws-sdk/client-marketplace-entitlement-service'
 import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
-import { ConfigurationError, InvalidTokenError, UpstreamError } from '../errors'
+import { ConfigurationError, InvalidTokenError, NotificationFormatError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { MarketplaceProvider, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import type { InboundNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
+import { parseEventBridgeEvent } from './eventbridge'
 import type { AwsSecrets, AwsSettings } from './settings'
+import { MARKETPLACE_TOPIC, type SnsMessage, createSnsVerifier, isTrustedSnsUrl, parseSnsMessage } from './sns'
 
 export interface AwsProviderOptions {
   /** `AWS_MARKETPLACE_METERING_URL`; the SDK's regional default when absent. */
@@ -20,6 +22,8 @@ export interface AwsProviderOptions {
   entitlementUrl?: string
   /** `AWS_STS_URL`; the SDK's default when absent. */
   stsUrl?: string
+  /** `AWS_SNS_TRUSTED_CERT_PREFIX`: SNS certificate and SubscribeURL prefix instead of `https://sns.<region>.amazonaws.com/`. */
+  snsTrustedCertPrefix?: string
   retryPolicy?: RetryPolicy
 }
 
@@ -43,6 +47,8 @@ const MAX_CLIENTS = 1000
 /** Errors that are the buyer's (their registration token), per the Metering API reference. */
 const BUYER_ERRORS = new Set(['InvalidTokenException', 'ExpiredTokenException'])
 /** Errors worth the SDK's retries and then an "AWS is unavailable" answer. */
+/** The actions of the marketplace's SNS messages. */
+const SNS_ACTIONS = new Set(['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success', 'entitlement-updated'])
 const TRANSIENT_ERRORS = new Set(['ThrottlingException', 'InternalServiceErrorException', 'ServiceUnavailable', 'RequestTimeout', 'TimeoutError', 'AbortError'])
 
 interface SdkError {
@@ -82,7 +88,8 @@ export function toAwsPurchase(customer: ResolveCustomerResult, entitlements: Aws
     offerType,
     productId: productCode,
     planId: null,
-    quantity: null,
+    // A contract with one integer dimension has a quantity (seats, units); several dimensions are in info.entitlements.
+    quantity: entitlements.length === 1 && typeof entitlements[0]!.Value?.IntegerValue === 'number' ? entitlements[0]!.Value.IntegerValue : null,
     buyer: {
       accountId: customer.CustomerAWSAccountId ?? null,
       customerId: customer.CustomerIdentifier ?? null,
@@ -209,8 +216,135 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     }
   }
 
+  async function getEntitlements(
+    integration: AwsIntegration,
+    ctx: ProviderContext,
+    productCode: string,
+    filter: { CUSTOMER_IDENTIFIER: string[] } | { CUSTOMER_AWS_ACCOUNT_ID: string[] },
+  ): Promise<AwsEntitlement[]> {
+    const { entitlement } = clientsFor(integration)
+    const entitlements: AwsEntitlement[] = []
+    let nextToken: string | undefined
+    for (let page = 0; page < 20; page++) {
+      const result = await send('aws.GetEntitlements', ctx, (o) =>
+        entitlement.send(new GetEntitlementsCommand({ ProductCode: productCode, Filter: filter, ...(nextToken ? { NextToken: nextToken } : {}) }), o),
+      )
+      entitlements.push(...(result.Entitlements ?? []))
+      nextToken = result.NextToken
+      if (!nextToken) break
+    }
+    return entitlements
+  }
+
+  /** The stored purchase with its contract re-read from GetEntitlements (quantity, term, info.entitlements); the status is the caller's. */
+  async function rereadContract(integration: AwsIntegration, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase> {
+    const customer = purchase.info.customer as { CustomerIdentifier: string | null; CustomerAWSAccountId: string | null; ProductCode: string; LicenseArn: string | null }
+    const filter = customer.CustomerIdentifier ? { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] } : { CUSTOMER_AWS_ACCOUNT_ID: [customer.CustomerAWSAccountId ?? ''] }
+    const entitlements = await getEntitlements(integration, ctx, customer.ProductCode, filter)
+    const reread = toAwsPurchase(
+      { CustomerIdentifier: customer.CustomerIdentifier ?? undefined, CustomerAWSAccountId: customer.CustomerAWSAccountId ?? undefined, ProductCode: customer.ProductCode, LicenseArn: customer.LicenseArn ?? undefined },
+      entitlements,
+      purchase.offerType,
+    )
+    return { ...reread, externalId: purchase.externalId, status: purchase.status }
+  }
+
+  const verifySns = createSnsVerifier({ trustedCertPrefix: options.snsTrustedCertPrefix, timeoutMs: policy.timeoutMs })
+  const trusted = (url: string) => isTrustedSnsUrl(url, options.snsTrustedCertPrefix)
+
+  async function sha256Hex(value: string) {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value)))
+    return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')
+  }
+
+  /** SNS marketplace messages: the action and whom it is about (Message is JSON with AWS's hyphenated keys). */
+  function snsNotification(message: SnsMessage): InboundNotification {
+    const base = { messageId: message.MessageId, occurredAt: message.Timestamp, payload: message as unknown as Record<string, unknown> }
+    if (message.Type !== 'Notification') return { ...base, subject: message.TopicArn, action: message.Type }
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(message.Message) as Record<string, unknown>
+    } catch {
+      throw new NotificationFormatError('the SNS Message is not JSON')
+    }
+    const action = typeof body.action === 'string' ? body.action : undefined
+    const customer = typeof body['customer-identifier'] === 'string' ? body['customer-identifier'] : undefined
+    const product = typeof body['product-code'] === 'string' ? body['product-code'] : undefined
+    if (!action || !customer || !product || !SNS_ACTIONS.has(action)) throw new NotificationFormatError('the SNS Message is not an AWS Marketplace notification')
+    return { ...base, subject: `${product}:${customer}`, action, match: { productId: product, customerId: customer } }
+  }
+
+  const notifications: NotificationHandler<AwsSettings, AwsSecrets> = {
+    async authenticate(integration, request, ctx) {
+      const authorization = request.headers.get('authorization')
+      if (authorization !== null) {
+        // EventBridge API destination: the bearer secret the broker issued (only its hash is kept).
+        const secret = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
+        const expected = integration.notificationSecretHash
+        if (!secret || !expected || (await sha256Hex(secret)) !== expected) return null
+        return parseEventBridgeEvent(request.body)
+      }
+      // SNS: the signature is the authentication, so anything that is not a signed SNS message is a 401.
+      let message: SnsMessage
+      try {
+        message = parseSnsMessage(request.body)
+      } catch {
+        return null
+      }
+      if (!MARKETPLACE_TOPIC.test(message.TopicArn)) {
+        ctx.log.warn('sns message refused', { reason: 'not an AWS Marketplace topic' })
+        return null
+      }
+      const topics = integration.settings.notificationTopicArns
+      if (topics?.length && !topics.includes(message.TopicArn)) {
+        ctx.log.warn('sns message refused', { reason: 'topic not in notificationTopicArns' })
+        return null
+      }
+      if (!(await verifySns(message, ctx.log))) return null
+      return snsNotification(message)
+    },
+
+    async apply(integration, notification, current, ctx) {
+      const action = notification.action
+      if (action === 'SubscriptionConfirmation') {
+        const url = String(notification.payload.SubscribeURL ?? '')
+        if (!trusted(url)) return { outcome: 'unknown', reason: 'SubscribeURL is not an SNS URL' }
+        const response = await fetch(url, { signal: AbortSignal.timeout(policy.timeoutMs), redirect: 'manual' })
+        await response.body?.cancel()
+        if (!response.ok) throw new UpstreamError(`SNS ConfirmSubscription answered ${response.status}`, response.status)
+        ctx.log.info('sns subscription confirmed', { topicArn: notification.subject })
+        return { outcome: 'apply', purchase: null }
+      }
+      if (action === 'UnsubscribeConfirmation') return { outcome: 'apply', purchase: null }
+      if (action.endsWith(' - Proposer')) return { outcome: 'unknown', reason: 'a channel partner (Proposer) event; the seller acts on its Manufacturer event' }
+      if (!current) {
+        // Agreement events cannot be keyed to a landing (they name no product or license).
+        return action.startsWith('Purchase Agreement') ? { outcome: 'unknown', reason: 'no entitlement of this buyer account' } : { outcome: 'waiting' }
+      }
+      const status = (to: NormalizedPurchase['status'], reason?: string) => ({ outcome: 'apply' as const, purchase: { ...current, status: to }, ...(reason ? { reason } : {}) })
+      switch (action) {
+        case 'subscribe-success':
+          return status('ACTIVE')
+        case 'subscribe-fail':
+          return status('CANCELLED', 'AWS reported that the subscription failed (subscribe-fail)')
+        case 'unsubscribe-pending':
+          return status('PENDING_CANCEL')
+        case 'unsubscribe-success':
+        case 'License Deprovisioned - Manufacturer':
+        case 'Purchase Agreement Ended - Manufacturer':
+          return status('CANCELLED')
+        case 'Purchase Agreement Created - Manufacturer':
+          return { outcome: 'apply', purchase: { ...(await rereadContract(integration, current, ctx)), status: current.status === 'CANCELLED' ? 'CANCELLED' : 'ACTIVE' } }
+        default:
+          // entitlement-updated, License Updated, Purchase Agreement Amended: ask GetEntitlements.
+          return { outcome: 'apply', purchase: await rereadContract(integration, current, ctx) }
+      }
+    },
+  }
+
   return {
     partner: 'aws',
+    notifications,
 
     tokenFrom(input) {
       return formToken(input.form?.get(TOKEN_FIELD)) ?? input.query.get(TOKEN_FIELD) ?? null
@@ -219,35 +353,22 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     isPlausibleToken,
 
     async resolve(integration, token, ctx) {
-      const { metering, entitlement } = clientsFor(integration)
+      const { metering } = clientsFor(integration)
       const customer = await send('aws.ResolveCustomer', ctx, (o) => metering.send(new ResolveCustomerCommand({ RegistrationToken: token }), o))
       if (!customer.ProductCode || !customer.CustomerIdentifier) {
         throw new UpstreamError('AWS ResolveCustomer answered without ProductCode or CustomerIdentifier')
       }
       // Contracts have entitlements (dimensions, quantities, expiry); pure subscriptions have none.
-      const entitlements: AwsEntitlement[] = []
-      let nextToken: string | undefined
-      for (let page = 0; page < 20; page++) {
-        const result = await send('aws.GetEntitlements', ctx, (o) =>
-          entitlement.send(
-            new GetEntitlementsCommand({
-              ProductCode: customer.ProductCode,
-              Filter: { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier!] },
-              ...(nextToken ? { NextToken: nextToken } : {}),
-            }),
-            o,
-          ),
-        )
-        entitlements.push(...(result.Entitlements ?? []))
-        nextToken = result.NextToken
-        if (!nextToken) break
-      }
+      const entitlements = await getEntitlements(integration, ctx, customer.ProductCode, { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] })
       const offerType = await pickOfferType(integration.settings.offerTypes, customer.ProductCode, () =>
         entitlements.length > 0 ? 'CONTRACT' : 'SUBSCRIPTION',
       )
       return toAwsPurchase(customer, entitlements, offerType)
     },
 
-    ...withoutActivation,
+    activate: withoutActivation.activate,
+
+    // Reconciliation: a contract's entitlements re-read; a subscription's status has no API to ask (notifications carry it).
+    refresh: rereadContract,
   } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>
 }

@@ -17,6 +17,11 @@ export const awsIntegrationSchema = z
     roleArn: z.string().trim().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN').optional(),
     externalId: z.string().trim().min(2).max(1224).optional(),
     offerTypes: offerTypesSchema.optional(),
+    // The SNS topics this integration takes messages from; any AWS Marketplace topic when absent.
+    notificationTopicArns: z
+      .array(z.string().trim().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:aws-mp-(subscription|entitlement)-notification-[A-Za-z0-9_-]+$/, 'must be an aws-mp-*-notification-* SNS topic ARN'))
+      .max(20)
+      .optional(),
   })
   .refine((value) => value.credentials || value.roleArn, {
     message: 'give credentials or roleArn',

@@ -1,4 +1,4 @@
-import type { Insertable } from 'kysely'
+import { type Insertable, sql } from 'kysely'
 import { placeholders, runCompiled } from './compiled'
 import type {
   DB,
@@ -62,6 +62,22 @@ export async function findEntitlementByExternalId(db: DB, orgId: string, partner
     { orgId, partner, externalId },
   )
   return result.rows[0]
+}
+
+/**
+ * An org's entitlements of one marketplace for a buyer (its `buyer.customerId` or
+ * `buyer.accountId`), optionally of one product, newest first: how a message that names the
+ * buyer rather than the purchase finds it.
+ */
+export function findEntitlementsByBuyer(
+  db: DB,
+  query: { orgId: string; partner: string; productId?: string; customerId?: string; accountId?: string },
+): Promise<EntitlementRow[]> {
+  let select = db.selectFrom('entitlements').select(ENTITLEMENT_COLUMNS).where('org_id', '=', query.orgId).where('partner', '=', query.partner)
+  if (query.productId !== undefined) select = select.where('product_id', '=', query.productId)
+  if (query.customerId !== undefined) select = select.where(sql`json_extract(buyer, '$.customerId')`, '=', query.customerId)
+  if (query.accountId !== undefined) select = select.where(sql`json_extract(buyer, '$.accountId')`, '=', query.accountId)
+  return select.orderBy('created_at', 'desc').limit(20).execute() as Promise<EntitlementRow[]>
 }
 
 /** The purchase columns of an entitlement, as a marketplace answer left them. */

@@ -31,3 +31,15 @@ export async function findIntegration(db: DB, orgId: string, partner: string): P
   )
   return result.rows[0]
 }
+
+/** Replaces the notification secret's hash; false when the org has no such integration. */
+export async function setNotificationSecretHash(db: DB, orgId: string, partner: string, hash: string, now: string): Promise<boolean> {
+  const updated = await db
+    .updateTable('integrations')
+    .set({ notification_secret_hash: hash, updated_at: now })
+    .where('org_id', '=', orgId)
+    .where('partner', '=', partner)
+    .returning('partner')
+    .executeTakeFirst()
+  return updated !== undefined
+}

@@ -100,3 +100,20 @@ export async function markReconciled(db: DB, entitlementId: string, at: string):
     .onConflict((oc) => oc.column('entitlement_id').doUpdateSet({ checked_at: at }))
     .execute()
 }
+
+/** Whether a notification about the same subject that happened after `occurredAt` was already applied. */
+export async function newerApplied(db: DB, row: Pick<NotificationRow, 'org_id' | 'partner' | 'subject' | 'occurred_at' | 'id'>): Promise<boolean> {
+  if (!row.occurred_at) return false
+  const newer = await db
+    .selectFrom('notifications')
+    .select('id')
+    .where('org_id', '=', row.org_id)
+    .where('partner', '=', row.partner)
+    .where('subject', '=', row.subject)
+    .where('status', '=', 'APPLIED')
+    .where('occurred_at', '>', row.occurred_at)
+    .where('id', '!=', row.id)
+    .limit(1)
+    .executeTakeFirst()
+  return newer !== undefined
+}

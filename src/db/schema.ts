@@ -27,6 +27,8 @@ export interface IntegrationsTable {
   settings: string
   /** The secret settings as JSON, sealed with AES-GCM (never plain text). */
   secrets: string
+  /** SHA-256 hex of the AWS EventBridge notification secret (only the hash is kept). */
+  notification_secret_hash: string | null
   created_at: string
   updated_at: string
 }
@@ -105,6 +107,8 @@ export interface NotificationsTable {
   message_id: string
   subject: string
   action: string
+  occurred_at: string | null
+  lookup: string | null
   payload: string
   status: 'PENDING' | 'WAITING' | 'APPLIED' | 'IGNORED'
   attempts: Generated<number>

@@ -1,5 +1,5 @@
 import { NotificationFormatError, ProviderError } from '../../providers/errors'
-import { type NotificationRequest, type Partner, isPartner } from '../../providers/types'
+import { type InboundNotification, type NotificationRequest, type Partner, isPartner } from '../../providers/types'
 import * as entitlementsDb from '../db/entitlements'
 import * as notificationsDb from '../db/notifications'
 import * as orgsDb from '../db/orgs'
@@ -65,6 +65,8 @@ export async function receiveNotification(
     message_id: notification.messageId,
     subject: notification.subject,
     action: notification.action,
+    occurred_at: notification.occurredAt ?? null,
+    lookup: notification.match ? JSON.stringify(notification.match) : null,
     payload: JSON.stringify(notification.payload),
     status: 'PENDING',
     next_attempt_at: now,
@@ -104,23 +106,35 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger, 
     return 'ignored'
   }
   try {
-    const entitlement = await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, row.subject)
-    const notification = { messageId: row.message_id, subject: row.subject, action: row.action, payload: JSON.parse(row.payload) as Record<string, unknown> }
+    const match = row.lookup ? (JSON.parse(row.lookup) as InboundNotification['match']) : undefined
+    const entitlement =
+      (await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, row.subject)) ??
+      (match ? (await entitlementsDb.findEntitlementsByBuyer(deps.db, { orgId: row.org_id, partner, ...match }))[0] : undefined)
+    const notification: InboundNotification = {
+      messageId: row.message_id,
+      subject: row.subject,
+      action: row.action,
+      occurredAt: row.occurred_at,
+      match,
+      payload: JSON.parse(row.payload) as Record<string, unknown>,
+    }
     const effect = await handler.apply(integration, notification, entitlement ? purchaseOf(entitlement) : null, { log: rowLog })
     if (effect.outcome === 'unknown') {
       rowLog.warn('notification ignored', { reason: effect.reason })
       await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), effect.reason)
       return 'ignored'
     }
-    if (effect.outcome === 'waiting' || !entitlement) {
+    if (effect.outcome === 'waiting' || (!entitlement && effect.purchase)) {
       // Applied when the landing creates the entitlement (wakeNotifications).
       rowLog.info('notification waits for its purchase to land')
       await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps))
       return 'waiting'
     }
-    if (effect.purchase) {
+    if (effect.purchase && entitlement) {
       const data = { action: row.action, notificationId: row.id, ...(effect.reason ? { reason: effect.reason } : {}) }
-      const { event } = await applyMarketplaceState(deps, entitlement, effect.purchase, data)
+      // A message older than one already applied may still bring other fields, never an older status.
+      const purchase = (await notificationsDb.newerApplied(deps.db, row)) ? { ...effect.purchase, status: entitlement.status as typeof effect.purchase.status } : effect.purchase
+      const { event } = await applyMarketplaceState(deps, entitlement, purchase, data)
       rowLog.info('notification applied', { entitlementId: entitlement.id, event })
     }
     await notificationsDb.settleNotification(deps.db, row.id, 'APPLIED', nowIso(deps))
@@ -150,6 +164,8 @@ export async function applyDueNotifications(deps: AppDeps, log: Logger): Promise
  * A purchase just got its entitlement: the notifications that waited for it are due now (the
  * job applies them; the landing does not wait for the marketplace calls that takes).
  */
-export async function wakeNotifications(deps: AppDeps, orgId: string, partner: Partner, externalId: string): Promise<number> {
-  return (await notificationsDb.wakeWaiting(deps.db, orgId, partner, externalId, nowIso(deps))).length
+export async function wakeNotifications(deps: AppDeps, orgId: string, partner: Partner, subjects: string[]): Promise<number> {
+  let woken = 0
+  for (const subject of subjects) woken += (await notificationsDb.wakeWaiting(deps.db, orgId, partner, subject, nowIso(deps))).length
+  return woken
 }

@@ -5,8 +5,9 @@ import { BoundedMap } from '../bounded-map'
 import * as integrationsDb from '../db/integrations'
 import type { IntegrationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
-import { ApiError } from '../errors'
+import { ApiError, notFound } from '../errors'
 import type { Integration } from '../schemas'
+import { randomSecret, sha256Hex } from './crypto'
 import { newId } from './ids'
 import { getOrg } from './orgs'
 
@@ -46,16 +47,35 @@ export async function configureIntegration(deps: AppDeps, orgId: string, partner
   if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid ${partner} integration: ${formatIssues(parsed.error)}.`)
   const { settings, secrets } = integrationSpecs[partner].split(parsed.data)
   const now = nowIso(deps)
+  // AWS EventBridge API destinations authenticate with a secret the broker issues when the
+  // integration is first created; a later PUT keeps it (the upsert leaves the hash alone).
+  const notificationSecret = partner === 'aws' ? newNotificationSecret() : null
+  const notificationSecretHash = notificationSecret ? await sha256Hex(notificationSecret) : null
   const row = await integrationsDb.upsertIntegration(deps.db, {
     org_id: orgId,
     partner,
     partner_id: newId(partner),
     settings: JSON.stringify(settings),
     secrets: await deps.secrets.seal(JSON.stringify(secrets), secretContext(orgId, partner)),
+    notification_secret_hash: notificationSecretHash,
     created_at: now,
     updated_at: now,
   })
-  return toIntegration(deps, row)
+  const integration = toIntegration(deps, row)
+  // Shown once: in the answer that created it.
+  if (notificationSecret && row.notification_secret_hash === notificationSecretHash) integration.notificationSecret = notificationSecret
+  return integration
+}
+
+const newNotificationSecret = () => `mbn_${randomSecret(32)}`
+
+/** `POST …/integrations/aws/notification-secret`: a new EventBridge secret; the old one is refused from now on. */
+export async function rotateNotificationSecret(deps: AppDeps, orgId: string): Promise<string> {
+  await getOrg(deps, orgId)
+  const secret = newNotificationSecret()
+  const updated = await integrationsDb.setNotificationSecretHash(deps.db, orgId, 'aws', await sha256Hex(secret), nowIso(deps))
+  if (!updated) throw notFound('AWS integration')
+  return secret
 }
 
 export async function listIntegrations(deps: AppDeps, orgId: string): Promise<Integration[]> {
@@ -87,6 +107,7 @@ export async function loadProviderIntegration(
     secrets: await openSecrets(deps, row, orgId, partner),
     // Each seal draws a fresh IV, so the sealed text changes with every update.
     version: `${row.updated_at}:${row.secrets.slice(0, 24)}`,
+    notificationSecretHash: row.notification_secret_hash,
   }
 }
 

@@ -242,7 +242,10 @@ export function createLandingService(deps: AppDeps) {
     if (created || !previous) {
       await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
       // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
-      const woken = await wakeNotifications(deps, work.org.id, work.partner, row.external_id)
+      // AWS's SNS messages name the product and customer, not the LicenseArn the entitlement may be keyed by.
+      const customerId = purchase.buyer.customerId
+      const subjects = [row.external_id, ...(work.partner === 'aws' && purchase.productId && customerId ? [`${purchase.productId}:${customerId}`] : [])]
+      const woken = await wakeNotifications(deps, work.org.id, work.partner, [...new Set(subjects)])
       if (woken) work.log.info('notifications that waited for this purchase are due', { entitlementId: row.id, notifications: woken })
     } else {
       const type =

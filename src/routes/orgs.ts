@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import { PARTNERS } from '../../providers/types'
 import type { AppDeps } from '../deps'
-import { configureIntegration, listIntegrations } from '../domain/integrations'
+import { configureIntegration, listIntegrations, rotateNotificationSecret } from '../domain/integrations'
 import { createOrg, getOrg, updateOrg } from '../domain/orgs'
 import { type AppEnv, validationHook } from '../env'
 import { ApiError } from '../errors'
@@ -69,6 +69,16 @@ const listIntegrationsRoute = createRoute({
   responses: { 200: jsonResponse(z.object({ items: z.array(IntegrationSchema) }), 'Integrations'), ...errorResponses(401, 404) },
 })
 
+const rotateNotificationSecretRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/integrations/aws/notification-secret',
+  tags: ['Integrations'],
+  summary: 'Issue a new EventBridge notification secret for the AWS integration (the old one is refused from now on)',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam }) },
+  responses: { 200: jsonResponse(z.object({ notificationSecret: z.string() }), 'The new secret, shown only here'), ...errorResponses(401, 404) },
+})
+
 export function orgRoutes(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 
@@ -97,6 +107,12 @@ export function orgRoutes(deps: AppDeps) {
     const integration = await configureIntegration(deps, orgId, partner, c.req.valid('json'))
     c.set('logFields', { orgId, partner })
     return c.json({ integration }, 200)
+  })
+
+  app.openapi(rotateNotificationSecretRoute, async (c) => {
+    const { orgId } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    return c.json({ notificationSecret: await rotateNotificationSecret(deps, orgId) }, 200)
   })
 
   app.openapi(listIntegrationsRoute, async (c) => {

@@ -176,6 +176,8 @@ export function createAwsEmulator() {
       tokens.set(token, { customer, expiresAt: Date.now() + 4 * 3600 * 1000 })
       return token
     },
+    /** Every contract entitlement AWS knows; change one in place to model the buyer's upgrade. */
+    entitlements,
     addEntitlement(entitlement: EmulatedEntitlement) {
       entitlements.push(entitlement)
     },
