@@ -133,8 +133,10 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
 export interface NotificationRequest {
   headers: Headers
   body: string
-  /** The full URL it was posted to (Pub/Sub's default audience is exactly this). */
+  /** The full URL it was posted to. */
   url: string
+  /** The integration's notificationUrl as the broker publishes it (Pub/Sub's default audience is exactly this). */
+  notificationUrl: string
 }
 
 /** An authenticated notification, in the broker's terms. */
@@ -181,5 +183,21 @@ export interface NotificationHandler<TSettings = any, TSecrets = any> {
     notification: InboundNotification,
     current: NormalizedPurchase | null,
     ctx: ProviderContext,
+    located?: LocatedNotification,
   ): Promise<NotificationEffect>
+  /**
+   * For messages that name neither the entitlement's externalId nor its buyer (Google's name the
+   * entitlement, which a landing may have stored as `account/<id>`): asks the marketplace which
+   * externalIds the message is about. Its answer is handed to `apply` too.
+   */
+  locate?(integration: ProviderIntegration<TSettings, TSecrets>, notification: InboundNotification, ctx: ProviderContext): Promise<LocatedNotification>
+}
+
+export interface LocatedNotification {
+  /** The externalIds the message is about, best first. */
+  externalIds: string[]
+  /** Apply to every entitlement found (an account deleted), not only the first. */
+  all?: boolean
+  /** What the marketplace said, for `apply` (so it is not asked twice). */
+  detail?: unknown
 }

@@ -37,6 +37,7 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
         certsUrl: config.GCP_MARKETPLACE_CERTS_URL,
         procurementUrl: config.GCP_PROCUREMENT_API_URL,
         tokenUrl: config.GCP_OAUTH_TOKEN_URL,
+        oidcCertsUrl: config.GCP_OIDC_CERTS_URL,
       },
     }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS)),
   }

@@ -5,6 +5,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
+import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
 import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure } from './helpers'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
@@ -16,6 +17,7 @@ import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 let azure: AzureSetup
 let aws: AwsEmulator
 let sns: AwsNotificationsEmulator
+let gcp: GcpEmulator
 const closers: Array<() => Promise<void>> = []
 let node: TestBroker
 let worker: WorkerProcess
@@ -28,7 +30,14 @@ beforeAll(async () => {
   sns = await createAwsNotificationsEmulator()
   closers.push(awsServer.close, (await sns.listen()).close)
   aws.addCredentials('AKIARUNTIMES00000001', 'runtimes/secret')
+  gcp = await createGcpEmulator()
+  const gcpServer = await gcp.listen()
+  closers.push(gcpServer.close)
   const upstream = {
+    GCP_MARKETPLACE_CERTS_URL: gcp.certsUrl,
+    GCP_OAUTH_TOKEN_URL: gcp.tokenUrl,
+    GCP_PROCUREMENT_API_URL: gcpServer.url,
+    GCP_OIDC_CERTS_URL: gcp.oidcCertsUrl,
     AZURE_MARKETPLACE_API_URL: azure.url,
     AZURE_LOGIN_URL: azure.url,
     AWS_MARKETPLACE_METERING_URL: awsServer.url,
@@ -192,8 +201,64 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     await until('CANCELLED')
   })
 
+  test('Google: Pub/Sub push with an OIDC token verified, the creation approved at Google, the cancellation applied; a forged token is 401', async () => {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const providerId = `rt-${org.id.slice(-10)}`
+    const pushAccount = 'push@rt-project.iam.gserviceaccount.com'
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/gcp`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { providerId, audience: 'rt.example', serviceAccountKey: await gcp.createServiceAccount(providerId), pushServiceAccount: pushAccount },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
+    const { accountId, entitlement } = gcp.addPurchase({ providerId })
+    const entitlementId = entitlement!.name.split('/').pop()!
+    const landing = await broker.request(`/public/signup/gcp/orgId/${org.id}`, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'rt.example', sub: accountId }) }).toString(),
+    })
+    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    let n = 0
+    const push = async (data: unknown, token?: string) =>
+      broker.request(path, {
+        method: 'POST',
+        token: null,
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${token ?? (await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount }))}`,
+        },
+        body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: `rt-${Date.now()}-${n++}` }, subscription: 'projects/p/subscriptions/s' }),
+      })
+    const created = gcp.pubsubMessage('ENTITLEMENT_CREATION_REQUESTED', { entitlementId, providerId })
+    expect((await push(created, await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount, key: await gcp.strangerKey() }))).status).toBe(401)
+    expect((await push(created)).status).toBe(200)
+    for (let i = 0; i < 100 && gcp.entitlements.get(entitlement!.name)!.state !== 'ENTITLEMENT_ACTIVE'; i++) await sleep(50)
+    expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVE')
+    expect((await push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_CANCELLED'))).status).toBe(200)
+    const status = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string }).status
+    for (let i = 0; i < 100 && (await status()) !== 'CANCELLED'; i++) await sleep(50)
+    expect(await status()).toBe('CANCELLED')
+  })
+
   test('random requests to the three notification routes: never a 5xx, never a stack trace, nothing changes', async () => {
     const s = await setup()
+    // Every route reaches its authentication: the org has all three integrations.
+    const aws = await s.broker.request(`/api/v1/orgs/${s.org.id}/integrations/aws`, {
+      method: 'PUT',
+      token: s.apiKey,
+      json: { credentials: { accessKeyId: 'AKIARUNTIMES00000001', secretAccessKey: 'runtimes/secret' } },
+    })
+    const { notificationSecret } = ((await aws.json()) as { integration: { notificationSecret: string } }).integration
+    const gcpPut = await s.broker.request(`/api/v1/orgs/${s.org.id}/integrations/gcp`, {
+      method: 'PUT',
+      token: s.apiKey,
+      json: { providerId: 'fuzz', audience: 'fuzz.example', serviceAccountKey: await gcp.createServiceAccount('fuzz'), pushServiceAccount: 'push@fuzz.iam.gserviceaccount.com' },
+    })
+    expect(gcpPut.status).toBe(200)
     const before = JSON.stringify(await s.events())
     const jwt = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
     await fc.assert(
@@ -201,11 +266,14 @@ describe.each(runtimes)('%s', (_runtime, client) => {
         fc.constantFrom('azure', 'aws', 'gcp', 'nope'),
         fc.oneof(fc.constant(s.org.id), fc.string({ maxLength: 80 })),
         fc.constantFrom('application/json', 'text/plain; charset=UTF-8', 'application/x-www-form-urlencoded', ''),
-        fc.oneof(fc.constant(null), fc.constant(jwt), fc.string({ maxLength: 200 })),
+        fc.oneof(fc.constant(null), fc.constant(jwt), fc.constant(notificationSecret), fc.string({ maxLength: 200 })),
         fc.oneof(
           fc.string({ maxLength: 500 }),
           fc.json(),
           fc.record({ id: fc.string(), subscriptionId: fc.oneof(fc.constant(s.sub.id), fc.string()), action: fc.constantFrom('Suspend', 'Unsubscribe', 'ChangePlan', 'x') }).map((v) => JSON.stringify(v)),
+          fc.record({ Type: fc.constantFrom('Notification', 'SubscriptionConfirmation'), MessageId: fc.string(), TopicArn: fc.string(), Message: fc.string(), Timestamp: fc.string(), SignatureVersion: fc.constantFrom('1', '2', 'x'), Signature: fc.string(), SigningCertURL: fc.webUrl() }).map((v) => JSON.stringify(v)),
+          fc.record({ source: fc.constantFrom('aws.agreement-marketplace', 'x'), id: fc.string(), 'detail-type': fc.constantFrom('License Updated - Manufacturer', 'Purchase Agreement Ended - Manufacturer', 'y'), detail: fc.jsonValue() }).map((v) => JSON.stringify(v)),
+          fc.record({ message: fc.record({ data: fc.oneof(fc.base64String(), fc.string()), messageId: fc.string() }), subscription: fc.string() }).map((v) => JSON.stringify(v)),
         ),
         async (partner, orgId, contentType, token, body) => {
           const response = await s.broker.request(`/public/notifications/${partner}/orgId/${encodeURIComponent(orgId)}`, {

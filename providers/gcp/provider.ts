@@ -4,7 +4,8 @@ import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableS
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { MarketplaceProvider, ProviderContext, ProviderIntegration } from '../types'
+import type { LocatedNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
+import { createPushVerifier, parsePushMessage } from './pubsub'
 import { createServiceAccountTokens } from './auth'
 import { type MarketplaceClaims, createMarketplaceJwtVerifier } from './jwt'
 import { type GcpEntitlement, entitlementId, isPrivateOffer, toGcpPurchase } from './mapper'
@@ -17,6 +18,8 @@ export interface GcpProviderOptions {
   procurementUrl: string
   /** `GCP_OAUTH_TOKEN_URL` */
   tokenUrl: string
+  /** `GCP_OIDC_CERTS_URL`: the JWKS of the OIDC tokens Pub/Sub push sends. */
+  oidcCertsUrl?: string
   retryPolicy?: RetryPolicy
 }
 
@@ -134,8 +137,123 @@ export function createGcpProvider(options: GcpProviderOptions) {
     return found.sort((a, b) => (newest(a) < newest(b) ? 1 : newest(a) > newest(b) ? -1 : 0))[0] ?? null
   }
 
+  const verifyPush = createPushVerifier({ certsUrl: options.oidcCertsUrl ?? 'https://www.googleapis.com/oauth2/v3/certs' })
+  const entitlementName = (integration: GcpIntegration, id: string) => `providers/${integration.settings.providerId}/entitlements/${encodeURIComponent(id)}`
+
+  /** The entitlement as Google has it now; null when Google does not know it (404). */
+  async function getEntitlement(integration: GcpIntegration, id: string, ctx: ProviderContext): Promise<GcpEntitlement | null> {
+    const got = await call(integration, ctx, 'gcp.entitlements.get', (o) => api.providers.entitlements.get({ name: entitlementName(integration, id) }, o))
+    if (got.ok) return got.data as GcpEntitlement
+    if (got.status === 404) return null
+    return refused('gcp.entitlements.get', got, integration)
+  }
+
+  async function entitlementsOfAccount(integration: GcpIntegration, accountId: string, ctx: ProviderContext): Promise<GcpEntitlement[]> {
+    const found: GcpEntitlement[] = []
+    let pageToken: string | undefined
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const listed = await call(integration, ctx, 'gcp.entitlements.list', (o) =>
+        api.providers.entitlements.list({ parent: `providers/${integration.settings.providerId}`, filter: `account=${accountId}`, ...(pageToken ? { pageToken } : {}) }, o),
+      )
+      if (!listed.ok) refused('gcp.entitlements.list', listed, integration)
+      found.push(...((listed.data.entitlements ?? []) as GcpEntitlement[]))
+      pageToken = listed.data.nextPageToken ?? undefined
+      if (!pageToken) break
+    }
+    return found
+  }
+
+  /** A stored purchase brought to the entitlement Google reports (status, plan, term, its real id). */
+  function fromEntitlement(current: NormalizedPurchase, entitlement: GcpEntitlement): NormalizedPurchase {
+    const purchase = toGcpPurchase({ sub: current.buyer.accountId ?? '', 'google.user_identity': current.buyer.customerId ?? undefined } as never, entitlement, current.offerType)
+    return { ...purchase, buyer: current.buyer, info: { ...current.info, entitlement } }
+  }
+
+  const accountOf = (entitlement: GcpEntitlement) => entitlement.account?.split('/').pop() ?? null
+  /** The entitlement a message is about (from the message itself: a waiting one may be re-keyed by its account). */
+  const entitlementOf = (notification: { payload: Record<string, unknown> }) => {
+    const id = (notification.payload.entitlement as { id?: unknown } | undefined)?.id
+    return typeof id === 'string' && id !== '' ? id : null
+  }
+
+  const notifications: NotificationHandler<GcpSettings, GcpSecrets> = {
+    async authenticate(integration, request, ctx) {
+      const email = integration.settings.pushServiceAccount
+      if (!email) {
+        // Contract: Google's notifications are accepted only once the push service account is configured.
+        ctx.log.warn('pub/sub push refused', { reason: 'the gcp integration has no pushServiceAccount' })
+        return null
+      }
+      if (!(await verifyPush(request, { audience: integration.settings.pushAudience ?? request.notificationUrl, email }, ctx.log))) return null
+      return parsePushMessage(request.body)
+    },
+
+    async locate(integration, notification, ctx): Promise<LocatedNotification> {
+      const entitlementRef = entitlementOf(notification)
+      if (!entitlementRef) {
+        const accountId = notification.subject.slice('account/'.length)
+        if (notification.action !== 'ACCOUNT_DELETED') return { externalIds: [notification.subject] }
+        const entitlements = await entitlementsOfAccount(integration, accountId, ctx).catch(() => [] as GcpEntitlement[])
+        return { externalIds: [...entitlements.map((e) => entitlementId(e)!).filter(Boolean), notification.subject], all: true }
+      }
+      // Never trust the message: the entitlement as Google has it, which also names its account.
+      const entitlement = await getEntitlement(integration, entitlementRef, ctx)
+      const accountId = entitlement ? accountOf(entitlement) : null
+      return { externalIds: [entitlementRef, ...(accountId ? [`account/${accountId}`] : [])], detail: entitlement }
+    },
+
+    async apply(integration, notification, current, ctx, located) {
+      if (notification.payload.providerId !== undefined && notification.payload.providerId !== integration.settings.providerId) {
+        return { outcome: 'unknown', reason: 'the message is for another provider id' }
+      }
+      const action = notification.action
+      const entitlementRef = entitlementOf(notification)
+      if (!entitlementRef) {
+        if (action !== 'ACCOUNT_DELETED' || !current) return { outcome: 'apply', purchase: null }
+        return { outcome: 'apply', purchase: { ...current, status: 'CANCELLED' } }
+      }
+      const entitlement = (located?.detail ?? null) as GcpEntitlement | null
+      if (!entitlement) {
+        if (action === 'ENTITLEMENT_DELETED' && current) return { outcome: 'apply', purchase: { ...current, status: 'CANCELLED' } }
+        return { outcome: 'unknown', reason: 'Google does not know this entitlement' }
+      }
+      // Not landed yet (or the buyer has not approved the account by landing): kept until the landing.
+      if (!current) return { outcome: 'waiting' }
+      const now = fromEntitlement(current, entitlement)
+      switch (action) {
+        case 'ENTITLEMENT_CREATION_REQUESTED': {
+          if (entitlement.state === 'ENTITLEMENT_ACTIVATION_REQUESTED') {
+            const approved = await call(integration, ctx, 'gcp.entitlements.approve', (o) =>
+              api.providers.entitlements.approve({ name: entitlementName(integration, entitlementRef), requestBody: {} }, o),
+            )
+            // 400: no longer awaiting approval (approved already, or changed since): settled, not an error.
+            if (!approved.ok && approved.status !== 400) refused('gcp.entitlements.approve', approved, integration)
+            ctx.log.info('google entitlement approved', { entitlementId: entitlementRef, status: approved.ok ? 200 : approved.status })
+          }
+          // The status follows ENTITLEMENT_ACTIVE; this message keeps it where it is.
+          return { outcome: 'apply', purchase: { ...now, status: current.status } }
+        }
+        case 'ENTITLEMENT_PLAN_CHANGE_REQUESTED': {
+          const pending = typeof entitlement.newPendingPlan === 'string' ? entitlement.newPendingPlan : null
+          if (integration.settings.autoApprovePlanChanges !== false && pending && entitlement.state === 'ENTITLEMENT_PENDING_PLAN_CHANGE_APPROVAL') {
+            const approved = await call(integration, ctx, 'gcp.entitlements.approvePlanChange', (o) =>
+              api.providers.entitlements.approvePlanChange({ name: entitlementName(integration, entitlementRef), requestBody: { pendingPlanName: pending } }, o),
+            )
+            if (!approved.ok && approved.status !== 400) refused('gcp.entitlements.approvePlanChange', approved, integration)
+          }
+          // The plan changes with ENTITLEMENT_PLAN_CHANGED.
+          return { outcome: 'apply', purchase: { ...now, planId: current.planId, status: current.status } }
+        }
+        default:
+          // ACTIVE, CANCELLATION_REVERTED, PLAN_CHANGED, PENDING_CANCELLATION, CANCELLED, …: as Google has it now.
+          return { outcome: 'apply', purchase: now }
+      }
+    },
+  }
+
   return {
     partner: 'gcp',
+    notifications,
 
     tokenFrom(input) {
       return formToken(input.form?.get(TOKEN_FIELD))
@@ -154,6 +272,13 @@ export function createGcpProvider(options: GcpProviderOptions) {
       return toGcpPurchase(claims, entitlement, offerType)
     },
 
-    ...withoutActivation,
+    activate: withoutActivation.activate,
+
+    /** Reconciliation: the entitlement as Google has it now (an account-only purchase has nothing to re-read yet). */
+    async refresh(integration, purchase, ctx) {
+      if (purchase.externalId.startsWith('account/')) return purchase
+      const entitlement = await getEntitlement(integration, purchase.externalId, ctx)
+      return entitlement ? fromEntitlement(purchase, entitlement) : purchase
+    },
   } satisfies MarketplaceProvider<GcpSettings, GcpSecrets>
 }

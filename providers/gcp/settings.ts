@@ -15,6 +15,12 @@ export const gcpIntegrationSchema = z.strictObject({
   audience: z.string().trim().min(1).max(500),
   serviceAccountKey: serviceAccountKeySchema,
   offerTypes: offerTypesSchema.optional(),
+  // Pub/Sub push (contract §7): the push subscription's service account (required before Google's
+  // notifications are accepted) and its OIDC audience (default: the notificationUrl, exactly).
+  pushServiceAccount: z.string().trim().email().max(320).optional(),
+  pushAudience: z.string().trim().min(1).max(2000).optional(),
+  // Approve a buyer's plan change at once (ENTITLEMENT_PLAN_CHANGE_REQUESTED); false leaves it to the ISV.
+  autoApprovePlanChanges: z.boolean().default(true),
 })
 
 export type GcpIntegrationInput = z.infer<typeof gcpIntegrationSchema>

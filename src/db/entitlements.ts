@@ -210,3 +210,8 @@ export async function deleteExpiredLandingTokens(db: DB, now: string): Promise<v
 export async function ping(db: DB): Promise<void> {
   await db.selectFrom('orgs').select('id').limit(1).execute()
 }
+
+/** Gives an entitlement the marketplace's real id (Google: `account/<id>` -> the entitlement id). */
+export async function setExternalId(db: DB, id: string, externalId: string): Promise<void> {
+  await db.updateTable('entitlements').set({ external_id: externalId }).where('id', '=', id).execute()
+}

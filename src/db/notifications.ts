@@ -40,8 +40,20 @@ export function leaseNotification(db: DB, id: string, now: string, leaseUntil: s
   return query.returningAll().executeTakeFirst()
 }
 
-export async function settleNotification(db: DB, id: string, status: 'APPLIED' | 'IGNORED' | 'WAITING', now: string, note: string | null = null): Promise<void> {
-  await db.updateTable('notifications').set({ status, lease_until: null, last_error: note, updated_at: now }).where('id', '=', id).execute()
+/** Settles a notification; a WAITING one may be re-keyed to the externalId its landing will store (`subject`). */
+export async function settleNotification(
+  db: DB,
+  id: string,
+  status: 'APPLIED' | 'IGNORED' | 'WAITING',
+  now: string,
+  note: string | null = null,
+  subject?: string,
+): Promise<void> {
+  await db
+    .updateTable('notifications')
+    .set({ status, lease_until: null, last_error: note, updated_at: now, ...(subject ? { subject } : {}) })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function retryNotificationLater(db: DB, id: string, nextAttemptAt: string, error: string, now: string): Promise<void> {

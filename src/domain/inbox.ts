@@ -3,11 +3,12 @@ import { type InboundNotification, type NotificationRequest, type Partner, isPar
 import * as entitlementsDb from '../db/entitlements'
 import * as notificationsDb from '../db/notifications'
 import * as orgsDb from '../db/orgs'
+import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { purchaseOf } from './entitlements'
 import { newId } from './ids'
-import { loadProviderIntegration } from './integrations'
+import { loadProviderIntegration, notificationUrl } from './integrations'
 import { applyMarketplaceState } from './lifecycle'
 
 /**
@@ -33,7 +34,7 @@ export type ReceiveOutcome =
  */
 export async function receiveNotification(
   deps: AppDeps,
-  input: { partner: string; orgId: string; partnerId: string | null; request: NotificationRequest; log: Logger },
+  input: { partner: string; orgId: string; partnerId: string | null; request: Omit<NotificationRequest, 'notificationUrl'>; log: Logger },
 ): Promise<ReceiveOutcome> {
   const notFound = { status: 404, code: 'NOT_FOUND', message: 'No such org or integration.' } as const
   if (!isPartner(input.partner) || input.orgId.length > 64 || (input.partnerId?.length ?? 0) > 200) return notFound
@@ -47,7 +48,7 @@ export async function receiveNotification(
   const log = input.log.child({ orgId: org.id, partner })
   let notification
   try {
-    notification = await handler.authenticate(integration, input.request, { log })
+    notification = await handler.authenticate(integration, { ...input.request, notificationUrl: notificationUrl(deps, integration.row) }, { log })
   } catch (error) {
     if (error instanceof NotificationFormatError) {
       return { status: 400, code: 'VALIDATION_ERROR', message: `Not a ${partner} notification: ${error.message}.` }
@@ -107,9 +108,6 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger, 
   }
   try {
     const match = row.lookup ? (JSON.parse(row.lookup) as InboundNotification['match']) : undefined
-    const entitlement =
-      (await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, row.subject)) ??
-      (match ? (await entitlementsDb.findEntitlementsByBuyer(deps.db, { orgId: row.org_id, partner, ...match }))[0] : undefined)
     const notification: InboundNotification = {
       messageId: row.message_id,
       subject: row.subject,
@@ -118,27 +116,47 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger, 
       match,
       payload: JSON.parse(row.payload) as Record<string, unknown>,
     }
-    const effect = await handler.apply(integration, notification, entitlement ? purchaseOf(entitlement) : null, { log: rowLog })
-    if (effect.outcome === 'unknown') {
-      rowLog.warn('notification ignored', { reason: effect.reason })
-      await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), effect.reason)
-      return 'ignored'
+    const ctx = { log: rowLog }
+    const located = handler.locate ? await handler.locate(integration, notification, ctx) : undefined
+    const externalIds = located?.externalIds ?? [row.subject]
+    const found: EntitlementRow[] = []
+    for (const externalId of externalIds) {
+      const hit = await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, externalId)
+      if (hit && !found.some((e) => e.id === hit.id)) found.push(hit)
+      if (found.length && !located?.all) break
     }
-    if (effect.outcome === 'waiting' || (!entitlement && effect.purchase)) {
-      // Applied when the landing creates the entitlement (wakeNotifications).
-      rowLog.info('notification waits for its purchase to land')
-      await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps))
-      return 'waiting'
+    if (match && (!found.length || located?.all)) {
+      const byBuyer = await entitlementsDb.findEntitlementsByBuyer(deps.db, { orgId: row.org_id, partner, ...match })
+      for (const hit of byBuyer.slice(0, located?.all ? byBuyer.length : 1)) if (!found.some((e) => e.id === hit.id)) found.push(hit)
     }
-    if (effect.purchase && entitlement) {
-      const data = { action: row.action, notificationId: row.id, ...(effect.reason ? { reason: effect.reason } : {}) }
-      // A message older than one already applied may still bring other fields, never an older status.
-      const purchase = (await notificationsDb.newerApplied(deps.db, row)) ? { ...effect.purchase, status: entitlement.status as typeof effect.purchase.status } : effect.purchase
-      const { event } = await applyMarketplaceState(deps, entitlement, purchase, data)
-      rowLog.info('notification applied', { entitlementId: entitlement.id, event })
+
+    const newer = await notificationsDb.newerApplied(deps.db, row)
+    let outcome: 'applied' | 'ignored' | 'waiting' = 'applied'
+    for (const entitlement of found.length ? found : [null]) {
+      const effect = await handler.apply(integration, notification, entitlement ? purchaseOf(entitlement) : null, ctx, located)
+      if (effect.outcome === 'unknown') {
+        rowLog.warn('notification ignored', { reason: effect.reason })
+        await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), effect.reason)
+        return 'ignored'
+      }
+      if (effect.outcome === 'waiting' || (!entitlement && effect.purchase)) {
+        // Applied when the landing creates the entitlement (wakeNotifications), under whichever key it is stored.
+        const key = located?.externalIds.find((id) => id !== row.subject)
+        rowLog.info('notification waits for its purchase to land')
+        await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps), null, key)
+        outcome = 'waiting'
+        break
+      }
+      if (effect.purchase && entitlement) {
+        const data = { action: row.action, notificationId: row.id, ...(effect.reason ? { reason: effect.reason } : {}) }
+        // A message older than one already applied may still bring other fields, never an older status.
+        const purchase = newer ? { ...effect.purchase, status: entitlement.status as typeof effect.purchase.status } : effect.purchase
+        const { event } = await applyMarketplaceState(deps, entitlement, purchase, data)
+        rowLog.info('notification applied', { entitlementId: entitlement.id, event })
+      }
     }
-    await notificationsDb.settleNotification(deps.db, row.id, 'APPLIED', nowIso(deps))
-    return 'applied'
+    if (outcome === 'applied') await notificationsDb.settleNotification(deps.db, row.id, 'APPLIED', nowIso(deps))
+    return outcome
   } catch (error) {
     if (!(error instanceof ProviderError)) rowLog.error('notification could not be applied', { error: describe(error) })
     if (row.attempts >= MAX_ATTEMPTS) {

@@ -244,7 +244,13 @@ export function createLandingService(deps: AppDeps) {
       // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
       // AWS's SNS messages name the product and customer, not the LicenseArn the entitlement may be keyed by.
       const customerId = purchase.buyer.customerId
-      const subjects = [row.external_id, ...(work.partner === 'aws' && purchase.productId && customerId ? [`${purchase.productId}:${customerId}`] : [])]
+      // Google's wait under `account/<id>` until they know whether the landing stored the entitlement or only the account.
+      const accountId = purchase.buyer.accountId
+      const subjects = [
+        row.external_id,
+        ...(work.partner === 'aws' && purchase.productId && customerId ? [`${purchase.productId}:${customerId}`] : []),
+        ...(work.partner === 'gcp' && accountId ? [`account/${accountId}`] : []),
+      ]
       const woken = await wakeNotifications(deps, work.org.id, work.partner, [...new Set(subjects)])
       if (woken) work.log.info('notifications that waited for this purchase are due', { entitlementId: row.id, notifications: woken })
     } else {

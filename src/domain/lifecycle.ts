@@ -18,9 +18,12 @@ export async function applyMarketplaceState(
   data: Record<string, unknown>,
 ): Promise<{ row: EntitlementRow; event: EventType | null }> {
   const columns = purchaseColumns({ ...next, offerType: row.offer_type as NormalizedPurchase['offerType'] })
-  const changed = columns.status !== row.status || columns.plan_id !== row.plan_id || columns.quantity !== row.quantity || columns.term !== row.term
+  // A Google purchase first stored as `account/<id>` takes its entitlement's id: still the same entitlement.
+  const renamed = next.externalId !== row.external_id
+  const changed = renamed || columns.status !== row.status || columns.plan_id !== row.plan_id || columns.quantity !== row.quantity || columns.term !== row.term
   if (!changed) return { row, event: null }
   const at = nowIso(deps)
+  if (renamed) await entitlementsDb.setExternalId(deps.db, row.id, next.externalId)
   const updated = (await entitlementsDb.updatePurchaseColumns(deps.db, row.id, { ...columns, updated_at: at })) ?? row
   const type = statusEvent(row.status as NormalizedPurchase['status'], updated.status as NormalizedPurchase['status']) ?? 'UPDATE'
   await recordEvent(deps, updated, type, 'marketplace', {
@@ -30,6 +33,7 @@ export async function applyMarketplaceState(
     planId: updated.plan_id,
     quantity: updated.quantity,
     ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
+    ...(renamed ? { externalId: next.externalId, previousExternalId: row.external_id } : {}),
   }, at)
   return { row: updated, event: type }
 }
