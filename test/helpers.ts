@@ -105,3 +105,35 @@ export async function freePort(): Promise<number> {
     })
   })
 }
+
+export interface EntitlementView {
+  id: string
+  status: string
+  planId: string | null
+  quantity: number | null
+  externalId: string
+  term: { start: string | null; end: string | null }
+}
+
+/**
+ * What the lifecycle tests look at for one org of an in-process broker: an entitlement as the API
+ * shows it, its marketplace events, and the notification inbox (`settled` waits until nothing in
+ * it is left PENDING: the route applies right after it answers).
+ */
+export function lifecycleProbe(broker: Pick<TestBroker, 'request' | 'deps'>, orgId: string, apiKey: string) {
+  const read = async (id: string) => (await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${id}`, { token: apiKey })).json()) as EntitlementView
+  const events = async (id: string) =>
+    ((await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${id}/events`, { token: apiKey })).json()) as {
+      items: Array<{ type: string; source: string; data: Record<string, unknown> }>
+    }).items.filter((event) => event.source === 'marketplace')
+  const rows = () => broker.deps.db.selectFrom('notifications').selectAll().orderBy('created_at').execute()
+  const settled = async () => {
+    for (let i = 0; i < 100; i++) {
+      const all = await rows()
+      if (all.every((row) => row.status !== 'PENDING' || (row.lease_until === null && row.attempts > 0))) return all
+      await sleep(20)
+    }
+    throw new Error('notifications did not settle')
+  }
+  return { read, events, rows, settled }
+}

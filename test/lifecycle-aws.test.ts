@@ -3,7 +3,7 @@ import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from './emulators/aws-notifications'
-import { type TestBroker, createTestBroker, sleep } from './helpers'
+import { createTestBroker, lifecycleProbe } from './helpers'
 
 /**
  * AWS's side of contract §7 through the real route: SNS messages verified with WebCrypto
@@ -68,21 +68,7 @@ async function scenario(settings: Record<string, unknown> = {}) {
       headers: { 'content-type': 'application/json; charset=utf-8', ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
       body: JSON.stringify(event),
     })
-  const read = async (id: string) =>
-    (await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string; quantity: number | null; externalId: string }
-  const events = async (id: string) =>
-    ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}/events`, { token: apiKey })).json()) as { items: Array<{ type: string; source: string; data: Record<string, unknown> }> }).items.filter(
-      (e) => e.source === 'marketplace',
-    )
-  const rows = () => broker.deps.db.selectFrom('notifications').selectAll().orderBy('created_at').execute()
-  const settled = async () => {
-    for (let i = 0; i < 100; i++) {
-      const all = await rows()
-      if (all.every((row) => row.status !== 'PENDING')) return all
-      await sleep(20)
-    }
-    throw new Error('notifications did not settle')
-  }
+  const { read, events, rows, settled } = lifecycleProbe(broker, org.id, apiKey)
   return { broker, org, apiKey, integration, path, land, deliver, deliverEvent, read, events, rows, settled }
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
-import { createTestBroker, sleep } from './helpers'
+import { createTestBroker, lifecycleProbe } from './helpers'
 
 /**
  * Google's side of contract §7 through the real route: Pub/Sub push with a Google OIDC token
@@ -69,21 +69,7 @@ async function scenario(settings: Record<string, unknown> = {}) {
       body: JSON.stringify(body),
     })
   }
-  const read = async (id: string) =>
-    (await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string; planId: string | null; externalId: string }
-  const events = async (id: string) =>
-    ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}/events`, { token: apiKey })).json()) as { items: Array<{ type: string; source: string; data: Record<string, unknown> }> }).items.filter(
-      (e) => e.source === 'marketplace',
-    )
-  const rows = () => broker.deps.db.selectFrom('notifications').selectAll().orderBy('created_at').execute()
-  const settled = async () => {
-    for (let i = 0; i < 100; i++) {
-      const all = await rows()
-      if (all.every((row) => row.status !== 'PENDING')) return all
-      await sleep(20)
-    }
-    throw new Error('notifications did not settle')
-  }
+  const { read, events, rows, settled } = lifecycleProbe(broker, org.id, apiKey)
   return { broker, org, apiKey, providerId, integration, land, push, read, events, rows, settled }
 }
 

@@ -1,5 +1,6 @@
 import { NotificationFormatError } from '../errors'
 import type { InboundNotification } from '../types'
+import { field, nonEmpty as text, parseJsonObject } from '../shared/notification-body'
 
 /**
  * AWS Marketplace events on EventBridge (source `aws.agreement-marketplace`), as AWS's Seller
@@ -17,18 +18,8 @@ export const SAAS_DETAIL_TYPES = [
   'License Deprovisioned',
 ] as const
 
-const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined)
-const field = (value: unknown, key: string) => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined)
-
 export function parseEventBridgeEvent(body: string): InboundNotification {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch {
-    throw new NotificationFormatError('the body is not JSON')
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new NotificationFormatError('the body is not a JSON object')
-  const event = parsed as Record<string, unknown>
+  const event = parseJsonObject(body)
   const id = text(event.id)
   const detailType = text(event['detail-type'])
   if (event.source !== EVENTBRIDGE_SOURCE || !id || !detailType) throw new NotificationFormatError(`not an ${EVENTBRIDGE_SOURCE} event`)

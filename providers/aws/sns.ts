@@ -2,6 +2,7 @@ import { importX509 } from 'jose'
 import { NotificationFormatError } from '../errors'
 import type { FetchLike } from '../shared/http'
 import type { ProviderLogger } from '../types'
+import { parseJsonObject } from '../shared/notification-body'
 
 /**
  * Amazon SNS message verification, as AWS documents it ("Verifying the signatures of Amazon SNS
@@ -39,14 +40,7 @@ const text = (value: unknown) => (typeof value === 'string' ? value : null)
 
 /** Parses an SNS delivery; anything that is not one is a format error (400), never a crash. */
 export function parseSnsMessage(body: string): SnsMessage {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch {
-    throw new NotificationFormatError('the body is not JSON')
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new NotificationFormatError('the body is not a JSON object')
-  const message = parsed as Record<string, unknown>
+  const message = parseJsonObject(body)
   const type = text(message.Type)
   if (type !== 'Notification' && type !== 'SubscriptionConfirmation' && type !== 'UnsubscribeConfirmation') {
     throw new NotificationFormatError('not an SNS message (Type)')

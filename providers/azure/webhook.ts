@@ -2,6 +2,7 @@ import { type JWTVerifyGetKey, createRemoteJWKSet, jwtVerify } from 'jose'
 import { NotificationFormatError } from '../errors'
 import type { InboundNotification, NotificationRequest, ProviderLogger } from '../types'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
+import { parseJsonObject } from '../shared/notification-body'
 
 /** The webhook actions Microsoft sends (seed 003). */
 export const AZURE_WEBHOOK_ACTIONS = ['ChangePlan', 'ChangeQuantity', 'Suspend', 'Unsubscribe', 'Reinstate', 'Renew'] as const
@@ -60,14 +61,7 @@ const text = (value: unknown) => (typeof value === 'string' && value.trim() !== 
 
 /** The webhook body: `{id (operation), subscriptionId, action, …}`; anything else is not Microsoft's. */
 export function parseAzureWebhook(body: string): InboundNotification {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch {
-    throw new NotificationFormatError('the body is not JSON')
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new NotificationFormatError('the body is not a JSON object')
-  const payload = parsed as Record<string, unknown>
+  const payload = parseJsonObject(body)
   const id = text(payload.id)
   const subscriptionId = text(payload.subscriptionId)
   const action = text(payload.action)

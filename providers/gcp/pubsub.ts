@@ -1,5 +1,6 @@
 import { type JWTVerifyGetKey, createRemoteJWKSet, jwtVerify } from 'jose'
 import { NotificationFormatError } from '../errors'
+import { field, nonEmpty as text, parseJsonObject } from '../shared/notification-body'
 import type { InboundNotification, NotificationRequest, ProviderLogger } from '../types'
 
 /**
@@ -32,9 +33,6 @@ export function createPushVerifier(options: { certsUrl: string }) {
   }
 }
 
-const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined)
-const field = (value: unknown, key: string) => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined)
-
 function decodeBase64Json(data: string): unknown {
   try {
     const binary = atob(data)
@@ -47,12 +45,7 @@ function decodeBase64Json(data: string): unknown {
 
 /** The push body as a notification: about an entitlement (its id) or an account (`account/<id>`). */
 export function parsePushMessage(body: string): InboundNotification {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body)
-  } catch {
-    throw new NotificationFormatError('the body is not JSON')
-  }
+  const parsed = parseJsonObject(body)
   const message = field(parsed, 'message')
   const messageId = text(field(message, 'messageId')) ?? text(field(message, 'message_id'))
   const data = text(field(message, 'data'))

@@ -215,3 +215,15 @@ export async function ping(db: DB): Promise<void> {
 export async function setExternalId(db: DB, id: string, externalId: string): Promise<void> {
   await db.updateTable('entitlements').set({ external_id: externalId }).where('id', '=', id).execute()
 }
+
+/** Whether the notification `notificationId` already wrote its event for this entitlement (see applyMarketplaceState). */
+export async function hasEventFromNotification(db: DB, entitlementId: string, notificationId: string): Promise<boolean> {
+  const found = await db
+    .selectFrom('entitlement_events')
+    .select('id')
+    .where('entitlement_id', '=', entitlementId)
+    .where(sql`json_extract(data, '$.notificationId')`, '=', notificationId)
+    .limit(1)
+    .executeTakeFirst()
+  return found !== undefined
+}

@@ -23,17 +23,23 @@ export async function applyMarketplaceState(
   const changed = renamed || columns.status !== row.status || columns.plan_id !== row.plan_id || columns.quantity !== row.quantity || columns.term !== row.term
   if (!changed) return { row, event: null }
   const at = nowIso(deps)
+  const type = statusEvent(row.status as NormalizedPurchase['status'], columns.status) ?? 'UPDATE'
+  // The event is written before the row changes, so a crash in between loses nothing: applying the
+  // notification again finds the change still to make and, by its notification id, the event
+  // already written. (D1 has no transactions to make the two one write.)
+  const notificationId = typeof data.notificationId === 'string' ? data.notificationId : null
+  if (!notificationId || !(await entitlementsDb.hasEventFromNotification(deps.db, row.id, notificationId))) {
+    await recordEvent(deps, row, type, 'marketplace', {
+      ...data,
+      status: columns.status,
+      previousStatus: row.status,
+      planId: columns.plan_id,
+      quantity: columns.quantity,
+      ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
+      ...(renamed ? { externalId: next.externalId, previousExternalId: row.external_id } : {}),
+    }, at)
+  }
   if (renamed) await entitlementsDb.setExternalId(deps.db, row.id, next.externalId)
   const updated = (await entitlementsDb.updatePurchaseColumns(deps.db, row.id, { ...columns, updated_at: at })) ?? row
-  const type = statusEvent(row.status as NormalizedPurchase['status'], updated.status as NormalizedPurchase['status']) ?? 'UPDATE'
-  await recordEvent(deps, updated, type, 'marketplace', {
-    ...data,
-    status: updated.status,
-    previousStatus: row.status,
-    planId: updated.plan_id,
-    quantity: updated.quantity,
-    ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
-    ...(renamed ? { externalId: next.externalId, previousExternalId: row.external_id } : {}),
-  }, at)
   return { row: updated, event: type }
 }
