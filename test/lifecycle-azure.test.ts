@@ -240,6 +240,16 @@ describe('Azure notifications: authentication before anything is stored', () => 
     expect((await notify(s, { hello: 'world' })).status).toBe(400)
     expect((await notify(s, { id: 'op', subscriptionId: s.sub.id, action: 'Explode' })).status).toBe(400)
     expect((await notify(s, { id: 'x'.repeat(300 * 1024), subscriptionId: s.sub.id, action: 'Suspend' })).status).toBe(413)
+    const jwtForType = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', null]) {
+      const wrongType = await s.broker.request(notificationPath(s), {
+        method: 'POST',
+        token: null,
+        headers: { authorization: `Bearer ${jwtForType}`, ...(type ? { 'content-type': type } : {}) },
+        body: JSON.stringify(azure.emulator.startOperation(s.sub.id, 'Suspend').webhookBody),
+      })
+      expect(wrongType.status, String(type)).toBe(400)
+    }
     const jwt = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
     const elsewhere = await s.broker.request(`/public/notifications/azure/orgId/${other.org.id}`, {
       method: 'POST',

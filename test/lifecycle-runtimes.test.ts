@@ -244,6 +244,160 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(await status()).toBe('CANCELLED')
   })
 
+  /** Polls the entitlement (over HTTP, like an ISV) until `check` holds; the apply runs after the 200. */
+  async function waitFor(broker: Client, orgId: string, apiKey: string, id: string, check: (e: Entitlement & { quantity: number | null; term: { end: string | null } }) => boolean) {
+    let last: unknown
+    for (let i = 0; i < 100; i++) {
+      const current = (await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${id}`, { token: apiKey })).json()) as Entitlement & { quantity: number | null; term: { end: string | null } }
+      if (check(current)) return current
+      last = current
+      await sleep(40)
+    }
+    throw new Error(`never reached: ${JSON.stringify(last)}`)
+  }
+  const marketplaceActions = async (broker: Client, orgId: string, apiKey: string, id: string) =>
+    ((await (await broker.request(`/api/v1/orgs/${orgId}/entitlements/${id}/events`, { token: apiKey })).json()) as { items: Array<{ type: string; source: string; data: { action?: string } }> }).items
+      .filter((e) => e.source === 'marketplace')
+      .map((e) => `${e.type}:${e.data.action}`)
+
+  test('every Azure row: ChangeQuantity, Renew, Unsubscribe (after the Suspend/Reinstate/ChangePlan above)', async () => {
+    const s = await setup()
+    const quantity = azure.emulator.startOperation(s.sub.id, 'ChangeQuantity', { quantity: 7, webhookQuantity: 'padded' }).webhookBody
+    expect((await s.notify(quantity)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.quantity === 7)
+    const endBefore = azure.emulator.subscriptions.get(s.sub.id)!.term.endDate
+    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Renew').webhookBody)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.term.end !== null && e.term.end !== endBefore)
+    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Unsubscribe').webhookBody)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.status === 'CANCELLED')
+    expect(await marketplaceActions(s.broker, s.org.id, s.apiKey, s.id)).toEqual(['UPDATE:ChangeQuantity', 'UPDATE:Renew', 'CANCEL:Unsubscribe'])
+  })
+
+  test('every AWS row: subscribe-fail, unsubscribe-success, entitlement-updated; EventBridge License Updated, Agreement Created, Amended, Ended', async () => {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/aws`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { credentials: { accessKeyId: 'AKIARUNTIMES00000001', secretAccessKey: 'runtimes/secret' } },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string; notificationSecret: string } }
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const land = async (productCode: string, customer: { CustomerIdentifier?: string; LicenseArn?: string } = {}) => {
+      const { customer: c, token } = aws.addCustomer({ ProductCode: productCode, ...customer })
+      const landing = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
+        method: 'POST',
+        token: null,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-amzn-marketplace-token': token }).toString(),
+      })
+      return { customer: c, id: new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')! }
+    }
+    const sent = async (response: Promise<Response>) => expect((await response).status).toBe(200)
+    const snsPost = (productCode: string, action: Parameters<AwsNotificationsEmulator['marketplaceMessage']>[0], customerIdentifier: string, kind: 'subscription' | 'entitlement' = 'subscription') =>
+      broker.request(path, {
+        method: 'POST',
+        token: null,
+        headers: { 'content-type': 'text/plain; charset=UTF-8' },
+        body: JSON.stringify(sns.notification(sns.topicArn(kind, productCode), sns.marketplaceMessage(action, { customerIdentifier, productCode }), { signatureVersion: 2 })),
+      })
+    const eventPost = (event: object) =>
+      broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${integration.notificationSecret}` }, body: JSON.stringify(event) })
+
+    const failed = await land(`fail-${org.id.slice(-6)}`)
+    await sent(snsPost(`fail-${org.id.slice(-6)}`, 'subscribe-fail', failed.customer.CustomerIdentifier))
+    await waitFor(broker, org.id, apiKey, failed.id, (e) => e.status === 'CANCELLED')
+
+    const gone = await land(`gone-${org.id.slice(-6)}`)
+    await sent(snsPost(`gone-${org.id.slice(-6)}`, 'unsubscribe-success', gone.customer.CustomerIdentifier))
+    await waitFor(broker, org.id, apiKey, gone.id, (e) => e.status === 'CANCELLED')
+
+    const productCode = `contract-${org.id.slice(-6)}`
+    const customerIdentifier = `cust-${org.id.slice(-8)}`
+    const licenseArn = `arn:aws:license-manager::123456789012:license:l-${org.id.slice(-10)}`
+    aws.addEntitlement({ ProductCode: productCode, Dimension: 'seats', CustomerIdentifier: customerIdentifier, Value: { IntegerValue: 5 } })
+    const contract = await land(productCode, { CustomerIdentifier: customerIdentifier, LicenseArn: licenseArn })
+    const seats = aws.entitlements.find((e) => e.CustomerIdentifier === customerIdentifier)!
+    seats.Value.IntegerValue = 6
+    await sent(snsPost(productCode, 'entitlement-updated', customerIdentifier, 'entitlement'))
+    await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 6)
+    const ids = { agreementId: `agmt-${org.id.slice(-6)}`, buyerAccountId: contract.customer.CustomerAWSAccountId, offerId: 'offer-x', productCode, productId: 'prod-x', licenseArn }
+    seats.Value.IntegerValue = 8
+    await sent(eventPost(sns.saasEvent('License Updated - Manufacturer', ids)))
+    await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 8)
+    seats.Value.IntegerValue = 9
+    await sent(eventPost(sns.saasEvent('Purchase Agreement Amended - Manufacturer', ids)))
+    await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 9)
+    await sent(eventPost(sns.saasEvent('Purchase Agreement Created - Manufacturer', ids)))
+    await sent(eventPost(sns.saasEvent('Purchase Agreement Ended - Manufacturer', ids)))
+    await waitFor(broker, org.id, apiKey, contract.id, (e) => e.status === 'CANCELLED')
+    expect(await marketplaceActions(broker, org.id, apiKey, contract.id)).toEqual([
+      'UPDATE:entitlement-updated',
+      'UPDATE:License Updated - Manufacturer',
+      'UPDATE:Purchase Agreement Amended - Manufacturer',
+      'CANCEL:Purchase Agreement Ended - Manufacturer',
+    ])
+  })
+
+  test('every Google row: plan change requested and changed, pending cancellation, reverted, deleted; account deleted', async () => {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const providerId = `rows-${org.id.slice(-10)}`
+    const pushAccount = 'push@rows-project.iam.gserviceaccount.com'
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/gcp`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { providerId, audience: 'rows.example', serviceAccountKey: await gcp.createServiceAccount(providerId), pushServiceAccount: pushAccount },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const land = async (accountId: string) => {
+      const landing = await broker.request(`/public/signup/gcp/orgId/${org.id}`, {
+        method: 'POST',
+        token: null,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'rows.example', sub: accountId }) }).toString(),
+      })
+      return new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    }
+    let n = 0
+    const push = async (data: unknown) =>
+      expect(
+        (
+          await broker.request(path, {
+            method: 'POST',
+            token: null,
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount })}` },
+            body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: `rows-${org.id}-${n++}` }, subscription: 'projects/p/subscriptions/rows' }),
+          })
+        ).status,
+      ).toBe(200)
+    const first = gcp.addPurchase({ providerId, state: 'ENTITLEMENT_ACTIVE', plan: 'standard' })
+    const id = await land(first.accountId)
+    const entitlementId = first.entitlement!.name.split('/').pop()!
+    await push(gcp.requestPlanChange(entitlementId, 'premium'))
+    for (let i = 0; i < 100 && gcp.entitlements.get(first.entitlement!.name)!.state !== 'ENTITLEMENT_PENDING_PLAN_CHANGE'; i++) await sleep(40)
+    await push(gcp.completePlanChange(entitlementId))
+    await waitFor(broker, org.id, apiKey, id, (e) => e.planId === 'premium')
+    await push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_PENDING_CANCELLATION'))
+    await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'PENDING_CANCEL')
+    await push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_ACTIVE'))
+    await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'ACTIVE')
+    await push(gcp.deleteEntitlement(entitlementId))
+    await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'CANCELLED')
+    expect(await marketplaceActions(broker, org.id, apiKey, id)).toEqual([
+      'UPDATE:ENTITLEMENT_PLAN_CHANGED',
+      'PENDING_CANCEL:ENTITLEMENT_PENDING_CANCELLATION',
+      'ACTIVATE:ENTITLEMENT_CANCELLATION_REVERTED',
+      'CANCEL:ENTITLEMENT_DELETED',
+    ])
+
+    const second = gcp.addPurchase({ providerId, state: 'ENTITLEMENT_ACTIVE' })
+    const secondId = await land(second.accountId)
+    await push(gcp.deleteAccount(second.accountId))
+    await waitFor(broker, org.id, apiKey, secondId, (e) => e.status === 'CANCELLED')
+  })
+
   test('random requests to the three notification routes: never a 5xx, never a stack trace, nothing changes', async () => {
     const s = await setup()
     // Every route reaches its authentication: the org has all three integrations.

@@ -46,6 +46,11 @@ export async function receiveNotification(
   if (!handler) return { status: 404, code: 'NOT_FOUND', message: `Notifications from ${partner} are not taken yet.` }
 
   const log = input.log.child({ orgId: org.id, partner })
+  // Microsoft and Pub/Sub post JSON; SNS posts its JSON as text/plain (EventBridge as JSON).
+  const type = (input.request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  if (!(type === 'application/json' || (partner === 'aws' && type === 'text/plain'))) {
+    return { status: 400, code: 'VALIDATION_ERROR', message: `A ${partner} notification is sent as ${partner === 'aws' ? 'application/json or text/plain' : 'application/json'}.` }
+  }
   let notification
   try {
     notification = await handler.authenticate(integration, { ...input.request, notificationUrl: notificationUrl(deps, integration.row) }, { log })
