@@ -243,6 +243,11 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       expect(await notificationsDb.wakeWaiting(db, id, 'azure', 'sub-other', at(5))).toEqual([])
       expect(await notificationsDb.wakeWaiting(db, id, 'azure', 'sub-2', at(5))).toEqual([waiting.id])
       expect(await notificationsDb.leaseNotification(db, waiting.id, at(5), at(65))).toMatchObject({ status: 'PENDING' })
+
+      // Settled rows past their keep are forgotten; pending and waiting ones never are.
+      await notificationsDb.pruneSettled(db, at(100))
+      expect(await notificationsDb.findNotificationByMessage(db, id, 'azure', 'op-1')).toBeUndefined()
+      expect(await notificationsDb.findNotificationByMessage(db, id, 'azure', 'op-2')).toBeDefined()
     })
 
     test('reconciliation: entitlements not cancelled are due a period after their creation or last re-read', async () => {

@@ -129,3 +129,8 @@ export async function newerApplied(db: DB, row: Pick<NotificationRow, 'org_id' |
     .executeTakeFirst()
   return newer !== undefined
 }
+
+/** Forgets settled notifications (APPLIED, IGNORED) last touched before `before`; WAITING and PENDING ones stay. */
+export async function pruneSettled(db: DB, before: string): Promise<void> {
+  await db.deleteFrom('notifications').where('status', 'in', ['APPLIED', 'IGNORED']).where('updated_at', '<', before).execute()
+}

@@ -176,8 +176,15 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger, 
   }
 }
 
-/** The job's part: every due notification, a batch per run. */
+/**
+ * Settled notifications are kept this long to recognise redeliveries (Microsoft retries for 8
+ * hours, SNS and Pub/Sub redeliver for up to 7 days), then forgotten.
+ */
+const KEEP_SETTLED_MS = 30 * 24 * 3600 * 1000
+
+/** The job's part: every due notification, a batch per run; settled ones past their keep are pruned. */
 export async function applyDueNotifications(deps: AppDeps, log: Logger): Promise<number> {
+  await notificationsDb.pruneSettled(deps.db, new Date(Date.now() - KEEP_SETTLED_MS).toISOString())
   const due = await notificationsDb.dueNotifications(deps.db, nowIso(deps), JOB_BATCH)
   for (const { id } of due) await applyNotification(deps, id, log.child({ job: 'notifications' }))
   return due.length
