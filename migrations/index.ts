@@ -4,6 +4,7 @@ import * as m0002 from './0002_claims_and_activations'
 import * as m0003 from './0003_entitlement_filters_index'
 import * as m0004 from './0004_entitlement_json'
 import * as m0005 from './0005_notifications'
+import * as m0006 from './0006_webhooks'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '0003_entitlement_filters_index': m0003,
   '0004_entitlement_json': m0004,
   '0005_notifications': m0005,
+  '0006_webhooks': m0006,
 }

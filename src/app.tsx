@@ -15,6 +15,8 @@ import { requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
+import { webhookRoutes } from './routes/webhooks'
+import { kickDeliveries } from './domain/webhooks'
 import { orgRoutes } from './routes/orgs'
 
 const API_BODY_LIMIT = 1024 * 1024
@@ -89,6 +91,20 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     ),
   )
   app.use('/api/v1/*', requireCaller(deps))
+  // A request that may have written events (landing, notification, API) sends their webhooks right
+  // after it is answered (Workers: inside waitUntil); the job sends whatever this misses.
+  app.use('*', async (c, next) => {
+    await next()
+    // Reads write nothing, except the landing, which buyers reach with a GET (Azure) as well as a POST.
+    const reads = (c.req.method === 'GET' || c.req.method === 'HEAD') && !c.req.path.startsWith('/public/')
+    if (reads || c.res.status >= 400) return
+    const sending = kickDeliveries(deps, c.get('log'))
+    try {
+      c.executionCtx.waitUntil(sending)
+    } catch {
+      // Node: no execution context; the promise runs on after the answer.
+    }
+  })
 
   app.openapi(healthRoute, async (c) => {
     try {
@@ -102,6 +118,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
 
   app.route('/api/v1/orgs', orgRoutes(deps))
   app.route('/api/v1/orgs', entitlementRoutes(deps))
+  app.route('/api/v1/orgs', webhookRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
 

@@ -14,6 +14,12 @@ export interface AppDeps {
   logger: Logger
   /** Injectable for tests; defaults to the wall clock. */
   now?: () => Date
+  /**
+   * The SSRF guard for webhook deliveries, asked at every send: a reason to refuse the URL, or
+   * null. Node resolves the host and refuses private, loopback and link-local addresses (unless
+   * the ISV gave http://localhost or 127.0.0.1 literally); Workers cannot reach those anyway.
+   */
+  checkWebhookTarget?: (url: string) => Promise<string | null>
 }
 
 export const nowIso = (deps: Pick<AppDeps, 'now'>) => (deps.now?.() ?? new Date()).toISOString()

@@ -46,7 +46,11 @@ export const UpdateOrgSchema = z
   .openapi('UpdateOrg')
 
 export const CreatedOrgSchema = z
-  .object({ org: OrgSchema, apiKey: z.string().openapi({ description: 'Shown only once; only its hash is stored.' }) })
+  .object({
+    org: OrgSchema,
+    apiKey: z.string().openapi({ description: 'Shown only once; only its hash is stored.' }),
+    webhookSecret: z.string().optional().openapi({ description: 'With a webhookUrl: the Standard Webhooks signing secret (whsec_…), shown only here.' }),
+  })
   .openapi('CreatedOrg')
 
 export const IntegrationSchema = z
@@ -122,3 +126,18 @@ export type Integration = z.infer<typeof IntegrationSchema>
 export type Entitlement = z.infer<typeof EntitlementSchema>
 export type EntitlementEvent = z.infer<typeof EventSchema>
 export type EventType = (typeof EVENT_TYPES)[number]
+
+export const WebhookDeliverySchema = z
+  .object({
+    id: z.string().openapi({ example: 'msg_2f0c…', description: 'The webhook-id header, the same on every attempt' }),
+    eventId: z.string().nullable(),
+    type: z.string(),
+    status: z.enum(['PENDING', 'SUCCEEDED', 'FAILED']),
+    attempts: z.number().int(),
+    lastStatusCode: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    nextAttemptAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('WebhookDelivery')

@@ -4,6 +4,7 @@ import * as entitlementsDb from '../src/db/entitlements'
 import * as integrationsDb from '../src/db/integrations'
 import * as notificationsDb from '../src/db/notifications'
 import * as m0004 from '../migrations/0004_entitlement_json'
+import * as m0006 from '../migrations/0006_webhooks'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
 import type { Database, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
@@ -65,7 +66,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications', '0006_webhooks'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 
@@ -160,11 +161,14 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
 
     test('migration 0004 fills the JSON of rows that existed before it, and can run again after a crash', async () => {
       const { id } = await org()
+      // Back to before 0004 (0006's trigger reads the JSON column, so it goes first and comes back last).
+      await m0006.down(db)
       await m0004.down(db)
       const row = entitlement(id, 'before-0004', { buyer: '{"name":"Ann \\"A\\""}' })
       await db.insertInto('entitlements').values(row).execute()
       await m0004.up(db)
       await m0004.up(db)
+      await m0006.up(db)
       const saved = (await entitlementsDb.findEntitlement(db, id, row.id))!
       expect(await entitlementsDb.findEntitlementJson(db, id, row.id)).toBe(entitlementJson(saved))
       // The triggers are back: a later update still reaches the JSON.
@@ -263,6 +267,18 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       expect(await due(at(10))).not.toContain(old.id)
       await notificationsDb.markReconciled(db, old.id, at(5))
       expect(await due(at(10))).toContain(old.id)
+    })
+
+    test('an entitlement change and its event are written together or not at all', async () => {
+      const { id } = await org()
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'atomic', { status: 'ACTIVE' }))
+      const event = (eventId: string) => ({ id: eventId, entitlement_id: row.id, org_id: id, type: 'SUSPEND', source: 'marketplace', data: '{}', created_at: at(3) })
+      await entitlementsDb.atomicallyUpdateWithEvent(db, row.id, { status: 'SUSPENDED', updated_at: at(3) }, event('evt_atomic_1'))
+      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('SUSPENDED')
+      // The event cannot be written (its id is taken): the change is not made either.
+      await expect(entitlementsDb.atomicallyUpdateWithEvent(db, row.id, { status: 'CANCELLED', updated_at: at(4) }, event('evt_atomic_1'))).rejects.toThrow()
+      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('SUSPENDED')
+      expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.id)).toEqual(['evt_atomic_1'])
     })
   })
 }

@@ -1,8 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { findEntitlement } from '../src/db/entitlements'
-import { purchaseOf } from '../src/domain/entitlements'
 import { runJobs } from '../src/domain/jobs'
-import { applyMarketplaceState } from '../src/domain/lifecycle'
 import { createLandingService } from '../src/domain/landing'
 import type { AzureWebhookBody, MintWebhookTokenInput } from './emulators/azure'
 import { type AzureSetup, createAzureScenario, sleep, startAzure } from './helpers'
@@ -304,22 +301,6 @@ describe('Azure notifications: durability and races', () => {
     expect((await notificationRows(scenario))[0]!.status).toBe('APPLIED')
     const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
     expect((await entitlement(scenario, id)).planId).toBe('gold')
-  })
-})
-
-describe('Azure notifications: exactly one event across a crash', () => {
-  test('a crash after the event is written but before the entitlement changes: applying again completes the change without a second event', async () => {
-    const s = await landed()
-    const row = (await findEntitlement(s.broker.deps.db, s.org.id, s.entitlementId))!
-    const suspended = { ...purchaseOf(row), status: 'SUSPENDED' as const }
-    const data = { action: 'Suspend', notificationId: 'ntf_crash_between' }
-    await applyMarketplaceState(s.broker.deps, row, suspended, data)
-    // As if the process died right after writing the event: the row change never happened.
-    await s.broker.deps.db.updateTable('entitlements').set({ status: 'ACTIVE' }).where('id', '=', row.id).execute()
-    const again = (await findEntitlement(s.broker.deps.db, s.org.id, s.entitlementId))!
-    await applyMarketplaceState(s.broker.deps, again, suspended, data)
-    expect((await entitlement(s, s.entitlementId)).status).toBe('SUSPENDED')
-    expect((await marketplaceEvents(s, s.entitlementId)).map((e) => e.type)).toEqual(['SUSPEND'])
   })
 })
 

@@ -1,6 +1,7 @@
 import type { D1Database } from '@cloudflare/workers-types'
 import { type DatabaseIntrospector, type DatabaseMetadata, type Kysely, Kysely as KyselyClass, type TableMetadata } from 'kysely'
 import { D1Dialect } from 'kysely-d1'
+import { registerD1 } from './batch'
 import type { Database } from './schema'
 
 /**
@@ -39,5 +40,7 @@ class SafeD1Dialect extends D1Dialect {
 }
 
 export function createD1Db(database: D1Database): Kysely<Database> {
-  return new KyselyClass<Database>({ dialect: new SafeD1Dialect({ database: database as never }) })
+  const db = new KyselyClass<Database>({ dialect: new SafeD1Dialect({ database: database as never }) })
+  registerD1(db, database)
+  return db
 }

@@ -1,4 +1,5 @@
-import { type Insertable, sql } from 'kysely'
+import { type Insertable, type Updateable, sql } from 'kysely'
+import { atomically } from './batch'
 import { placeholders, runCompiled } from './compiled'
 import type {
   DB,
@@ -211,19 +212,12 @@ export async function ping(db: DB): Promise<void> {
   await db.selectFrom('orgs').select('id').limit(1).execute()
 }
 
-/** Gives an entitlement the marketplace's real id (Google: `account/<id>` -> the entitlement id). */
-export async function setExternalId(db: DB, id: string, externalId: string): Promise<void> {
-  await db.updateTable('entitlements').set({ external_id: externalId }).where('id', '=', id).execute()
-}
-
-/** Whether the notification `notificationId` already wrote its event for this entitlement (see applyMarketplaceState). */
-export async function hasEventFromNotification(db: DB, entitlementId: string, notificationId: string): Promise<boolean> {
-  const found = await db
-    .selectFrom('entitlement_events')
-    .select('id')
-    .where('entitlement_id', '=', entitlementId)
-    .where(sql`json_extract(data, '$.notificationId')`, '=', notificationId)
-    .limit(1)
-    .executeTakeFirst()
-  return found !== undefined
+/** An entitlement's change and its event, together or not at all (see db/batch.ts). */
+export async function atomicallyUpdateWithEvent(
+  db: DB,
+  id: string,
+  columns: Updateable<EntitlementsTable>,
+  event: Insertable<EntitlementEventsTable>,
+): Promise<void> {
+  await atomically(db, [db.updateTable('entitlements').set(columns).where('id', '=', id), db.insertInto('entitlement_events').values(event)])
 }

@@ -32,3 +32,11 @@ export async function findOrgIdByKeyHash(db: DB, keyHash: string): Promise<strin
     .executeTakeFirst()
   return row?.org_id
 }
+
+export async function updateWebhookSecret(
+  db: DB,
+  orgId: string,
+  secrets: { webhook_secret: string; webhook_secret_previous: string | null; webhook_secret_previous_until: string | null; updated_at: string },
+): Promise<void> {
+  await db.updateTable('orgs').set(secrets).where('id', '=', orgId).execute()
+}

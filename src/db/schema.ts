@@ -6,6 +6,11 @@ export interface OrgsTable {
   name: string
   fulfillment_url: string
   webhook_url: string | null
+  /** The Standard Webhooks signing secret (`whsec_…`), sealed with AES-GCM. */
+  webhook_secret: string | null
+  /** The secret before the last rotation, sealed; it keeps signing until `webhook_secret_previous_until`. */
+  webhook_secret_previous: string | null
+  webhook_secret_previous_until: string | null
   created_at: string
   updated_at: string
 }
@@ -124,6 +129,22 @@ export interface ReconciliationsTable {
   checked_at: string
 }
 
+export interface WebhookDeliveriesTable {
+  id: string
+  org_id: string
+  event_id: string | null
+  type: string
+  payload: string
+  status: 'PENDING' | 'SUCCEEDED' | 'FAILED'
+  attempts: Generated<number>
+  last_status_code: number | null
+  last_error: string | null
+  next_attempt_at: string | null
+  lease_until: string | null
+  created_at: string
+  updated_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -135,6 +156,7 @@ export interface Database {
   pending_activations: PendingActivationsTable
   notifications: NotificationsTable
   reconciliations: ReconciliationsTable
+  webhook_deliveries: WebhookDeliveriesTable
 }
 
 export type DB = Kysely<Database>
@@ -146,3 +168,4 @@ export type EntitlementEventRow = Selectable<EntitlementEventsTable>
 export type LandingClaimRow = Selectable<LandingClaimsTable>
 export type PendingActivationRow = Selectable<PendingActivationsTable>
 export type NotificationRow = Selectable<NotificationsTable>
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>

@@ -3,12 +3,14 @@ import type { Logger } from '../logger'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
 import { reconcileDue } from './reconcile'
+import { deliverDue } from './webhooks'
 
 /**
  * The background job, the same on both runtimes (Node: a timer in the server; Workers: the
  * cron trigger): finish landings whose worker died, retry pending activations whose backoff
  * is over, apply marketplace notifications that are due (retries, and those that waited for
- * their landing), re-read entitlements due for reconciliation, and forget expired landing-token
+ * their landing), re-read entitlements due for reconciliation, send webhook deliveries that are
+ * due (first attempts a request missed, and retries), and forget expired landing-token
  * hashes. Each task works a bounded batch per run.
  */
 export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
@@ -16,7 +18,8 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   const activations = await landing.retryActivations(log)
   const notifications = await applyDueNotifications(deps, log)
   const reconciled = await reconcileDue(deps, log)
+  const webhooks = await deliverDue(deps, log)
   await pruneLandingTokens(deps)
-  if (recovered || activations || notifications || reconciled) log.info('background job', { recovered, activations, notifications, reconciled })
-  return { recovered, activations, notifications, reconciled }
+  if (recovered || activations || notifications || reconciled || webhooks) log.info('background job', { recovered, activations, notifications, reconciled, webhooks })
+  return { recovered, activations, notifications, reconciled, webhooks }
 }

@@ -3,7 +3,8 @@ import * as entitlementsDb from '../db/entitlements'
 import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { EventType } from '../schemas'
-import { purchaseColumns, recordEvent, statusEvent } from './entitlements'
+import { purchaseColumns, statusEvent } from './entitlements'
+import { newId } from './ids'
 
 /**
  * Brings a stored entitlement to the purchase its marketplace now reports (a notification,
@@ -24,22 +25,30 @@ export async function applyMarketplaceState(
   if (!changed) return { row, event: null }
   const at = nowIso(deps)
   const type = statusEvent(row.status as NormalizedPurchase['status'], columns.status) ?? 'UPDATE'
-  // The event is written before the row changes, so a crash in between loses nothing: applying the
-  // notification again finds the change still to make and, by its notification id, the event
-  // already written. (D1 has no transactions to make the two one write.)
-  const notificationId = typeof data.notificationId === 'string' ? data.notificationId : null
-  if (!notificationId || !(await entitlementsDb.hasEventFromNotification(deps.db, row.id, notificationId))) {
-    await recordEvent(deps, row, type, 'marketplace', {
-      ...data,
-      status: columns.status,
-      previousStatus: row.status,
-      planId: columns.plan_id,
-      quantity: columns.quantity,
-      ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
-      ...(renamed ? { externalId: next.externalId, previousExternalId: row.external_id } : {}),
-    }, at)
-  }
-  if (renamed) await entitlementsDb.setExternalId(deps.db, row.id, next.externalId)
-  const updated = (await entitlementsDb.updatePurchaseColumns(deps.db, row.id, { ...columns, updated_at: at })) ?? row
+  // The change and its event in one atomic batch, the change first: the event's webhook delivery
+  // (written by the database with the event, migration 0006) carries the entitlement after it.
+  await entitlementsDb.atomicallyUpdateWithEvent(
+    deps.db,
+    row.id,
+    { ...columns, ...(renamed ? { external_id: next.externalId } : {}), updated_at: at },
+    {
+      id: newId('evt'),
+      entitlement_id: row.id,
+      org_id: row.org_id,
+      type,
+      source: 'marketplace',
+      data: JSON.stringify({
+        ...data,
+        status: columns.status,
+        previousStatus: row.status,
+        planId: columns.plan_id,
+        quantity: columns.quantity,
+        ...(columns.term !== row.term ? { term: JSON.parse(columns.term) as unknown } : {}),
+        ...(renamed ? { externalId: next.externalId, previousExternalId: row.external_id } : {}),
+      }),
+      created_at: at,
+    },
+  )
+  const updated = (await entitlementsDb.findEntitlement(deps.db, row.org_id, row.id)) ?? row
   return { row: updated, event: type }
 }

@@ -6,6 +6,7 @@ import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
 import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
 import { newId } from './ids'
+import { newWebhookSecret, sealWebhookSecret } from './webhooks'
 
 export const API_KEY_PREFIX = 'mbk_'
 
@@ -45,18 +46,28 @@ export function toOrg(row: OrgRow): Org {
 export async function createOrg(
   deps: AppDeps,
   input: { name: string; fulfillmentUrl: string; webhookUrl?: string | null },
-): Promise<{ org: Org; apiKey: string }> {
+): Promise<{ org: Org; apiKey: string; webhookSecret?: string }> {
   const fulfillmentUrl = checkRedirectUrl('fulfillmentUrl', input.fulfillmentUrl)
   const webhookUrl = input.webhookUrl ? checkRedirectUrl('webhookUrl', input.webhookUrl) : null
   const now = nowIso(deps)
   const orgId = newId('org')
   const apiKey = `${API_KEY_PREFIX}${randomSecret(32)}`
+  // The webhook signing secret, when there is a webhookUrl: sealed at rest, shown only in this answer.
+  const webhookSecret = webhookUrl ? newWebhookSecret() : undefined
   const row = await orgsDb.insertOrgWithKey(
     deps.db,
-    { id: orgId, name: input.name, fulfillment_url: fulfillmentUrl, webhook_url: webhookUrl, created_at: now, updated_at: now },
+    {
+      id: orgId,
+      name: input.name,
+      fulfillment_url: fulfillmentUrl,
+      webhook_url: webhookUrl,
+      webhook_secret: webhookSecret ? await sealWebhookSecret(deps, orgId, webhookSecret) : null,
+      created_at: now,
+      updated_at: now,
+    },
     { id: newId('key'), org_id: orgId, key_hash: await sha256Hex(apiKey), prefix: apiKey.slice(0, 12), created_at: now, revoked_at: null },
   )
-  return { org: toOrg(row), apiKey }
+  return { org: toOrg(row), apiKey, ...(webhookSecret ? { webhookSecret } : {}) }
 }
 
 export async function getOrg(deps: AppDeps, orgId: string): Promise<Org> {
@@ -69,17 +80,21 @@ export async function updateOrg(
   deps: AppDeps,
   orgId: string,
   patch: { name?: string; fulfillmentUrl?: string; webhookUrl?: string | null },
-): Promise<Org> {
+): Promise<Org & { webhookSecret?: string }> {
+  const webhookUrl = patch.webhookUrl === undefined || patch.webhookUrl === null ? patch.webhookUrl : checkRedirectUrl('webhookUrl', patch.webhookUrl)
+  const before = await orgsDb.findOrg(deps.db, orgId)
+  if (!before) throw notFound('Org')
+  // A webhookUrl set for the first time brings the org its signing secret, shown only in this answer.
+  const webhookSecret = webhookUrl && !before.webhook_secret ? newWebhookSecret() : undefined
   const row = await orgsDb.updateOrg(deps.db, orgId, {
     ...(patch.name !== undefined ? { name: patch.name } : {}),
     ...(patch.fulfillmentUrl !== undefined ? { fulfillment_url: checkRedirectUrl('fulfillmentUrl', patch.fulfillmentUrl) } : {}),
-    ...(patch.webhookUrl !== undefined
-      ? { webhook_url: patch.webhookUrl === null ? null : checkRedirectUrl('webhookUrl', patch.webhookUrl) }
-      : {}),
+    ...(webhookUrl !== undefined ? { webhook_url: webhookUrl } : {}),
+    ...(webhookSecret ? { webhook_secret: await sealWebhookSecret(deps, orgId, webhookSecret) } : {}),
     updated_at: nowIso(deps),
   })
   if (!row) throw notFound('Org')
-  return toOrg(row)
+  return { ...toOrg(row), ...(webhookSecret ? { webhookSecret } : {}) }
 }
 
 export type Caller = { kind: 'admin' } | { kind: 'org'; orgId: string }

@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import type { AppDeps } from '../deps'
 import { applyNotification, receiveNotification } from '../domain/inbox'
+import { kickDeliveries } from '../domain/webhooks'
 import type { AppEnv } from '../env'
 import { parseRawQuery } from './landing'
 
@@ -30,9 +31,9 @@ export function notificationRoutes(deps: AppDeps) {
       return c.json({ error: { code: outcome.code, message: outcome.message, requestId: c.get('requestId') } }, outcome.status)
     }
     c.set('logFields', { orgId, partner, notificationId: outcome.notificationId, outcome: outcome.duplicate ? 'duplicate' : 'stored' })
-    const applying = applyNotification(deps, outcome.notificationId, log).catch((error: unknown) =>
-      log.error('notification apply failed; the job retries it', { error: error instanceof Error ? error.message : String(error) }),
-    )
+    const applying = applyNotification(deps, outcome.notificationId, log)
+      .then(() => kickDeliveries(deps, log))
+      .catch((error: unknown) => log.error('notification apply failed; the job retries it', { error: error instanceof Error ? error.message : String(error) }))
     try {
       c.executionCtx.waitUntil(applying)
     } catch {

@@ -1,0 +1,75 @@
+import type { Insertable } from 'kysely'
+import type { DB, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
+
+/** The webhook outbox (migration 0006): each hand-over one statement, as D1 needs. */
+
+export async function insertDelivery(db: DB, row: Insertable<WebhookDeliveriesTable>): Promise<WebhookDeliveryRow> {
+  return db.insertInto('webhook_deliveries').values(row).returningAll().executeTakeFirstOrThrow()
+}
+
+export function findDelivery(db: DB, orgId: string, id: string): Promise<WebhookDeliveryRow | undefined> {
+  return db.selectFrom('webhook_deliveries').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
+}
+
+export function findDeliveryByEvent(db: DB, eventId: string): Promise<WebhookDeliveryRow | undefined> {
+  return db.selectFrom('webhook_deliveries').selectAll().where('event_id', '=', eventId).executeTakeFirst()
+}
+
+/** PENDING deliveries whose next attempt is due and that nobody holds, oldest first. */
+export async function dueDeliveries(db: DB, now: string, limit: number): Promise<Array<Pick<WebhookDeliveryRow, 'id'>>> {
+  return db
+    .selectFrom('webhook_deliveries')
+    .select('id')
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .execute()
+}
+
+/** Leases a delivery for one attempt: a PENDING one that is due (or any not FAILED... with `force`, for a manual retry). */
+export function leaseDelivery(db: DB, id: string, now: string, leaseUntil: string, force = false): Promise<WebhookDeliveryRow | undefined> {
+  let query = db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: leaseUntil, updated_at: now })
+    .where('id', '=', id)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+  query = force ? query : query.where('status', '=', 'PENDING').where('next_attempt_at', '<=', now)
+  return query.returningAll().executeTakeFirst()
+}
+
+export async function recordAttempt(
+  db: DB,
+  id: string,
+  outcome: { status: WebhookDeliveryRow['status']; statusCode: number | null; error: string | null; nextAttemptAt: string | null; now: string },
+): Promise<WebhookDeliveryRow | undefined> {
+  return db
+    .updateTable('webhook_deliveries')
+    .set((eb) => ({
+      status: outcome.status,
+      attempts: eb('attempts', '+', 1),
+      last_status_code: outcome.statusCode,
+      last_error: outcome.error,
+      next_attempt_at: outcome.nextAttemptAt,
+      lease_until: null,
+      updated_at: outcome.now,
+    }))
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function listDeliveries(
+  db: DB,
+  query: { orgId: string; status?: string; limit: number; before?: { createdAt: string; id: string } },
+): Promise<{ rows: WebhookDeliveryRow[]; hasMore: boolean }> {
+  let select = db.selectFrom('webhook_deliveries').selectAll().where('org_id', '=', query.orgId)
+  if (query.status) select = select.where('status', '=', query.status as WebhookDeliveryRow['status'])
+  if (query.before) {
+    const { createdAt, id } = query.before
+    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
+  }
+  const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
+  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+}

@@ -1,0 +1,264 @@
+import * as orgsDb from '../db/orgs'
+import type { OrgRow, WebhookDeliveryRow } from '../db/schema'
+import * as webhooksDb from '../db/webhooks'
+import { type AppDeps, nowIso } from '../deps'
+import { ApiError, notFound } from '../errors'
+import type { Logger } from '../logger'
+import { randomBytes } from './crypto'
+import { newId } from './ids'
+import { getOrg } from './orgs'
+
+/**
+ * Webhooks to the ISV (contract §8), signed per Standard Webhooks: `webhook-id` (the delivery's
+ * msg_ id, the same on every attempt), `webhook-timestamp` (unix seconds), `webhook-signature`
+ * `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed with the secret's bytes; during the
+ * 24 h after a rotation the old secret's signature goes along, space-separated.
+ */
+
+const SECRET_PREFIX = 'whsec_'
+/** After a rotation the old secret keeps signing this long, so receivers can switch over. */
+const PREVIOUS_SECRET_MS = 24 * 3600 * 1000
+/** Retries after about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, then every 8 h (±20 %), for 3 days. */
+const RETRY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000]
+const GIVE_UP_AFTER_MS = 3 * 24 * 3600 * 1000
+const ATTEMPT_TIMEOUT_MS = 10_000
+/** Of a receiver's answer only this much is read, and kept in lastError. */
+const MAX_BODY_BYTES = 4096
+const LEASE_MS = ATTEMPT_TIMEOUT_MS + 5_000
+const JOB_BATCH = 50
+
+const sealContext = (orgId: string) => `webhook:${orgId}`
+
+function base64(bytes: Uint8Array): string {
+  let binary = ''
+  for (const byte of bytes) binary += String.fromCharCode(byte)
+  return btoa(binary)
+}
+
+/** `whsec_<base64 of 32 random bytes>`: what Standard Webhooks libraries take as the key. */
+export function newWebhookSecret(): string {
+  return `${SECRET_PREFIX}${base64(randomBytes(32))}`
+}
+
+export async function sealWebhookSecret(deps: AppDeps, orgId: string, secret: string): Promise<string> {
+  return deps.secrets.seal(secret, sealContext(orgId))
+}
+
+function secretBytes(secret: string): Uint8Array<ArrayBuffer> {
+  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret
+  const binary = atob(encoded)
+  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0))
+}
+
+/** The `v1,<signature>` of one secret over `{id}.{timestamp}.{body}`. */
+export async function signWebhook(secret: string, id: string, timestamp: number, body: string): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${id}.${timestamp}.${body}`))
+  return `v1,${base64(new Uint8Array(mac))}`
+}
+
+/** `POST /api/v1/orgs/{orgId}/webhook-secret`: a new secret, shown once; the old one signs along for 24 h. */
+export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise<string> {
+  const org = await orgsDb.findOrg(deps.db, orgId)
+  if (!org) throw notFound('Org')
+  if (!org.webhook_url) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
+  const secret = newWebhookSecret()
+  await orgsDb.updateWebhookSecret(deps.db, orgId, {
+    webhook_secret: await sealWebhookSecret(deps, orgId, secret),
+    webhook_secret_previous: org.webhook_secret,
+    webhook_secret_previous_until: org.webhook_secret ? new Date(Date.now() + PREVIOUS_SECRET_MS).toISOString() : null,
+    updated_at: nowIso(deps),
+  })
+  return secret
+}
+
+async function signatures(deps: AppDeps, org: OrgRow, id: string, timestamp: number, body: string): Promise<string> {
+  const secrets = [await deps.secrets.open(org.webhook_secret!, sealContext(org.id))]
+  if (org.webhook_secret_previous && org.webhook_secret_previous_until && org.webhook_secret_previous_until > nowIso(deps)) {
+    secrets.push(await deps.secrets.open(org.webhook_secret_previous, sealContext(org.id)))
+  }
+  return (await Promise.all(secrets.map((secret) => signWebhook(secret, id, timestamp, body)))).join(' ')
+}
+
+export interface WebhookDelivery {
+  id: string
+  eventId: string | null
+  type: string
+  status: WebhookDeliveryRow['status']
+  attempts: number
+  lastStatusCode: number | null
+  lastError: string | null
+  nextAttemptAt: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    type: row.type,
+    status: row.status,
+    attempts: row.attempts,
+    lastStatusCode: row.last_status_code,
+    lastError: row.last_error,
+    nextAttemptAt: row.status === 'PENDING' ? row.next_attempt_at : null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}
+
+/** When the next attempt is due after `attempts` failed ones, or null once 3 days have passed (FAILED). */
+export function nextAttemptAt(createdAt: string, attempts: number, now: number): string | null {
+  const base = RETRY_DELAYS_MS[Math.min(attempts, RETRY_DELAYS_MS.length) - 1] ?? RETRY_DELAYS_MS.at(-1)!
+  const at = now + base * (0.8 + Math.random() * 0.4)
+  return at - Date.parse(createdAt) > GIVE_UP_AFTER_MS ? null : new Date(at).toISOString()
+}
+
+/** Reads at most MAX_BODY_BYTES of a receiver's answer and drops the rest. */
+async function readSome(response: Response): Promise<string> {
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    while (size < MAX_BODY_BYTES) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      size += value.byteLength
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined)
+  }
+  const all = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    all.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return new TextDecoder().decode(all.subarray(0, MAX_BODY_BYTES))
+}
+
+/**
+ * One attempt at one delivery, if this caller can lease it (`force`: a manual retry, whatever its
+ * state). Never throws for the receiver's sake: a hang, a 5xx, a redirect, a reset connection or a
+ * huge body is one failed attempt, recorded, and retried on the schedule.
+ */
+export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<WebhookDeliveryRow | undefined> {
+  const now = Date.now()
+  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(now + LEASE_MS).toISOString(), options.force)
+  if (!row) return undefined
+  const org = await orgsDb.findOrg(deps.db, row.org_id)
+  const record = (outcome: { ok: boolean; statusCode: number | null; error: string | null }) => {
+    const attempts = row.attempts + 1
+    const next = outcome.ok ? null : nextAttemptAt(row.created_at, attempts, Date.now())
+    return webhooksDb.recordAttempt(deps.db, row.id, {
+      status: outcome.ok ? 'SUCCEEDED' : next ? 'PENDING' : 'FAILED',
+      statusCode: outcome.statusCode,
+      error: outcome.error,
+      nextAttemptAt: next,
+      now: nowIso(deps),
+    })
+  }
+  if (!org?.webhook_url || !org.webhook_secret) return record({ ok: false, statusCode: null, error: 'the org has no webhookUrl now' })
+  const url = org.webhook_url
+  const deliveryLog = log.child({ orgId: org.id, deliveryId: row.id, type: row.type })
+  // SSRF guard (Node): the address is checked at send time, since DNS may have changed since the URL was set.
+  const refused = deps.checkWebhookTarget ? await deps.checkWebhookTarget(url) : null
+  if (refused) {
+    deliveryLog.warn('webhook refused by the address guard', { reason: refused })
+    return record({ ok: false, statusCode: null, error: `refused: ${refused}` })
+  }
+  const timestamp = Math.floor(Date.now() / 1000)
+  const started = Date.now()
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      redirect: 'manual',
+      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'marketbridge-webhooks/1',
+        'webhook-id': row.id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': await signatures(deps, org, row.id, timestamp, row.payload),
+      },
+      body: row.payload,
+    })
+    const body = await readSome(response)
+    const ok = response.status >= 200 && response.status < 300
+    deliveryLog.info('webhook attempt', { status: response.status, attempt: row.attempts + 1, latencyMs: Date.now() - started })
+    return record({ ok, statusCode: response.status, error: ok ? null : `HTTP ${response.status}${body ? `: ${body}` : ''}`.slice(0, MAX_BODY_BYTES) })
+  } catch (error) {
+    const reason = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s` : `${error.name}: ${error.message}`) : String(error)
+    deliveryLog.warn('webhook attempt failed', { error: reason, attempt: row.attempts + 1, latencyMs: Date.now() - started })
+    return record({ ok: false, statusCode: null, error: reason.slice(0, MAX_BODY_BYTES) })
+  }
+}
+
+/** Every due delivery, a batch at a time (the job; and right after a request that may have written events). */
+export async function deliverDue(deps: AppDeps, log: Logger): Promise<number> {
+  const due = await webhooksDb.dueDeliveries(deps.db, nowIso(deps), JOB_BATCH)
+  await Promise.all(due.map(({ id }) => attemptDelivery(deps, id, log)))
+  return due.length
+}
+
+const running = new WeakMap<AppDeps, { promise: Promise<void>; again: boolean }>()
+
+/**
+ * Sends what is due now, in the background of the request that may have written events (the
+ * landing, a notification, the API): one run at a time per process, and one more if asked again
+ * meanwhile, so a burst of landings does not start a burst of runs. The job catches the rest.
+ */
+export function kickDeliveries(deps: AppDeps, log: Logger): Promise<void> {
+  const current = running.get(deps)
+  if (current) {
+    current.again = true
+    return current.promise
+  }
+  const state = { again: false, promise: Promise.resolve() }
+  state.promise = (async () => {
+    try {
+      do {
+        state.again = false
+        await deliverDue(deps, log)
+      } while (state.again)
+    } catch (error) {
+      log.error('webhook deliveries failed; the job retries them', { error: error instanceof Error ? error.message : String(error) })
+    } finally {
+      running.delete(deps)
+    }
+  })()
+  running.set(deps, state)
+  return state.promise
+}
+
+/** `POST …/webhooks/test`: queues a `ping` (sent at once by the caller's background run). */
+export async function queuePing(deps: AppDeps, orgId: string): Promise<WebhookDelivery> {
+  const org = await getOrg(deps, orgId)
+  if (!org.webhookUrl) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
+  const now = nowIso(deps)
+  const eventId = newId('evt')
+  const payload = { id: eventId, type: 'ping', createdAt: now, orgId, entityType: null, entityId: null, action: 'PING', entityStatus: null, partner: null, data: {} }
+  const row = await webhooksDb.insertDelivery(deps.db, {
+    id: `msg_${Array.from(randomBytes(13), (b) => b.toString(16).padStart(2, '0')).join('')}`,
+    org_id: orgId,
+    event_id: null,
+    type: 'ping',
+    payload: JSON.stringify(payload),
+    status: 'PENDING',
+    next_attempt_at: now,
+    created_at: now,
+    updated_at: now,
+  })
+  return toDelivery(row)
+}
+
+/** `POST …/webhook-deliveries/{id}/retry`: one attempt now, whatever the delivery's state. */
+export async function retryDelivery(deps: AppDeps, orgId: string, id: string, log: Logger): Promise<WebhookDelivery> {
+  const existing = await webhooksDb.findDelivery(deps.db, orgId, id)
+  if (!existing) throw notFound('Webhook delivery')
+  const attempted = await attemptDelivery(deps, id, log, { force: true })
+  return toDelivery(attempted ?? existing)
+}

@@ -1,0 +1,107 @@
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
+import * as webhooksDb from '../db/webhooks'
+import type { AppDeps } from '../deps'
+import { base64UrlDecode, base64UrlEncode } from '../domain/crypto'
+import { getOrg } from '../domain/orgs'
+import { queuePing, retryDelivery, rotateWebhookSecret, toDelivery } from '../domain/webhooks'
+import { type AppEnv, validationHook } from '../env'
+import { ApiError } from '../errors'
+import { WebhookDeliverySchema } from '../schemas'
+import { assertOrgAccess } from './auth'
+import { OrgIdParam, errorResponses, jsonResponse } from './common'
+
+const security = [{ bearer: [] }]
+const DeliveryIdParam = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' } })
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/{orgId}/webhook-deliveries',
+  tags: ['Webhooks'],
+  summary: 'Webhook deliveries, newest first',
+  security,
+  request: {
+    params: z.object({ orgId: OrgIdParam }),
+    query: z.object({
+      status: z.enum(['PENDING', 'SUCCEEDED', 'FAILED']).optional(),
+      limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ type: 'integer', minimum: 1, maximum: 1000, default: 100 }),
+      cursor: z.string().min(1).max(512).optional(),
+    }),
+  },
+  responses: { 200: jsonResponse(z.object({ items: z.array(WebhookDeliverySchema), nextCursor: z.string().nullable() }), 'A page of deliveries'), ...errorResponses(400, 401, 404) },
+})
+
+const retryRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/webhook-deliveries/{id}/retry',
+  tags: ['Webhooks'],
+  summary: 'Send a delivery again now (whatever its state)',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam, id: DeliveryIdParam }) },
+  responses: { 200: jsonResponse(WebhookDeliverySchema, 'The delivery after the attempt'), ...errorResponses(401, 404) },
+})
+
+const testRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/webhooks/test',
+  tags: ['Webhooks'],
+  summary: 'Queue a ping to the org’s webhookUrl',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam }) },
+  responses: { 202: jsonResponse(WebhookDeliverySchema, 'The queued delivery (sent at once)'), ...errorResponses(400, 401, 404) },
+})
+
+const rotateRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/webhook-secret',
+  tags: ['Webhooks'],
+  summary: 'Issue a new signing secret (the old one keeps signing beside it for 24 h)',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam }) },
+  responses: { 200: jsonResponse(z.object({ webhookSecret: z.string() }), 'The new secret, shown only here'), ...errorResponses(400, 401, 404) },
+})
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(base64UrlDecode(cursor))) as unknown
+    if (Array.isArray(value) && typeof value[0] === 'string' && typeof value[1] === 'string') return { createdAt: value[0], id: value[1] }
+  } catch {
+    // fall through
+  }
+  throw new ApiError('INVALID_CURSOR', 'cursor is not one this API returned.')
+}
+
+export function webhookRoutes(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+
+  app.openapi(listRoute, async (c) => {
+    const { orgId } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    const query = c.req.valid('query')
+    const before = query.cursor ? decodeCursor(query.cursor) : undefined
+    await getOrg(deps, orgId)
+    const page = await webhooksDb.listDeliveries(deps.db, { orgId, status: query.status, limit: query.limit, before })
+    const last = page.rows.at(-1)
+    const nextCursor = page.hasMore && last ? base64UrlEncode(new TextEncoder().encode(JSON.stringify([last.created_at, last.id]))) : null
+    return c.json({ items: page.rows.map(toDelivery), nextCursor }, 200)
+  })
+
+  app.openapi(retryRoute, async (c) => {
+    const { orgId, id } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    return c.json(await retryDelivery(deps, orgId, id, c.get('log')), 200)
+  })
+
+  app.openapi(testRoute, async (c) => {
+    const { orgId } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    return c.json(await queuePing(deps, orgId), 202)
+  })
+
+  app.openapi(rotateRoute, async (c) => {
+    const { orgId } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    return c.json({ webhookSecret: await rotateWebhookSecret(deps, orgId) }, 200)
+  })
+
+  return app
+}
