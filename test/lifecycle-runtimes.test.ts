@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import fc from 'fast-check'
+import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
@@ -19,11 +22,23 @@ let aws: AwsEmulator
 let sns: AwsNotificationsEmulator
 let gcp: GcpEmulator
 const closers: Array<() => Promise<void>> = []
+const received: Array<{ headers: Record<string, string>; body: string }> = []
+const receiver = createServer((req, res) => {
+  let body = ''
+  req.on('data', (chunk) => (body += chunk))
+  req.on('end', () => {
+    received.push({ headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])), body })
+    res.writeHead(200).end('ok')
+  })
+})
+let hookUrl: string
 let node: TestBroker
 let worker: WorkerProcess
 let persistTo: string
 
 beforeAll(async () => {
+  hookUrl = await new Promise<string>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`)))
+  closers.push(() => new Promise<void>((done) => receiver.close(() => done())))
   azure = await startAzure()
   aws = createAwsEmulator()
   const awsServer = await aws.listen()
@@ -396,6 +411,41 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     const secondId = await land(second.accountId)
     await push(gcp.deleteAccount(second.accountId))
     await waitFor(broker, org.id, apiKey, secondId, (e) => e.status === 'CANCELLED')
+  })
+
+  test('webhooks: the landing and a Suspend notification reach the ISV signed per Standard Webhooks (verified with the standardwebhooks package)', async () => {
+    const broker = client()
+    const created = await broker.request('/api/v1/orgs', { method: 'POST', json: { name: 'Hooks', fulfillmentUrl: 'https://hooks.example/s', webhookUrl: hookUrl } })
+    const { org, apiKey, webhookSecret } = (await created.json()) as { org: { id: string }; apiKey: string; webhookSecret: string }
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
+    const sub = azure.emulator.addSubscription({ appId: azure.clientId })
+    const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
+    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const mine = () => received.filter((r) => r.body.includes(org.id))
+    for (let i = 0; i < 100 && mine().length < 2; i++) await sleep(50)
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const jwt = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
+    const notified = await broker.request(path, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
+      body: JSON.stringify(azure.emulator.startOperation(sub.id, 'Suspend').webhookBody),
+    })
+    expect(notified.status).toBe(200)
+    for (let i = 0; i < 100 && mine().length < 3; i++) await sleep(50)
+    const verifier = new Webhook(webhookSecret)
+    const bodies = mine().map((r) => verifier.verify(r.body, r.headers) as { type: string; entityId: string; entityStatus: string; data: { entitlement: { status: string } } })
+    // Ordering is not promised (deliveries go out concurrently); each carries its entitlement's state.
+    expect(bodies.map((b) => b.type).sort()).toEqual(['entitlement.activated', 'entitlement.created', 'entitlement.suspended'])
+    expect(bodies.every((b) => b.entityId === id)).toBe(true)
+    expect(bodies.find((b) => b.type === 'entitlement.suspended')!.data.entitlement.status).toBe('SUSPENDED')
+    const log = (await (await broker.request(`/api/v1/orgs/${org.id}/webhook-deliveries`, { token: apiKey })).json()) as { items: Array<{ status: string }> }
+    expect(log.items.map((d) => d.status)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED'])
   })
 
   test('random requests to the three notification routes: never a 5xx, never a stack trace, nothing changes', async () => {
