@@ -122,9 +122,9 @@ export function brokerEnv(databaseUrl: string, emulatorUrl: string) {
  * integration. The plan's offer type is mapped, so a landing makes the same two calls as
  * baseline B (no plan lookup). The caller closes `deps.db`.
  */
-export async function createBenchOrg(databaseUrl: string, emulatorUrl: string) {
+export async function createBenchOrg(databaseUrl: string, emulatorUrl: string, options: { webhookUrl?: string } = {}) {
   const deps = await createNodeDeps(parseConfig(brokerEnv(databaseUrl, emulatorUrl)), { logger: createLogger({ silent: true }) })
-  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup' })
+  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup', webhookUrl: options.webhookUrl })
   await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
   return { deps, org, apiKey }
 }

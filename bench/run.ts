@@ -5,7 +5,7 @@
 //
 // Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
-// BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
+// BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_WEBHOOK_EVENTS (10000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
 // (bench/soak.ts: 20000 over 5 starts).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
@@ -24,6 +24,7 @@ const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
 const MEMORY_LANDINGS = Number(process.env.BENCH_LANDINGS ?? 20_000)
 const LANDING_RUN = Number(process.env.BENCH_LANDING_RUN ?? 3_000)
 const NOTIFICATIONS = Number(process.env.BENCH_NOTIFICATIONS ?? 2_000)
+const WEBHOOK_EVENTS = Number(process.env.BENCH_WEBHOOK_EVENTS ?? 10_000)
 
 interface Row {
   scenario: string
@@ -203,6 +204,59 @@ async function main() {
   notificationRow.notes = `${appliedCount} of ${webhooks.length} applied (operation confirmed, subscription read, event written) within ${round(appliedSeconds, 2)} s: ${round(appliedCount / appliedSeconds)} applied/s = ${round(appliedCount / appliedSeconds / rowB.rps, 2)} × B`
   notificationRow.target = 'reported (no target set)'
   notificationRow.met = null
+
+  // 4c: webhooks. The same landings for an org with a webhookUrl (a local receiver answering 204)
+  // and for one without: the landing must not wait for the ISV. Then 10,000 events delivered.
+  const receiverPort = nextPort()
+  const receiverUrl = JSON.parse((await start('bench/receiver.ts', [String(receiverPort)])).first).url as string
+  const hooked = await createBenchOrg(databaseUrl, fast.url, { webhookUrl: `${receiverUrl}/hooks` })
+  await hooked.deps.db.destroy()
+  const [plainLandings, hookedLandings] = await interleave(
+    () => landingJob(brokerUrl, org.id, fast.url, LANDING_RUN, 10),
+    () => landingJob(brokerUrl, hooked.org.id, fast.url, LANDING_RUN, 10),
+  )
+  const plainRow = summarize('landing, org without a webhookUrl, c=10', plainLandings!, { target: 'baseline' })
+  versus('landing, org with a webhookUrl (2 deliveries each), c=10', hookedLandings!, plainRow, 'no webhook', 0.9)
+  const received = async () => ((await (await fetch(`${receiverUrl}/count`)).json()) as { count: number }).count
+  for (let i = 0; i < 600 && (await received()) < (hookedLandings!.length + 1) * LANDING_RUN * 2; i++) await new Promise((r) => setTimeout(r, 100))
+  // 10,000 events written straight into the database (each gets its delivery from the trigger), then sent.
+  const writer = new SQLite(join(work, 'bench.db'))
+  writer.pragma('busy_timeout = 5000')
+  const target = writer.prepare("SELECT id FROM entitlements WHERE org_id = ? LIMIT 1").get(hooked.org.id) as { id: string }
+  const before = await received()
+  const rssBefore = memoryOf(broker.child.pid!).rssMb
+  const insert = writer.prepare("INSERT INTO entitlement_events (id, entitlement_id, org_id, type, source, data, created_at) VALUES (?, ?, ?, 'UPDATE', 'api', '{}', ?)")
+  writer.transaction(() => {
+    for (let i = 0; i < WEBHOOK_EVENTS; i++) insert.run(`evt_bench${String(i).padStart(8, '0')}`, target.id, hooked.org.id, new Date().toISOString())
+  })()
+  writer.close()
+  const sendStarted = performance.now()
+  let lastKick = 0
+  while ((await received()) < before + WEBHOOK_EVENTS && performance.now() - sendStarted < 120_000) {
+    // Any write request sends what is due; a kick per second keeps the broker draining.
+    if (performance.now() - lastKick > 1_000) {
+      lastKick = performance.now()
+      await fetch(`${brokerUrl}/api/v1/orgs/${hooked.org.id}/webhooks/test`, { method: 'POST', headers: { authorization: `Bearer ${hooked.apiKey}` } })
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const sendSeconds = (performance.now() - sendStarted) / 1000
+  const delivered = (await received()) - before
+  const rssAfter = memoryOf(broker.child.pid!).rssMb
+  rows.push({
+    scenario: `webhooks: ${WEBHOOK_EVENTS.toLocaleString('en')} events delivered to a local receiver (50 at a time)`,
+    rps: round(Math.min(delivered, WEBHOOK_EVENTS) / sendSeconds),
+    rpsSpread: [0, 0],
+    p50: 0,
+    p99: 0,
+    baseline: null,
+    ratio: null,
+    peakRssMb: round(memoryOf(broker.child.pid!).peakMb),
+    target: 'reported',
+    met: null,
+    notes: `${delivered} delivered in ${round(sendSeconds, 2)} s; broker RSS ${round(rssBefore)} -> ${round(rssAfter)} MB`,
+    runs: [],
+  })
 
   // 6: memory — after seeding, after 20,000 landings, after 20,000 more.
   const landMany = async () => {

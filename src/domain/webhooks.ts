@@ -1,3 +1,4 @@
+import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
 import type { OrgRow, WebhookDeliveryRow } from '../db/schema'
 import * as webhooksDb from '../db/webhooks'
@@ -50,11 +51,39 @@ function secretBytes(secret: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(binary, (ch) => ch.charCodeAt(0))
 }
 
-/** The `v1,<signature>` of one secret over `{id}.{timestamp}.{body}`. */
-export async function signWebhook(secret: string, id: string, timestamp: number, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+const hmacKey = (secret: string) => crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+
+async function signWith(key: CryptoKey, id: string, timestamp: number, body: string): Promise<string> {
   const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${id}.${timestamp}.${body}`))
   return `v1,${base64(new Uint8Array(mac))}`
+}
+
+/** The `v1,<signature>` of one secret over `{id}.{timestamp}.{body}`. */
+export async function signWebhook(secret: string, id: string, timestamp: number, body: string): Promise<string> {
+  return signWith(await hmacKey(secret), id, timestamp, body)
+}
+
+/**
+ * HMAC keys by org and sealed secret, per key holder: a delivery does not decrypt the secret and
+ * import the key again (most of a send's CPU besides the request itself). A rotated secret is new
+ * sealed text, so it is never served from here stale.
+ */
+const keysByBox = new WeakMap<object, BoundedMap<string, Promise<CryptoKey>>>()
+
+function signingKey(deps: AppDeps, orgId: string, sealed: string): Promise<CryptoKey> {
+  let keys = keysByBox.get(deps.secrets)
+  if (!keys) {
+    keys = new BoundedMap(1000)
+    keysByBox.set(deps.secrets, keys)
+  }
+  const cacheKey = `${orgId}\n${sealed}`
+  let key = keys.get(cacheKey)
+  if (!key) {
+    key = deps.secrets.open(sealed, sealContext(orgId)).then(hmacKey)
+    key.catch(() => keys.delete(cacheKey))
+    keys.set(cacheKey, key)
+  }
+  return key
 }
 
 /** `POST /api/v1/orgs/{orgId}/webhook-secret`: a new secret, shown once; the old one signs along for 24 h. */
@@ -73,11 +102,9 @@ export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise
 }
 
 async function signatures(deps: AppDeps, org: OrgRow, id: string, timestamp: number, body: string): Promise<string> {
-  const secrets = [await deps.secrets.open(org.webhook_secret!, sealContext(org.id))]
-  if (org.webhook_secret_previous && org.webhook_secret_previous_until && org.webhook_secret_previous_until > nowIso(deps)) {
-    secrets.push(await deps.secrets.open(org.webhook_secret_previous, sealContext(org.id)))
-  }
-  return (await Promise.all(secrets.map((secret) => signWebhook(secret, id, timestamp, body)))).join(' ')
+  const sealed = [org.webhook_secret!]
+  if (org.webhook_secret_previous && org.webhook_secret_previous_until && org.webhook_secret_previous_until > nowIso(deps)) sealed.push(org.webhook_secret_previous)
+  return (await Promise.all(sealed.map(async (secret) => signWith(await signingKey(deps, org.id, secret), id, timestamp, body)))).join(' ')
 }
 
 export interface WebhookDelivery {
@@ -197,11 +224,21 @@ export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, op
   }
 }
 
-/** Every due delivery, a batch at a time (the job; and right after a request that may have written events). */
+/**
+ * The due deliveries, a batch of JOB_BATCH sent at once, batch after batch while full (a backlog
+ * after a receiver's outage drains without waiting for the job), at most MAX_BATCHES per call.
+ */
+const MAX_BATCHES = 100
+
 export async function deliverDue(deps: AppDeps, log: Logger): Promise<number> {
-  const due = await webhooksDb.dueDeliveries(deps.db, nowIso(deps), JOB_BATCH)
-  await Promise.all(due.map(({ id }) => attemptDelivery(deps, id, log)))
-  return due.length
+  let sent = 0
+  for (let batch = 0; batch < MAX_BATCHES; batch++) {
+    const due = await webhooksDb.dueDeliveries(deps.db, nowIso(deps), JOB_BATCH)
+    await Promise.all(due.map(({ id }) => attemptDelivery(deps, id, log)))
+    sent += due.length
+    if (due.length < JOB_BATCH) break
+  }
+  return sent
 }
 
 const running = new WeakMap<AppDeps, { promise: Promise<void>; again: boolean }>()
