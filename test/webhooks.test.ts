@@ -137,6 +137,8 @@ describe('webhooks', () => {
     // A forged or altered body does not verify.
     const one = s.forOrg()[0]!
     expect(() => verifier.verify(one.body.replace('"ENTITLEMENT"', '"SIGNUP"'), one.headers)).toThrow()
+    // The receiver has them; the broker records each attempt right after the answer.
+    await s.until(async () => (await s.deliveries()).items.every((d) => d.status === 'SUCCEEDED'))
     const listed = await s.deliveries()
     expect(listed.items.map((d) => d.status)).toEqual(['SUCCEEDED', 'SUCCEEDED'])
     expect(listed.items.every((d) => d.attempts === 1 && d.lastStatusCode === 204 && d.nextAttemptAt === null)).toBe(true)
