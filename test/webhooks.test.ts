@@ -1,4 +1,8 @@
+import { webcrypto } from 'node:crypto'
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
+import 'reflect-metadata'
+import * as x509 from '@peculiar/x509'
 import type { AddressInfo } from 'node:net'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -184,6 +188,46 @@ describe('webhooks', () => {
       if (behaviour === 'redirect') expect(retried.lastStatusCode).toBe(301)
       if (behaviour === 'close') expect(retried.lastStatusCode).toBeNull()
       if (behaviour === 'huge') expect(retried.lastError.length).toBeLessThanOrEqual(4096)
+    }
+  })
+
+  test('a receiver whose TLS certificate has expired: a failed attempt, recorded and retried, no request body delivered', async () => {
+    x509.cryptoProvider.set(webcrypto as unknown as Crypto)
+    const keys = (await webcrypto.subtle.generateKey(
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 },
+      true,
+      ['sign', 'verify'],
+    )) as unknown as CryptoKeyPair
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01',
+      name: 'CN=localhost',
+      notBefore: new Date(Date.now() - 30 * 24 * 3600_000),
+      notAfter: new Date(Date.now() - 24 * 3600_000),
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      keys,
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }])],
+    })
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as never)).toString('base64')
+    const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`
+    let reached = 0
+    const tls = createTlsServer({ key, cert: cert.toString('pem') }, (_req, res) => {
+      reached++
+      res.writeHead(204).end()
+    })
+    const port = await new Promise<number>((resolve) => tls.listen(0, '127.0.0.1', () => resolve((tls.address() as AddressInfo).port)))
+    try {
+      const s = await orgWithHooks()
+      await broker.request(`/api/v1/orgs/${s.org.id}`, { method: 'PATCH', token: s.apiKey, json: { webhookUrl: `https://localhost:${port}/hooks` } })
+      const ping = (await (await broker.request(`/api/v1/orgs/${s.org.id}/webhooks/test`, { method: 'POST', token: s.apiKey })).json()) as { id: string }
+      await s.until(async () => (await s.deliveries()).items.some((d) => d.id === ping.id && d.attempts === 1))
+      const attempted = (await s.deliveries()).items.find((d) => d.id === ping.id)!
+      expect(attempted.status).toBe('PENDING')
+      expect(attempted.lastStatusCode).toBeNull()
+      expect(attempted.lastError).toMatch(/CERT_HAS_EXPIRED/)
+      expect(reached).toBe(0)
+    } finally {
+      tls.closeAllConnections()
+      await new Promise<void>((resolve) => tls.close(() => resolve()))
     }
   })
 

@@ -218,7 +218,9 @@ export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, op
     deliveryLog.info('webhook attempt', { status: response.status, attempt: row.attempts + 1, latencyMs: Date.now() - started })
     return record({ ok, statusCode: response.status, error: ok ? null : `HTTP ${response.status}${body ? `: ${body}` : ''}`.slice(0, MAX_BODY_BYTES) })
   } catch (error) {
-    const reason = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s` : `${error.name}: ${error.message}`) : String(error)
+    // fetch's own message is "fetch failed"; the cause says why (CERT_HAS_EXPIRED, ECONNRESET, …).
+    const cause = error instanceof Error && error.cause instanceof Error ? ` (${(error.cause as Error & { code?: string }).code ?? error.cause.message})` : ''
+    const reason = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s` : `${error.name}: ${error.message}${cause}`) : String(error)
     deliveryLog.warn('webhook attempt failed', { error: reason, attempt: row.attempts + 1, latencyMs: Date.now() - started })
     return record({ ok: false, statusCode: null, error: reason.slice(0, MAX_BODY_BYTES) })
   }
