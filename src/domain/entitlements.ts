@@ -2,9 +2,9 @@ import type { Buyer, EntitlementStatus, NormalizedPurchase, OfferType, Partner, 
 import * as entitlementsDb from '../db/entitlements'
 import type { EntitlementEventRow, EntitlementRow } from '../db/schema'
 import type { AppDeps } from '../deps'
-import { ApiError, notFound } from '../errors'
+import { notFound } from '../errors'
 import type { Entitlement, EntitlementEvent, EventType } from '../schemas'
-import { base64UrlDecode, base64UrlEncode } from './crypto'
+import { decodeCursor, encodeCursor } from './cursor'
 import { newId } from './ids'
 import { getOrg } from './orgs'
 
@@ -135,23 +135,6 @@ export async function recordEvent(
 }
 
 // ---- reading -------------------------------------------------------------------------
-
-/** Opaque to clients: base64url of the last row's (createdAt, id). */
-function encodeCursor(row: Pick<EntitlementRow, 'created_at' | 'id'>): string {
-  return base64UrlEncode(new TextEncoder().encode(JSON.stringify([row.created_at, row.id])))
-}
-
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const value = JSON.parse(new TextDecoder().decode(base64UrlDecode(cursor))) as unknown
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
-      return { createdAt: value[0], id: value[1] }
-    }
-  } catch {
-    // fall through
-  }
-  throw new ApiError('INVALID_CURSOR', 'cursor is not one this API returned.')
-}
 
 /**
  * A page of entitlements as the JSON text of `{"items": Entitlement[], "nextCursor"}`, from

@@ -1,11 +1,10 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import * as webhooksDb from '../db/webhooks'
 import type { AppDeps } from '../deps'
-import { base64UrlDecode, base64UrlEncode } from '../domain/crypto'
+import { decodeCursor, encodeCursor } from '../domain/cursor'
 import { getOrg } from '../domain/orgs'
 import { queuePing, retryDelivery, rotateWebhookSecret, toDelivery } from '../domain/webhooks'
 import { type AppEnv, validationHook } from '../env'
-import { ApiError } from '../errors'
 import { WebhookDeliverySchema } from '../schemas'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonResponse } from './common'
@@ -60,16 +59,6 @@ const rotateRoute = createRoute({
   responses: { 200: jsonResponse(z.object({ webhookSecret: z.string() }), 'The new secret, shown only here'), ...errorResponses(400, 401, 404) },
 })
 
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const value = JSON.parse(new TextDecoder().decode(base64UrlDecode(cursor))) as unknown
-    if (Array.isArray(value) && typeof value[0] === 'string' && typeof value[1] === 'string') return { createdAt: value[0], id: value[1] }
-  } catch {
-    // fall through
-  }
-  throw new ApiError('INVALID_CURSOR', 'cursor is not one this API returned.')
-}
-
 export function webhookRoutes(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
 
@@ -81,7 +70,7 @@ export function webhookRoutes(deps: AppDeps) {
     await getOrg(deps, orgId)
     const page = await webhooksDb.listDeliveries(deps.db, { orgId, status: query.status, limit: query.limit, before })
     const last = page.rows.at(-1)
-    const nextCursor = page.hasMore && last ? base64UrlEncode(new TextEncoder().encode(JSON.stringify([last.created_at, last.id]))) : null
+    const nextCursor = page.hasMore && last ? encodeCursor(last) : null
     return c.json({ items: page.rows.map(toDelivery), nextCursor }, 200)
   })
 
