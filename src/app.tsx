@@ -7,6 +7,7 @@ import { requestId } from 'hono/request-id'
 import { ping } from './db/entitlements'
 import type { AppDeps } from './deps'
 import { type LandingService, createLandingService } from './domain/landing'
+import { kickDeliveries } from './domain/webhooks'
 import { type AppEnv, validationHook } from './env'
 import { ApiError, type ErrorCode, codeForStatus } from './errors'
 import { DocsPage } from './pages/docs'
@@ -15,9 +16,8 @@ import { requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
-import { webhookRoutes } from './routes/webhooks'
-import { kickDeliveries } from './domain/webhooks'
 import { orgRoutes } from './routes/orgs'
+import { webhookRoutes } from './routes/webhooks'
 
 const API_BODY_LIMIT = 1024 * 1024
 const LANDING_BODY_LIMIT = 64 * 1024

@@ -188,7 +188,9 @@ export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, op
       now: nowIso(deps),
     })
   }
-  if (!org?.webhook_url || !org.webhook_secret) return record({ ok: false, statusCode: null, error: 'the org has no webhookUrl now' })
+  if (!org?.webhook_url) return record({ ok: false, statusCode: null, error: 'the org has no webhookUrl now' })
+  // An org whose webhookUrl predates signing secrets has none yet: it gets one from POST …/webhook-secret.
+  if (!org.webhook_secret) return record({ ok: false, statusCode: null, error: 'the org has no signing secret yet: POST /api/v1/orgs/{orgId}/webhook-secret' })
   const url = org.webhook_url
   const deliveryLog = log.child({ orgId: org.id, deliveryId: row.id, type: row.type })
   // SSRF guard (Node): the address is checked at send time, since DNS may have changed since the URL was set.
