@@ -4,13 +4,32 @@ import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 
 /**
- * AWS emulator: AWS Marketplace Metering (ResolveCustomer), the Marketplace Entitlement
- * Service (GetEntitlements) and STS (AssumeRole), written from AWS's API references and the
- * Signature Version 4 documentation, not from the broker's client.
+ * AWS emulator: AWS Marketplace Metering (ResolveCustomer, BatchMeterUsage), the Marketplace
+ * Entitlement Service (GetEntitlements) and STS (AssumeRole), written from AWS's API references
+ * and the Signature Version 4 documentation, not from the broker's client.
  *
  * - Metering and Entitlement speak awsJson 1.1: `POST /`, `Content-Type:
  *   application/x-amz-json-1.1`, `X-Amz-Target: AWSMPMeteringService.ResolveCustomer` or
- *   `AWSMPEntitlementService.GetEntitlements`; errors are `{"__type", "message"}`.
+ *   `AWSMPEntitlementService.GetEntitlements` or `AWSMPMeteringService.BatchMeterUsage`; errors
+ *   are `{"__type", "message"}`.
+ * - BatchMeterUsage (AWS Marketplace API Reference pages "BatchMeterUsage", "UsageRecord",
+ *   "UsageRecordResult"): `{ProductCode?, UsageRecords: [{Timestamp (epoch s), CustomerIdentifier |
+ *   CustomerAWSAccountId (mutually exclusive), LicenseArn?, Dimension, Quantity? (integer
+ *   0..2147483647, default 0), UsageAllocations?}]}`, 0..25 records. The newer form is
+ *   `CustomerAWSAccountId` + `LicenseArn` without `ProductCode`; the older `ProductCode` +
+ *   `CustomerIdentifier` still works. Whole-request errors: over 25 records or a field constraint
+ *   broken -> 400 ValidationException; unknown ProductCode (or none while a record has no
+ *   LicenseArn) -> InvalidProductCodeException; a LicenseArn unknown, not the customer's or of
+ *   another product -> InvalidLicenseException; a dimension the product did not declare (only when
+ *   declared with `addProduct`) -> InvalidUsageDimensionException; allocations not summing to
+ *   Quantity -> InvalidUsageAllocationsException, over 5 tags -> InvalidTagException; any Timestamp
+ *   6 hours or more in the past, or in the future -> TimestampOutOfBoundsException (AWS: the whole
+ *   batch is not processed). Per-record `Status`: `Success`; `CustomerNotSubscribed` (unknown
+ *   customer, not a customer of this product, or `setSubscribed(..., false)`); `DuplicateRecord`
+ *   (AWS: an earlier metered record had the same customer, dimension and time but a different
+ *   quantity; "time" is taken here as the UTC hour). The same record again is idempotent: `Success`
+ *   with the first MeteringRecordId, metered once. `leaveUnprocessedNext` puts records in
+ *   `UnprocessedRecords` (unmetered) on the next call.
  * - STS speaks the query protocol: a form `Action=AssumeRole&Version=2011-06-15&...`, XML back.
  * - Every request must carry a valid SigV4 signature by a configured access key (and its
  *   session token, for assumed-role credentials): else 403 UnrecognizedClientException,
@@ -42,7 +61,38 @@ export interface AwsCall {
   body: string
 }
 
-export type AwsRoute = 'ResolveCustomer' | 'GetEntitlements' | 'AssumeRole'
+export type AwsRoute = 'ResolveCustomer' | 'GetEntitlements' | 'AssumeRole' | 'BatchMeterUsage'
+
+/** A UsageRecord as awsJson carries it (Timestamp in epoch seconds). */
+export interface AwsUsageRecord {
+  Timestamp: number
+  CustomerIdentifier?: string
+  CustomerAWSAccountId?: string
+  LicenseArn?: string
+  Dimension: string
+  Quantity?: number
+  UsageAllocations?: Array<{ AllocatedUsageQuantity: number; Tags?: Array<{ Key: string; Value: string }> }>
+}
+
+/** A record BatchMeterUsage answered `Success` for (an idempotent replay is not added again). */
+export interface AwsMeteringRecord {
+  MeteringRecordId: string
+  ProductCode: string
+  /** The customer the record resolved to, whichever identifier the request used. */
+  CustomerIdentifier: string
+  CustomerAWSAccountId: string
+  LicenseArn?: string
+  Dimension: string
+  Quantity: number
+  /** Epoch seconds, as sent. */
+  Timestamp: number
+  UsageAllocations?: AwsUsageRecord['UsageAllocations']
+  /** The usage record exactly as received. */
+  UsageRecord: AwsUsageRecord
+  receivedAt: number
+}
+
+export type AwsUsageRecordStatus = 'Success' | 'CustomerNotSubscribed' | 'DuplicateRecord'
 
 interface Credential {
   secretAccessKey: string
@@ -57,6 +107,20 @@ export function createAwsEmulator() {
   const entitlements: EmulatedEntitlement[] = []
   const calls: AwsCall[] = []
   const faults: Array<{ route: AwsRoute; status: number; type: string; remaining: number }> = []
+  const customers: Array<{ customer: EmulatedCustomer; subscribed: boolean }> = []
+  const products = new Map<string, { dimensions?: Set<string> }>()
+  const meteringRecords: AwsMeteringRecord[] = []
+  const meteredByHour = new Map<string, AwsMeteringRecord>()
+  const unprocessedPlans: Array<(record: AwsUsageRecord, index: number, count: number) => boolean> = []
+  const registerCustomer = (customer: EmulatedCustomer) => {
+    if (!customers.some((entry) => entry.customer === customer)) customers.push({ customer, subscribed: true })
+    if (!products.has(customer.ProductCode)) products.set(customer.ProductCode, {})
+  }
+  const matchesCustomer = (target: Partial<EmulatedCustomer>, customer: EmulatedCustomer) =>
+    (target.CustomerIdentifier === undefined || target.CustomerIdentifier === customer.CustomerIdentifier) &&
+    (target.CustomerAWSAccountId === undefined || target.CustomerAWSAccountId === customer.CustomerAWSAccountId) &&
+    (target.LicenseArn === undefined || target.LicenseArn === customer.LicenseArn) &&
+    (target.ProductCode === undefined || target.ProductCode === customer.ProductCode)
 
   const app = new Hono()
 
@@ -145,8 +209,152 @@ export function createAwsEmulator() {
       return c.json({ Entitlements: matches.slice(offset, offset + size), ...(next ? { NextToken: next } : {}) })
     }
 
+    if (target === 'AWSMPMeteringService.BatchMeterUsage') {
+      if (auth.service !== 'aws-marketplace') return jsonError(403, 'InvalidSignatureException', 'Credential should be scoped to correct service.')
+      return batchMeterUsage(input, jsonError, (payload) => c.json(payload))
+    }
+
     return jsonError(400, 'UnknownOperationException', `Unknown operation ${target}`)
   })
+
+  function batchMeterUsage<R>(input: Record<string, any>, jsonError: (status: number, type: string, message: string) => R, ok: (payload: unknown) => R): R {
+    const invalid = (message: string) => jsonError(400, 'ValidationException', `1 validation error detected: ${message}`)
+    const records = input.UsageRecords
+    if (!Array.isArray(records)) return invalid("Value null at 'usageRecords' failed to satisfy constraint: Member must not be null")
+    if (records.length > 25) return invalid(`Value at 'usageRecords' failed to satisfy constraint: Member must have length less than or equal to 25`)
+    const productCode = input.ProductCode
+    if (productCode !== undefined && (typeof productCode !== 'string' || productCode.length < 1 || productCode.length > 255)) {
+      return invalid("Value at 'productCode' failed to satisfy constraint: Member must have length between 1 and 255")
+    }
+    for (const [i, record] of (records as any[]).entries()) {
+      const at = `usageRecords.${i + 1}.member`
+      if (!record || typeof record !== 'object') return invalid(`Value null at '${at}' failed to satisfy constraint: Member must not be null`)
+      if (typeof record.Timestamp !== 'number' || !Number.isFinite(record.Timestamp)) return invalid(`Value null at '${at}.timestamp' failed to satisfy constraint: Member must not be null`)
+      if (typeof record.Dimension !== 'string' || record.Dimension.length < 1 || record.Dimension.length > 255) {
+        return invalid(`Value at '${at}.dimension' failed to satisfy constraint: Member must have length between 1 and 255`)
+      }
+      const quantity = record.Quantity ?? 0
+      if (typeof quantity !== 'number' || !Number.isInteger(quantity) || quantity < 0 || quantity > 2147483647) {
+        return invalid(`Value '${quantity}' at '${at}.quantity' failed to satisfy constraint: Member must be an integer between 0 and 2147483647`)
+      }
+      const hasId = record.CustomerIdentifier !== undefined
+      const hasAccount = record.CustomerAWSAccountId !== undefined
+      if (hasId === hasAccount) return invalid(`'${at}': exactly one of CustomerIdentifier and CustomerAWSAccountId must be given`)
+      if (hasId && (typeof record.CustomerIdentifier !== 'string' || record.CustomerIdentifier.length > 255)) {
+        return invalid(`Value at '${at}.customerIdentifier' failed to satisfy constraint: Member must have length less than or equal to 255`)
+      }
+      if (hasAccount && (typeof record.CustomerAWSAccountId !== 'string' || !/^[0-9]{1,255}$/.test(record.CustomerAWSAccountId))) {
+        return invalid(`Value at '${at}.customerAWSAccountId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9]+$`)
+      }
+      if (record.LicenseArn !== undefined && (typeof record.LicenseArn !== 'string' || record.LicenseArn.length < 1)) {
+        return invalid(`Value at '${at}.licenseArn' failed to satisfy constraint: Member must have length greater than or equal to 1`)
+      }
+      if (record.LicenseArn === undefined && productCode === undefined) {
+        return jsonError(400, 'InvalidProductCodeException', 'ProductCode is required for a usage record without a LicenseArn.')
+      }
+      if (record.UsageAllocations !== undefined) {
+        const allocations = record.UsageAllocations
+        if (!Array.isArray(allocations) || allocations.length < 1 || allocations.length > 2500) {
+          return jsonError(400, 'InvalidUsageAllocationsException', 'UsageAllocations must have between 1 and 2500 items.')
+        }
+        let sum = 0
+        for (const allocation of allocations) {
+          if (!allocation || !Number.isInteger(allocation.AllocatedUsageQuantity) || allocation.AllocatedUsageQuantity < 0) {
+            return jsonError(400, 'InvalidUsageAllocationsException', 'AllocatedUsageQuantity must be a non-negative integer.')
+          }
+          if (allocation.Tags !== undefined && (!Array.isArray(allocation.Tags) || allocation.Tags.length < 1 || allocation.Tags.length > 5)) {
+            return jsonError(400, 'InvalidTagException', 'The tag is invalid, or the number of tags is greater than 5.')
+          }
+          sum += allocation.AllocatedUsageQuantity
+        }
+        if (sum !== quantity) return jsonError(400, 'InvalidUsageAllocationsException', 'The sum of AllocatedUsageQuantity must equal the Quantity of the UsageRecord.')
+      }
+    }
+    if (productCode !== undefined && !products.has(productCode)) {
+      return jsonError(400, 'InvalidProductCodeException', 'The product code passed does not match the product code used for publishing the product.')
+    }
+    // Licenses: known, the customer's, and (with a ProductCode) of that product.
+    const licensed = new Map<number, EmulatedCustomer>()
+    for (const [i, record] of (records as AwsUsageRecord[]).entries()) {
+      if (record.LicenseArn === undefined) continue
+      const holder = customers.find((entry) => entry.customer.LicenseArn === record.LicenseArn)?.customer
+      if (
+        !holder ||
+        (record.CustomerAWSAccountId !== undefined && holder.CustomerAWSAccountId !== record.CustomerAWSAccountId) ||
+        (record.CustomerIdentifier !== undefined && holder.CustomerIdentifier !== record.CustomerIdentifier) ||
+        (productCode !== undefined && holder.ProductCode !== productCode)
+      ) {
+        return jsonError(400, 'InvalidLicenseException', 'Ensure the LicenseArn is valid, matches the customer, and usage is within the license activation period.')
+      }
+      licensed.set(i, holder)
+    }
+    for (const [i, record] of (records as AwsUsageRecord[]).entries()) {
+      const product = products.get(licensed.get(i)?.ProductCode ?? productCode)
+      if (product?.dimensions && !product.dimensions.has(record.Dimension)) {
+        return jsonError(400, 'InvalidUsageDimensionException', 'The usage dimension does not match one of the UsageDimensions associated with products.')
+      }
+    }
+    // "Usage records aren't accepted 6 hours or more after an event"; one record out of range fails the batch.
+    const now = Date.now()
+    for (const record of records as AwsUsageRecord[]) {
+      const at = record.Timestamp * 1000
+      if (now - at >= 6 * 3600 * 1000 || at > now) {
+        return jsonError(400, 'TimestampOutOfBoundsException', 'The timestamp value passed in the UsageRecord is out of allowed range.')
+      }
+    }
+
+    const plan = unprocessedPlans.shift()
+    const Results: Array<{ UsageRecord: AwsUsageRecord; MeteringRecordId: string; Status: AwsUsageRecordStatus }> = []
+    const UnprocessedRecords: AwsUsageRecord[] = []
+    for (const [i, record] of (records as AwsUsageRecord[]).entries()) {
+      if (plan?.(record, i, records.length)) {
+        UnprocessedRecords.push(record)
+        continue
+      }
+      const recordProduct: string = licensed.get(i)?.ProductCode ?? productCode
+      const entry = customers.find(
+        (candidate) =>
+          candidate.customer.ProductCode === recordProduct &&
+          (licensed.has(i)
+            ? candidate.customer === licensed.get(i)
+            : record.CustomerIdentifier !== undefined
+              ? candidate.customer.CustomerIdentifier === record.CustomerIdentifier
+              : candidate.customer.CustomerAWSAccountId === record.CustomerAWSAccountId),
+      )
+      if (!entry || !entry.subscribed) {
+        Results.push({ UsageRecord: record, MeteringRecordId: randomUUID(), Status: 'CustomerNotSubscribed' })
+        continue
+      }
+      const quantity = record.Quantity ?? 0
+      const key = JSON.stringify([recordProduct, entry.customer.CustomerIdentifier, entry.customer.LicenseArn ?? null, record.Dimension, Math.floor(record.Timestamp / 3600)])
+      const earlier = meteredByHour.get(key)
+      if (earlier) {
+        Results.push(
+          earlier.Quantity === quantity
+            ? { UsageRecord: record, MeteringRecordId: earlier.MeteringRecordId, Status: 'Success' }
+            : { UsageRecord: record, MeteringRecordId: randomUUID(), Status: 'DuplicateRecord' },
+        )
+        continue
+      }
+      const accepted: AwsMeteringRecord = {
+        MeteringRecordId: randomUUID(),
+        ProductCode: recordProduct,
+        CustomerIdentifier: entry.customer.CustomerIdentifier,
+        CustomerAWSAccountId: entry.customer.CustomerAWSAccountId,
+        ...(entry.customer.LicenseArn !== undefined ? { LicenseArn: entry.customer.LicenseArn } : {}),
+        Dimension: record.Dimension,
+        Quantity: quantity,
+        Timestamp: record.Timestamp,
+        ...(record.UsageAllocations !== undefined ? { UsageAllocations: record.UsageAllocations } : {}),
+        UsageRecord: record,
+        receivedAt: now,
+      }
+      meteredByHour.set(key, accepted)
+      meteringRecords.push(accepted)
+      Results.push({ UsageRecord: record, MeteringRecordId: accepted.MeteringRecordId, Status: 'Success' })
+    }
+    return ok({ Results, UnprocessedRecords })
+  }
 
   return {
     app,
@@ -168,6 +376,7 @@ export function createAwsEmulator() {
       }
       const token = registrationToken()
       tokens.set(token, { customer: full, expiresAt: Date.now() + (options.expiresInMs ?? 4 * 3600 * 1000) })
+      registerCustomer(full)
       return { customer: full, token }
     },
     /** Another token for the same customer (AWS: resolving again returns the same customer). */
@@ -184,6 +393,33 @@ export function createAwsEmulator() {
     /** The next `times` calls of `route` fail with `type` (e.g. 500 InternalServiceErrorException). */
     failNext(route: AwsRoute, status: number, type: string, times = 1) {
       faults.push({ route, status, type, remaining: times })
+    },
+    /** Every usage record BatchMeterUsage answered `Success` for, in order (replays are not repeated). */
+    meteringRecords,
+    /**
+     * A product AWS knows (the products of `addCustomer` customers are known already); with
+     * `dimensions`, any other dimension is InvalidUsageDimensionException.
+     */
+    addProduct(productCode: string, dimensions?: string[]) {
+      products.set(productCode, dimensions ? { dimensions: new Set(dimensions) } : {})
+    },
+    /**
+     * (Un)subscribe every known customer matching all the given fields (e.g. `{CustomerAWSAccountId}`,
+     * or the `EmulatedCustomer` itself). Unsubscribed customers meter as `CustomerNotSubscribed`.
+     * A full customer not yet known is added (with no registration token).
+     */
+    setSubscribed(customer: Partial<EmulatedCustomer>, subscribed: boolean) {
+      if (customer.CustomerIdentifier && customer.CustomerAWSAccountId && customer.ProductCode && !customers.some((entry) => matchesCustomer(customer, entry.customer))) {
+        registerCustomer(customer as EmulatedCustomer)
+      }
+      for (const entry of customers) if (matchesCustomer(customer, entry.customer)) entry.subscribed = subscribed
+    },
+    /**
+     * The next BatchMeterUsage call that passes validation returns some records in
+     * `UnprocessedRecords`, unmetered: the last `which` records, or those `which` picks.
+     */
+    leaveUnprocessedNext(which: number | ((record: AwsUsageRecord, index: number) => boolean)) {
+      unprocessedPlans.push(typeof which === 'number' ? (_record, index, count) => index >= count - which : (record, index) => which(record, index))
     },
     callsTo(route: AwsRoute) {
       return calls.filter((call) => call.target === route)

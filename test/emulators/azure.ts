@@ -1,13 +1,15 @@
 import { serve } from '@hono/node-server'
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { KeyObject, createHash, createHmac, randomBytes, randomUUID, sign as nodeSign, constants as cryptoConstants, webcrypto } from 'node:crypto'
 
 /**
  * Azure emulator: the Entra ID v2 token endpoint (client credentials), Entra's signing keys
- * (JWKS) and the SaaS fulfillment API v2 with its operations API (api-version 2018-08-31), plus
- * a sender of Microsoft's webhook, written from Microsoft's documents (shared/seeds/002, 003;
- * "SaaS fulfillment operations APIs v2", "Implementing a webhook on the SaaS service") and
+ * (JWKS), the SaaS fulfillment API v2 with its operations API and the metered billing APIs
+ * (api-version 2018-08-31), plus a sender of Microsoft's webhook, written from Microsoft's
+ * documents (shared/seeds/002, 003; "SaaS fulfillment operations APIs v2", "Implementing a webhook
+ * on the SaaS service", "Marketplace metered billing APIs"
+ * https://learn.microsoft.com/partner-center/marketplace/marketplace-metering-service-apis) and
  * shared/spec/marketplaces.md, not from the broker's client.
  *
  * What it enforces, as the real service does:
@@ -36,6 +38,26 @@ import { KeyObject, createHash, createHmac, randomBytes, randomUUID, sign as nod
  *   Microsoft (operation `Succeeded`, GET shows the new status or term); ChangePlan /
  *   ChangeQuantity / Reinstate are `InProgress` and GET shows the old plan / quantity / status
  *   until PATCH Success or the optional auto-accept (Microsoft's is about 10 s).
+ * - metering, `POST /api/usageEvent` `{resourceId (= subscription id), quantity, dimension,
+ *   effectiveStartTime, planId}`: same token rules (another app's subscription: 403). 200
+ *   `{usageEventId, status: "Accepted", messageTime, resourceId, quantity, dimension,
+ *   effectiveStartTime, planId}`; 409 `{additionalInfo: {acceptedMessage: {…the accepted event,
+ *   status: "Duplicate"}}, message: "This usage event already exist.", code: "Conflict"}` when an
+ *   event for the same resource, dimension and UTC hour was accepted; 400 with the documented body
+ *   `{message: "One or more errors have occurred.", target: "usageEventRequest", details:
+ *   [{message, target, code}], code: "BadArgument"}` for missing / malformed input, quantity ≤ 0,
+ *   effectiveStartTime in the future or more than 24 h back ("Event has expired."), an unknown
+ *   resource, a subscription not Subscribed, a planId that is not the purchased plan or a dimension
+ *   the plan lacks (`setDimensions`); `details[0].code` names the reason with the batch statuses
+ *   (`BadArgument`, `InvalidQuantity`, `Expired`, `ResourceNotFound`, `ResourceNotActive`,
+ *   `InvalidDimension`), an emulator choice (the document shows only BadArgument).
+ * - `POST /api/batchUsageEvent` `{request: [...]}`: 1..25 items, else 400; 200 `{count, result}`
+ *   with one item per event, in order: an accepted event as above, else `{status, messageTime:
+ *   "0001-01-01T00:00:00", error, resourceId, quantity, dimension, effectiveStartTime, planId}`
+ *   with the documented statuses `Duplicate` (error = the 409 body; also the second of two items
+ *   for the same hour in one batch), `Expired`, `ResourceNotFound`, `ResourceNotAuthorized` (another
+ *   app's subscription), `ResourceNotActive`, `InvalidDimension`, `InvalidQuantity`, `BadArgument`
+ *   (error = the 400 body). `Error` is documented but never produced.
  */
 
 export const MARKETPLACE_RESOURCE = '20e940b3-4c77-4b0b-9a53-9e16a1b010a7'
@@ -104,6 +126,8 @@ export type AzureRoute =
   | 'getOperation'
   | 'listOperations'
   | 'patchOperation'
+  | 'usageEvent'
+  | 'batchUsageEvent'
 
 export type OperationAction = 'ChangePlan' | 'ChangeQuantity' | 'Suspend' | 'Unsubscribe' | 'Reinstate' | 'Renew'
 
@@ -187,6 +211,53 @@ export interface MintWebhookTokenInput {
   claims?: Record<string, unknown>
 }
 
+/** A usage event as the publisher sends it (SaaS: `resourceId` is the subscription id). */
+export interface UsageEventInput {
+  resourceId: string
+  quantity: number
+  dimension: string
+  /** UTC; Microsoft's examples have no zone (`2018-12-01T08:30:14`), which means UTC. */
+  effectiveStartTime: string
+  planId: string
+}
+
+/** The documented per-item statuses of `POST /api/batchUsageEvent` ("Description of status code"). */
+export type UsageEventStatus =
+  | 'Accepted'
+  | 'Expired'
+  | 'Duplicate'
+  | 'Error'
+  | 'ResourceNotFound'
+  | 'ResourceNotAuthorized'
+  | 'ResourceNotActive'
+  | 'InvalidDimension'
+  | 'InvalidQuantity'
+  | 'BadArgument'
+
+/** An event Microsoft accepted: the 200 body of `POST /api/usageEvent`. */
+export interface AcceptedUsageEvent extends UsageEventInput {
+  usageEventId: string
+  status: 'Accepted'
+  messageTime: string
+}
+
+/** Microsoft's error body for the metering APIs (the 400 example; the 409 adds `additionalInfo`). */
+export interface UsageEventError {
+  message: string
+  code: string
+  target?: string
+  details?: Array<{ message: string; target: string; code: string }>
+  additionalInfo?: { acceptedMessage: Omit<AcceptedUsageEvent, 'status'> & { status: 'Duplicate' } }
+}
+
+/** One item of `result` in the `POST /api/batchUsageEvent` answer. */
+export interface BatchUsageEventResult extends Partial<UsageEventInput> {
+  usageEventId?: string
+  status: UsageEventStatus
+  messageTime: string
+  error?: UsageEventError
+}
+
 interface Fault {
   route: AzureRoute
   status: number
@@ -202,6 +273,12 @@ export interface AzureEmulatorOptions {
 }
 
 const API_VERSION = '2018-08-31'
+/** Documented: "The maximal number of events in a single batch is 25." */
+const MAX_BATCH_USAGE_EVENTS = 25
+/** Documented: usage events "can only be emitted for the past 24 hours". */
+const USAGE_WINDOW_MS = 24 * 3600_000
+/** The `messageTime` Microsoft puts on an item it did not accept (the documented Duplicate item). */
+const NO_MESSAGE_TIME = '0001-01-01T00:00:00'
 
 export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   const apps = new Map<string, { tenantId: string; clientSecret: string }>()
@@ -217,6 +294,14 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   let accessTokenLifetimeSeconds = 3599
   const operations = new Map<string, EmulatedOperation>()
   const autoAccepts = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Every usage event Microsoft accepted, oldest first. */
+  const usageEvents: AcceptedUsageEvent[] = []
+  /** The accepted event per resource, dimension and UTC hour (what makes the next one a duplicate). */
+  const usageEventsByHour = new Map<string, AcceptedUsageEvent>()
+  /** Custom dimensions per `offerId/planId`; a plan without an entry takes any dimension. */
+  const dimensions = new Map<string, Set<string>>()
+  /** The metering windows' clock (24 h back, not in the future). */
+  let meteringNow: () => number = () => Date.now()
   /** Entra's signing keys, newest first; made on first use (RSA key generation is not free). */
   let keyring: Promise<SigningKey[]> | null = null
   const signingKeys = () => (keyring ??= makeSigningKey().then((key) => [key]))
@@ -290,7 +375,8 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   // ---- SaaS fulfillment API v2 ---------------------------------------------------------
   const api = new Hono<{ Variables: { appId: string } }>()
 
-  api.use('*', async (c, next) => {
+  /** Every fulfillment, operations and metering call: the api-version and a bearer token it issued. */
+  const requireMarketplaceToken: MiddlewareHandler<{ Variables: { appId: string } }> = async (c, next) => {
     if (c.req.query('api-version') !== API_VERSION) {
       return c.json({ error: { code: 'BadArgument', message: 'The api-version query parameter is missing or not supported.' } }, 400)
     }
@@ -302,7 +388,8 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     }
     c.set('appId', issued.appId)
     await next()
-  })
+  }
+  api.use('*', requireMarketplaceToken)
 
   const forbidden = () =>
     Response.json(
@@ -469,6 +556,133 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
 
   app.route('/api/saas', api)
 
+  // ---- Marketplace metered billing APIs: POST /api/usageEvent, POST /api/batchUsageEvent -----
+  const metering = new Hono<{ Variables: { appId: string } }>()
+  const hourKey = (resourceId: string, dimension: string, at: number) =>
+    `${resourceId}\n${dimension}\n${Math.floor(at / 3600_000)}`
+  /** The body Microsoft answers a refused single event with (its 400 example), `code` of the detail = the reason. */
+  const usageError = (status: UsageEventStatus, target: string, message: string): UsageEventError => ({
+    message: 'One or more errors have occurred.',
+    target: 'usageEventRequest',
+    details: [{ message, target, code: status }],
+    code: 'BadArgument',
+  })
+  const conflictError = (accepted: AcceptedUsageEvent): UsageEventError => ({
+    additionalInfo: { acceptedMessage: { ...accepted, status: 'Duplicate' } },
+    message: 'This usage event already exist.',
+    code: 'Conflict',
+  })
+  type UsageVerdict =
+    | { status: 'Accepted'; event: UsageEventInput; at: number }
+    | { status: 'Duplicate'; accepted: AcceptedUsageEvent }
+    | { status: 'ResourceNotAuthorized' }
+    | { status: Exclude<UsageEventStatus, 'Accepted' | 'Duplicate' | 'ResourceNotAuthorized'>; target: string; message: string }
+  /** Microsoft's checks of one usage event, in the order a publisher can fix them. */
+  const judgeUsageEvent = (raw: unknown, appId: string): UsageVerdict => {
+    const item = (raw !== null && typeof raw === 'object' ? raw : {}) as Record<string, unknown>
+    const bad = (target: string, message: string) => ({ status: 'BadArgument' as const, target, message })
+    for (const [field, target] of [['resourceId', 'ResourceId'], ['dimension', 'Dimension'], ['planId', 'PlanId'], ['effectiveStartTime', 'EffectiveStartTime']] as const) {
+      if (typeof item[field] !== 'string' || item[field] === '') return bad(target, `The ${field} is required.`)
+    }
+    if (item.quantity === undefined || item.quantity === null) return bad('Quantity', 'The quantity is required.')
+    if (typeof item.quantity !== 'number' || !Number.isFinite(item.quantity)) return bad('Quantity', 'The quantity is not a number.')
+    const event = {
+      resourceId: item.resourceId as string,
+      quantity: item.quantity,
+      dimension: item.dimension as string,
+      effectiveStartTime: item.effectiveStartTime as string,
+      planId: item.planId as string,
+    }
+    const at = parseUtc(event.effectiveStartTime)
+    if (at === null) return bad('EffectiveStartTime', 'The effectiveStartTime is not a valid date and time.')
+    if (event.quantity <= 0) return { status: 'InvalidQuantity', target: 'Quantity', message: 'The quantity passed is lower or equal to 0.' }
+    const sub = subscriptions.get(event.resourceId)
+    if (!sub) return { status: 'ResourceNotFound', target: 'ResourceId', message: 'The usage resource provided is invalid.' }
+    if (sub.appId !== appId) return { status: 'ResourceNotAuthorized' }
+    if (sub.saasSubscriptionStatus !== 'Subscribed') {
+      return { status: 'ResourceNotActive', target: 'ResourceId', message: `The resource is suspended or was never activated (${sub.saasSubscriptionStatus}).` }
+    }
+    if (event.planId !== sub.planId) return bad('PlanId', 'The planId is not the plan purchased for this resource.')
+    const known = dimensions.get(`${sub.offerId}/${sub.planId}`)
+    if (known && !known.has(event.dimension)) {
+      return { status: 'InvalidDimension', target: 'Dimension', message: 'The dimension for which the usage is passed is invalid for this offer/plan.' }
+    }
+    const now = meteringNow()
+    if (at > now) return bad('EffectiveStartTime', 'The effectiveStartTime is in the future.')
+    if (at < now - USAGE_WINDOW_MS) {
+      return { status: 'Expired', target: 'EffectiveStartTime', message: 'The effectiveStartTime is more than 24 hours in the past. Event has expired.' }
+    }
+    const accepted = usageEventsByHour.get(hourKey(event.resourceId, event.dimension, at))
+    if (accepted) return { status: 'Duplicate', accepted }
+    return { status: 'Accepted', event, at }
+  }
+  const acceptUsageEvent = (event: UsageEventInput, at: number): AcceptedUsageEvent => {
+    const accepted: AcceptedUsageEvent = { usageEventId: randomUUID(), status: 'Accepted', messageTime: microsoftTimestamp(), ...event }
+    usageEvents.push(accepted)
+    usageEventsByHour.set(hourKey(event.resourceId, event.dimension, at), accepted)
+    return accepted
+  }
+  const readJson = async (req: Request): Promise<{ ok: true; body: unknown } | { ok: false }> => {
+    try {
+      return { ok: true, body: await req.json() }
+    } catch {
+      return { ok: false }
+    }
+  }
+
+  metering.post('/usageEvent', requireMarketplaceToken, async (c) => {
+    const fault = injectFault('usageEvent')
+    if (fault) return fault
+    const parsed = await readJson(c.req.raw)
+    if (!parsed.ok) return c.json(usageError('BadArgument', 'usageEventRequest', 'The request body is not valid JSON.'), 400)
+    const verdict = judgeUsageEvent(parsed.body, c.get('appId'))
+    switch (verdict.status) {
+      case 'Accepted':
+        return c.json(acceptUsageEvent(verdict.event, verdict.at), 200)
+      case 'Duplicate':
+        return c.json(conflictError(verdict.accepted), 409)
+      case 'ResourceNotAuthorized':
+        return forbidden()
+      default:
+        return c.json(usageError(verdict.status, verdict.target, verdict.message), 400)
+    }
+  })
+
+  metering.post('/batchUsageEvent', requireMarketplaceToken, async (c) => {
+    const fault = injectFault('batchUsageEvent')
+    if (fault) return fault
+    const parsed = await readJson(c.req.raw)
+    if (!parsed.ok) return c.json(usageError('BadArgument', 'batchUsageEventRequest', 'The request body is not valid JSON.'), 400)
+    const request = (parsed.body as { request?: unknown } | null)?.request
+    if (!Array.isArray(request) || request.length === 0) {
+      return c.json(usageError('BadArgument', 'Request', 'The request is required.'), 400)
+    }
+    if (request.length > MAX_BATCH_USAGE_EVENTS) {
+      return c.json(usageError('BadArgument', 'Request', `The batch contained more than ${MAX_BATCH_USAGE_EVENTS} usage events.`), 400)
+    }
+    const result = request.map((raw): BatchUsageEventResult => {
+      const verdict = judgeUsageEvent(raw, c.get('appId'))
+      if (verdict.status === 'Accepted') return acceptUsageEvent(verdict.event, verdict.at)
+      const item = (raw !== null && typeof raw === 'object' ? raw : {}) as Partial<UsageEventInput>
+      const echo = {
+        resourceId: item.resourceId,
+        quantity: item.quantity,
+        dimension: item.dimension,
+        effectiveStartTime: item.effectiveStartTime,
+        planId: item.planId,
+      }
+      const error =
+        verdict.status === 'Duplicate' ? conflictError(verdict.accepted)
+        : verdict.status === 'ResourceNotAuthorized'
+          ? { code: 'Forbidden', message: 'You are not authorized to provide usage for this resource.' }
+          : usageError(verdict.status, verdict.target, verdict.message)
+      return { status: verdict.status, messageTime: NO_MESSAGE_TIME, error, ...echo }
+    })
+    return c.json({ count: result.length, result }, 200)
+  })
+
+  app.route('/api', metering)
+
   // ---- Entra signing keys: GET /{tenant}/discovery/v2.0/keys (and the v1 /discovery/keys) ------
   const jwks = async (tenant: string, version: 'v1' | 'v2') => {
     const fault = injectFault('jwks')
@@ -589,7 +803,12 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     }
     return c.json({ tokens })
   })
-  app.get('/_emulator/stats', (c) => c.json({ calls: counts, subscriptions: subscriptions.size }))
+  app.get('/_emulator/stats', (c) => c.json({ calls: counts, subscriptions: subscriptions.size, usageEvents: usageEvents.length }))
+  app.get('/_emulator/usageEvents', (c) => c.json({ usageEvents }))
+  app.delete('/_emulator/usageEvents', (c) => {
+    controls.clearUsageEvents()
+    return c.json({ ok: true })
+  })
 
   // ---- Test controls (not part of Microsoft's API) --------------------------------------
   const controls = {
@@ -600,6 +819,35 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     /** Every operation Microsoft knows, by id (what `GET …/operations/{id}` answers). */
     operations,
     mintWebhookToken,
+    /** Every usage event Microsoft accepted (single or batch), oldest first; the array stays the same object. */
+    usageEvents,
+    /** The accepted usage events of one resource (subscription), optionally of one dimension. */
+    usageEventsFor(resourceId: string, dimension?: string): AcceptedUsageEvent[] {
+      return usageEvents.filter((e) => e.resourceId === resourceId && (dimension === undefined || e.dimension === dimension))
+    },
+    /** Microsoft forgets every usage event (no duplicates any more). */
+    clearUsageEvents() {
+      usageEvents.length = 0
+      usageEventsByHour.clear()
+    },
+    /**
+     * Records an accepted usage event without a call (e.g. "another process already reported this
+     * hour"), so that the next one for the same resource, dimension and hour is a duplicate.
+     */
+    seedUsageEvent(event: UsageEventInput): AcceptedUsageEvent {
+      const at = parseUtc(event.effectiveStartTime)
+      if (at === null) throw new Error(`seedUsageEvent: bad effectiveStartTime ${event.effectiveStartTime}`)
+      return acceptUsageEvent(event, at)
+    },
+    /** The plan's custom dimensions: others are `InvalidDimension`. null = any dimension (the default). */
+    setDimensions(offerId: string, planId: string, names: string[] | null) {
+      if (names === null) dimensions.delete(`${offerId}/${planId}`)
+      else dimensions.set(`${offerId}/${planId}`, new Set(names))
+    },
+    /** The clock of the metering windows (24 h back, not in the future); null = the real one. */
+    setMeteringClock(now: (() => number) | null) {
+      meteringNow = now ?? (() => Date.now())
+    },
     /** A fresh RSA private key Entra never published: tokens signed with it must be refused. */
     async strangerKey(): Promise<CryptoKey> {
       const pair = (await webcrypto.subtle.generateKey(RSA_KEY_PARAMS, true, ['sign', 'verify'])) as unknown as CryptoKeyPair
@@ -793,6 +1041,8 @@ export type AzureEmulator = ReturnType<typeof createAzureEmulator>
 function routeOf(call: RecordedCall): AzureRoute | null {
   if (call.method === 'POST' && /\/oauth2\/v2\.0\/token$/.test(call.path)) return 'token'
   if (call.method === 'GET' && /\/discovery\/(v2\.0\/)?keys$/.test(call.path)) return 'jwks'
+  if (call.method === 'POST' && call.path === '/api/usageEvent') return 'usageEvent'
+  if (call.method === 'POST' && call.path === '/api/batchUsageEvent') return 'batchUsageEvent'
   if (call.method === 'GET' && /\/api\/saas\/subscriptions\/[^/]+\/operations$/.test(call.path)) return 'listOperations'
   if (call.method === 'GET' && /\/api\/saas\/subscriptions\/[^/]+\/operations\/[^/]+$/.test(call.path)) return 'getOperation'
   if (call.method === 'PATCH' && /\/api\/saas\/subscriptions\/[^/]+\/operations\/[^/]+$/.test(call.path)) return 'patchOperation'
@@ -872,6 +1122,17 @@ async function signJws(alg: string, signingInput: string, key: CryptoKey, public
     padding: pss ? cryptoConstants.RSA_PKCS1_PSS_PADDING : cryptoConstants.RSA_PKCS1_PADDING,
     ...(pss ? { saltLength: Number(rsa[2]) / 8 } : {}),
   }).toString('base64url')
+}
+
+/**
+ * Milliseconds of an ISO 8601 date-time; one without a zone is UTC (Microsoft's examples:
+ * `2018-12-01T08:30:14`). null when it is not a date-time.
+ */
+function parseUtc(value: string): number | null {
+  const match = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$/i.exec(value)
+  if (!match) return null
+  const at = Date.parse(match[1] ? value : `${value}Z`)
+  return Number.isNaN(at) ? null : at
 }
 
 /** Microsoft's timestamps carry seven fractional digits: `2022-03-12T01:53:14.5038009Z`. */
