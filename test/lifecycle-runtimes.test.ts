@@ -175,90 +175,6 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect((await s.events()).at(-1)).toMatchObject({ type: 'SUSPEND', source: 'marketplace', data: { reconciled: true } })
   })
 
-  test('AWS: SNS messages signed v1 (SHA1withRSA) and v2 (SHA256withRSA) and an EventBridge event with the notification secret, verified and applied; a forgery is 401', async () => {
-    const broker = client()
-    const { org, apiKey } = await broker.createOrg()
-    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/aws`, {
-      method: 'PUT',
-      token: apiKey,
-      json: { credentials: { accessKeyId: 'AKIARUNTIMES00000001', secretAccessKey: 'runtimes/secret' } },
-    })
-    const { integration } = (await put.json()) as { integration: { notificationUrl: string; notificationSecret: string } }
-    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
-    const licenseArn = `arn:aws:license-manager::123456789012:license:l-${org.id}`
-    const { customer, token } = aws.addCustomer({ ProductCode: 'prod-rt', LicenseArn: licenseArn })
-    const landing = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
-      method: 'POST',
-      token: null,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ 'x-amzn-marketplace-token': token }).toString(),
-    })
-    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
-    const status = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string }).status
-    const until = async (want: string) => {
-      for (let i = 0; i < 100 && (await status()) !== want; i++) await sleep(50)
-      expect(await status()).toBe(want)
-    }
-    const topic = sns.topicArn('subscription', 'prod-rt')
-    const deliver = (body: unknown) => broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'text/plain; charset=UTF-8' }, body: JSON.stringify(body) })
-    const msg = (action: 'unsubscribe-pending' | 'subscribe-success') => sns.marketplaceMessage(action, { customerIdentifier: customer.CustomerIdentifier, productCode: 'prod-rt' })
-    expect((await deliver(sns.forgeWithStrangerKey(sns.notification(topic, msg('unsubscribe-pending'))))).status).toBe(401)
-    expect((await deliver(sns.notification(topic, msg('unsubscribe-pending'), { signatureVersion: 1 }))).status).toBe(200)
-    await until('PENDING_CANCEL')
-    expect((await deliver(sns.notification(topic, msg('subscribe-success'), { signatureVersion: 2 }))).status).toBe(200)
-    await until('ACTIVE')
-    const event = sns.saasEvent('License Deprovisioned - Manufacturer', {
-      agreementId: 'agmt-rt', buyerAccountId: customer.CustomerAWSAccountId, offerId: 'offer-rt', productCode: 'prod-rt', productId: 'prod-id', licenseArn,
-    })
-    const post = (secret: string) => broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` }, body: JSON.stringify(event) })
-    expect((await post('mbn_wrong')).status).toBe(401)
-    expect((await post(integration.notificationSecret)).status).toBe(200)
-    await until('CANCELLED')
-  })
-
-  test('Google: Pub/Sub push with an OIDC token verified, the creation approved at Google, the cancellation applied; a forged token is 401', async () => {
-    const broker = client()
-    const { org, apiKey } = await broker.createOrg()
-    const providerId = `rt-${org.id.slice(-10)}`
-    const pushAccount = 'push@rt-project.iam.gserviceaccount.com'
-    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/gcp`, {
-      method: 'PUT',
-      token: apiKey,
-      json: { providerId, audience: 'rt.example', serviceAccountKey: await gcp.createServiceAccount(providerId), pushServiceAccount: pushAccount },
-    })
-    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
-    const { accountId, entitlement } = gcp.addPurchase({ providerId })
-    const entitlementId = entitlement!.name.split('/').pop()!
-    const landing = await broker.request(`/public/signup/gcp/orgId/${org.id}`, {
-      method: 'POST',
-      token: null,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'rt.example', sub: accountId }) }).toString(),
-    })
-    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
-    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
-    let n = 0
-    const push = async (data: unknown, token?: string) =>
-      broker.request(path, {
-        method: 'POST',
-        token: null,
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${token ?? (await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount }))}`,
-        },
-        body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: `rt-${Date.now()}-${n++}` }, subscription: 'projects/p/subscriptions/s' }),
-      })
-    const created = gcp.pubsubMessage('ENTITLEMENT_CREATION_REQUESTED', { entitlementId, providerId })
-    expect((await push(created, await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount, key: await gcp.strangerKey() }))).status).toBe(401)
-    expect((await push(created)).status).toBe(200)
-    for (let i = 0; i < 100 && gcp.entitlements.get(entitlement!.name)!.state !== 'ENTITLEMENT_ACTIVE'; i++) await sleep(50)
-    expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVE')
-    expect((await push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_CANCELLED'))).status).toBe(200)
-    const status = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })).json()) as { status: string }).status
-    for (let i = 0; i < 100 && (await status()) !== 'CANCELLED'; i++) await sleep(50)
-    expect(await status()).toBe('CANCELLED')
-  })
-
   /** Polls the entitlement (over HTTP, like an ISV) until `check` holds; the apply runs after the 200. */
   async function waitFor(broker: Client, orgId: string, apiKey: string, id: string, check: (e: Entitlement & { quantity: number | null; term: { end: string | null } }) => boolean) {
     let last: unknown
@@ -275,20 +191,8 @@ describe.each(runtimes)('%s', (_runtime, client) => {
       .filter((e) => e.source === 'marketplace')
       .map((e) => `${e.type}:${e.data.action}`)
 
-  test('every Azure row: ChangeQuantity, Renew, Unsubscribe (after the Suspend/Reinstate/ChangePlan above)', async () => {
-    const s = await setup()
-    const quantity = azure.emulator.startOperation(s.sub.id, 'ChangeQuantity', { quantity: 7, webhookQuantity: 'padded' }).webhookBody
-    expect((await s.notify(quantity)).status).toBe(200)
-    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.quantity === 7)
-    const endBefore = azure.emulator.subscriptions.get(s.sub.id)!.term.endDate
-    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Renew').webhookBody)).status).toBe(200)
-    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.term.end !== null && e.term.end !== endBefore)
-    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Unsubscribe').webhookBody)).status).toBe(200)
-    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.status === 'CANCELLED')
-    expect(await marketplaceActions(s.broker, s.org.id, s.apiKey, s.id)).toEqual(['UPDATE:ChangeQuantity', 'UPDATE:Renew', 'CANCEL:Unsubscribe'])
-  })
-
-  test('every AWS row: subscribe-fail, unsubscribe-success, entitlement-updated; EventBridge License Updated, Agreement Created, Amended, Ended', async () => {
+  /** An org with the AWS integration; `land` brings a buyer of `productCode` and answers its entitlement id. */
+  async function awsOrg() {
     const broker = client()
     const { org, apiKey } = await broker.createOrg()
     const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/aws`, {
@@ -308,43 +212,128 @@ describe.each(runtimes)('%s', (_runtime, client) => {
       })
       return { customer: c, id: new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')! }
     }
-    const sent = async (response: Promise<Response>) => expect((await response).status).toBe(200)
-    const snsPost = (productCode: string, action: Parameters<AwsNotificationsEmulator['marketplaceMessage']>[0], customerIdentifier: string, kind: 'subscription' | 'entitlement' = 'subscription') =>
+    const snsPost = (message: unknown) => broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'text/plain; charset=UTF-8' }, body: JSON.stringify(message) })
+    const eventPost = (event: object, secret = integration.notificationSecret) =>
+      broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` }, body: JSON.stringify(event) })
+    return { broker, org, apiKey, integration, land, snsPost, eventPost }
+  }
+
+  /** An org with the Google integration and a push service account; `push` sends a Pub/Sub push with an OIDC token (or the one given). */
+  async function gcpOrg(name: string) {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    const providerId = `${name}-${org.id.slice(-10)}`
+    const pushAccount = `push@${name}-project.iam.gserviceaccount.com`
+    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/gcp`, {
+      method: 'PUT',
+      token: apiKey,
+      json: { providerId, audience: `${name}.example`, serviceAccountKey: await gcp.createServiceAccount(providerId), pushServiceAccount: pushAccount },
+    })
+    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
+    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
+    const land = async (accountId: string) => {
+      const landing = await broker.request(`/public/signup/gcp/orgId/${org.id}`, {
+        method: 'POST',
+        token: null,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: `${name}.example`, sub: accountId }) }).toString(),
+      })
+      return new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    }
+    let n = 0
+    const push = async (data: unknown, token?: string) =>
       broker.request(path, {
         method: 'POST',
         token: null,
-        headers: { 'content-type': 'text/plain; charset=UTF-8' },
-        body: JSON.stringify(sns.notification(sns.topicArn(kind, productCode), sns.marketplaceMessage(action, { customerIdentifier, productCode }), { signatureVersion: 2 })),
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${token ?? (await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount }))}`,
+        },
+        body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: `${name}-${org.id}-${n++}` }, subscription: `projects/p/subscriptions/${name}` }),
       })
-    const eventPost = (event: object) =>
-      broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${integration.notificationSecret}` }, body: JSON.stringify(event) })
+    return { broker, org, apiKey, providerId, pushAccount, integration, land, push }
+  }
 
-    const failed = await land(`fail-${org.id.slice(-6)}`)
-    await sent(snsPost(`fail-${org.id.slice(-6)}`, 'subscribe-fail', failed.customer.CustomerIdentifier))
+  test('AWS: SNS messages signed v1 (SHA1withRSA) and v2 (SHA256withRSA) and an EventBridge event with the notification secret, verified and applied; a forgery is 401', async () => {
+    const s = await awsOrg()
+    const licenseArn = `arn:aws:license-manager::123456789012:license:l-${s.org.id}`
+    const { customer, id } = await s.land('prod-rt', { LicenseArn: licenseArn })
+    const topic = sns.topicArn('subscription', 'prod-rt')
+    const msg = (action: 'unsubscribe-pending' | 'subscribe-success') => sns.marketplaceMessage(action, { customerIdentifier: customer.CustomerIdentifier, productCode: 'prod-rt' })
+    expect((await s.snsPost(sns.forgeWithStrangerKey(sns.notification(topic, msg('unsubscribe-pending'))))).status).toBe(401)
+    expect((await s.snsPost(sns.notification(topic, msg('unsubscribe-pending'), { signatureVersion: 1 }))).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, id, (e) => e.status === 'PENDING_CANCEL')
+    expect((await s.snsPost(sns.notification(topic, msg('subscribe-success'), { signatureVersion: 2 }))).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, id, (e) => e.status === 'ACTIVE')
+    const event = sns.saasEvent('License Deprovisioned - Manufacturer', {
+      agreementId: 'agmt-rt', buyerAccountId: customer.CustomerAWSAccountId, offerId: 'offer-rt', productCode: 'prod-rt', productId: 'prod-id', licenseArn,
+    })
+    expect((await s.eventPost(event, 'mbn_wrong')).status).toBe(401)
+    expect((await s.eventPost(event)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, id, (e) => e.status === 'CANCELLED')
+  })
+
+  test('Google: Pub/Sub push with an OIDC token verified, the creation approved at Google, the cancellation applied; a forged token is 401', async () => {
+    const s = await gcpOrg('rt')
+    const { accountId, entitlement } = gcp.addPurchase({ providerId: s.providerId })
+    const entitlementId = entitlement!.name.split('/').pop()!
+    const id = await s.land(accountId)
+    const created = gcp.pubsubMessage('ENTITLEMENT_CREATION_REQUESTED', { entitlementId, providerId: s.providerId })
+    const forged = await gcp.mintOidcToken({ audience: s.integration.notificationUrl, email: s.pushAccount, key: await gcp.strangerKey() })
+    expect((await s.push(created, forged)).status).toBe(401)
+    expect((await s.push(created)).status).toBe(200)
+    for (let i = 0; i < 100 && gcp.entitlements.get(entitlement!.name)!.state !== 'ENTITLEMENT_ACTIVE'; i++) await sleep(50)
+    expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVE')
+    expect((await s.push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_CANCELLED'))).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, id, (e) => e.status === 'CANCELLED')
+  })
+
+  test('every Azure row: ChangeQuantity, Renew, Unsubscribe (after the Suspend/Reinstate/ChangePlan above)', async () => {
+    const s = await setup()
+    const quantity = azure.emulator.startOperation(s.sub.id, 'ChangeQuantity', { quantity: 7, webhookQuantity: 'padded' }).webhookBody
+    expect((await s.notify(quantity)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.quantity === 7)
+    const endBefore = azure.emulator.subscriptions.get(s.sub.id)!.term.endDate
+    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Renew').webhookBody)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.term.end !== null && e.term.end !== endBefore)
+    expect((await s.notify(azure.emulator.startOperation(s.sub.id, 'Unsubscribe').webhookBody)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, s.id, (e) => e.status === 'CANCELLED')
+    expect(await marketplaceActions(s.broker, s.org.id, s.apiKey, s.id)).toEqual(['UPDATE:ChangeQuantity', 'UPDATE:Renew', 'CANCEL:Unsubscribe'])
+  })
+
+  test('every AWS row: subscribe-fail, unsubscribe-success, entitlement-updated; EventBridge License Updated, Agreement Created, Amended, Ended', async () => {
+    const s = await awsOrg()
+    const { broker, org, apiKey } = s
+    const sent = async (response: Promise<Response>) => expect((await response).status).toBe(200)
+    const snsMessage = (productCode: string, action: Parameters<AwsNotificationsEmulator['marketplaceMessage']>[0], customerIdentifier: string, kind: 'subscription' | 'entitlement' = 'subscription') =>
+      s.snsPost(sns.notification(sns.topicArn(kind, productCode), sns.marketplaceMessage(action, { customerIdentifier, productCode }), { signatureVersion: 2 }))
+
+    const failed = await s.land(`fail-${org.id.slice(-6)}`)
+    await sent(snsMessage(`fail-${org.id.slice(-6)}`, 'subscribe-fail', failed.customer.CustomerIdentifier))
     await waitFor(broker, org.id, apiKey, failed.id, (e) => e.status === 'CANCELLED')
 
-    const gone = await land(`gone-${org.id.slice(-6)}`)
-    await sent(snsPost(`gone-${org.id.slice(-6)}`, 'unsubscribe-success', gone.customer.CustomerIdentifier))
+    const gone = await s.land(`gone-${org.id.slice(-6)}`)
+    await sent(snsMessage(`gone-${org.id.slice(-6)}`, 'unsubscribe-success', gone.customer.CustomerIdentifier))
     await waitFor(broker, org.id, apiKey, gone.id, (e) => e.status === 'CANCELLED')
 
     const productCode = `contract-${org.id.slice(-6)}`
     const customerIdentifier = `cust-${org.id.slice(-8)}`
     const licenseArn = `arn:aws:license-manager::123456789012:license:l-${org.id.slice(-10)}`
     aws.addEntitlement({ ProductCode: productCode, Dimension: 'seats', CustomerIdentifier: customerIdentifier, Value: { IntegerValue: 5 } })
-    const contract = await land(productCode, { CustomerIdentifier: customerIdentifier, LicenseArn: licenseArn })
+    const contract = await s.land(productCode, { CustomerIdentifier: customerIdentifier, LicenseArn: licenseArn })
     const seats = aws.entitlements.find((e) => e.CustomerIdentifier === customerIdentifier)!
     seats.Value.IntegerValue = 6
-    await sent(snsPost(productCode, 'entitlement-updated', customerIdentifier, 'entitlement'))
+    await sent(snsMessage(productCode, 'entitlement-updated', customerIdentifier, 'entitlement'))
     await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 6)
     const ids = { agreementId: `agmt-${org.id.slice(-6)}`, buyerAccountId: contract.customer.CustomerAWSAccountId, offerId: 'offer-x', productCode, productId: 'prod-x', licenseArn }
     seats.Value.IntegerValue = 8
-    await sent(eventPost(sns.saasEvent('License Updated - Manufacturer', ids)))
+    await sent(s.eventPost(sns.saasEvent('License Updated - Manufacturer', ids)))
     await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 8)
     seats.Value.IntegerValue = 9
-    await sent(eventPost(sns.saasEvent('Purchase Agreement Amended - Manufacturer', ids)))
+    await sent(s.eventPost(sns.saasEvent('Purchase Agreement Amended - Manufacturer', ids)))
     await waitFor(broker, org.id, apiKey, contract.id, (e) => e.quantity === 9)
-    await sent(eventPost(sns.saasEvent('Purchase Agreement Created - Manufacturer', ids)))
-    await sent(eventPost(sns.saasEvent('Purchase Agreement Ended - Manufacturer', ids)))
+    await sent(s.eventPost(sns.saasEvent('Purchase Agreement Created - Manufacturer', ids)))
+    await sent(s.eventPost(sns.saasEvent('Purchase Agreement Ended - Manufacturer', ids)))
     await waitFor(broker, org.id, apiKey, contract.id, (e) => e.status === 'CANCELLED')
     expect(await marketplaceActions(broker, org.id, apiKey, contract.id)).toEqual([
       'UPDATE:entitlement-updated',
@@ -355,40 +344,11 @@ describe.each(runtimes)('%s', (_runtime, client) => {
   })
 
   test('every Google row: plan change requested and changed, pending cancellation, reverted, deleted; account deleted', async () => {
-    const broker = client()
-    const { org, apiKey } = await broker.createOrg()
-    const providerId = `rows-${org.id.slice(-10)}`
-    const pushAccount = 'push@rows-project.iam.gserviceaccount.com'
-    const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/gcp`, {
-      method: 'PUT',
-      token: apiKey,
-      json: { providerId, audience: 'rows.example', serviceAccountKey: await gcp.createServiceAccount(providerId), pushServiceAccount: pushAccount },
-    })
-    const { integration } = (await put.json()) as { integration: { notificationUrl: string } }
-    const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
-    const land = async (accountId: string) => {
-      const landing = await broker.request(`/public/signup/gcp/orgId/${org.id}`, {
-        method: 'POST',
-        token: null,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ 'x-gcp-marketplace-token': await gcp.mintToken({ aud: 'rows.example', sub: accountId }) }).toString(),
-      })
-      return new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
-    }
-    let n = 0
-    const push = async (data: unknown) =>
-      expect(
-        (
-          await broker.request(path, {
-            method: 'POST',
-            token: null,
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${await gcp.mintOidcToken({ audience: integration.notificationUrl, email: pushAccount })}` },
-            body: JSON.stringify({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: `rows-${org.id}-${n++}` }, subscription: 'projects/p/subscriptions/rows' }),
-          })
-        ).status,
-      ).toBe(200)
+    const s = await gcpOrg('rows')
+    const { broker, org, apiKey, providerId } = s
+    const push = async (data: unknown) => expect((await s.push(data)).status).toBe(200)
     const first = gcp.addPurchase({ providerId, state: 'ENTITLEMENT_ACTIVE', plan: 'standard' })
-    const id = await land(first.accountId)
+    const id = await s.land(first.accountId)
     const entitlementId = first.entitlement!.name.split('/').pop()!
     await push(gcp.requestPlanChange(entitlementId, 'premium'))
     for (let i = 0; i < 100 && gcp.entitlements.get(first.entitlement!.name)!.state !== 'ENTITLEMENT_PENDING_PLAN_CHANGE'; i++) await sleep(40)
@@ -408,7 +368,7 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     ])
 
     const second = gcp.addPurchase({ providerId, state: 'ENTITLEMENT_ACTIVE' })
-    const secondId = await land(second.accountId)
+    const secondId = await s.land(second.accountId)
     await push(gcp.deleteAccount(second.accountId))
     await waitFor(broker, org.id, apiKey, secondId, (e) => e.status === 'CANCELLED')
   })
