@@ -29,6 +29,25 @@ async function entitlements(scenario: Scenario) {
   return ((await response.json()) as { items: Array<{ id: string; status: string; externalId: string }> }).items
 }
 
+describe('the CREATE event survives a crash after the entitlement was stored', () => {
+  test('an entitlement left without events (the process died before its CREATE) gets it from the next landing of the purchase; one CREATE only', async () => {
+    const scenario = await createAzureScenario(azure)
+    const sub = azure.emulator.addSubscription({ appId: azure.clientId })
+    const first = await land(scenario, azure.emulator.issuePurchaseToken(sub.id))
+    expect(first.status).toBe(303)
+    const id = new URL(first.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    // As if the process had died right after storing the entitlement: no events.
+    await scenario.broker.deps.db.deleteFrom('entitlement_events').where('entitlement_id', '=', id).execute()
+    const again = await land(scenario, azure.emulator.issuePurchaseToken(sub.id))
+    expect(again.headers.get('location')).toBe(first.headers.get('location'))
+    const events = (await (await scenario.broker.request(`/api/v1/orgs/${scenario.org.id}/entitlements/${id}/events`, { token: scenario.apiKey })).json()) as { items: Array<{ type: string }> }
+    expect(events.items.map((e) => e.type)).toEqual(['CREATE'])
+    await land(scenario, azure.emulator.issuePurchaseToken(sub.id))
+    const after = (await (await scenario.broker.request(`/api/v1/orgs/${scenario.org.id}/entitlements/${id}/events`, { token: scenario.apiKey })).json()) as { items: Array<{ type: string }> }
+    expect(after.items.map((e) => e.type)).toEqual(['CREATE'])
+  })
+})
+
 describe('one purchase, one entitlement, across processes', () => {
   test('8 concurrent visits with one token through two broker processes (one SQLite file): one Resolve sequence, one Activate, one 303', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'marketbridge-two-'))

@@ -221,3 +221,9 @@ export async function atomicallyUpdateWithEvent(
 ): Promise<void> {
   await atomically(db, [db.updateTable('entitlements').set(columns).where('id', '=', id), db.insertInto('entitlement_events').values(event)])
 }
+
+/** Whether an entitlement has any event yet. */
+export async function hasEvents(db: DB, entitlementId: string): Promise<boolean> {
+  const found = await db.selectFrom('entitlement_events').select('id').where('entitlement_id', '=', entitlementId).limit(1).executeTakeFirst()
+  return found !== undefined
+}

@@ -239,7 +239,9 @@ export function createLandingService(deps: AppDeps) {
     }
     const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, { ...fresh, json: entitlementJson(fresh) })
     const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
-    if (created || !previous) {
+    // A process that died between storing the entitlement and its CREATE event left one without
+    // events: whoever works the purchase next (the job finishing the landing, a revisit) writes it.
+    if (created || !previous || !(await entitlementsDb.hasEvents(deps.db, row.id))) {
       await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
       // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
       // AWS's SNS messages name the product and customer, not the LicenseArn the entitlement may be keyed by.
