@@ -239,7 +239,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       await notificationsDb.retryNotificationLater(db, first.id, at(30), 'UpstreamError: 503', at(3))
       expect((await notificationsDb.dueNotifications(db, at(31), 10)).map((r) => r.id)).toContain(first.id)
       await notificationsDb.settleNotification(db, first.id, 'APPLIED', at(32))
-      expect(await notificationsDb.leaseNotification(db, first.id, at(40), at(90), true)).toBeUndefined()
+      expect(await notificationsDb.leaseNotification(db, first.id, at(40), at(90))).toBeUndefined()
 
       const waiting = row('op-2', 'sub-2')
       await notificationsDb.insertNotification(db, waiting)

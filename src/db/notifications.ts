@@ -28,16 +28,17 @@ export function findNotificationByMessage(db: DB, orgId: string, partner: string
     .executeTakeFirst()
 }
 
-/** Leases a PENDING notification that is due (or, with `force`, regardless of its backoff). */
-export function leaseNotification(db: DB, id: string, now: string, leaseUntil: string, force = false): Promise<NotificationRow | undefined> {
-  let query = db
+/** Leases a PENDING notification that is due and that nobody holds. */
+export function leaseNotification(db: DB, id: string, now: string, leaseUntil: string): Promise<NotificationRow | undefined> {
+  return db
     .updateTable('notifications')
     .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1), updated_at: now }))
     .where('id', '=', id)
     .where('status', '=', 'PENDING')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-  if (!force) query = query.where('next_attempt_at', '<=', now)
-  return query.returningAll().executeTakeFirst()
+    .where('next_attempt_at', '<=', now)
+    .returningAll()
+    .executeTakeFirst()
 }
 
 /** Settles a notification; a WAITING one may be re-keyed to the externalId its landing will store (`subject`). */

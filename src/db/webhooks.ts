@@ -11,10 +11,6 @@ export function findDelivery(db: DB, orgId: string, id: string): Promise<Webhook
   return db.selectFrom('webhook_deliveries').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
 }
 
-export function findDeliveryByEvent(db: DB, eventId: string): Promise<WebhookDeliveryRow | undefined> {
-  return db.selectFrom('webhook_deliveries').selectAll().where('event_id', '=', eventId).executeTakeFirst()
-}
-
 /** PENDING deliveries whose next attempt is due and that nobody holds, oldest first. */
 export async function dueDeliveries(db: DB, now: string, limit: number): Promise<Array<Pick<WebhookDeliveryRow, 'id'>>> {
   return db
@@ -28,7 +24,7 @@ export async function dueDeliveries(db: DB, now: string, limit: number): Promise
     .execute()
 }
 
-/** Leases a delivery for one attempt: a PENDING one that is due (or any not FAILED... with `force`, for a manual retry). */
+/** Leases a delivery for one attempt: a PENDING one that is due, or (`force`: a manual retry) any one nobody holds. */
 export function leaseDelivery(db: DB, id: string, now: string, leaseUntil: string, force = false): Promise<WebhookDeliveryRow | undefined> {
   let query = db
     .updateTable('webhook_deliveries')

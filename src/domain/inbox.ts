@@ -98,10 +98,10 @@ function describe(error: unknown) {
  * call any number of times and from several processes: a settled row is not leased again, and
  * applying a state the entitlement already has writes nothing.
  */
-export async function applyNotification(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
+export async function applyNotification(deps: AppDeps, id: string, log: Logger): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
   const started = Date.now()
   const now = nowIso(deps)
-  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + leaseMs(deps)).toISOString(), options.force)
+  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + leaseMs(deps)).toISOString())
   if (!row || !isPartner(row.partner)) return 'busy'
   const partner: Partner = row.partner
   const rowLog = log.child({ orgId: row.org_id, partner, notificationId: row.id, action: row.action })

@@ -53,14 +53,10 @@ function secretBytes(secret: string): Uint8Array<ArrayBuffer> {
 
 const hmacKey = (secret: string) => crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
 
+/** The `v1,<signature>` of one secret's key over `{id}.{timestamp}.{body}`. */
 async function signWith(key: CryptoKey, id: string, timestamp: number, body: string): Promise<string> {
   const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${id}.${timestamp}.${body}`))
   return `v1,${base64(new Uint8Array(mac))}`
-}
-
-/** The `v1,<signature>` of one secret over `{id}.{timestamp}.{body}`. */
-export async function signWebhook(secret: string, id: string, timestamp: number, body: string): Promise<string> {
-  return signWith(await hmacKey(secret), id, timestamp, body)
 }
 
 /**
