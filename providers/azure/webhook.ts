@@ -2,7 +2,7 @@ import { type JWTVerifyGetKey, createRemoteJWKSet, jwtVerify } from 'jose'
 import { NotificationFormatError } from '../errors'
 import type { InboundNotification, NotificationRequest, ProviderLogger } from '../types'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
-import { parseJsonObject } from '../shared/notification-body'
+import { nonEmpty as text, parseJsonObject } from '../shared/notification-body'
 
 /** The webhook actions Microsoft sends (seed 003). */
 export const AZURE_WEBHOOK_ACTIONS = ['ChangePlan', 'ChangeQuantity', 'Suspend', 'Unsubscribe', 'Reinstate', 'Renew'] as const
@@ -56,8 +56,6 @@ export function createAzureWebhookVerifier(options: { loginUrl: string }) {
     }
   }
 }
-
-const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null)
 
 /** The webhook body: `{id (operation), subscriptionId, action, …}`; anything else is not Microsoft's. */
 export function parseAzureWebhook(body: string): InboundNotification {
