@@ -1,12 +1,10 @@
-import { createServer } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { type AzureSetup, sleep, startAzure } from './helpers'
+import { type AzureSetup, sleep, startAzure, startHookReceiver } from './helpers'
 import { startServer } from './node-process'
 
 /**
@@ -18,26 +16,15 @@ import { startServer } from './node-process'
 let azure: AzureSetup
 let dir: string
 let up = false
-const received: Array<{ headers: Record<string, string>; body: string }> = []
-const receiver = createServer((req, res) => {
-  let body = ''
-  req.on('data', (chunk) => (body += chunk))
-  req.on('end', () => {
-    if (!up) return void res.writeHead(503).end('down for maintenance')
-    received.push({ headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])), body })
-    res.writeHead(200).end()
-  })
-})
-let hookUrl: string
+let receiver: Awaited<ReturnType<typeof startHookReceiver>>
 
 beforeAll(async () => {
   azure = await startAzure({ latencyMs: 60 })
   dir = mkdtempSync(join(tmpdir(), 'marketbridge-crash-hooks-'))
-  hookUrl = await new Promise<string>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`)))
+  receiver = await startHookReceiver(() => up)
 })
 afterAll(async () => {
-  receiver.closeAllConnections()
-  await new Promise<void>((resolve) => receiver.close(() => resolve()))
+  await receiver?.close()
   await azure.close()
   rmSync(dir, { recursive: true, force: true })
 })
@@ -54,7 +41,7 @@ test('SIGKILL with deliveries pending, restart: every delivery reaches the ISV, 
   const admin = { authorization: `Bearer ${env.ADMIN_TOKEN}`, 'content-type': 'application/json' }
   const first = await startServer(dir, env)
   const { org, webhookSecret } = (await (
-    await fetch(`${first.url}/api/v1/orgs`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'Crash', fulfillmentUrl: 'https://crash.example/s', webhookUrl: hookUrl }) })
+    await fetch(`${first.url}/api/v1/orgs`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'Crash', fulfillmentUrl: 'https://crash.example/s', webhookUrl: receiver.url }) })
   ).json()) as { org: { id: string }; webhookSecret: string }
   await fetch(`${first.url}/api/v1/orgs/${org.id}/integrations/azure`, {
     method: 'PUT',
@@ -89,7 +76,7 @@ test('SIGKILL with deliveries pending, restart: every delivery reaches the ISV, 
     const ids = (db.prepare('select id from webhook_deliveries').all() as Array<{ id: string }>).map((row) => row.id)
     db.close()
     const verifier = new Webhook(webhookSecret)
-    const seen = new Set(received.map((r) => (verifier.verify(r.body, r.headers), r.headers['webhook-id'])))
+    const seen = new Set(receiver.received.map((r) => (verifier.verify(r.body, r.headers), r.headers['webhook-id'])))
     for (const id of ids) expect(seen.has(id), `delivery ${id} received`).toBe(true)
   } finally {
     await second.stop()

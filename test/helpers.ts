@@ -137,3 +137,35 @@ export function lifecycleProbe(broker: Pick<TestBroker, 'request' | 'deps'>, org
   }
   return { read, events, rows, settled }
 }
+
+export interface ReceivedHook {
+  headers: Record<string, string>
+  body: string
+}
+
+/**
+ * An ISV's webhook endpoint on loopback: records what it is sent and answers 200, or 503 while
+ * `accepting` says no (then nothing is recorded).
+ */
+export async function startHookReceiver(accepting: () => boolean = () => true) {
+  const { createServer: createHttpServer } = await import('node:http')
+  const received: ReceivedHook[] = []
+  const server = createHttpServer((req, res) => {
+    let body = ''
+    req.on('data', (chunk) => (body += chunk))
+    req.on('end', () => {
+      if (!accepting()) return void res.writeHead(503).end('down for maintenance')
+      received.push({ headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])), body })
+      res.writeHead(200).end('ok')
+    })
+  })
+  const url = await new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`)))
+  return {
+    url,
+    received,
+    close: () => {
+      server.closeAllConnections()
+      return new Promise<void>((done) => server.close(() => done()))
+    },
+  }
+}

@@ -1,15 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import fc from 'fast-check'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
-import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure } from './helpers'
+import { type AzureSetup, type ReceivedHook, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver } from './helpers'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
 /**
@@ -22,23 +20,16 @@ let aws: AwsEmulator
 let sns: AwsNotificationsEmulator
 let gcp: GcpEmulator
 const closers: Array<() => Promise<void>> = []
-const received: Array<{ headers: Record<string, string>; body: string }> = []
-const receiver = createServer((req, res) => {
-  let body = ''
-  req.on('data', (chunk) => (body += chunk))
-  req.on('end', () => {
-    received.push({ headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)])), body })
-    res.writeHead(200).end('ok')
-  })
-})
+let received: ReceivedHook[]
 let hookUrl: string
 let node: TestBroker
 let worker: WorkerProcess
 let persistTo: string
 
 beforeAll(async () => {
-  hookUrl = await new Promise<string>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`)))
-  closers.push(() => new Promise<void>((done) => receiver.close(() => done())))
+  const receiver = await startHookReceiver()
+  ;({ url: hookUrl, received } = receiver)
+  closers.push(receiver.close)
   azure = await startAzure()
   aws = createAwsEmulator()
   const awsServer = await aws.listen()
