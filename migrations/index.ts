@@ -5,6 +5,7 @@ import * as m0003 from './0003_entitlement_filters_index'
 import * as m0004 from './0004_entitlement_json'
 import * as m0005 from './0005_notifications'
 import * as m0006 from './0006_webhooks'
+import * as m0007 from './0007_usage'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0004_entitlement_json': m0004,
   '0005_notifications': m0005,
   '0006_webhooks': m0006,
+  '0007_usage': m0007,
 }

@@ -25,7 +25,7 @@ export const integrationSpecs: Record<Partner, IntegrationSpec> = {
 export interface ProviderEndpoints {
   azure: { apiUrl: string; loginUrl: string }
   aws: { meteringUrl?: string; entitlementUrl?: string; stsUrl?: string; snsTrustedCertPrefix?: string }
-  gcp: { certsUrl: string; procurementUrl: string; tokenUrl: string; oidcCertsUrl?: string }
+  gcp: { certsUrl: string; procurementUrl: string; tokenUrl: string; oidcCertsUrl?: string; serviceControlUrl?: string }
 }
 
 /** The landing's providers by partner: an exhaustive record, so a marketplace cannot be left out. */

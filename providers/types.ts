@@ -125,6 +125,8 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
   refresh(integration: ProviderIntegration<TSettings, TSecrets>, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase>
   /** Lifecycle notifications from the marketplace; absent where the broker does not take them yet. */
   readonly notifications?: NotificationHandler<TSettings, TSecrets>
+  /** Usage metering (contract §9): the marketplace's rules and its reporting call. */
+  readonly metering: MeteringHandler<TSettings, TSecrets>
 }
 
 // ---- lifecycle notifications (contract §7) ---------------------------------------------
@@ -200,4 +202,62 @@ export interface LocatedNotification {
   all?: boolean
   /** What the marketplace said, for `apply` (so it is not asked twice). */
   detail?: unknown
+}
+
+// ---- usage metering (contract §9) ------------------------------------------------------
+
+/** What a marketplace accepts, checked when a usage record is recorded. */
+export interface MeteringRules {
+  /** How far back usage is accepted, in ms. */
+  windowMs: number
+  /** Whether the window is measured from the record's own time or from the start of its UTC hour (Azure meters the hour). */
+  windowFrom: 'timestamp' | 'hour'
+  /** Whole units only (AWS). */
+  wholeUnits: boolean
+  /** The largest quantity one record may carry. */
+  maxQuantity: number
+  /** A record for an hour already reported can be sent on its own (Google); else it is rejected with the reason. */
+  lateReports: boolean
+  /** Reports that cannot reach the marketplace are retried until this long after the start of their hour, then rejected. */
+  retryForMs: number
+  /**
+   * The report's time is moved forward into the window when its hour began before it (AWS takes
+   * any time within the hour, but nothing 6 hours old); fixed at the first attempt.
+   */
+  clampTimestamp: boolean
+}
+
+/** One report of an entitlement's usage of one dimension: an hour's sum, or one late record. */
+export interface UsageReportItem {
+  /** The report's stable id, the same on every attempt (Google's operationId). */
+  id: string
+  purchase: NormalizedPurchase
+  dimension: string
+  quantity: number
+  /** The UTC hour, ISO 8601. */
+  hourStart: string
+  hourEnd: string
+  /** When to say the usage happened: fixed before the first attempt, the same on every retry (AWS `Timestamp`). */
+  timestamp: string
+  /** A record that came after its hour was reported. */
+  late: boolean
+  /** An earlier attempt may have reached the marketplace (a crash or a timeout after sending). */
+  resent: boolean
+}
+
+export type UsageReportOutcome =
+  | { status: 'REPORTED'; marketplaceStatus: string }
+  | { status: 'REJECTED'; marketplaceStatus: string | null; reason: string }
+  /** Not settled (the marketplace asks to retry it, or could not be asked): tried again later. */
+  | { status: 'RETRY'; reason: string }
+
+export interface MeteringHandler<TSettings = any, TSecrets = any> {
+  readonly rules: MeteringRules
+  /** Reports that may go to the marketplace in one call (≤ 25 share a key: one AWS product, one Google service). */
+  batchKey(integration: ProviderIntegration<TSettings, TSecrets>, item: UsageReportItem): string
+  /**
+   * Sends the reports and answers one outcome per item, in order. Throws UpstreamError or
+   * ConfigurationError when the marketplace cannot be asked now (every item is retried later).
+   */
+  report(integration: ProviderIntegration<TSettings, TSecrets>, items: UsageReportItem[], ctx: ProviderContext): Promise<UsageReportOutcome[]>
 }

@@ -17,6 +17,7 @@ import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
 import { orgRoutes } from './routes/orgs'
+import { usageRoutes } from './routes/usage'
 import { webhookRoutes } from './routes/webhooks'
 
 const API_BODY_LIMIT = 1024 * 1024
@@ -96,8 +97,9 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.use('*', async (c, next) => {
     await next()
     // Reads write nothing, except the landing, which buyers reach with a GET (Azure) as well as a POST.
+    // Recording usage writes no event either (its webhooks come from the job's reporter).
     const reads = (c.req.method === 'GET' || c.req.method === 'HEAD') && !c.req.path.startsWith('/public/')
-    if (reads || c.res.status >= 400) return
+    if (reads || c.res.status >= 400 || c.req.path.endsWith('/usage')) return
     const sending = kickDeliveries(deps, c.get('log'))
     try {
       c.executionCtx.waitUntil(sending)
@@ -119,6 +121,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/api/v1/orgs', orgRoutes(deps))
   app.route('/api/v1/orgs', entitlementRoutes(deps))
   app.route('/api/v1/orgs', webhookRoutes(deps))
+  app.route('/api/v1/orgs', usageRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
 

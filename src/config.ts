@@ -59,6 +59,7 @@ export const configSchema = z.object({
   GCP_PROCUREMENT_API_URL: httpUrl.default('https://cloudcommerceprocurement.googleapis.com'),
   GCP_OAUTH_TOKEN_URL: httpUrl.default('https://oauth2.googleapis.com/token'),
   GCP_OIDC_CERTS_URL: httpUrl.default('https://www.googleapis.com/oauth2/v3/certs'),
+  GCP_SERVICE_CONTROL_URL: httpUrl.default('https://servicecontrol.googleapis.com'),
   /** Per-attempt timeout of every marketplace call; the whole landing gets twice this for all its calls and retries. */
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   /** How often the background job (stale claims, pending activations, pruning) runs on Node. */

@@ -44,6 +44,7 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
         procurementUrl: config.GCP_PROCUREMENT_API_URL,
         tokenUrl: config.GCP_OAUTH_TOKEN_URL,
         oidcCertsUrl: config.GCP_OIDC_CERTS_URL,
+        serviceControlUrl: config.GCP_SERVICE_CONTROL_URL,
       },
     }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS)),
   }

@@ -141,3 +141,55 @@ export const WebhookDeliverySchema = z
     updatedAt: z.string(),
   })
   .openapi('WebhookDelivery')
+
+export const UsageRecordSchema = z
+  .object({
+    id: z.string().openapi({ example: 'use_01jd0000000000000000000000' }),
+    entitlementId: z.string(),
+    dimension: z.string(),
+    quantity: z.number(),
+    timestamp: z.string().openapi({ description: 'When the usage happened (ISO 8601 UTC); the time it was first accepted when none was given' }),
+    idempotencyKey: z.string(),
+    status: z.enum(['PENDING', 'REPORTED', 'REJECTED']),
+    marketplaceStatus: z.string().nullable().openapi({ description: 'Azure’s per-item status, AWS’s Status, Google OK or its error code' }),
+    error: z.string().nullable(),
+    reportedAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('UsageRecord')
+
+/** No control characters, no surrounding spaces: what every marketplace takes as a dimension or key. */
+const printable = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((value) => !/[\u0000-\u001f\u007f]/.test(value), 'must not contain control characters')
+    .refine((value) => value.trim() === value, 'must not start or end with whitespace')
+
+/** ISO 8601 with a UTC designator or offset, so no record means another time on another machine. */
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i
+
+/** The largest quantity one record may carry (beyond it doubles lose whole units). */
+export const MAX_USAGE_QUANTITY = 1e12
+
+export const usageFields = {
+  dimension: printable(255).openapi({ example: 'api_calls' }),
+  quantity: z
+    .number()
+    .finite()
+    .positive()
+    .max(MAX_USAGE_QUANTITY)
+    .openapi({ example: 150, description: 'Greater than 0; whole units for AWS entitlements' }),
+  timestamp: z
+    .string()
+    .max(64)
+    .regex(ISO_TIMESTAMP, 'must be an ISO 8601 date-time with Z or an offset')
+    .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a valid date-time')
+    .optional()
+    .openapi({ example: '2026-11-22T09:15:00Z', description: 'When the usage happened; default: when the record is first accepted' }),
+  idempotencyKey: printable(255).openapi({ example: 'acme-2026-11-22T09:00-api_calls' }),
+}
+
+export const RecordUsageSchema = z.strictObject(usageFields).openapi('RecordUsage')
+export const BulkUsageRecordSchema = z.strictObject({ entitlementId: z.string().min(1).max(64), ...usageFields })

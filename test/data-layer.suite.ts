@@ -7,6 +7,7 @@ import * as m0004 from '../migrations/0004_entitlement_json'
 import * as m0006 from '../migrations/0006_webhooks'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
+import * as usageDb from '../src/db/usage'
 import type { Database, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
 import { entitlementJson, toEntitlement } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
@@ -66,7 +67,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications', '0006_webhooks'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications', '0006_webhooks', '0007_usage'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 
@@ -279,6 +280,54 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       await expect(entitlementsDb.atomicallyUpdateWithEvent(db, row.id, { status: 'CANCELLED', updated_at: at(4) }, event('evt_atomic_1'))).rejects.toThrow()
       expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('SUSPENDED')
       expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.id)).toEqual(['evt_atomic_1'])
+    })
+
+    test('usage: records keyed once per org; an hour closes into one summed report per dimension, later records into reports of their own; a settled report is settled once', async () => {
+      const { id: orgId } = await org()
+      await orgsDb.updateOrg(db, orgId, { webhook_url: 'https://hooks.example/x' })
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(orgId, 'metered', { status: 'ACTIVE' }))
+      const hour = '2026-01-01T10:00:00.000Z'
+      const record = (key: string, dimension: string, quantity: number) => ({
+        id: newId('use'), org_id: orgId, entitlement_id: row.id, partner: 'azure', dimension, quantity, timestamp: '2026-01-01T10:20:00.000Z', timestamp_given: 1,
+        hour, idempotency_key: key, status: 'PENDING' as const, marketplace_status: null, error: null, reported_at: null, report_id: null, created_at: at(1),
+      })
+      const first = [record('k1', 'calls', 1.5), record('k2', 'calls', 2), record('k3', 'gb', 7)]
+      const inserted = await usageDb.insertRecords(db, [...first, record('k1', 'calls', 99)])
+      expect([...inserted].sort()).toEqual(first.map((r) => r.id).sort())
+      expect((await usageDb.findRecordsByKey(db, orgId, ['k1'])).get('k1')?.quantity).toBe(1.5)
+
+      expect(await usageDb.closableHours(db, hour, 10)).toEqual([])
+      expect(await usageDb.closableHours(db, '2026-01-01T11:00:00.000Z', 10)).toEqual([hour])
+      await usageDb.closeHour(db, hour, 'run-1', at(2))
+      const reports = await db.selectFrom('usage_reports').selectAll().where('entitlement_id', '=', row.id).orderBy('dimension').execute()
+      expect(reports.map((r) => [r.dimension, r.quantity, r.records, r.late])).toEqual([['calls', 3.5, 2, 0], ['gb', 7, 1, 0]])
+      await usageDb.closeHour(db, hour, 'run-2', at(2))
+      expect(await db.selectFrom('usage_reports').select('id').where('entitlement_id', '=', row.id).execute()).toHaveLength(2)
+
+      const late = record('k4', 'calls', 4)
+      await usageDb.insertRecords(db, [late])
+      await usageDb.closeHour(db, hour, 'run-3', at(3))
+      const lateReport = await db.selectFrom('usage_reports').selectAll().where('late', '=', 1).where('entitlement_id', '=', row.id).executeTakeFirstOrThrow()
+      expect([lateReport.quantity, lateReport.timestamp, lateReport.id]).toEqual([4, late.timestamp, `rpt_${late.id.slice(4)}`])
+
+      const leased = await usageDb.leaseReports(db, [reports[0]!.id, lateReport.id], at(4), at(100), '2026-01-01T10:30:00.000Z')
+      expect(leased.map((r) => [r.attempts, r.send_timestamp]).sort()).toEqual([[1, '2026-01-01T10:30:00.000Z'], [1, '2026-01-01T10:30:00.000Z']])
+      expect(await usageDb.leaseReports(db, [reports[0]!.id], at(5), at(100), '')).toEqual([])
+      let n = 0
+      const ids = { eventId: () => `evt_usage_${n}`, deliveryId: () => `msg_usage_${n++}` }
+      const settled = { id: reports[0]!.id, status: 'REPORTED' as const, marketplaceStatus: 'Accepted', error: null }
+      await usageDb.settleReports(db, [settled, { id: lateReport.id, status: 'PENDING', error: 'later', nextAttemptAt: at(50) }], at(6), ids)
+      await usageDb.settleReports(db, [settled], at(7), ids)
+      const records = await db.selectFrom('usage_records').selectAll().where('entitlement_id', '=', row.id).orderBy('idempotency_key').execute()
+      expect(records.map((r) => [r.idempotency_key, r.status, r.marketplace_status])).toEqual([
+        ['k1', 'REPORTED', 'Accepted'], ['k2', 'REPORTED', 'Accepted'], ['k3', 'PENDING', null], ['k4', 'PENDING', null],
+      ])
+      const hooks = await db.selectFrom('webhook_deliveries').selectAll().where('type', '=', 'usage.reported').where('org_id', '=', orgId).execute()
+      expect(hooks).toHaveLength(1)
+      const payload = JSON.parse(hooks[0]!.payload)
+      expect(payload).toMatchObject({ type: 'usage.reported', entityId: row.id, action: 'USAGE', entityStatus: 'ACTIVE', data: { dimension: 'calls', hour, quantity: 3.5, status: 'REPORTED', marketplaceStatus: 'Accepted', late: false, usageRecordCount: 2 } })
+      expect(payload.data.usageRecordIds.sort()).toEqual([first[0]!.id, first[1]!.id].sort())
+      expect((await usageDb.dueReports(db, at(60), 10)).map((r) => r.id)).toContain(lateReport.id)
     })
   })
 }

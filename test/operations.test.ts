@@ -38,6 +38,8 @@ describe('OpenAPI', () => {
         'GET /healthz',
         'POST /api/v1/orgs',
         'POST /api/v1/orgs/{orgId}/entitlements/{id}/refresh',
+        'POST /api/v1/orgs/{orgId}/entitlements/{id}/usage',
+        'POST /api/v1/orgs/{orgId}/usage',
         'POST /api/v1/orgs/{orgId}/integrations/aws/notification-secret',
         'GET /api/v1/orgs/{orgId}/webhook-deliveries',
         'POST /api/v1/orgs/{orgId}/webhook-deliveries/{id}/retry',
@@ -50,6 +52,7 @@ describe('OpenAPI', () => {
         'GET /api/v1/orgs/{orgId}/entitlements',
         'GET /api/v1/orgs/{orgId}/entitlements/{id}',
         'GET /api/v1/orgs/{orgId}/entitlements/{id}/events',
+        'GET /api/v1/orgs/{orgId}/entitlements/{id}/usage',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)

@@ -12,6 +12,7 @@ import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { InboundNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
 import { parseEventBridgeEvent } from './eventbridge'
+import { createAwsMetering } from './metering'
 import type { AwsSecrets, AwsSettings } from './settings'
 import { MARKETPLACE_TOPIC, type SnsMessage, createSnsVerifier, isTrustedSnsUrl, parseSnsMessage } from './sns'
 
@@ -345,6 +346,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
   return {
     partner: 'aws',
     notifications,
+    metering: createAwsMetering((integration) => clientsFor(integration as AwsIntegration).metering, send),
 
     tokenFrom(input) {
       return formToken(input.form?.get(TOKEN_FIELD)) ?? input.query.get(TOKEN_FIELD) ?? null

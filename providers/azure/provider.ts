@@ -1,5 +1,5 @@
 import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../errors'
-import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import { type FetchLike, type RetryPolicy, defaultRetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { MarketplaceProvider, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
@@ -7,6 +7,7 @@ import { AZURE_API_VERSION, type AzureOperation, type AzurePlansResponse, type A
 import { quantityOf, saasStatus, subscriptionOf, toPurchase } from './mapper'
 import type { AzureSecrets, AzureSettings } from './settings'
 import { type EntraTokenSource, createEntraTokenSource } from './token'
+import { createAzureMetering } from './metering'
 import { ACKNOWLEDGED_ACTIONS, createAzureWebhookVerifier, parseAzureWebhook } from './webhook'
 
 export interface AzureProviderOptions {
@@ -31,7 +32,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     label: string,
     method: 'GET' | 'POST' | 'PATCH',
     path: string,
-    extra: { headers?: Record<string, string>; body?: unknown } = {},
+    extra: { headers?: Record<string, string>; body?: unknown; root?: string; policy?: RetryPolicy } = {},
   ): Promise<Response> {
     const bearer = await tokens.getToken(
       { tenantId: integration.settings.tenantId, clientId: integration.settings.clientId, clientSecret: integration.secrets.clientSecret },
@@ -39,7 +40,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     )
     const response = await fetchWithRetry(
       fetchFn,
-      `${options.apiUrl}/api/saas${path}?api-version=${AZURE_API_VERSION}`,
+      `${options.apiUrl}${extra.root ?? '/api/saas'}${path}?api-version=${AZURE_API_VERSION}`,
       {
         method,
         headers: {
@@ -51,7 +52,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
         },
         body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
       },
-      { log: ctx.log, label: `azure.${label}`, policy: options.retryPolicy, deadline: ctx.deadline },
+      { log: ctx.log, label: `azure.${label}`, policy: extra.policy ?? options.retryPolicy, deadline: ctx.deadline },
     )
     if (response.status === 403) {
       await response.body?.cancel()
@@ -186,6 +187,11 @@ export function createAzureProvider(options: AzureProviderOptions) {
   return {
     partner: 'azure',
     notifications,
+    // One try per call: a batch whose answer was lost is sent again by the reporter, which then
+    // knows it may be a resend (Azure answers Duplicate for what it already took).
+    metering: createAzureMetering((integration, ctx, body) =>
+      call(integration as AzureIntegration, ctx, 'batchUsageEvent', 'POST', '/batchUsageEvent', { body, root: '/api', policy: { ...(options.retryPolicy ?? defaultRetryPolicy), attempts: 1 } }),
+    ),
 
     tokenFrom(input) {
       return input.query.get('token') ?? formToken(input.form?.get('token'))

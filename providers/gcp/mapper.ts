@@ -17,6 +17,8 @@ export interface GcpEntitlement {
   subscriptionEndTime?: string | null
   createTime?: string | null
   updateTime?: string | null
+  /** The Service Control consumerId of the entitlement's usage reports. */
+  usageReportingId?: string | null
   [field: string]: unknown
 }
 

@@ -9,6 +9,7 @@ import { createPushVerifier, parsePushMessage } from './pubsub'
 import { createServiceAccountTokens } from './auth'
 import { type MarketplaceClaims, createMarketplaceJwtVerifier } from './jwt'
 import { type GcpEntitlement, entitlementId, isPrivateOffer, toGcpPurchase } from './mapper'
+import { createGcpMetering } from './metering'
 import type { GcpSecrets, GcpSettings } from './settings'
 
 export interface GcpProviderOptions {
@@ -20,6 +21,8 @@ export interface GcpProviderOptions {
   tokenUrl: string
   /** `GCP_OIDC_CERTS_URL`: the JWKS of the OIDC tokens Pub/Sub push sends. */
   oidcCertsUrl?: string
+  /** `GCP_SERVICE_CONTROL_URL` (`/v1/...` is appended). */
+  serviceControlUrl?: string
   retryPolicy?: RetryPolicy
 }
 
@@ -251,9 +254,16 @@ export function createGcpProvider(options: GcpProviderOptions) {
     },
   }
 
+  const metering = createGcpMetering({
+    serviceControlUrl: options.serviceControlUrl ?? 'https://servicecontrol.googleapis.com',
+    call: call as never,
+    getEntitlement: (integration, id, ctx) => getEntitlement(integration as GcpIntegration, id, ctx),
+  })
+
   return {
     partner: 'gcp',
     notifications,
+    metering,
 
     tokenFrom(input) {
       return formToken(input.form?.get(TOKEN_FIELD))

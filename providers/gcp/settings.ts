@@ -21,6 +21,14 @@ export const gcpIntegrationSchema = z.strictObject({
   pushAudience: z.string().trim().min(1).max(2000).optional(),
   // Approve a buyer's plan change at once (ENTITLEMENT_PLAN_CHANGE_REQUESTED); false leaves it to the ISV.
   autoApprovePlanChanges: z.boolean().default(true),
+  // Usage reports (contract §9): the Service Control service name per product (default: the product id).
+  serviceNames: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be a product id'),
+      z.string().trim().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a service name, e.g. example-messaging-service.gcpmarketplace.example.com'),
+    )
+    .refine((names) => Object.keys(names).length <= 100, 'at most 100 products')
+    .optional(),
 })
 
 export type GcpIntegrationInput = z.infer<typeof gcpIntegrationSchema>

@@ -15,13 +15,21 @@ export function registerD1(db: DB, d1: D1Database): void {
 }
 
 export async function atomically(db: DB, statements: Compilable[]): Promise<void> {
+  await atomicallyReturning(db, statements)
+}
+
+/** `atomically`, answering each statement's rows (RETURNING or SELECT), in order. */
+export async function atomicallyReturning(db: DB, statements: Compilable[]): Promise<unknown[][]> {
+  if (statements.length === 0) return []
   const compiled = statements.map((statement) => statement.compile())
   const d1 = d1Of.get(db)
   if (d1) {
-    await d1.batch(compiled.map((query) => d1.prepare(query.sql).bind(...(query.parameters as unknown[]))))
-    return
+    const results = await d1.batch(compiled.map((query) => d1.prepare(query.sql).bind(...(query.parameters as unknown[]))))
+    return results.map((result) => (result.results ?? []) as unknown[])
   }
-  await db.transaction().execute(async (trx) => {
-    for (const query of compiled) await trx.executeQuery(query)
+  return db.transaction().execute(async (trx) => {
+    const rows: unknown[][] = []
+    for (const query of compiled) rows.push((await trx.executeQuery(query)).rows as unknown[])
+    return rows
   })
 }

@@ -12,7 +12,7 @@ import type {
 } from './schema'
 
 /** Every column but `json` (which only the read paths want). */
-const ENTITLEMENT_COLUMNS = [
+export const ENTITLEMENT_COLUMNS = [
   'id', 'org_id', 'partner', 'partner_id', 'external_id', 'status', 'offer_type', 'product_id', 'plan_id', 'quantity',
   'buyer', 'term', 'is_free_trial', 'is_test', 'info', 'created_at', 'updated_at',
 ] as const

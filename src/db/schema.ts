@@ -145,6 +145,49 @@ export interface WebhookDeliveriesTable {
   updated_at: string
 }
 
+export interface UsageRecordsTable {
+  id: string
+  org_id: string
+  entitlement_id: string
+  partner: string
+  dimension: string
+  quantity: number
+  timestamp: string
+  timestamp_given: number
+  hour: string
+  idempotency_key: string
+  status: 'PENDING' | 'REPORTED' | 'REJECTED'
+  marketplace_status: string | null
+  error: string | null
+  reported_at: string | null
+  report_id: string | null
+  created_at: string
+}
+
+export interface UsageReportsTable {
+  id: string
+  org_id: string
+  entitlement_id: string
+  partner: string
+  dimension: string
+  hour: string
+  timestamp: string
+  quantity: number
+  records: number
+  late: number
+  status: 'PENDING' | 'REPORTED' | 'REJECTED'
+  marketplace_status: string | null
+  error: string | null
+  send_timestamp: string | null
+  attempts: Generated<number>
+  next_attempt_at: string
+  lease_until: string | null
+  close_run: string
+  reported_at: string | null
+  created_at: string
+  updated_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -157,6 +200,8 @@ export interface Database {
   notifications: NotificationsTable
   reconciliations: ReconciliationsTable
   webhook_deliveries: WebhookDeliveriesTable
+  usage_records: UsageRecordsTable
+  usage_reports: UsageReportsTable
 }
 
 export type DB = Kysely<Database>
@@ -169,3 +214,5 @@ export type LandingClaimRow = Selectable<LandingClaimsTable>
 export type PendingActivationRow = Selectable<PendingActivationsTable>
 export type NotificationRow = Selectable<NotificationsTable>
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>
+export type UsageRecordRow = Selectable<UsageRecordsTable>
+export type UsageReportRow = Selectable<UsageReportsTable>

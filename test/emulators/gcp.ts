@@ -575,6 +575,11 @@ export async function createGcpEmulator() {
     get oidcCertsUrl() {
       return `${baseUrl}${OIDC_CERTS_PATH}`
     },
+    /** Whether a bearer is an access token this emulator issued and that has not expired (for other Google API emulators, e.g. Service Control). */
+    isAccessToken(bearer: string) {
+      const access = accessTokens.get(bearer)
+      return Boolean(access && access.expiresAt >= Date.now())
+    },
     /** A provider's service account; returns the JSON key Google would let the ISV download. */
     async createServiceAccount(providerId: string) {
       const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })

@@ -1,0 +1,214 @@
+import { type Compilable, type Insertable, type RawBuilder, sql } from 'kysely'
+import { atomically, atomicallyReturning } from './batch'
+import { ENTITLEMENT_COLUMNS } from './entitlements'
+import type { DB, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
+
+/**
+ * Usage records and the reports that carry them to the marketplaces (migration 0007). Lists of
+ * ids are read in chunks: D1 binds at most 100 parameters per statement.
+ */
+const CHUNK = 90
+
+/** A raw statement as a Compilable, for `atomically`. */
+const compilable = (db: DB, query: RawBuilder<unknown>): Compilable => ({ compile: () => query.compile(db) })
+
+export function chunks<T>(items: T[], size = CHUNK): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+export type UsageEntitlement = { id: string; status: string; partner: string }
+
+/** The org's entitlements among `ids` (status and partner only). */
+export async function findUsageEntitlements(db: DB, orgId: string, ids: string[]): Promise<Map<string, UsageEntitlement>> {
+  const found = new Map<string, UsageEntitlement>()
+  for (const part of chunks([...new Set(ids)])) {
+    const rows = await db.selectFrom('entitlements').select(['id', 'status', 'partner']).where('org_id', '=', orgId).where('id', 'in', part).execute()
+    for (const row of rows) found.set(row.id, row)
+  }
+  return found
+}
+
+/** Whole entitlement rows by id (the reporter's). */
+export async function findEntitlementRows(db: DB, ids: string[]): Promise<Map<string, EntitlementRow>> {
+  const found = new Map<string, EntitlementRow>()
+  for (const part of chunks([...new Set(ids)])) {
+    const rows = await db.selectFrom('entitlements').select(ENTITLEMENT_COLUMNS).where('id', 'in', part).execute()
+    for (const row of rows) found.set(row.id, row)
+  }
+  return found
+}
+
+/** The org's records with these idempotency keys. */
+export async function findRecordsByKey(db: DB, orgId: string, keys: string[]): Promise<Map<string, UsageRecordRow>> {
+  const found = new Map<string, UsageRecordRow>()
+  for (const part of chunks([...new Set(keys)])) {
+    const rows = await db.selectFrom('usage_records').selectAll().where('org_id', '=', orgId).where('idempotency_key', 'in', part).execute()
+    for (const row of rows) found.set(row.idempotency_key, row)
+  }
+  return found
+}
+
+/**
+ * Inserts the records in one transaction (D1: one batch); a key that another request stored
+ * first is left as it is. Answers the ids that were inserted.
+ */
+export async function insertRecords(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
+  const results = await atomicallyReturning(
+    db,
+    rows.map((row) =>
+      db
+        .insertInto('usage_records')
+        .values(row)
+        .onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing())
+        .returning('id'),
+    ),
+  )
+  return new Set(results.flatMap((rows) => (rows as Array<{ id: string }>).map((row) => row.id)))
+}
+
+export async function listRecords(
+  db: DB,
+  query: { entitlementId: string; limit: number; before?: { createdAt: string; id: string } },
+): Promise<{ rows: UsageRecordRow[]; hasMore: boolean }> {
+  let select = db.selectFrom('usage_records').selectAll().where('entitlement_id', '=', query.entitlementId)
+  if (query.before) {
+    const { createdAt, id } = query.before
+    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
+  }
+  const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
+  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+}
+
+// ---- the reporter ------------------------------------------------------------------------
+
+/** Hours before `cutoff` that have records not yet in a report, oldest first. */
+export async function closableHours(db: DB, cutoff: string, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('usage_records')
+    .select('hour')
+    .distinct()
+    .where('report_id', 'is', null)
+    .where('hour', '<', cutoff)
+    .orderBy('hour')
+    .limit(limit)
+    .execute()
+  return rows.map((row) => row.hour)
+}
+
+/**
+ * Closes one hour in one atomic write, entirely in SQL (no record is loaded): each entitlement
+ * and dimension without a report for the hour gets one with the sum of its records, and those
+ * records are linked to it; every other record of the hour came after its hour's report and gets
+ * a report of its own (`late`). Report ids come from the first record they carry, so they are
+ * the same whichever process closes the hour.
+ */
+export async function closeHour(db: DB, hour: string, run: string, now: string): Promise<void> {
+  const main = sql<string>`(select m.id from usage_reports m where m.entitlement_id = usage_records.entitlement_id and m.dimension = usage_records.dimension and m.hour = usage_records.hour and m.late = 0 and m.close_run = ${run})`
+  const statements = [
+    sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
+        select 'rpt_' || substr(min(r.id), 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.hour, round(sum(r.quantity), 6), count(*), 0, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
+        from usage_records r
+        where r.report_id is null and r.hour = ${hour}
+          and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
+        group by r.entitlement_id, r.dimension`,
+    sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
+    sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
+        select 'rpt_' || substr(r.id, 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.timestamp, r.quantity, 1, 1, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
+        from usage_records r where r.report_id is null and r.hour = ${hour}`,
+    sql`update usage_records set report_id = 'rpt_' || substr(id, 5) where report_id is null and hour = ${hour}`,
+  ]
+  await atomically(db, statements.map((statement) => compilable(db, statement)))
+}
+
+/** Reports due for an attempt that nobody holds, oldest first. */
+export function dueReports(db: DB, now: string, limit: number): Promise<UsageReportRow[]> {
+  return db
+    .selectFrom('usage_reports')
+    .selectAll()
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .orderBy('next_attempt_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute()
+}
+
+/**
+ * Takes reports for one attempt: counted before the call, and their reporting time fixed at the
+ * first one (`floor`: the earliest time the marketplace still takes, '' when it has no bound).
+ */
+export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: string, floor: string): Promise<UsageReportRow[]> {
+  return db
+    .updateTable('usage_reports')
+    .set((eb) => ({
+      lease_until: leaseUntil,
+      attempts: eb('attempts', '+', 1),
+      send_timestamp: sql<string>`coalesce(send_timestamp, max(timestamp, ${floor}))`,
+      updated_at: now,
+    }))
+    .where('id', 'in', ids)
+    .where('status', '=', 'PENDING')
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .returningAll()
+    .execute()
+}
+
+export type ReportSettlement =
+  | { id: string; status: 'REPORTED' | 'REJECTED'; marketplaceStatus: string | null; error: string | null }
+  | { id: string; status: 'PENDING'; error: string; nextAttemptAt: string }
+
+/** Most record ids a usage.reported webhook lists (the count is always there). */
+const WEBHOOK_RECORD_IDS = 1000
+
+/**
+ * The outcomes of one batch, in one atomic write: each settled report with its records and, when
+ * the org has a webhookUrl, its `usage.reported` delivery (built here from the stored rows, so
+ * the record ids are never loaded); a report still pending gets its next attempt. A report is
+ * settled once: the statements only touch it while it is PENDING.
+ */
+export async function settleReports(db: DB, settlements: ReportSettlement[], now: string, ids: { eventId: () => string; deliveryId: () => string }): Promise<void> {
+  const statements: Compilable[] = []
+  for (const s of settlements) {
+    if (s.status === 'PENDING') {
+      statements.push(
+        db
+          .updateTable('usage_reports')
+          .set({ error: s.error, next_attempt_at: s.nextAttemptAt, lease_until: null, updated_at: now })
+          .where('id', '=', s.id)
+          .where('status', '=', 'PENDING'),
+      )
+      continue
+    }
+    const eventId = ids.eventId()
+    const recordIds = sql`json((select json_group_array(id) from (select id from usage_records where report_id = r.id order by id limit ${WEBHOOK_RECORD_IDS})))`
+    statements.push(compilable(db,
+      sql`insert into webhook_deliveries (id, org_id, event_id, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+          select ${ids.deliveryId()}, r.org_id, ${eventId}, 'usage.reported',
+            json_object('id', ${eventId}, 'type', 'usage.reported', 'createdAt', ${now}, 'orgId', r.org_id, 'entityType', 'ENTITLEMENT',
+              'entityId', r.entitlement_id, 'action', 'USAGE', 'entityStatus', e.status, 'partner', r.partner,
+              'data', json_object('entitlementId', r.entitlement_id, 'dimension', r.dimension, 'hour', r.hour, 'quantity', r.quantity,
+                'status', ${s.status}, 'marketplaceStatus', ${s.marketplaceStatus}, 'error', ${s.error}, 'late', json(case when r.late = 1 then 'true' else 'false' end),
+                'usageRecordIds', ${recordIds}, 'usageRecordCount', r.records)),
+            'PENDING', 0, ${now}, ${now}, ${now}
+          from usage_reports r join orgs o on o.id = r.org_id left join entitlements e on e.id = r.entitlement_id
+          where r.id = ${s.id} and r.status = 'PENDING' and o.webhook_url is not null`,
+    ))
+    const reportedAt = s.status === 'REPORTED' ? now : null
+    statements.push(
+      db
+        .updateTable('usage_records')
+        .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt })
+        .where('report_id', '=', s.id)
+        .where('status', '=', 'PENDING'),
+      db
+        .updateTable('usage_reports')
+        .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt, lease_until: null, updated_at: now })
+        .where('id', '=', s.id)
+        .where('status', '=', 'PENDING'),
+    )
+  }
+  await atomically(db, statements)
+}
