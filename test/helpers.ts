@@ -69,7 +69,7 @@ export interface AzureSetup {
 }
 
 /** A running Azure emulator with one registered publisher app. */
-export async function startAzure(options: { latencyMs?: number } = {}): Promise<AzureSetup> {
+export async function startAzure(options: { latencyMs?: number; meteringAnswerDelayMs?: number } = {}): Promise<AzureSetup> {
   const emulator = createAzureEmulator(options)
   const server = await emulator.listen()
   const app = { tenantId: 'publisher-tenant', clientId: `app-${randomBytes(4).toString('hex')}`, clientSecret: `sec~${randomBytes(12).toString('base64url')}` }

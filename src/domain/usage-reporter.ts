@@ -28,8 +28,12 @@ const HOURS_PER_RUN = 48
 const DUE_PAGE = 500
 const BATCH_SIZE = 25
 const PARALLEL_BATCHES = 4
-/** A batch's lease: longer than a marketplace call with its retries. */
-const LEASE_MS = 2 * 60_000
+/**
+ * A batch's lease: longer than its marketplace calls with their retries can take (token, lookup,
+ * check and report, each at most twice UPSTREAM_TIMEOUT_MS). After a crash, a batch that was in
+ * flight is sent again once its lease has passed.
+ */
+const leaseMs = (deps: AppDeps) => 10 * deps.config.UPSTREAM_TIMEOUT_MS + 10_000
 /** One run stops taking new batches after this long (the next run goes on). */
 const RUN_BUDGET_MS = 25_000
 /** Retries after network errors, 5xx and refusals of the seller's credentials (±20 %). */
@@ -161,7 +165,7 @@ async function send(deps: AppDeps, batch: Batch, clock: () => number, log: Logge
   const { rules } = batch.provider.metering
   const now = clock()
   const floor = rules.clampTimestamp ? iso(now - rules.windowMs + 2 * 60_000) : ''
-  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + LEASE_MS), floor)
+  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + leaseMs(deps)), floor)
   if (!leased.length) return 0
   const items = leased.map((row) => itemOf(row, batch.entitlements.get(row.entitlement_id)!))
   const batchLog = log.child({ task: 'usage', orgId: batch.integration.orgId, partner: batch.partner, reports: items.length })

@@ -268,6 +268,8 @@ interface Fault {
 export interface AzureEmulatorOptions {
   /** Added to every resolve and activate (a realistic marketplace). */
   latencyMs?: number
+  /** The metering APIs answer this long after they have taken the events (a slow way back: answers a crash can lose). */
+  meteringAnswerDelayMs?: number
   /** Keep every call (method, path, headers, body) for assertions; off for load runs. Default true. */
   record?: boolean
 }
@@ -338,6 +340,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     })
   }
   const delay = () => (options.latencyMs ? new Promise((r) => setTimeout(r, options.latencyMs)) : Promise.resolve())
+  const answerDelay = () => (options.meteringAnswerDelayMs ? new Promise((r) => setTimeout(r, options.meteringAnswerDelayMs)) : Promise.resolve())
 
   // ---- Entra ID v2 token endpoint: POST /{tenant}/oauth2/v2.0/token --------------------
   app.post('/:tenant/oauth2/v2.0/token', async (c) => {
@@ -637,8 +640,11 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     if (!parsed.ok) return c.json(usageError('BadArgument', 'usageEventRequest', 'The request body is not valid JSON.'), 400)
     const verdict = judgeUsageEvent(parsed.body, c.get('appId'))
     switch (verdict.status) {
-      case 'Accepted':
-        return c.json(acceptUsageEvent(verdict.event, verdict.at), 200)
+      case 'Accepted': {
+        const accepted = acceptUsageEvent(verdict.event, verdict.at)
+        await answerDelay()
+        return c.json(accepted, 200)
+      }
       case 'Duplicate':
         return c.json(conflictError(verdict.accepted), 409)
       case 'ResourceNotAuthorized':
@@ -678,6 +684,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
           : usageError(verdict.status, verdict.target, verdict.message)
       return { status: verdict.status, messageTime: NO_MESSAGE_TIME, error, ...echo }
     })
+    await answerDelay()
     return c.json({ count: result.length, result }, 200)
   })
 
