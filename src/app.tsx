@@ -47,8 +47,8 @@ const healthRoute = createRoute({
  * Applies a body limit to requests that can carry a body: looking at a GET's body would make
  * the Node adapter build a full Request object for nothing, on every read.
  */
-function limitBodies(limit: MiddlewareHandler): MiddlewareHandler {
-  return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next))
+function limitBodies(limit: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> {
+  return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' || c.get('bodyRead') ? next() : limit(c, next))
 }
 
 /**
@@ -74,7 +74,9 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     })
   })
 
-  app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413) })))
+  const apiTooLarge = (c: Context<AppEnv>) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413)
+  if (deps.jsonBodies) app.use('/api/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
+  app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
   app.use(
     '/public/notifications/*',
     bodyLimit({ maxSize: NOTIFICATION_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The notification is larger than 256 KiB.', 413) }),

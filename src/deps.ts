@@ -1,3 +1,5 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import type { AppEnv } from './env'
 import { type ProviderRegistry, createProviders } from '../providers/index'
 import { retryPolicyFor } from '../providers/shared/http'
 import type { Config } from './config'
@@ -20,6 +22,11 @@ export interface AppDeps {
    * the ISV gave http://localhost or 127.0.0.1 literally); Workers cannot reach those anyway.
    */
   checkWebhookTarget?: (url: string) => Promise<string | null>
+  /**
+   * Reads JSON request bodies up to `limit` bytes the runtime's fastest way, answering `tooLarge`
+   * beyond it (Node: straight from the IncomingMessage). Absent: the standard Request body.
+   */
+  jsonBodies?: (limit: number, tooLarge: (c: Context<AppEnv>) => Response | Promise<Response>) => MiddlewareHandler<AppEnv>
 }
 
 export const nowIso = (deps: Pick<AppDeps, 'now'>) => (deps.now?.() ?? new Date()).toISOString()

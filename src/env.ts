@@ -10,6 +10,8 @@ export type AppEnv = {
     requestId: string
     log: Logger
     caller?: Caller
+    /** The body was read (and its size limited) by the runtime's own reader: see AppDeps.jsonBodies. */
+    bodyRead?: boolean
     /** Filled in by handlers for the request log line. */
     logFields?: Record<string, unknown>
   }

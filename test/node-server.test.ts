@@ -144,3 +144,36 @@ describe('restart persistence', () => {
     expect(output).not.toContain('too-short')
   })
 })
+
+describe('JSON bodies on the Node server (read from the IncomingMessage, not through a Request)', () => {
+  test('a valid body, malformed JSON (400), over 1 MiB with and without a Content-Length (413), a charset parameter', async () => {
+    const cwd = scratchDir()
+    const server = await startServer(cwd)
+    try {
+      const adminToken = readFileSync(join(cwd, 'data/admin-token'), 'utf8').trim()
+      const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+        fetch(`${server.url}/api/v1/orgs`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', ...headers }, body, duplex: 'half' } as RequestInit)
+      expect((await post(JSON.stringify({ name: 'Acme', fulfillmentUrl: 'https://a.example/s' }))).status).toBe(201)
+      expect((await post(JSON.stringify({ name: 'Ünïcode ✓', fulfillmentUrl: 'https://a.example/s' }), { 'content-type': 'application/json; charset=utf-8' })).status).toBe(201)
+      const malformed = await post('{"name": ')
+      expect(malformed.status).toBe(400)
+      expect(((await malformed.json()) as { error: { code: string } }).error.code).toBe('VALIDATION_ERROR')
+      const big = JSON.stringify({ name: 'x'.repeat(1_100_000), fulfillmentUrl: 'https://a.example/s' })
+      const declared = await post(big)
+      expect(declared.status).toBe(413)
+      expect(((await declared.json()) as { error: { code: string } }).error.code).toBe('PAYLOAD_TOO_LARGE')
+      const stream = new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode(big.slice(i * 60_000, (i + 1) * 60_000)))
+          controller.close()
+        },
+      })
+      const chunked = await post(stream)
+      expect(chunked.status).toBe(413)
+      // The server still answers afterwards.
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200)
+    } finally {
+      await server.stop()
+    }
+  })
+})
