@@ -1,5 +1,5 @@
 import type { D1Database } from '@cloudflare/workers-types'
-import type { Compilable } from 'kysely'
+import type { Compilable, CompiledQuery } from 'kysely'
 import type { DB } from './schema'
 
 /**
@@ -14,14 +14,17 @@ export function registerD1(db: DB, d1: D1Database): void {
   d1Of.set(db, d1)
 }
 
-export async function atomically(db: DB, statements: Compilable[]): Promise<void> {
+/** A statement to build and compile here, or one compiled already (see compiled.ts). */
+export type Statement = Compilable | CompiledQuery
+
+export async function atomically(db: DB, statements: Statement[]): Promise<void> {
   await atomicallyReturning(db, statements)
 }
 
 /** `atomically`, answering each statement's rows (RETURNING or SELECT), in order. */
-export async function atomicallyReturning(db: DB, statements: Compilable[]): Promise<unknown[][]> {
+export async function atomicallyReturning(db: DB, statements: Statement[]): Promise<unknown[][]> {
   if (statements.length === 0) return []
-  const compiled = statements.map((statement) => statement.compile())
+  const compiled = statements.map((statement) => ('compile' in statement ? statement.compile() : statement))
   const d1 = d1Of.get(db)
   if (d1) {
     const results = await d1.batch(compiled.map((query) => d1.prepare(query.sql).bind(...(query.parameters as unknown[]))))
@@ -33,3 +36,6 @@ export async function atomicallyReturning(db: DB, statements: Compilable[]): Pro
     return rows
   })
 }
+
+/** Whether `db` is D1 (whose calls belong to the request that makes them: nothing may be shared across requests). */
+export const isD1 = (db: DB) => d1Of.has(db)

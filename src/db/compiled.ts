@@ -17,12 +17,8 @@ export function placeholders<C extends string>(p: Placeholder, columns: readonly
   return Object.fromEntries(columns.map((column) => [column, p(column)])) as Record<C, any>
 }
 
-export async function runCompiled<R>(
-  db: DB,
-  key: string,
-  build: (p: Placeholder) => Compilable<R>,
-  values: Record<string, unknown>,
-): Promise<QueryResult<R>> {
+/** The statement `key` (compiled on first use) with these values in its parameters. */
+export function compiledQuery<R>(db: DB, key: string, build: (p: Placeholder) => Compilable<R>, values: Record<string, unknown>): CompiledQuery<R> {
   let statements = cache.get(db)
   if (!statements) {
     statements = new Map()
@@ -39,5 +35,14 @@ export async function runCompiled<R>(
     if (!(name in values)) throw new Error(`no value for :${name} in ${key}`)
     return values[name]
   })
-  return db.executeQuery<R>({ ...compiled, parameters } as CompiledQuery<R>)
+  return { ...compiled, parameters } as CompiledQuery<R>
+}
+
+export async function runCompiled<R>(
+  db: DB,
+  key: string,
+  build: (p: Placeholder) => Compilable<R>,
+  values: Record<string, unknown>,
+): Promise<QueryResult<R>> {
+  return db.executeQuery<R>(compiledQuery(db, key, build, values))
 }

@@ -1,5 +1,6 @@
 import { type Compilable, type Insertable, type RawBuilder, sql } from 'kysely'
-import { atomically, atomicallyReturning } from './batch'
+import { atomically, atomicallyReturning, isD1 } from './batch'
+import { type Placeholder, compiledQuery, placeholders } from './compiled'
 import { ENTITLEMENT_COLUMNS } from './entitlements'
 import type { DB, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
 
@@ -23,6 +24,14 @@ export type UsageEntitlement = { id: string; status: string; partner: string }
 /** The org's entitlements among `ids` (status and partner only). */
 export async function findUsageEntitlements(db: DB, orgId: string, ids: string[]): Promise<Map<string, UsageEntitlement>> {
   const found = new Map<string, UsageEntitlement>()
+  if (ids.length === 1) {
+    // The single-record route's lookup, compiled once.
+    const { rows } = await db.executeQuery(
+      compiledQuery(db, 'findUsageEntitlement', (p) => db.selectFrom('entitlements').select(['id', 'status', 'partner']).where('org_id', '=', p('orgId')).where('id', '=', p('id')), { orgId, id: ids[0] }),
+    )
+    for (const row of rows) found.set(row.id, row)
+    return found
+  }
   for (const part of chunks([...new Set(ids)])) {
     const rows = await db.selectFrom('entitlements').select(['id', 'status', 'partner']).where('org_id', '=', orgId).where('id', 'in', part).execute()
     for (const row of rows) found.set(row.id, row)
@@ -52,19 +61,59 @@ export async function findRecordsByKey(db: DB, orgId: string, keys: string[]): P
 
 /**
  * Inserts the records in one transaction (D1: one batch); a key that another request stored
- * first is left as it is. Answers the ids that were inserted.
+ * first is left as it is. Answers the ids that were inserted. On SQLite, the inserts of requests
+ * that arrive together share one transaction (a group commit: one WAL commit for all of them
+ * instead of one each); every request still has its answer only once its rows are committed.
  */
-export async function insertRecords(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
-  const results = await atomicallyReturning(
-    db,
-    rows.map((row) =>
-      db
-        .insertInto('usage_records')
-        .values(row)
-        .onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing())
-        .returning('id'),
-    ),
-  )
+export function insertRecords(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
+  if (rows.length === 0) return Promise.resolve(new Set())
+  if (isD1(db)) return insertNow(db, rows)
+  let group = groups.get(db)
+  if (!group) {
+    const created: Group = { rows: [], done: [] }
+    group = created
+    groups.set(db, created)
+    later(() => {
+      groups.delete(db)
+      void flush(db, created)
+    })
+  }
+  const mine = group
+  mine.rows.push(...rows)
+  return new Promise((resolve, reject) => mine.done.push({ resolve, reject }))
+}
+
+interface Group {
+  rows: Array<Insertable<UsageRecordsTable>>
+  done: Array<{ resolve: (inserted: Set<string>) => void; reject: (error: unknown) => void }>
+}
+const groups = new WeakMap<DB, Group>()
+/** After the I/O already waiting (the other requests that came in together) has been read. */
+const later: (run: () => void) => void = (globalThis as { setImmediate?: (run: () => void) => void }).setImmediate ?? ((run) => setTimeout(run, 0))
+
+async function flush(db: DB, group: Group) {
+  try {
+    const inserted = await insertNow(db, group.rows)
+    for (const waiter of group.done) waiter.resolve(inserted)
+  } catch (error) {
+    for (const waiter of group.done) waiter.reject(error)
+  }
+}
+
+const RECORD_COLUMNS = [
+  'id', 'org_id', 'entitlement_id', 'partner', 'dimension', 'quantity', 'timestamp', 'timestamp_given', 'hour', 'idempotency_key',
+  'status', 'marketplace_status', 'error', 'reported_at', 'report_id', 'created_at',
+] as const
+
+async function insertNow(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
+  // Compiled once: a bulk request inserts a thousand of these.
+  const build = (p: Placeholder) =>
+    db
+      .insertInto('usage_records')
+      .values(placeholders(p, RECORD_COLUMNS) as Insertable<UsageRecordsTable>)
+      .onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing())
+      .returning('id')
+  const results = await atomicallyReturning(db, rows.map((row) => compiledQuery(db, 'insertUsageRecord', build, row)))
   return new Set(results.flatMap((rows) => (rows as Array<{ id: string }>).map((row) => row.id)))
 }
 
