@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createAwsEmulator } from './emulators/aws'
 import { createAzureEmulator } from './emulators/azure'
 import { createGcpEmulator } from './emulators/gcp'
+import { createServiceControlEmulator } from './emulators/gcp-servicecontrol'
 import { createTestBroker } from './helpers'
+import { inPastHour } from './metering-setup'
+import { reportUsage } from '../src/domain/usage-reporter'
 
 /**
  * Every upstream URL override keeps its path (contract, "Wave 2" preamble): with
@@ -36,6 +39,8 @@ const aws = createAwsEmulator()
 let gcp: Awaited<ReturnType<typeof createGcpEmulator>>
 let base: string
 const gcpPaths: string[] = []
+const scPaths: string[] = []
+let serviceControl: ReturnType<typeof createServiceControlEmulator>
 const app = { tenantId: 'prefix-tenant', clientId: 'prefix-app', clientSecret: 'prefix~secret' }
 
 beforeAll(async () => {
@@ -51,7 +56,15 @@ beforeAll(async () => {
     const body = ['GET', 'HEAD'].includes(c.req.method) ? undefined : await c.req.arrayBuffer()
     return fetch(`${gcpEmulator}${url.pathname.replace(/^\/gcp-api/, '')}${url.search}`, { method: c.req.method, headers: c.req.raw.headers, body })
   })
-  base = await underPrefixes({ '/azure-api': azure.app, '/entra': azure.app, '/aws-api': aws.app, '/gcp-api': gcpProxy })
+  serviceControl = createServiceControlEmulator({ isAuthorized: (bearer) => gcp.isAccessToken(bearer) })
+  const sc = await serviceControl.listen()
+  closers.push(sc.close)
+  const scProxy = new Hono().all('*', async (c) => {
+    const url = new URL(c.req.url)
+    scPaths.push(`${c.req.method} ${url.pathname}`)
+    return fetch(`${sc.url}${url.pathname.replace(/^\/sc-api/, '')}${url.search}`, { method: c.req.method, headers: c.req.raw.headers, body: await c.req.arrayBuffer() })
+  })
+  base = await underPrefixes({ '/azure-api': azure.app, '/entra': azure.app, '/aws-api': aws.app, '/gcp-api': gcpProxy, '/sc-api': scProxy })
 })
 
 function form(field: string, value: string): RequestInit {
@@ -109,5 +122,48 @@ describe('upstream URL overrides keep their base path', () => {
       `POST /gcp-api/v1/providers/prefix-provider/accounts/${accountId}:approve`,
       'GET /gcp-api/v1/providers/prefix-provider/entitlements',
     ])
+  })
+
+  test('usage reports too: Azure batchUsageEvent, AWS BatchMeterUsage and Google Service Control (GCP_SERVICE_CONTROL_URL) under their paths', async () => {
+    const broker = await createTestBroker({
+      AZURE_MARKETPLACE_API_URL: `${base}/azure-api`,
+      AZURE_LOGIN_URL: `${base}/entra`,
+      AWS_MARKETPLACE_METERING_URL: `${base}/aws-api`,
+      AWS_MARKETPLACE_ENTITLEMENT_URL: `${base}/aws-api`,
+      GCP_PROCUREMENT_API_URL: `${base}/gcp-api`,
+      GCP_MARKETPLACE_CERTS_URL: `${base}/gcp-api${new URL(gcp.certsUrl).pathname}`,
+      GCP_OAUTH_TOKEN_URL: `${base}/gcp-api/token`,
+      GCP_SERVICE_CONTROL_URL: `${base}/sc-api`,
+    })
+    const { org, apiKey } = await broker.createOrg()
+    const put = async (partner: string, json: unknown) => expect((await broker.request(`/api/v1/orgs/${org.id}/integrations/${partner}`, { method: 'PUT', token: apiKey, json })).status).toBe(200)
+    aws.addCredentials('AKIAPREFIXUSAGE00001', 'prefix/usage')
+    await put('azure', app)
+    await put('aws', { credentials: { accessKeyId: 'AKIAPREFIXUSAGE00001', secretAccessKey: 'prefix/usage' } })
+    await put('gcp', { providerId: 'prefix-usage', audience: 'usage.example', serviceAccountKey: await gcp.createServiceAccount('prefix-usage'), serviceNames: { 'usage-product': 'usage-product.example.com' } })
+    const landed = async (response: Response) => new URL((await response).headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const sub = azure.addSubscription({ appId: app.clientId })
+    const azureId = await landed(await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.issuePurchaseToken(sub.id))}`, { token: null }))
+    const awsId = await landed(await broker.request(`/public/signup/aws/orgId/${org.id}`, { token: null, ...form('x-amzn-marketplace-token', aws.addCustomer({ ProductCode: 'prefix-usage' }).token) }))
+    const { accountId, entitlement } = gcp.addPurchase({ providerId: 'prefix-usage', product: 'usage-product', state: 'ENTITLEMENT_ACTIVE' })
+    serviceControl.addConsumer('usage-product.example.com', entitlement!.usageReportingId)
+    const gcpId = await landed(await broker.request(`/public/signup/gcp/orgId/${org.id}`, { token: null, ...form('x-gcp-marketplace-token', await gcp.mintToken({ aud: 'usage.example', sub: accountId })) }))
+    // Google takes usage up to an hour back: the broker's clock is set just after the hour the records fall in.
+    const at = inPastHour(1, 50)
+    broker.deps.now = () => new Date(Math.floor(Date.parse(at) / 3600_000) * 3600_000 + 3600_000 + 120_000)
+    for (const id of [azureId, awsId, gcpId]) {
+      const recorded = await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}/usage`, { method: 'POST', token: apiKey, json: { dimension: 'calls', quantity: 2, timestamp: at, idempotencyKey: `prefix-${id}` } })
+      expect(recorded.status, await recorded.clone().text()).toBe(202)
+    }
+    azure.calls.length = 0
+    aws.calls.length = 0
+    await reportUsage(broker.deps, broker.deps.logger)
+    expect(azure.calls.map((call) => `${call.method} ${call.path}`)).toContain('POST /azure-api/api/batchUsageEvent')
+    expect(aws.calls.map((call) => call.target)).toContain('BatchMeterUsage')
+    expect(scPaths).toEqual(['POST /sc-api/v1/services/usage-product.example.com:check', 'POST /sc-api/v1/services/usage-product.example.com:report'])
+    for (const id of [azureId, awsId, gcpId]) {
+      const { items } = (await (await broker.request(`/api/v1/orgs/${org.id}/entitlements/${id}/usage`, { token: apiKey })).json()) as { items: Array<{ status: string }> }
+      expect(items.map((item) => item.status), JSON.stringify(items)).toEqual(['REPORTED'])
+    }
   })
 })

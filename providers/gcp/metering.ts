@@ -50,7 +50,8 @@ export interface GcpMeteringOptions {
 export const serviceNameOf = (settings: GcpSettings, productId: string | null) => (productId ? (settings.serviceNames?.[productId] ?? productId) : '')
 
 export function createGcpMetering(options: GcpMeteringOptions): MeteringHandler<GcpSettings> {
-  // As with Procurement: the generated client keeps only the origin of a global rootUrl, so it is given per call too.
+  // As with Procurement: the generated client keeps only the origin of a global rootUrl, so it is
+  // given per call too (over the Procurement root the shared `call` passes).
   const rootUrl = `${options.serviceControlUrl.replace(/\/+$/, '')}/`
   const api = servicecontrol({ version: 'v1', rootUrl })
 
@@ -89,7 +90,7 @@ export function createGcpMetering(options: GcpMeteringOptions): MeteringHandler<
   /** `services.report` of operations that passed their check; a refused request is split to find the operation it was about. */
   async function reportAll(integration: ProviderIntegration, serviceName: string, operations: Operation[], ctx: ProviderContext): Promise<Map<string, UsageReportOutcome>> {
     const reported = await options.call<ReportResponse>(integration, ctx, 'gcp.services.report', (o) =>
-      api.services.report({ serviceName, requestBody: { operations } }, o) as unknown as Promise<{ data: ReportResponse; status: number }>,
+      api.services.report({ serviceName, requestBody: { operations } }, { ...o, rootUrl }) as unknown as Promise<{ data: ReportResponse; status: number }>,
     )
     const outcomes = new Map<string, UsageReportOutcome>()
     if (!reported.ok && reported.status !== 400) {
@@ -157,7 +158,7 @@ export function createGcpMetering(options: GcpMeteringOptions): MeteringHandler<
           }
           const operation = operationOf(item, consumerId)
           const check = await options.call<CheckResponse>(integration, ctx, 'gcp.services.check', (o) =>
-            api.services.check({ serviceName, requestBody: { operation } }, o) as unknown as Promise<{ data: CheckResponse; status: number }>,
+            api.services.check({ serviceName, requestBody: { operation } }, { ...o, rootUrl }) as unknown as Promise<{ data: CheckResponse; status: number }>,
           )
           if (!check.ok) {
             if (check.status === 400) outcomes[i] = { status: 'REJECTED', marketplaceStatus: check.reason ?? 'INVALID_ARGUMENT', reason: 'Google refused the usage check as invalid' }
