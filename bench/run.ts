@@ -6,7 +6,7 @@
 // Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
 // BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_WEBHOOK_EVENTS (10000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
-// (bench/soak.ts: 20000 over 5 starts).
+// (bench/soak.ts: 20000 over 5 starts), BENCH_USAGE_RECORDS for the usage reporter (bench/usage.ts: 100000).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ import {
   type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, root, round, start, startEmulator, work,
 } from './harness'
 import { printSoak, runSoak } from './soak'
+import { printUsage, runUsageBench } from './usage'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const RUNS = 3
@@ -341,9 +342,13 @@ async function main() {
   const soak = await runSoak()
   printSoak(soak)
 
+  // 8: usage metering (bench/usage.ts): recording vs reading, and the reporter on 100,000 records.
+  const usage = await runUsageBench()
+  printUsage(usage)
+
   writeFileSync(
     join(root, 'bench/results.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, soak }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, soak, usage }, null, 2),
   )
   console.log('\nwrote bench/results.json')
 }
