@@ -75,8 +75,6 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   })
 
   const apiTooLarge = (c: Context<AppEnv>) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413)
-  if (deps.jsonBodies) app.use('/api/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
-  app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
   app.use(
     '/public/notifications/*',
     bodyLimit({ maxSize: NOTIFICATION_BODY_LIMIT, onError: (c) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The notification is larger than 256 KiB.', 413) }),
@@ -94,6 +92,9 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     ),
   )
   app.use('/api/v1/*', requireCaller(deps))
+  // After the caller is known: a request without a valid key is refused before its body is read.
+  if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
+  app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
   // A request that may have written events (landing, notification, API) sends their webhooks right
   // after it is answered (Workers: inside waitUntil); the job sends whatever this misses.
   app.use('*', async (c, next) => {

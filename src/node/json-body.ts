@@ -14,7 +14,8 @@ export function nodeJsonBodies(limit: number, tooLarge: (c: Context<AppEnv>) => 
   return async (c, next) => {
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
     const method = c.req.method
-    if (!incoming || typeof incoming.on !== 'function' || method === 'GET' || method === 'HEAD') return next()
+    // Not a Node request, no body, or one somebody has read already (its 'end' would never come again).
+    if (!incoming || typeof incoming.on !== 'function' || method === 'GET' || method === 'HEAD' || incoming.readableEnded || 'rawBody' in incoming) return next()
     if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(c.req.header('content-type') ?? '')) return next()
     const declared = Number(c.req.header('content-length') ?? 0)
     if (declared > limit) {
@@ -39,13 +40,8 @@ export function nodeJsonBodies(limit: number, tooLarge: (c: Context<AppEnv>) => 
       incoming.once('error', reject)
     })
     if (text === null) return tooLarge(c)
-    const cache = c.req.bodyCache as Record<string, Promise<unknown>>
-    cache.text = Promise.resolve(text)
-    try {
-      cache.json = Promise.resolve(JSON.parse(text))
-    } catch {
-      // Left to c.req.json(), which rejects as the validators expect (400).
-    }
+    // c.req.json() parses the cached text (a malformed body rejects there, as the validators expect: 400).
+    ;(c.req.bodyCache as Record<string, Promise<unknown>>).text = Promise.resolve(text)
     c.set('bodyRead', true)
     return next()
   }
