@@ -10,7 +10,8 @@ import { type Kysely, sql } from 'kysely'
 // been closed (`late` = 1). Its id is stable and written before the first call, so a crash
 // between the call and its answer re-sends the same report (Google dedupes the operationId,
 // Azure and AWS answer that they have the hour already). `send_timestamp` is the time it is
-// reported at, fixed at the first attempt (AWS needs a time inside its 6-hour window).
+// reported at, fixed at the first attempt (AWS needs a time inside its 6-hour window). A record that
+// comes after its hour was closed joins the hour's report while that has not been tried yet.
 
 /** Neither SQLite nor D1 runs a migration in one transaction: every step here can run again after a crash. */
 export async function up(db: Kysely<any>): Promise<void> {
@@ -69,6 +70,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
     .addColumn('next_attempt_at', 'text', (col) => col.notNull())
     .addColumn('lease_until', 'text')
+    // Who holds the lease: only its holder may settle the report.
+    .addColumn('lease_owner', 'text')
     // Which run of the reporter closed it (links its records in the same write).
     .addColumn('close_run', 'text', (col) => col.notNull())
     .addColumn('reported_at', 'text')

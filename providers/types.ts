@@ -210,6 +210,11 @@ export interface LocatedNotification {
 export interface MeteringRules {
   /** How far back usage is accepted, in ms. */
   windowMs: number
+  /**
+   * Taken off the window when a record is recorded, for the time until its report reaches a
+   * marketplace that enforces the window (the hour's end, the grace, the next job run).
+   */
+  recordingMarginMs: number
   /** Whether the window is measured from the record's own time or from the start of its UTC hour (Azure meters the hour). */
   windowFrom: 'timestamp' | 'hour'
   /** Whole units only (AWS). */

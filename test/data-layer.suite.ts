@@ -304,23 +304,34 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       await usageDb.closeHour(db, hour, 'run-2', at(2))
       expect(await db.selectFrom('usage_reports').select('id').where('entitlement_id', '=', row.id).execute()).toHaveLength(2)
 
+      // A record after the close joins its hour's report while that was never tried.
+      await usageDb.insertRecords(db, [record('k5', 'gb', 1)])
+      await usageDb.closeHour(db, hour, 'run-3', at(2))
+      const gb = await db.selectFrom('usage_reports').selectAll().where('id', '=', reports[1]!.id).executeTakeFirstOrThrow()
+      expect([gb.quantity, gb.records]).toEqual([8, 2])
+
+      // Once a report has been tried, a later record of its hour is a late report of its own.
+      const leased = await usageDb.leaseReports(db, [reports[0]!.id], at(4), at(100), '2026-01-01T10:30:00.000Z', 'lease-1')
+      expect(leased.map((r) => [r.attempts, r.send_timestamp])).toEqual([[1, '2026-01-01T10:30:00.000Z']])
+      expect(await usageDb.leaseReports(db, [reports[0]!.id], at(5), at(100), '', 'lease-2')).toEqual([])
       const late = record('k4', 'calls', 4)
       await usageDb.insertRecords(db, [late])
-      await usageDb.closeHour(db, hour, 'run-3', at(3))
+      await usageDb.closeHour(db, hour, 'run-4', at(3))
       const lateReport = await db.selectFrom('usage_reports').selectAll().where('late', '=', 1).where('entitlement_id', '=', row.id).executeTakeFirstOrThrow()
       expect([lateReport.quantity, lateReport.timestamp, lateReport.id]).toEqual([4, late.timestamp, `rpt_${late.id.slice(4)}`])
+      expect((await db.selectFrom('usage_reports').select('quantity').where('id', '=', reports[0]!.id).executeTakeFirstOrThrow()).quantity).toBe(3.5)
 
-      const leased = await usageDb.leaseReports(db, [reports[0]!.id, lateReport.id], at(4), at(100), '2026-01-01T10:30:00.000Z')
-      expect(leased.map((r) => [r.attempts, r.send_timestamp]).sort()).toEqual([[1, '2026-01-01T10:30:00.000Z'], [1, '2026-01-01T10:30:00.000Z']])
-      expect(await usageDb.leaseReports(db, [reports[0]!.id], at(5), at(100), '')).toEqual([])
       let n = 0
       const ids = { eventId: () => `evt_usage_${n}`, deliveryId: () => `msg_usage_${n++}` }
-      const settled = { id: reports[0]!.id, status: 'REPORTED' as const, marketplaceStatus: 'Accepted', error: null }
+      const settled = { id: reports[0]!.id, status: 'REPORTED' as const, marketplaceStatus: 'Accepted', error: null, owner: 'lease-1' }
+      // Not the lease's holder, nor settled without one while it is held: nothing changes.
+      await usageDb.settleReports(db, [{ ...settled, owner: 'lease-2' }, { ...settled, owner: undefined }], at(5), ids)
+      expect((await db.selectFrom('usage_reports').select('status').where('id', '=', reports[0]!.id).executeTakeFirstOrThrow()).status).toBe('PENDING')
       await usageDb.settleReports(db, [settled, { id: lateReport.id, status: 'PENDING', error: 'later', nextAttemptAt: at(50) }], at(6), ids)
       await usageDb.settleReports(db, [settled], at(7), ids)
       const records = await db.selectFrom('usage_records').selectAll().where('entitlement_id', '=', row.id).orderBy('idempotency_key').execute()
       expect(records.map((r) => [r.idempotency_key, r.status, r.marketplace_status])).toEqual([
-        ['k1', 'REPORTED', 'Accepted'], ['k2', 'REPORTED', 'Accepted'], ['k3', 'PENDING', null], ['k4', 'PENDING', null],
+        ['k1', 'REPORTED', 'Accepted'], ['k2', 'REPORTED', 'Accepted'], ['k3', 'PENDING', null], ['k4', 'PENDING', null], ['k5', 'PENDING', null],
       ])
       const hooks = await db.selectFrom('webhook_deliveries').selectAll().where('type', '=', 'usage.reported').where('org_id', '=', orgId).execute()
       expect(hooks).toHaveLength(1)

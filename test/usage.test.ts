@@ -255,6 +255,18 @@ describe('reporting', () => {
     expect(m.azure.emulator.usageEventsFor(subscriptionId, 'retry').map((e) => e.quantity)).toEqual([11])
   })
 
+  test('Azure: a batch refused as a whole (400) is sent again event by event, so only a bad event is rejected', async () => {
+    const a = await org.buyAzure()
+    const b = await org.buyAzure()
+    const at = inPastHour(7)
+    await org.record(a.id, { dimension: 'split', quantity: 1, timestamp: at, idempotencyKey: key() })
+    await org.record(b.id, { dimension: 'split', quantity: 2, timestamp: at, idempotencyKey: key() })
+    m.azure.emulator.failNext('batchUsageEvent', 400)
+    await job()
+    expect((await org.usage(a.id))[0]).toMatchObject({ status: 'REPORTED', marketplaceStatus: 'Accepted' })
+    expect((await org.usage(b.id))[0]).toMatchObject({ status: 'REPORTED', marketplaceStatus: 'Accepted' })
+  })
+
   test('AWS: BatchMeterUsage with the real SDK client, in the LicenseArn form and the ProductCode form; CustomerNotSubscribed and unprocessed records', async () => {
     const licensed = await org.buyAws({ license: true })
     const legacy = await org.buyAws({ license: false })

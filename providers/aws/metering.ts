@@ -102,6 +102,7 @@ export function createAwsMetering(meteringClient: (integration: ProviderIntegrat
 
   return {
     rules: {
+      recordingMarginMs: 5 * 60_000,
       windowMs: WINDOW_MS,
       windowFrom: 'timestamp',
       wholeUnits: true,

@@ -58,6 +58,7 @@ function outcomeOf(item: UsageReportItem, result: BatchItemResult | undefined): 
 export function createAzureMetering(batchUsageEvent: BatchCall): MeteringHandler {
   return {
     rules: {
+      recordingMarginMs: 5 * 60_000,
       windowMs: 24 * HOUR_MS,
       windowFrom: 'hour',
       wholeUnits: false,
@@ -92,9 +93,14 @@ export function createAzureMetering(batchUsageEvent: BatchCall): MeteringHandler
         // handled below
       }
       if (response.status === 400) {
-        // The whole batch refused (Microsoft checks the request before its items).
-        const reason = `Azure refused the batch: ${body.details?.find((d) => d.message)?.message ?? body.message ?? 'BadArgument'}`
-        for (const { i } of sending) outcomes[i] = { status: 'REJECTED', marketplaceStatus: 'BadArgument', reason }
+        // The whole batch refused (nothing in it was taken): each event on its own finds the one at fault.
+        if (sending.length > 1) {
+          const one = await Promise.all(sending.map(({ item }) => this.report(integration, [item], ctx)))
+          sending.forEach(({ i }, n) => (outcomes[i] = one[n]![0]))
+          return outcomes as UsageReportOutcome[]
+        }
+        const reason = `Azure refused the usage event: ${body.details?.find((d) => d.message)?.message ?? body.message ?? 'BadArgument'}`
+        outcomes[sending[0]!.i] = { status: 'REJECTED', marketplaceStatus: 'BadArgument', reason }
         return outcomes as UsageReportOutcome[]
       }
       if (!response.ok || !Array.isArray(body.result)) throw new UpstreamError(`Azure batchUsageEvent answered ${response.status}${response.ok ? ' without results' : ''}`, response.status)

@@ -19,6 +19,8 @@ const HOUR_MS = 3600_000
 const RPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED']
 /** Codes that say "not now" rather than "not this": the report is tried again. */
 const TRANSIENT = new Set(['CANCELLED', 'UNKNOWN', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED', 'INTERNAL', 'UNAVAILABLE'])
+/** Check errors of the same kind: Google's own backends were not available to check (`…_UNAVAILABLE`), or it sheds load. */
+const transientCheck = (code: string | undefined) => Boolean(code && (code.endsWith('_UNAVAILABLE') || code === 'LOAD_SHEDDING' || code === 'RESOURCE_EXHAUSTED'))
 
 type Outcome<T> = { ok: true; data: T; status: number } | { ok: false; status: number | null; reason: string | null }
 type Call = <T>(integration: ProviderIntegration, ctx: ProviderContext, label: string, run: (options: Record<string, unknown>) => Promise<{ data: T; status: number }>) => Promise<Outcome<T>>
@@ -129,6 +131,7 @@ export function createGcpMetering(options: GcpMeteringOptions): MeteringHandler<
 
   return {
     rules: {
+      recordingMarginMs: 0,
       // "Service providers must report usage within one hour of the usage being generated."
       windowMs: HOUR_MS,
       windowFrom: 'timestamp',
@@ -166,6 +169,10 @@ export function createGcpMetering(options: GcpMeteringOptions): MeteringHandler<
             return
           }
           const problem = check.data.checkErrors?.[0]
+          if (problem && transientCheck(problem.code)) {
+            outcomes[i] = { status: 'RETRY', reason: `Google could not check the consumer now: ${problem.code}${problem.detail ? `: ${problem.detail}` : ''}` }
+            return
+          }
           if (problem) {
             outcomes[i] = { status: 'REJECTED', marketplaceStatus: problem.code ?? 'CHECK_ERROR', reason: `Google's check refused the consumer: ${problem.code ?? 'error'}${problem.detail ? `: ${problem.detail}` : ''}` }
             return

@@ -182,6 +182,7 @@ export interface UsageReportsTable {
   attempts: Generated<number>
   next_attempt_at: string
   lease_until: string | null
+  lease_owner: string | null
   close_run: string
   reported_at: string | null
   created_at: string

@@ -1,8 +1,8 @@
-import { type Compilable, type Insertable, type RawBuilder, sql } from 'kysely'
+import { type Compilable, type ExpressionBuilder, type Insertable, type RawBuilder, sql } from 'kysely'
 import { atomically, atomicallyReturning, isD1 } from './batch'
 import { type Placeholder, compiledQuery, placeholders } from './compiled'
 import { ENTITLEMENT_COLUMNS } from './entitlements'
-import type { DB, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
+import type { DB, Database, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
 
 /**
  * Usage records and the reports that carry them to the marketplaces (migration 0007). Lists of
@@ -105,15 +105,25 @@ const RECORD_COLUMNS = [
   'status', 'marketplace_status', 'error', 'reported_at', 'report_id', 'created_at',
 ] as const
 
+/** Rows per multi-row insert on D1 (16 columns: 80 bound parameters, under D1's 100). */
+const D1_ROWS_PER_INSERT = 5
+/** Statements per D1 batch. */
+const D1_BATCH = 50
+
 async function insertNow(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
-  // Compiled once: a bulk request inserts a thousand of these.
-  const build = (p: Placeholder) =>
-    db
-      .insertInto('usage_records')
-      .values(placeholders(p, RECORD_COLUMNS) as Insertable<UsageRecordsTable>)
-      .onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing())
-      .returning('id')
-  const results = await atomicallyReturning(db, rows.map((row) => compiledQuery(db, 'insertUsageRecord', build, row)))
+  const insert = (values: Array<Insertable<UsageRecordsTable>>) =>
+    db.insertInto('usage_records').values(values).onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing()).returning('id')
+  let results: unknown[][]
+  if (isD1(db)) {
+    // Few statements (D1 counts each one): a few rows each, a few batches for a whole bulk request.
+    const statements = chunks(rows, D1_ROWS_PER_INSERT).map(insert)
+    results = []
+    for (const part of chunks(statements, D1_BATCH)) results.push(...(await atomicallyReturning(db, part)))
+  } else {
+    // Compiled once: a bulk request inserts a thousand of these, in one transaction.
+    const build = (p: Placeholder) => insert([placeholders(p, RECORD_COLUMNS) as Insertable<UsageRecordsTable>])
+    results = await atomicallyReturning(db, rows.map((row) => compiledQuery(db, 'insertUsageRecord', build, row)))
+  }
   return new Set(results.flatMap((rows) => (rows as Array<{ id: string }>).map((row) => row.id)))
 }
 
@@ -149,8 +159,9 @@ export async function closableHours(db: DB, cutoff: string, limit: number): Prom
 /**
  * Closes one hour in one atomic write, entirely in SQL (no record is loaded): each entitlement
  * and dimension without a report for the hour gets one with the sum of its records, and those
- * records are linked to it; every other record of the hour came after its hour's report and gets
- * a report of its own (`late`). Report ids come from the first record they carry, so they are
+ * records are linked to it; records for an hour whose report exists but was never tried are added
+ * to it; every other record of the hour came after its hour's report was sent and gets a report
+ * of its own (`late`). Report ids come from the first record they carry, so they are
  * the same whichever process closes the hour.
  */
 export async function closeHour(db: DB, hour: string, run: string, now: string): Promise<void> {
@@ -162,6 +173,15 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
         where r.report_id is null and r.hour = ${hour}
           and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
         group by r.entitlement_id, r.dimension`,
+    sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
+    // Records after the close join their hour's report while nobody has tried to send it (a lease
+    // counts an attempt in the same statement, so a report being sent is never changed).
+    sql`update usage_reports set
+          quantity = round(quantity + (select sum(r.quantity) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension), 6),
+          records = records + (select count(*) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension),
+          close_run = ${run}, updated_at = ${now}
+        where hour = ${hour} and late = 0 and status = 'PENDING' and attempts = 0 and lease_until is null
+          and exists (select 1 from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`,
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
         select 'rpt_' || substr(r.id, 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.timestamp, r.quantity, 1, 1, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
@@ -189,11 +209,12 @@ export function dueReports(db: DB, now: string, limit: number): Promise<UsageRep
  * Takes reports for one attempt: counted before the call, and their reporting time fixed at the
  * first one (`floor`: the earliest time the marketplace still takes, '' when it has no bound).
  */
-export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: string, floor: string): Promise<UsageReportRow[]> {
+export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: string, floor: string, owner: string): Promise<UsageReportRow[]> {
   return db
     .updateTable('usage_reports')
     .set((eb) => ({
       lease_until: leaseUntil,
+      lease_owner: owner,
       attempts: eb('attempts', '+', 1),
       send_timestamp: sql<string>`coalesce(send_timestamp, max(timestamp, ${floor}))`,
       updated_at: now,
@@ -205,9 +226,16 @@ export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: str
     .execute()
 }
 
-export type ReportSettlement =
+export type ReportSettlement = (
   | { id: string; status: 'REPORTED' | 'REJECTED'; marketplaceStatus: string | null; error: string | null }
   | { id: string; status: 'PENDING'; error: string; nextAttemptAt: string }
+) & {
+  /** The lease it was sent under; absent: settled without a call, only while nobody holds it. */
+  owner?: string
+}
+
+/** Reports settled per atomic write (D1 counts every statement of a batch). */
+const SETTLE_CHUNK = 25
 
 /** Most record ids a usage.reported webhook lists (the count is always there). */
 const WEBHOOK_RECORD_IDS = 1000
@@ -219,21 +247,31 @@ const WEBHOOK_RECORD_IDS = 1000
  * settled once: the statements only touch it while it is PENDING.
  */
 export async function settleReports(db: DB, settlements: ReportSettlement[], now: string, ids: { eventId: () => string; deliveryId: () => string }): Promise<void> {
-  const statements: Compilable[] = []
-  for (const s of settlements) {
-    if (s.status === 'PENDING') {
-      statements.push(
-        db
-          .updateTable('usage_reports')
-          .set({ error: s.error, next_attempt_at: s.nextAttemptAt, lease_until: null, updated_at: now })
-          .where('id', '=', s.id)
-          .where('status', '=', 'PENDING'),
-      )
-      continue
-    }
-    const eventId = ids.eventId()
-    const recordIds = sql`json((select json_group_array(id) from (select id from usage_records where report_id = r.id order by id limit ${WEBHOOK_RECORD_IDS})))`
-    statements.push(compilable(db,
+  for (const part of chunks(settlements, SETTLE_CHUNK)) await atomically(db, part.flatMap((s) => settleStatements(db, s, now, ids)))
+}
+
+function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { eventId: () => string; deliveryId: () => string }): Compilable[] {
+  // Only the holder of the lease settles (a lease that ran out may have passed to another process);
+  // a report settled without a call only while nobody holds it.
+  const held = s.owner ? sql`r.lease_owner = ${s.owner}` : sql`(r.lease_until is null or r.lease_until < ${now})`
+  const mine = (eb: ExpressionBuilder<Database, 'usage_reports'>) =>
+    s.owner ? eb('lease_owner', '=', s.owner) : eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)])
+  if (s.status === 'PENDING') {
+    return [
+      db
+        .updateTable('usage_reports')
+        .set({ error: s.error, next_attempt_at: s.nextAttemptAt, lease_until: null, lease_owner: null, updated_at: now })
+        .where('id', '=', s.id)
+        .where('status', '=', 'PENDING')
+        .where(mine),
+    ]
+  }
+  const eventId = ids.eventId()
+  const recordIds = sql`json((select json_group_array(id) from (select id from usage_records where report_id = r.id order by id limit ${WEBHOOK_RECORD_IDS})))`
+  const reportedAt = s.status === 'REPORTED' ? now : null
+  return [
+    compilable(
+      db,
       sql`insert into webhook_deliveries (id, org_id, event_id, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
           select ${ids.deliveryId()}, r.org_id, ${eventId}, 'usage.reported',
             json_object('id', ${eventId}, 'type', 'usage.reported', 'createdAt', ${now}, 'orgId', r.org_id, 'entityType', 'ENTITLEMENT',
@@ -243,21 +281,20 @@ export async function settleReports(db: DB, settlements: ReportSettlement[], now
                 'usageRecordIds', ${recordIds}, 'usageRecordCount', r.records)),
             'PENDING', 0, ${now}, ${now}, ${now}
           from usage_reports r join orgs o on o.id = r.org_id left join entitlements e on e.id = r.entitlement_id
-          where r.id = ${s.id} and r.status = 'PENDING' and o.webhook_url is not null`,
-    ))
-    const reportedAt = s.status === 'REPORTED' ? now : null
-    statements.push(
-      db
-        .updateTable('usage_records')
-        .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt })
-        .where('report_id', '=', s.id)
-        .where('status', '=', 'PENDING'),
-      db
-        .updateTable('usage_reports')
-        .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt, lease_until: null, updated_at: now })
-        .where('id', '=', s.id)
-        .where('status', '=', 'PENDING'),
-    )
-  }
-  await atomically(db, statements)
+          where r.id = ${s.id} and r.status = 'PENDING' and ${held} and o.webhook_url is not null`,
+    ),
+    // The records first, while the report is still PENDING and held (the next statement settles it).
+    db
+      .updateTable('usage_records')
+      .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt })
+      .where('report_id', '=', s.id)
+      .where('status', '=', 'PENDING')
+      .where((eb) => eb.exists(eb.selectFrom('usage_reports as r').select('r.id').where('r.id', '=', s.id).where('r.status', '=', 'PENDING').where(sql<boolean>`${held}`))),
+    db
+      .updateTable('usage_reports')
+      .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt, lease_until: null, lease_owner: null, updated_at: now })
+      .where('id', '=', s.id)
+      .where('status', '=', 'PENDING')
+      .where(mine),
+  ]
 }

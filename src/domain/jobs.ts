@@ -15,13 +15,22 @@ import { deliverDue } from './webhooks'
  * hashes. Each task works a bounded batch per run.
  */
 export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
-  const recovered = await landing.recoverClaims(log)
-  const activations = await landing.retryActivations(log)
-  const notifications = await applyDueNotifications(deps, log)
-  const reconciled = await reconcileDue(deps, log)
-  const usage = (await reportUsage(deps, log)).settled
-  const webhooks = await deliverDue(deps, log)
-  await pruneLandingTokens(deps)
+  // Each task on its own: one that fails (a database hiccup, a bug) does not stop the others.
+  const task = async <T>(name: string, run: () => Promise<T>, none: T): Promise<T> => {
+    try {
+      return await run()
+    } catch (error) {
+      log.error('background task failed; it runs again next time', { task: name, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
+      return none
+    }
+  }
+  const recovered = await task('claims', () => landing.recoverClaims(log), 0)
+  const activations = await task('activations', () => landing.retryActivations(log), 0)
+  const notifications = await task('notifications', () => applyDueNotifications(deps, log), 0)
+  const reconciled = await task('reconcile', () => reconcileDue(deps, log), 0)
+  const usage = await task('usage', async () => (await reportUsage(deps, log)).settled, 0)
+  const webhooks = await task('webhooks', () => deliverDue(deps, log), 0)
+  await task('prune', () => pruneLandingTokens(deps), undefined)
   if (recovered || activations || notifications || reconciled || usage || webhooks) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks })
   return { recovered, activations, notifications, reconciled, usage, webhooks }
 }

@@ -1,5 +1,5 @@
 import { ConfigurationError, ProviderError } from '../../providers/errors'
-import { type MarketplaceProvider, type ProviderIntegration, type UsageReportItem, type UsageReportOutcome, isPartner } from '../../providers/types'
+import { type MarketplaceProvider, type Partner, type ProviderIntegration, type UsageReportItem, type UsageReportOutcome, isPartner } from '../../providers/types'
 import type { EntitlementRow, UsageReportRow } from '../db/schema'
 import * as usageDb from '../db/usage'
 import type { AppDeps } from '../deps'
@@ -78,7 +78,14 @@ export async function reportUsage(deps: AppDeps, log: Logger): Promise<{ closed:
     settled += settlements.filter((s) => s.status !== 'PENDING').length
     let next = 0
     const worker = async () => {
-      while (next < batches.length && Date.now() - started < RUN_BUDGET_MS) settled += await send(deps, batches[next++]!, clock, log)
+      while (next < batches.length && Date.now() - started < RUN_BUDGET_MS) {
+        try {
+          settled += await send(deps, batches[next++]!, clock, log)
+        } catch (error) {
+          // The database, most likely: the batch's lease runs out and a later run sends it.
+          log.error('usage batch failed; retried after its lease', { error: error instanceof Error ? error.message : String(error) })
+        }
+      }
     }
     await Promise.all(Array.from({ length: PARALLEL_BATCHES }, worker))
     if (due.length < DUE_PAGE) break
@@ -112,10 +119,24 @@ async function plan(deps: AppDeps, due: UsageReportRow[], now: number): Promise<
     else groups.set(key, [row])
   }
   for (const rows of groups.values()) {
+    try {
+      batches.push(...(await planGroup(deps, rows, entitlements, settlements, now)))
+    } catch (error) {
+      // One org's trouble (its secrets cannot be opened, say) does not hold up the others.
+      const reason = `could not prepare the report: ${error instanceof Error ? error.message : String(error)}`
+      for (const row of rows) settlements.push(retryOrGiveUp(row, row.attempts, reason, deps.providers[row.partner as Partner]?.metering.rules.retryForMs ?? 0, now))
+    }
+  }
+  return { batches, settlements }
+}
+
+async function planGroup(deps: AppDeps, rows: UsageReportRow[], entitlements: Map<string, EntitlementRow>, settlements: Settlement[], now: number): Promise<Batch[]> {
+  const batches: Batch[] = []
+  {
     const { org_id: orgId, partner } = rows[0]!
     if (!isPartner(partner)) {
       for (const row of rows) settlements.push(rejected(row.id, `unknown marketplace ${partner}`))
-      continue
+      return batches
     }
     const provider = deps.providers[partner]
     const { rules } = provider.metering
@@ -138,12 +159,12 @@ async function plan(deps: AppDeps, due: UsageReportRow[], now: number): Promise<
         else byKey.set(key, [row])
       }
     }
-    if (!integration) continue
+    if (!integration) return batches
     for (const keyed of byKey.values()) {
       for (let i = 0; i < keyed.length; i += BATCH_SIZE) batches.push({ partner, integration, provider, rows: keyed.slice(i, i + BATCH_SIZE), entitlements })
     }
   }
-  return { batches, settlements }
+  return batches
 }
 
 function itemOf(row: UsageReportRow, entitlement: EntitlementRow): UsageReportItem {
@@ -165,13 +186,16 @@ async function send(deps: AppDeps, batch: Batch, clock: () => number, log: Logge
   const { rules } = batch.provider.metering
   const now = clock()
   const floor = rules.clampTimestamp ? iso(now - rules.windowMs + 2 * 60_000) : ''
-  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + leaseMs(deps)), floor)
+  const owner = newId('lease')
+  const leaseUntil = Date.now() + leaseMs(deps)
+  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + leaseMs(deps)), floor, owner)
   if (!leased.length) return 0
   const items = leased.map((row) => itemOf(row, batch.entitlements.get(row.entitlement_id)!))
   const batchLog = log.child({ task: 'usage', orgId: batch.integration.orgId, partner: batch.partner, reports: items.length })
   let outcomes: UsageReportOutcome[]
   try {
-    outcomes = await batch.provider.metering.report(batch.integration, items, { log: batchLog })
+    // Every call and retry ends well inside the lease, so no other process sends these meanwhile.
+    outcomes = await batch.provider.metering.report(batch.integration, items, { log: batchLog, deadline: leaseUntil - 10_000 })
     if (outcomes.length !== items.length) throw new Error(`the ${batch.partner} provider answered ${outcomes.length} outcomes for ${items.length} reports`)
   } catch (error) {
     const reason = error instanceof ProviderError ? error.message : `${error instanceof Error ? error.name : 'Error'}: could not report`
@@ -182,9 +206,9 @@ async function send(deps: AppDeps, batch: Batch, clock: () => number, log: Logge
   }
   const settlements = leased.map((row, i): Settlement => {
     const outcome = outcomes[i]!
-    if (outcome.status === 'RETRY') return retryOrGiveUp(row, row.attempts, outcome.reason, rules.retryForMs, clock())
-    if (outcome.status === 'REJECTED') return rejected(row.id, outcome.reason, outcome.marketplaceStatus)
-    return { id: row.id, status: 'REPORTED', marketplaceStatus: outcome.marketplaceStatus, error: null }
+    if (outcome.status === 'RETRY') return { ...retryOrGiveUp(row, row.attempts, outcome.reason, rules.retryForMs, clock()), owner }
+    if (outcome.status === 'REJECTED') return { ...rejected(row.id, outcome.reason, outcome.marketplaceStatus), owner }
+    return { id: row.id, status: 'REPORTED', marketplaceStatus: outcome.marketplaceStatus, error: null, owner }
   })
   await settle(deps, settlements)
   const counts = settlements.reduce<Record<string, number>>((acc, s) => ({ ...acc, [s.status]: (acc[s.status] ?? 0) + 1 }), {})

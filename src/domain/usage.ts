@@ -75,9 +75,10 @@ const windowText = (ms: number) => (ms === HOUR_MS ? '1 hour' : `${ms / HOUR_MS}
 function refusal(rules: MeteringRules, partner: string, input: UsageInput, at: number, now: number): string | null {
   if (at > now + FUTURE_SKEW_MS) return `timestamp ${new Date(at).toISOString()} is in the future.`
   const from = rules.windowFrom === 'hour' ? Math.floor(at / HOUR_MS) * HOUR_MS : at
-  if (from < now - rules.windowMs) {
-    const measured = rules.windowFrom === 'hour' ? ' (measured from the start of its UTC hour, which is what is reported)' : ''
-    return `timestamp ${new Date(at).toISOString()} is too old: ${partner} accepts usage up to ${windowText(rules.windowMs)} back${measured}.`
+  if (from < now - rules.windowMs + rules.recordingMarginMs) {
+    const measured = rules.windowFrom === 'hour' ? ', measured from the start of its UTC hour, which is what is reported' : ''
+    const margin = rules.recordingMarginMs ? `, less ${rules.recordingMarginMs / 60_000} minutes for the report to reach it` : ''
+    return `timestamp ${new Date(at).toISOString()} is too old: ${partner} accepts usage up to ${windowText(rules.windowMs)} back${measured}${margin}.`
   }
   if (rules.wholeUnits && !Number.isInteger(input.quantity)) return `quantity must be a whole number for ${partner} entitlements (${partner} meters whole units).`
   if (input.quantity > rules.maxQuantity) return `quantity must be at most ${rules.maxQuantity} for ${partner} entitlements.`
