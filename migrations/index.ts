@@ -6,6 +6,7 @@ import * as m0004 from './0004_entitlement_json'
 import * as m0005 from './0005_notifications'
 import * as m0006 from './0006_webhooks'
 import * as m0007 from './0007_usage'
+import * as m0008 from './0008_signups'
 
 /**
  * The migration list, imported statically (no file-system scan) so the same migrations run
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0005_notifications': m0005,
   '0006_webhooks': m0006,
   '0007_usage': m0007,
+  '0008_signups': m0008,
 }

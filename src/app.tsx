@@ -17,6 +17,7 @@ import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
 import { orgRoutes } from './routes/orgs'
+import { signupApiRoutes, signupPageRoutes } from './routes/signups'
 import { usageRoutes } from './routes/usage'
 import { webhookRoutes } from './routes/webhooks'
 
@@ -125,6 +126,8 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/api/v1/orgs', entitlementRoutes(deps))
   app.route('/api/v1/orgs', webhookRoutes(deps))
   app.route('/api/v1/orgs', usageRoutes(deps))
+  app.route('/api/v1/orgs', signupApiRoutes(deps))
+  app.route('/public/signup/newclient', signupPageRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
 

@@ -60,6 +60,20 @@ export const configSchema = z.object({
   GCP_OAUTH_TOKEN_URL: httpUrl.default('https://oauth2.googleapis.com/token'),
   GCP_OIDC_CERTS_URL: httpUrl.default('https://www.googleapis.com/oauth2/v3/certs'),
   GCP_SERVICE_CONTROL_URL: httpUrl.default('https://servicecontrol.googleapis.com'),
+  /** `smtp://user:pass@host:port` or `smtps://…`; unset: confirmation emails are not sent (SKIPPED). */
+  SMTP_URL: z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        const url = new URL(value)
+        return (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== ''
+      } catch {
+        return false
+      }
+    }, 'must be smtp://[user:pass@]host[:port] or smtps://…')
+    .optional(),
+  EMAIL_FROM: z.string().trim().min(3).max(320).default('marketbridge <no-reply@localhost>'),
   /** Per-attempt timeout of every marketplace call; the whole landing gets twice this for all its calls and retries. */
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   /** How often the background job (stale claims, pending activations, pruning) runs on Node. */

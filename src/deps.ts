@@ -7,6 +7,15 @@ import type { DB } from './db/schema'
 import { type SecretBox, createSecretBox } from './domain/crypto'
 import type { Logger } from './logger'
 
+export interface EmailMessage {
+  from: string
+  to: string
+  cc: string[]
+  subject: string
+  text: string
+  html: string
+}
+
 /** Everything the app needs, built by an entry (Node, Workers, tests) and handed to `createApp`. */
 export interface AppDeps {
   config: Config
@@ -26,6 +35,11 @@ export interface AppDeps {
    * Reads JSON request bodies up to `limit` bytes the runtime's fastest way, answering `tooLarge`
    * beyond it (Node: straight from the IncomingMessage). Absent: the standard Request body.
    */
+  /**
+   * Sends one email over SMTP_URL (Node: nodemailer). Absent, or no SMTP_URL: emails are SKIPPED.
+   * Throws with a reason when the server refuses or cannot be reached (the outbox retries).
+   */
+  sendEmail?: (message: EmailMessage) => Promise<void>
   jsonBodies?: (limit: number, tooLarge: (c: Context<AppEnv>) => Response | Promise<Response>) => MiddlewareHandler<AppEnv>
 }
 

@@ -67,7 +67,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
     test('migrations run from scratch and a second run changes nothing', async () => {
       await migrateToLatest(db)
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
-      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications', '0006_webhooks', '0007_usage'])
+      expect(rows.map((row) => row.name)).toEqual(['0001_initial', '0002_claims_and_activations', '0003_entitlement_filters_index', '0004_entitlement_json', '0005_notifications', '0006_webhooks', '0007_usage', '0008_signups'])
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 

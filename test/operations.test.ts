@@ -40,6 +40,7 @@ describe('OpenAPI', () => {
         'POST /api/v1/orgs/{orgId}/entitlements/{id}/refresh',
         'POST /api/v1/orgs/{orgId}/entitlements/{id}/usage',
         'POST /api/v1/orgs/{orgId}/usage',
+        'PUT /api/v1/orgs/{orgId}/signup-form',
         'POST /api/v1/orgs/{orgId}/integrations/aws/notification-secret',
         'GET /api/v1/orgs/{orgId}/webhook-deliveries',
         'POST /api/v1/orgs/{orgId}/webhook-deliveries/{id}/retry',
@@ -53,6 +54,8 @@ describe('OpenAPI', () => {
         'GET /api/v1/orgs/{orgId}/entitlements/{id}',
         'GET /api/v1/orgs/{orgId}/entitlements/{id}/events',
         'GET /api/v1/orgs/{orgId}/entitlements/{id}/usage',
+        'GET /api/v1/orgs/{orgId}/signup-form',
+        'GET /api/v1/orgs/{orgId}/signups',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)

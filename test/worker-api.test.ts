@@ -78,7 +78,7 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(await (await broker.request('/healthz', { token: null })).json()).toEqual({ status: 'ok' })
     const doc = (await (await broker.request('/api/openapi.json', { token: null })).json()) as { openapi: string; paths: Record<string, unknown> }
     expect(doc.openapi).toMatch(/^3\.1/)
-    expect(Object.keys(doc.paths)).toHaveLength(16)
+    expect(Object.keys(doc.paths)).toHaveLength(18)
     expect((await broker.request('/api/docs', { token: null })).headers.get('content-type')).toMatch(/text\/html/)
     const api404 = await broker.request('/api/v1/nothing')
     expect(api404.status).toBe(404)

@@ -189,6 +189,58 @@ export interface UsageReportsTable {
   updated_at: string
 }
 
+export interface SignupFormsTable {
+  org_id: string
+  signup_id: string
+  company_name: string
+  logo_url: string | null
+  public_notes: string | null
+  /** JSON array of addresses. */
+  cc_emails: string
+  /** JSON array of the optional fields shown (name and email always are). */
+  fields: string
+  created_at: string
+  updated_at: string
+}
+
+export interface SignupsTable {
+  id: string
+  org_id: string
+  entitlement_id: string
+  name: string
+  email: string
+  company: string | null
+  phone: string | null
+  notes: string | null
+  email_status: 'PENDING' | 'SENT' | 'SKIPPED' | 'FAILED'
+  created_at: string
+  updated_at: string
+}
+
+export interface SignupTokensTable {
+  nonce: string
+  expires_at: string
+}
+
+export interface EmailsTable {
+  id: string
+  org_id: string
+  signup_id: string
+  to_address: string
+  /** JSON array of addresses. */
+  cc: string
+  subject: string
+  text: string
+  html: string
+  status: 'PENDING' | 'SENT' | 'SKIPPED' | 'FAILED'
+  attempts: Generated<number>
+  next_attempt_at: string
+  lease_until: string | null
+  last_error: string | null
+  created_at: string
+  updated_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -203,6 +255,10 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable
   usage_records: UsageRecordsTable
   usage_reports: UsageReportsTable
+  signup_forms: SignupFormsTable
+  signups: SignupsTable
+  signup_tokens: SignupTokensTable
+  emails: EmailsTable
 }
 
 export type DB = Kysely<Database>
@@ -217,3 +273,6 @@ export type NotificationRow = Selectable<NotificationsTable>
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>
 export type UsageRecordRow = Selectable<UsageRecordsTable>
 export type UsageReportRow = Selectable<UsageReportsTable>
+export type SignupFormRow = Selectable<SignupFormsTable>
+export type SignupRow = Selectable<SignupsTable>
+export type EmailRow = Selectable<EmailsTable>

@@ -3,6 +3,7 @@ import type { Logger } from '../logger'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
 import { reconcileDue } from './reconcile'
+import { sendDueEmails } from './signups'
 import { reportUsage } from './usage-reporter'
 import { deliverDue } from './webhooks'
 
@@ -30,7 +31,8 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   const reconciled = await task('reconcile', () => reconcileDue(deps, log), 0)
   const usage = await task('usage', async () => (await reportUsage(deps, log)).settled, 0)
   const webhooks = await task('webhooks', () => deliverDue(deps, log), 0)
+  const emails = await task('emails', () => sendDueEmails(deps, log), 0)
   await task('prune', () => pruneLandingTokens(deps), undefined)
-  if (recovered || activations || notifications || reconciled || usage || webhooks) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks })
-  return { recovered, activations, notifications, reconciled, usage, webhooks }
+  if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
+  return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }

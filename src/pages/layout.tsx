@@ -10,15 +10,17 @@ const styles = `
   .muted { opacity: .7; font-size: .9rem; }
 `
 
-export function Layout(props: { title: string; children: Child }) {
+/** A page: its title, and the stylesheet (the default one unless the page brings its own). */
+export function Layout(props: { title: string; children: Child; styles?: string; referrer?: 'no-referrer' }) {
   return (
     <html lang="en">
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="robots" content="noindex" />
+        {props.referrer ? <meta name="referrer" content={props.referrer} /> : null}
         <title>{props.title}</title>
-        <style dangerouslySetInnerHTML={{ __html: styles }} />
+        <style dangerouslySetInnerHTML={{ __html: props.styles ?? styles }} />
       </head>
       <body>
         <main>{props.children}</main>

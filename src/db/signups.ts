@@ -1,0 +1,131 @@
+import type { Compilable, Insertable } from 'kysely'
+import { atomically } from './batch'
+import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable, WebhookDeliveriesTable } from './schema'
+
+/** The hosted signup form's tables (migration 0008). */
+
+export function findFormByOrg(db: DB, orgId: string): Promise<SignupFormRow | undefined> {
+  return db.selectFrom('signup_forms').selectAll().where('org_id', '=', orgId).executeTakeFirst()
+}
+
+export function findFormBySignupId(db: DB, signupId: string): Promise<SignupFormRow | undefined> {
+  return db.selectFrom('signup_forms').selectAll().where('signup_id', '=', signupId).executeTakeFirst()
+}
+
+/** Creates or replaces the org's form settings; the signup id of an existing form is kept. */
+export function upsertForm(db: DB, row: Insertable<SignupFormsTable>): Promise<SignupFormRow> {
+  return db
+    .insertInto('signup_forms')
+    .values(row)
+    .onConflict((oc) =>
+      oc.column('org_id').doUpdateSet({
+        company_name: row.company_name,
+        logo_url: row.logo_url,
+        public_notes: row.public_notes,
+        cc_emails: row.cc_emails,
+        fields: row.fields,
+        updated_at: row.updated_at,
+      }),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+/** Spends a form token: true the first time, false for a replay. */
+export async function spendToken(db: DB, nonce: string, expiresAt: string): Promise<boolean> {
+  const row = await db.insertInto('signup_tokens').values({ nonce, expires_at: expiresAt }).onConflict((oc) => oc.column('nonce').doNothing()).returning('nonce').executeTakeFirst()
+  return row !== undefined
+}
+
+export function findSignupByEntitlement(db: DB, entitlementId: string): Promise<SignupRow | undefined> {
+  return db.selectFrom('signups').selectAll().where('entitlement_id', '=', entitlementId).executeTakeFirst()
+}
+
+export function findSignup(db: DB, id: string): Promise<SignupRow | undefined> {
+  return db.selectFrom('signups').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/**
+ * A submission in one atomic write: the signup (a second one for the entitlement updates it), its
+ * confirmation email in the outbox, and its `signup.submitted` delivery when there is one.
+ */
+export async function saveSubmission(
+  db: DB,
+  signup: Insertable<SignupsTable>,
+  email: Insertable<EmailsTable>,
+  delivery: Insertable<WebhookDeliveriesTable> | null,
+): Promise<void> {
+  const statements: Compilable[] = [
+    db
+      .insertInto('signups')
+      .values(signup)
+      .onConflict((oc) =>
+        oc.column('entitlement_id').doUpdateSet({
+          name: signup.name,
+          email: signup.email,
+          company: signup.company,
+          phone: signup.phone,
+          notes: signup.notes,
+          email_status: signup.email_status,
+          updated_at: signup.updated_at,
+        }),
+      ),
+    db.insertInto('emails').values(email),
+  ]
+  if (delivery) statements.push(db.insertInto('webhook_deliveries').values(delivery))
+  await atomically(db, statements)
+}
+
+export async function listSignups(
+  db: DB,
+  query: { orgId: string; limit: number; before?: { createdAt: string; id: string } },
+): Promise<{ rows: SignupRow[]; hasMore: boolean }> {
+  let select = db.selectFrom('signups').selectAll().where('org_id', '=', query.orgId)
+  if (query.before) {
+    const { createdAt, id } = query.before
+    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
+  }
+  const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
+  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+}
+
+// ---- the email outbox ------------------------------------------------------------------------
+
+export function dueEmails(db: DB, now: string, limit: number): Promise<Array<Pick<EmailRow, 'id'>>> {
+  return db
+    .selectFrom('emails')
+    .select('id')
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .orderBy('next_attempt_at')
+    .limit(limit)
+    .execute()
+}
+
+export function leaseEmail(db: DB, id: string, now: string, leaseUntil: string): Promise<EmailRow | undefined> {
+  return db
+    .updateTable('emails')
+    .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1), updated_at: now }))
+    .where('id', '=', id)
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/** An email's outcome, mirrored on its signup (when it is that signup's newest email). */
+export async function settleEmail(db: DB, email: EmailRow, outcome: { status: EmailRow['status']; error: string | null; nextAttemptAt: string | null; now: string }): Promise<void> {
+  await atomically(db, [
+    db
+      .updateTable('emails')
+      .set({ status: outcome.status, last_error: outcome.error, next_attempt_at: outcome.nextAttemptAt ?? email.next_attempt_at, lease_until: null, updated_at: outcome.now })
+      .where('id', '=', email.id),
+    db
+      .updateTable('signups')
+      .set({ email_status: outcome.status })
+      .where('id', '=', email.signup_id)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('emails as newer').select('newer.id').where('newer.signup_id', '=', email.signup_id).where('newer.id', '>', email.id)))),
+  ])
+}

@@ -1,0 +1,349 @@
+import { z } from '@hono/zod-openapi'
+import type { Partner } from '../../providers/types'
+import * as entitlementsDb from '../db/entitlements'
+import type { EntitlementRow, SignupFormRow, SignupRow } from '../db/schema'
+import * as signupsDb from '../db/signups'
+import { type AppDeps, nowIso } from '../deps'
+import { ApiError } from '../errors'
+import type { Logger } from '../logger'
+import { base64UrlDecode, base64UrlEncode, randomBytes, timingSafeEqual } from './crypto'
+import { decodeCursor, encodeCursor } from './cursor'
+import { entitlementJson } from './entitlements'
+import { newId } from './ids'
+import { formatIssues } from './integrations'
+import { checkRedirectUrl, getOrg } from './orgs'
+
+/**
+ * The hosted new-client signup form (contract §10): per-org settings, the public form a buyer
+ * fills in after the landing, and its confirmation email (an outbox the job works).
+ */
+
+export const OPTIONAL_FIELDS = ['company', 'phone', 'notes'] as const
+export const FORM_FIELDS = ['name', 'email', ...OPTIONAL_FIELDS] as const
+export type FormField = (typeof FORM_FIELDS)[number]
+
+const EMAIL = /^[^\s@<>()[\]\\,;:"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/
+export const isEmail = (value: string) => value.length <= 254 && EMAIL.test(value)
+
+export const SignupFormInputSchema = z.strictObject({
+  companyName: z.string().trim().min(1).max(200),
+  logoUrl: z.string().trim().min(1).max(2048).nullable().optional(),
+  publicNotes: z.string().trim().max(2000).nullable().optional(),
+  ccEmails: z.array(z.string().trim().refine(isEmail, 'must be an email address')).max(10).optional(),
+  fields: z.array(z.enum(FORM_FIELDS)).max(5).optional(),
+})
+
+export interface SignupForm {
+  companyName: string
+  logoUrl: string | null
+  publicNotes: string | null
+  ccEmails: string[]
+  fields: FormField[]
+  signupId: string
+  url: string
+  createdAt: string
+  updatedAt: string
+}
+
+export const signupFormUrl = (deps: AppDeps, signupId: string) => `${deps.config.PUBLIC_URL}/public/signup/newclient/${signupId}`
+
+export function toSignupForm(deps: AppDeps, row: SignupFormRow): SignupForm {
+  return {
+    companyName: row.company_name,
+    logoUrl: row.logo_url,
+    publicNotes: row.public_notes,
+    ccEmails: JSON.parse(row.cc_emails) as string[],
+    fields: JSON.parse(row.fields) as FormField[],
+    signupId: row.signup_id,
+    url: signupFormUrl(deps, row.signup_id),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }
+}
+
+/** `PUT …/signup-form`: the org's form settings; a later PUT keeps the signup id and URL. */
+export async function putSignupForm(deps: AppDeps, orgId: string, body: unknown): Promise<SignupForm> {
+  await getOrg(deps, orgId)
+  const parsed = SignupFormInputSchema.safeParse(body)
+  if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid signup form: ${formatIssues(parsed.error)}.`)
+  const input = parsed.data
+  const logoUrl = input.logoUrl ? checkRedirectUrl('logoUrl', input.logoUrl) : null
+  // name and email are always asked; the others as configured (default: all).
+  const optional = input.fields ? OPTIONAL_FIELDS.filter((f) => input.fields!.includes(f)) : [...OPTIONAL_FIELDS]
+  const now = nowIso(deps)
+  const row = await signupsDb.upsertForm(deps.db, {
+    org_id: orgId,
+    signup_id: newId('sgn'),
+    company_name: input.companyName,
+    logo_url: logoUrl,
+    public_notes: input.publicNotes || null,
+    cc_emails: JSON.stringify([...new Set(input.ccEmails ?? [])]),
+    fields: JSON.stringify(['name', 'email', ...optional]),
+    created_at: now,
+    updated_at: now,
+  })
+  return toSignupForm(deps, row)
+}
+
+export async function getSignupForm(deps: AppDeps, orgId: string): Promise<SignupForm> {
+  await getOrg(deps, orgId)
+  const row = await signupsDb.findFormByOrg(deps.db, orgId)
+  if (!row) throw new ApiError('NOT_FOUND', 'The org has no signup form yet; create it with PUT.')
+  return toSignupForm(deps, row)
+}
+
+// ---- the form token (CSRF): signed, tied to the form and the entitlement, single-use -------------
+
+const TOKEN_TTL_MS = 2 * 3600_000
+const keys = new WeakMap<object, Promise<CryptoKey>>()
+
+function tokenKey(deps: AppDeps): Promise<CryptoKey> {
+  let key = keys.get(deps.config)
+  if (!key) {
+    key = (async () => {
+      // A key of its own, derived from ENCRYPTION_KEY (HMAC of a fixed label), never the key itself.
+      const master = await crypto.subtle.importKey('raw', base64UrlDecode(deps.config.ENCRYPTION_KEY.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+      const derived = await crypto.subtle.sign('HMAC', master, new TextEncoder().encode('marketbridge signup-form token v1'))
+      return crypto.subtle.importKey('raw', derived, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+    })()
+    keys.set(deps.config, key)
+  }
+  return key
+}
+
+async function mac(deps: AppDeps, text: string): Promise<string> {
+  return base64UrlEncode(new Uint8Array(await crypto.subtle.sign('HMAC', await tokenKey(deps), new TextEncoder().encode(text))))
+}
+
+export async function issueFormToken(deps: AppDeps, signupId: string, entitlementId: string): Promise<string> {
+  const nonce = base64UrlEncode(randomBytes(16))
+  const expires = Date.now() + TOKEN_TTL_MS
+  return `${nonce}.${expires}.${await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`)}`
+}
+
+/** The token's nonce and expiry when it is genuine, for this form and this entitlement, and not expired. */
+export async function checkFormToken(deps: AppDeps, token: string, signupId: string, entitlementId: string): Promise<{ nonce: string; expiresAt: string } | null> {
+  const [nonce, expires, signature, extra] = token.split('.')
+  if (!nonce || !expires || !signature || extra !== undefined || !/^\d{1,15}$/.test(expires)) return null
+  if (!timingSafeEqual(signature, await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`))) return null
+  if (Number(expires) < Date.now()) return null
+  return { nonce, expiresAt: new Date(Number(expires)).toISOString() }
+}
+
+// ---- the public form ---------------------------------------------------------------------------
+
+export interface FormContext {
+  form: SignupFormRow
+  companyName: string
+  entitlement: EntitlementRow
+  fields: FormField[]
+}
+
+/** The form and the entitlement it is for; null when either is unknown or they belong to different orgs. */
+export async function formContext(deps: AppDeps, signupId: string, entitlementId: string): Promise<FormContext | null> {
+  if (!/^sgn_[0-9a-z]{26}$/.test(signupId) || !/^ent_[0-9a-z]{26}$/.test(entitlementId)) return null
+  const form = await signupsDb.findFormBySignupId(deps.db, signupId)
+  if (!form) return null
+  const entitlement = await entitlementsDb.findEntitlement(deps.db, form.org_id, entitlementId)
+  if (!entitlement) return null
+  return { form, companyName: form.company_name, entitlement, fields: JSON.parse(form.fields) as FormField[] }
+}
+
+export type FormValues = Partial<Record<FormField, string>>
+export type FormErrors = Partial<Record<FormField, string>>
+
+const LIMITS: Record<FormField, number> = { name: 200, email: 254, company: 200, phone: 40, notes: 2000 }
+
+/** The submitted values (trimmed, only the form's fields) and what is wrong with them. */
+export function validateSubmission(fields: FormField[], raw: Record<string, unknown>): { values: FormValues; errors: FormErrors } {
+  const values: FormValues = {}
+  const errors: FormErrors = {}
+  for (const field of fields) {
+    const value = typeof raw[field] === 'string' ? (raw[field] as string).replace(/\r\n/g, '\n').trim() : ''
+    values[field] = value.slice(0, LIMITS[field] + 1)
+    if (value.length > LIMITS[field]) errors[field] = `Please keep this under ${LIMITS[field]} characters.`
+  }
+  if (!values.name) errors.name = 'Please enter your name.'
+  if (!values.email) errors.email = 'Please enter your email address.'
+  else if (!errors.email && !isEmail(values.email)) errors.email = 'Please enter a valid email address, like name@example.com.'
+  if (values.phone && !errors.phone && !/^[+()0-9 .\-/]{3,40}$/.test(values.phone)) errors.phone = 'Please enter a phone number (digits, spaces, + - ( ) only).'
+  for (const field of fields) if (values[field] && /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(values[field]!)) errors[field] = 'Please remove the control characters.'
+  return { values, errors }
+}
+
+export const partnerNames: Record<Partner, string> = { azure: 'Microsoft Azure Marketplace', aws: 'AWS Marketplace', gcp: 'Google Cloud Marketplace' }
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!)
+}
+
+/** The confirmation email: plain text and HTML, everything the buyer typed escaped. */
+export function confirmationEmail(context: FormContext, values: FormValues) {
+  const { companyName, entitlement } = context
+  const marketplace = partnerNames[entitlement.partner as Partner] ?? entitlement.partner
+  const product = [entitlement.product_id, entitlement.plan_id].filter(Boolean).join(' / ')
+  const subject = `${companyName}: your signup is confirmed`.replace(/[\r\n]+/g, ' ')
+  const lines = [
+    `Hello ${values.name},`,
+    '',
+    `thank you for signing up for ${companyName} through ${marketplace}${product ? ` (${product})` : ''}.`,
+    `We have received your details and will be in touch at ${values.email}.`,
+    '',
+    `Your reference: ${entitlement.id}`,
+    '',
+    companyName,
+  ]
+  const html = `<!doctype html><html><body style="font-family:system-ui,sans-serif;line-height:1.5">
+<p>Hello ${escapeHtml(values.name ?? '')},</p>
+<p>thank you for signing up for <strong>${escapeHtml(companyName)}</strong> through ${escapeHtml(marketplace)}${product ? ` (${escapeHtml(product)})` : ''}.
+We have received your details and will be in touch at ${escapeHtml(values.email ?? '')}.</p>
+<p style="color:#666">Your reference: ${escapeHtml(entitlement.id)}</p>
+<p>${escapeHtml(companyName)}</p>
+</body></html>`
+  return { subject, text: lines.join('\n'), html }
+}
+
+export interface Signup {
+  id: string
+  entitlementId: string
+  name: string
+  email: string
+  company: string | null
+  phone: string | null
+  notes: string | null
+  createdAt: string
+  updatedAt: string
+  emailStatus: SignupRow['email_status']
+}
+
+export function toSignup(row: SignupRow): Signup {
+  return {
+    id: row.id,
+    entitlementId: row.entitlement_id,
+    name: row.name,
+    email: row.email,
+    company: row.company,
+    phone: row.phone,
+    notes: row.notes,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    emailStatus: row.email_status,
+  }
+}
+
+function msgId(): string {
+  return `msg_${Array.from(randomBytes(13), (b) => b.toString(16).padStart(2, '0')).join('')}`
+}
+
+/**
+ * Stores a valid submission: the signup (updated if the entitlement has one), its confirmation
+ * email (PENDING, or SKIPPED without SMTP), and `signup.submitted` when the org has a webhookUrl,
+ * in one write. The form token must have been spent by the caller.
+ */
+export async function saveSignup(deps: AppDeps, context: FormContext, values: FormValues): Promise<SignupRow> {
+  const now = nowIso(deps)
+  const existing = await signupsDb.findSignupByEntitlement(deps.db, context.entitlement.id)
+  const sending = Boolean(deps.config.SMTP_URL && deps.sendEmail)
+  const signup: SignupRow = {
+    id: existing?.id ?? newId('sup'),
+    org_id: context.form.org_id,
+    entitlement_id: context.entitlement.id,
+    name: values.name!,
+    email: values.email!,
+    company: values.company || null,
+    phone: values.phone || null,
+    notes: values.notes || null,
+    email_status: sending ? 'PENDING' : 'SKIPPED',
+    created_at: existing?.created_at ?? now,
+    updated_at: now,
+  }
+  const message = confirmationEmail(context, values)
+  const org = await getOrg(deps, context.form.org_id)
+  let delivery = null
+  if (org.webhookUrl) {
+    const eventId = newId('evt')
+    const payload = {
+      id: eventId,
+      type: 'signup.submitted',
+      createdAt: now,
+      orgId: org.id,
+      entityType: 'SIGNUP',
+      entityId: signup.id,
+      action: 'SUBMIT',
+      entityStatus: context.entitlement.status,
+      partner: context.entitlement.partner,
+      data: { signup: toSignup(signup), entitlement: '__ENTITLEMENT__' },
+    }
+    delivery = {
+      id: msgId(),
+      org_id: org.id,
+      event_id: eventId,
+      type: 'signup.submitted',
+      payload: JSON.stringify(payload).replace('"__ENTITLEMENT__"', entitlementJson(context.entitlement)),
+      status: 'PENDING' as const,
+      next_attempt_at: now,
+      created_at: now,
+      updated_at: now,
+    }
+  }
+  await signupsDb.saveSubmission(
+    deps.db,
+    signup,
+    {
+      id: newId('eml'),
+      org_id: org.id,
+      signup_id: signup.id,
+      to_address: signup.email,
+      cc: context.form.cc_emails,
+      subject: message.subject,
+      text: message.text,
+      html: message.html,
+      status: sending ? 'PENDING' : 'SKIPPED',
+      next_attempt_at: now,
+      created_at: now,
+      updated_at: now,
+    },
+    delivery,
+  )
+  if (!sending) deps.logger.info('confirmation email skipped: no SMTP_URL', { orgId: org.id, signupId: signup.id })
+  return signup
+}
+
+/** `GET …/signups`: newest first. */
+export async function listSignups(deps: AppDeps, orgId: string, query: { limit: number; cursor?: string }) {
+  await getOrg(deps, orgId)
+  const { rows, hasMore } = await signupsDb.listSignups(deps.db, { orgId, limit: query.limit, before: query.cursor ? decodeCursor(query.cursor) : undefined })
+  return { items: rows.map(toSignup), nextCursor: hasMore && rows.length ? encodeCursor(rows.at(-1)!) : null }
+}
+
+// ---- the outbox --------------------------------------------------------------------------------
+
+/** Retries after about 1, 5, 15 and 30 minutes, then hourly, for a day; then FAILED. */
+const EMAIL_RETRY_MS = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
+const EMAIL_GIVE_UP_MS = 24 * 3600_000
+
+/** Sends the confirmation emails that are due (a batch per run). */
+export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number> {
+  const send = deps.sendEmail
+  if (!send || !deps.config.SMTP_URL) return 0
+  const now = Date.now()
+  const due = await signupsDb.dueEmails(deps.db, new Date(now).toISOString(), 20)
+  for (const { id } of due) {
+    const email = await signupsDb.leaseEmail(deps.db, id, new Date(now).toISOString(), new Date(now + 60_000).toISOString())
+    if (!email) continue
+    const emailLog = log.child({ emailId: email.id, orgId: email.org_id })
+    try {
+      await send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html })
+      await signupsDb.settleEmail(deps.db, email, { status: 'SENT', error: null, nextAttemptAt: null, now: nowIso(deps) })
+      emailLog.info('confirmation email sent', { attempt: email.attempts })
+    } catch (error) {
+      // The SMTP server's answer, never the URL (it carries the credentials).
+      const reason = (error instanceof Error ? `${(error as Error & { code?: string }).code ?? error.name}: ${error.message}` : String(error)).replace(/smtps?:\/\/[^\s]*/gi, 'smtp://…').slice(0, 1024)
+      const next = Date.now() + (EMAIL_RETRY_MS[Math.min(email.attempts, EMAIL_RETRY_MS.length) - 1] ?? 3_600_000)
+      const giveUp = next - Date.parse(email.created_at) > EMAIL_GIVE_UP_MS
+      await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(next).toISOString(), now: nowIso(deps) })
+      emailLog.warn('confirmation email failed', { attempt: email.attempts, error: reason, final: giveUp })
+    }
+  }
+  return due.length
+}
