@@ -1,12 +1,14 @@
 import type { D1Database, ExecutionContext, ScheduledController } from '@cloudflare/workers-types'
 import { type App, createApp } from './app'
-import { ConfigError, parseConfig } from './config'
+import { type Config, ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
 import { createD1Db } from './db/d1'
 import { buildDeps } from './deps'
 import { runJobs } from './domain/jobs'
 import { createLandingService } from './domain/landing'
 import { createLogger } from './logger'
+import type { DB } from './db/schema'
+import { createWorkerEmailSender } from './worker-email'
 
 /** Bindings: the D1 database `DB`, plus the contract's variables as `vars` and secrets. */
 export interface WorkerEnv {
@@ -26,7 +28,13 @@ async function build(env: WorkerEnv, origin: string): Promise<App> {
   const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || origin })
   const db = createD1Db(env.DB)
   await migrateToLatest(db)
-  return createApp(await buildDeps(config, db, createLogger()))
+  return createApp(await workerDeps(config, db))
+}
+
+/** The shared dependencies plus what only Workers has: SMTP over `cloudflare:sockets`. */
+async function workerDeps(config: Config, db: DB) {
+  const deps = await buildDeps(config, db, createLogger())
+  return config.SMTP_URL ? { ...deps, sendEmail: createWorkerEmailSender(config.SMTP_URL) } : deps
 }
 
 export default {
@@ -50,7 +58,7 @@ export default {
     const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || 'http://localhost' })
     const db = createD1Db(env.DB)
     await migrateToLatest(db)
-    const deps = await buildDeps(config, db, createLogger())
+    const deps = await workerDeps(config, db)
     await runJobs(deps, createLandingService(deps), deps.logger.child({ component: 'job' }))
   },
 }

@@ -1,0 +1,96 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Webhook } from 'standardwebhooks'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { runJobs } from '../src/domain/jobs'
+import { createLandingService } from '../src/domain/landing'
+import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver } from './helpers'
+import { header, startSmtpServer } from './smtp'
+import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
+
+/**
+ * The hosted form on both runtimes, through HTTP only: the Node app (nodemailer) and `npm run
+ * dev:worker` (workerd + D1, SMTP over `cloudflare:sockets` with worker-mailer), each sending the
+ * confirmation to a real SMTP server on loopback.
+ */
+let azure: AzureSetup
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>
+let hooks: Awaited<ReturnType<typeof startHookReceiver>>
+let node: TestBroker
+let worker: WorkerProcess
+let persistTo: string
+
+beforeAll(async () => {
+  azure = await startAzure()
+  smtp = await startSmtpServer({ credentials: { user: 'mailer@acme.example', pass: 'p@ss:w/rd' } })
+  hooks = await startHookReceiver()
+  const env = { AZURE_MARKETPLACE_API_URL: azure.url, AZURE_LOGIN_URL: azure.url, SMTP_URL: smtp.url, EMAIL_FROM: 'Acme <hello@acme.example>' }
+  node = await createTestBroker(env)
+  persistTo = mkdtempSync(join(tmpdir(), 'marketbridge-signup-'))
+  worker = await startWorker(persistTo, env)
+}, 120_000)
+
+afterAll(async () => {
+  await worker?.stop()
+  await node?.close()
+  await hooks?.close()
+  await smtp?.close()
+  await azure?.close()
+  rmSync(persistTo, { recursive: true, force: true })
+})
+
+type Client = Pick<TestBroker, 'request' | 'createOrg'>
+const runtimes: Array<[string, () => Client, () => Promise<unknown>]> = [
+  ['node + SQLite', () => node, () => runJobs(node.deps, createLandingService(node.deps), node.deps.logger)],
+  ['workerd + D1', () => httpBroker(worker.url), () => fetch(`${worker.url}/__scheduled?cron=${encodeURIComponent('* * * * *')}`)],
+]
+
+describe.each(runtimes)('%s', (name, client, job) => {
+  test('landing → form → submission → confirmation email with CC at the SMTP server, signup.submitted, emailStatus SENT', async () => {
+    const broker = client()
+    const created = (await broker.createOrg({ webhookUrl: hooks.url })) as unknown as { org: { id: string }; apiKey: string; webhookSecret: string }
+    const { org, apiKey } = created
+    await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, { method: 'PUT', token: apiKey, json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret } })
+    const put = await broker.request(`/api/v1/orgs/${org.id}/signup-form`, { method: 'PUT', token: apiKey, json: { companyName: `Acme on ${name}`, ccEmails: ['cc@acme.example'] } })
+    const { signupForm } = (await put.json()) as { signupForm: { url: string } }
+    await broker.request(`/api/v1/orgs/${org.id}`, { method: 'PATCH', token: apiKey, json: { fulfillmentUrl: signupForm.url.replace(/^http:\/\/[^/]+/, 'http://localhost') } })
+    const sub = azure.emulator.addSubscription({ appId: azure.clientId })
+    const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
+    expect(landing.status).toBe(303)
+    const location = new URL(landing.headers.get('location')!)
+    const path = location.pathname + location.search
+    const html = await (await broker.request(path, { token: null })).text()
+    expect(html).toContain(`Acme on ${name}`)
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!
+    const buyer = `buyer-${org.id.slice(-8)}@buyer.example`
+    const done = await broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, name: 'Grace Hopper', email: buyer }).toString() })
+    expect(done.status).toBe(200)
+
+    let mail = smtp.mails.find((m) => m.to.includes(buyer))
+    for (let i = 0; i < 100 && !mail; i++) {
+      await job()
+      await sleep(100)
+      mail = smtp.mails.find((m) => m.to.includes(buyer))
+    }
+    if (!mail) console.log('WORKER OUTPUT', worker.output().split('\n').filter((l) => /email|smtp|mail|error/i.test(l)).slice(-8).join('\n'))
+    expect(mail, 'the confirmation email').toBeTruthy()
+    expect(mail!.to.sort()).toEqual([buyer, 'cc@acme.example'].sort())
+    expect(header(mail!.raw, 'subject')).toContain(`Acme on ${name}`)
+    expect(mail!.from).toBe('hello@acme.example')
+
+    let status = ''
+    for (let i = 0; i < 50 && status !== 'SENT'; i++) {
+      status = ((await (await broker.request(`/api/v1/orgs/${org.id}/signups`, { token: apiKey })).json()) as { items: Array<{ emailStatus: string }> }).items[0]!.emailStatus
+      if (status !== 'SENT') await sleep(100)
+    }
+    expect(status).toBe('SENT')
+    let hook = hooks.received.find((r) => r.body.includes('"signup.submitted"') && r.body.includes(org.id))
+    for (let i = 0; i < 50 && !hook; i++) {
+      await job()
+      await sleep(100)
+      hook = hooks.received.find((r) => r.body.includes('"signup.submitted"') && r.body.includes(org.id))
+    }
+    expect((new Webhook(created.webhookSecret).verify(hook!.body, hook!.headers) as { entityType: string }).entityType).toBe('SIGNUP')
+  }, 120_000)
+})
