@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import fc from 'fast-check'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
@@ -92,5 +93,40 @@ describe.each(runtimes)('%s', (name, client, job) => {
       hook = hooks.received.find((r) => r.body.includes('"signup.submitted"') && r.body.includes(org.id))
     }
     expect((new Webhook(created.webhookSecret).verify(hook!.body, hook!.headers) as { entityType: string }).entityType).toBe('SIGNUP')
+  }, 120_000)
+
+  test('property: any form post and any signup-form body is a 2xx/4xx page or error, never a 5xx; a refused post stores nothing', async () => {
+    const broker = client()
+    const { org, apiKey } = await broker.createOrg()
+    await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, { method: 'PUT', token: apiKey, json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret } })
+    const { signupForm } = (await (await broker.request(`/api/v1/orgs/${org.id}/signup-form`, { method: 'PUT', token: apiKey, json: { companyName: 'Fuzz' } })).json()) as { signupForm: { url: string; signupId: string } }
+    await broker.request(`/api/v1/orgs/${org.id}`, { method: 'PATCH', token: apiKey, json: { fulfillmentUrl: signupForm.url.replace(/^http:\/\/[^/]+/, 'http://localhost') } })
+    const sub = azure.emulator.addSubscription({ appId: azure.clientId })
+    const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
+    const entitlementId = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    const path = `/public/signup/newclient/${signupForm.signupId}?sugerEntitlementId=${entitlementId}`
+    const stored = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/signups`, { token: apiKey })).json()) as { items: unknown[] }).items.length
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(fc.constantFrom('csrf', 'name', 'email', 'company', 'phone', 'notes', 'x'), fc.oneof(fc.string({ maxLength: 300 }), fc.constant('<script>alert(1)</script>'), fc.constant('a@b.example'))),
+        fc.constantFrom(path, `/public/signup/newclient/${signupForm.signupId}?sugerEntitlementId=ent_nope`, `/public/signup/newclient/sgn_x?sugerEntitlementId=${entitlementId}`),
+        fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'application/json'),
+        async (fields, target, type) => {
+          const response = await broker.request(target, { method: 'POST', token: null, headers: { 'content-type': type }, body: new URLSearchParams(fields).toString() })
+          expect([400, 403, 404, 413]).toContain(response.status)
+          expect(await response.text()).not.toMatch(/<script>alert/)
+        },
+      ),
+      { numRuns: 40 },
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.jsonValue(), fc.record({ companyName: fc.string({ maxLength: 300 }), logoUrl: fc.oneof(fc.webUrl(), fc.string()), ccEmails: fc.array(fc.oneof(fc.emailAddress(), fc.string()), { maxLength: 12 }), fields: fc.array(fc.string(), { maxLength: 6 }) }, { requiredKeys: [] })), async (body) => {
+        const response = await broker.request(`/api/v1/orgs/${org.id}/signup-form`, { method: 'PUT', token: apiKey, json: body })
+        expect([200, 400]).toContain(response.status)
+      }),
+      { numRuns: 40 },
+    )
+    // No token from the page was ever sent, so nothing could be stored.
+    expect(await stored()).toBe(0)
   }, 120_000)
 })

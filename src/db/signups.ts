@@ -37,6 +37,11 @@ export async function spendToken(db: DB, nonce: string, expiresAt: string): Prom
   return row !== undefined
 }
 
+/** Spent tokens are kept only until they would have expired anyway. */
+export async function deleteExpiredTokens(db: DB, now: string): Promise<void> {
+  await db.deleteFrom('signup_tokens').where('expires_at', '<', now).execute()
+}
+
 export function findSignupByEntitlement(db: DB, entitlementId: string): Promise<SignupRow | undefined> {
   return db.selectFrom('signups').selectAll().where('entitlement_id', '=', entitlementId).executeTakeFirst()
 }

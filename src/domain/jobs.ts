@@ -3,6 +3,7 @@ import type { Logger } from '../logger'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
 import { reconcileDue } from './reconcile'
+import { deleteExpiredTokens } from '../db/signups'
 import { sendDueEmails } from './signups'
 import { reportUsage } from './usage-reporter'
 import { deliverDue } from './webhooks'
@@ -33,6 +34,7 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   const webhooks = await task('webhooks', () => deliverDue(deps, log), 0)
   const emails = await task('emails', () => sendDueEmails(deps, log), 0)
   await task('prune', () => pruneLandingTokens(deps), undefined)
+  await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, new Date().toISOString()), undefined)
   if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
   return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }
