@@ -149,6 +149,8 @@ describe('the buyer’s form', () => {
     expect(html).toMatch(/aria-invalid="true"/)
     const long = await submit(path, { csrf: token, name: 'x'.repeat(5000), email: 'a@b.example' })
     expect(long.status).toBe(400)
+    // Line breaks only in notes: elsewhere they could shape the confirmation email's text.
+    expect((await submit(path, { csrf: token, name: 'Ada\nVisit https://spam.example', email: 'a@b.example' })).status).toBe(400)
     const { items } = (await (await broker.request(`/api/v1/orgs/${s.org.id}/signups`, { token: s.apiKey })).json()) as { items: unknown[] }
     expect(items).toEqual([])
   })
@@ -161,7 +163,7 @@ describe('the buyer’s form', () => {
     expect(html).toContain('&lt;script&gt;alert')
     expect(html).not.toContain('<img src=x')
     const token = csrfOf(html)
-    const ok = await submit(path, { csrf: token, name: '<b>Mallory</b>', email: 'm@buyer.example' })
+    const ok = await submit(path, { csrf: token, name: '<b>Mallory</b>', email: 'm@buyer.example', company: '__ENTITLEMENT__ $& $`' })
     expect(ok.status).toBe(200)
     expect(await ok.text()).not.toContain('<b>Mallory</b>')
     const replay = await submit(path, { csrf: token, name: 'Replay', email: 'r@buyer.example' })
@@ -183,6 +185,10 @@ describe('the buyer’s form', () => {
 
     const { items } = (await (await broker.request(`/api/v1/orgs/${s.org.id}/signups`, { token: s.apiKey })).json()) as { items: Array<{ name: string }> }
     expect(items.map((i) => i.name)).toEqual(['<b>Mallory</b>'])
+    // The webhook's body stays the buyer's text and the entitlement whatever they typed.
+    const hook = await until(() => hooks.received.find((r) => r.body.includes('"signup.submitted"') && r.body.includes(entitlementId)), 'signup.submitted')
+    const event = JSON.parse(hook.body) as { data: { signup: { company: string }; entitlement: { id: string } } }
+    expect([event.data.signup.company, event.data.entitlement.id]).toEqual(['__ENTITLEMENT__ $& $`', entitlementId])
     const sentMail = await until(() => smtp.mails.find((m) => m.to.includes('m@buyer.example')), 'the email')
     // Plain text carries the name as typed; the HTML part only escaped.
     const htmlPart = sentMail.raw.slice(sentMail.raw.indexOf('text/html'))

@@ -31,12 +31,6 @@ export function upsertForm(db: DB, row: Insertable<SignupFormsTable>): Promise<S
     .executeTakeFirstOrThrow()
 }
 
-/** Spends a form token: true the first time, false for a replay. */
-export async function spendToken(db: DB, nonce: string, expiresAt: string): Promise<boolean> {
-  const row = await db.insertInto('signup_tokens').values({ nonce, expires_at: expiresAt }).onConflict((oc) => oc.column('nonce').doNothing()).returning('nonce').executeTakeFirst()
-  return row !== undefined
-}
-
 /** Spent tokens are kept only until they would have expired anyway. */
 export async function deleteExpiredTokens(db: DB, now: string): Promise<void> {
   await db.deleteFrom('signup_tokens').where('expires_at', '<', now).execute()
@@ -56,11 +50,15 @@ export function findSignup(db: DB, id: string): Promise<SignupRow | undefined> {
  */
 export async function saveSubmission(
   db: DB,
+  token: { nonce: string; expiresAt: string },
   signup: Insertable<SignupsTable>,
-  email: Insertable<EmailsTable>,
+  email: Insertable<EmailsTable> | null,
   delivery: Insertable<WebhookDeliveriesTable> | null,
-): Promise<void> {
+): Promise<boolean> {
+  // The form's token is spent in the same write: a replay stores nothing, a failed write spends nothing.
+  if (await db.selectFrom('signup_tokens').select('nonce').where('nonce', '=', token.nonce).executeTakeFirst()) return false
   const statements: Compilable[] = [
+    db.insertInto('signup_tokens').values({ nonce: token.nonce, expires_at: token.expiresAt }),
     db
       .insertInto('signups')
       .values(signup)
@@ -75,10 +73,22 @@ export async function saveSubmission(
           updated_at: signup.updated_at,
         }),
       ),
-    db.insertInto('emails').values(email),
   ]
+  if (email) statements.push(db.insertInto('emails').values(email))
   if (delivery) statements.push(db.insertInto('webhook_deliveries').values(delivery))
-  await atomically(db, statements)
+  try {
+    await atomically(db, statements)
+  } catch (error) {
+    // Two submissions with one token at the same moment: the other one spent it.
+    if (await db.selectFrom('signup_tokens').select('nonce').where('nonce', '=', token.nonce).executeTakeFirst()) return false
+    throw error
+  }
+  return true
+}
+
+/** The signup's newest email created after `since`, if any. */
+export function latestEmailSince(db: DB, signupId: string, since: string): Promise<Pick<EmailRow, 'id' | 'status'> | undefined> {
+  return db.selectFrom('emails').select(['id', 'status']).where('signup_id', '=', signupId).where('created_at', '>', since).orderBy('id', 'desc').limit(1).executeTakeFirst()
 }
 
 export async function listSignups(

@@ -121,13 +121,12 @@ export async function issueFormToken(deps: AppDeps, signupId: string, entitlemen
   return `${nonce}.${expires}.${await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`)}`
 }
 
-/** The token's nonce and expiry when it is genuine, for this form and this entitlement, and not expired. */
-export async function checkFormToken(deps: AppDeps, token: string, signupId: string, entitlementId: string): Promise<{ nonce: string; expiresAt: string } | null> {
+/** The token's nonce and expiry when it is genuine for this form and this entitlement (`expired` once its 2 h are over). */
+export async function checkFormToken(deps: AppDeps, token: string, signupId: string, entitlementId: string): Promise<{ nonce: string; expiresAt: string; expired: boolean } | null> {
   const [nonce, expires, signature, extra] = token.split('.')
   if (!nonce || !expires || !signature || extra !== undefined || !/^\d{1,15}$/.test(expires)) return null
   if (!timingSafeEqual(signature, await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`))) return null
-  if (Number(expires) < Date.now()) return null
-  return { nonce, expiresAt: new Date(Number(expires)).toISOString() }
+  return { nonce, expiresAt: new Date(Number(expires)).toISOString(), expired: Number(expires) < Date.now() }
 }
 
 // ---- the public form ---------------------------------------------------------------------------
@@ -167,7 +166,11 @@ export function validateSubmission(fields: FormField[], raw: Record<string, unkn
   if (!values.email) errors.email = 'Please enter your email address.'
   else if (!errors.email && !isEmail(values.email)) errors.email = 'Please enter a valid email address, like name@example.com.'
   if (values.phone && !errors.phone && !/^[+()0-9 .\-/]{3,40}$/.test(values.phone)) errors.phone = 'Please enter a phone number (digits, spaces, + - ( ) only).'
-  for (const field of fields) if (values[field] && /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(values[field]!)) errors[field] = 'Please remove the control characters.'
+  for (const field of fields) {
+    // Only notes may span lines; elsewhere a line break or tab could shape the email's text.
+    const forbidden = field === 'notes' ? /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/ : /[\u0000-\u001f\u007f]/
+    if (values[field] && forbidden.test(values[field]!)) errors[field] = 'Please remove the line breaks and control characters.'
+  }
   return { values, errors }
 }
 
@@ -236,16 +239,26 @@ function msgId(): string {
 }
 
 /**
- * Stores a valid submission: the signup (updated if the entitlement has one), its confirmation
- * email (PENDING, or SKIPPED without SMTP), and `signup.submitted` when the org has a webhookUrl,
- * in one write. The form token must have been spent by the caller.
+ * A valid submission is stored in one write with its form token spent: the signup (updated if the
+ * entitlement has one), its confirmation email (PENDING, or SKIPPED without SMTP; none when one
+ * was queued for this signup in the last 10 minutes), and `signup.submitted` when the org has a
+ * webhookUrl.
  */
-export async function saveSignup(deps: AppDeps, context: FormContext, values: FormValues): Promise<SignupRow> {
+/** A confirmation per entitlement at most this often (a second submission soon after updates the signup only). */
+const EMAIL_EVERY_MS = 10 * 60_000
+
+/**
+ * Stores a valid submission (see above); null when its token was spent already (a replay), in
+ * which case nothing is stored.
+ */
+export async function saveSignup(deps: AppDeps, context: FormContext, values: FormValues, token: { nonce: string; expiresAt: string }): Promise<{ signup: SignupRow; emailId: string | null } | null> {
   const now = nowIso(deps)
   const existing = await signupsDb.findSignupByEntitlement(deps.db, context.entitlement.id)
+  const recent = existing ? await signupsDb.latestEmailSince(deps.db, existing.id, new Date(Date.now() - EMAIL_EVERY_MS).toISOString()) : undefined
   const sending = Boolean(deps.config.SMTP_URL && deps.sendEmail)
   const signup: SignupRow = {
-    id: existing?.id ?? newId('sup'),
+    // One signup per entitlement, named after it: two tabs submitting at once still make one.
+    id: `sup_${context.entitlement.id.slice('ent_'.length)}`,
     org_id: context.form.org_id,
     entitlement_id: context.entitlement.id,
     name: values.name!,
@@ -253,7 +266,7 @@ export async function saveSignup(deps: AppDeps, context: FormContext, values: Fo
     company: values.company || null,
     phone: values.phone || null,
     notes: values.notes || null,
-    email_status: sending ? 'PENDING' : 'SKIPPED',
+    email_status: recent ? recent.status : sending ? 'PENDING' : 'SKIPPED',
     created_at: existing?.created_at ?? now,
     updated_at: now,
   }
@@ -272,25 +285,27 @@ export async function saveSignup(deps: AppDeps, context: FormContext, values: Fo
       action: 'SUBMIT',
       entityStatus: context.entitlement.status,
       partner: context.entitlement.partner,
-      data: { signup: toSignup(signup), entitlement: '__ENTITLEMENT__' },
+      data: { signup: toSignup(signup), entitlement: JSON.parse(entitlementJson(context.entitlement)) as unknown },
     }
     delivery = {
       id: msgId(),
       org_id: org.id,
       event_id: eventId,
       type: 'signup.submitted',
-      payload: JSON.stringify(payload).replace('"__ENTITLEMENT__"', entitlementJson(context.entitlement)),
+      payload: JSON.stringify(payload),
       status: 'PENDING' as const,
       next_attempt_at: now,
       created_at: now,
       updated_at: now,
     }
   }
-  await signupsDb.saveSubmission(
+  const emailId = recent ? null : newId('eml')
+  const saved = await signupsDb.saveSubmission(
     deps.db,
+    token,
     signup,
-    {
-      id: newId('eml'),
+    emailId === null ? null : {
+      id: emailId,
       org_id: org.id,
       signup_id: signup.id,
       to_address: signup.email,
@@ -305,8 +320,9 @@ export async function saveSignup(deps: AppDeps, context: FormContext, values: Fo
     },
     delivery,
   )
-  if (!sending) deps.logger.info('confirmation email skipped: no SMTP_URL', { orgId: org.id, signupId: signup.id })
-  return signup
+  if (!saved) return null
+  if (!sending && emailId) deps.logger.info('confirmation email skipped: no SMTP_URL', { orgId: org.id, signupId: signup.id })
+  return { signup, emailId: sending ? emailId : null }
 }
 
 /** `GET …/signups`: newest first. */
@@ -322,28 +338,35 @@ export async function listSignups(deps: AppDeps, orgId: string, query: { limit: 
 const EMAIL_RETRY_MS = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
 const EMAIL_GIVE_UP_MS = 24 * 3600_000
 
+/** Longer than a send can take (connect, TLS, AUTH, DATA with up to 11 recipients, each step timed out). */
+const EMAIL_LEASE_MS = 3 * 60_000
+
 /** Sends the confirmation emails that are due (a batch per run). */
 export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number> {
-  const send = deps.sendEmail
-  if (!send || !deps.config.SMTP_URL) return 0
-  const now = Date.now()
-  const due = await signupsDb.dueEmails(deps.db, new Date(now).toISOString(), 20)
-  for (const { id } of due) {
-    const email = await signupsDb.leaseEmail(deps.db, id, new Date(now).toISOString(), new Date(now + 60_000).toISOString())
-    if (!email) continue
-    const emailLog = log.child({ emailId: email.id, orgId: email.org_id })
-    try {
-      await send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html })
-      await signupsDb.settleEmail(deps.db, email, { status: 'SENT', error: null, nextAttemptAt: null, now: nowIso(deps) })
-      emailLog.info('confirmation email sent', { attempt: email.attempts })
-    } catch (error) {
-      // The SMTP server's answer, never the URL (it carries the credentials).
-      const reason = (error instanceof Error ? `${(error as Error & { code?: string }).code ?? error.name}: ${error.message}` : String(error)).replace(/smtps?:\/\/[^\s]*/gi, 'smtp://…').slice(0, 1024)
-      const next = Date.now() + (EMAIL_RETRY_MS[Math.min(email.attempts, EMAIL_RETRY_MS.length) - 1] ?? 3_600_000)
-      const giveUp = next - Date.parse(email.created_at) > EMAIL_GIVE_UP_MS
-      await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(next).toISOString(), now: nowIso(deps) })
-      emailLog.warn('confirmation email failed', { attempt: email.attempts, error: reason, final: giveUp })
-    }
-  }
+  if (!deps.sendEmail || !deps.config.SMTP_URL) return 0
+  const due = await signupsDb.dueEmails(deps.db, new Date().toISOString(), 20)
+  for (const { id } of due) await sendEmail(deps, id, log)
   return due.length
+}
+
+/** One email, if this caller can lease it: sent, then settled (retried later on failure). */
+export async function sendEmail(deps: AppDeps, id: string, log: Logger): Promise<void> {
+  const send = deps.sendEmail
+  if (!send || !deps.config.SMTP_URL) return
+  const now = Date.now()
+  const email = await signupsDb.leaseEmail(deps.db, id, new Date(now).toISOString(), new Date(now + EMAIL_LEASE_MS).toISOString())
+  if (!email) return
+  const emailLog = log.child({ emailId: email.id, orgId: email.org_id })
+  try {
+    await send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html })
+    await signupsDb.settleEmail(deps.db, email, { status: 'SENT', error: null, nextAttemptAt: null, now: nowIso(deps) })
+    emailLog.info('confirmation email sent', { attempt: email.attempts })
+  } catch (error) {
+    // The SMTP server's answer, never the URL (it carries the credentials).
+    const reason = (error instanceof Error ? `${(error as Error & { code?: string }).code ?? error.name}: ${error.message}` : String(error)).replace(/smtps?:\/\/[^\s]*/gi, 'smtp://…').slice(0, 1024)
+    const next = Date.now() + (EMAIL_RETRY_MS[Math.min(email.attempts, EMAIL_RETRY_MS.length) - 1] ?? 3_600_000)
+    const giveUp = next - Date.parse(email.created_at) > EMAIL_GIVE_UP_MS
+    await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(next).toISOString(), now: nowIso(deps) })
+    emailLog.warn('confirmation email failed', { attempt: email.attempts, error: reason, final: giveUp })
+  }
 }

@@ -7,7 +7,11 @@ import type { EmailMessage } from '../deps'
  * the outbox, not the caller, waits for a slow server.
  */
 export function createNodeEmailSender(smtpUrl: string) {
+  const url = new URL(smtpUrl)
+  const loopback = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]'
   const transport = nodemailer.createTransport(smtpUrl, {
+    // A password never goes over a connection without TLS (STARTTLS is required), except to this machine.
+    requireTLS: Boolean(url.username) && url.protocol === 'smtp:' && !loopback,
     pool: true,
     maxConnections: 2,
     connectionTimeout: 10_000,

@@ -118,7 +118,7 @@ function Field(props: { field: FormField; value: string; error?: string }) {
   )
 }
 
-export function SignupFormPage(props: { context: FormContext; action: string; token: string; values?: FormValues; errors?: FormErrors }) {
+export function SignupFormPage(props: { context: FormContext; action: string; token: string; values?: FormValues; errors?: FormErrors; expired?: boolean }) {
   const { context, values = {}, errors = {} } = props
   const problems = Object.keys(errors).length
   return (
@@ -127,6 +127,11 @@ export function SignupFormPage(props: { context: FormContext; action: string; to
       <p>Thank you for your purchase. Tell us who you are and we will set up your account.</p>
       <Purchase context={context} />
       {context.form.public_notes ? <p class="notes">{context.form.public_notes}</p> : null}
+      {props.expired ? (
+        <div class="summary" role="alert">
+          This page was open for a while, so we could not accept it yet. Your details are kept: please check them and submit again.
+        </div>
+      ) : null}
       {problems ? (
         <div class="summary" role="alert">
           Please correct {problems === 1 ? 'the field' : `the ${problems} fields`} marked below.

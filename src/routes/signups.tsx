@@ -2,7 +2,6 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import { Hono } from 'hono'
 import type { Context } from 'hono'
-import * as signupsDb from '../db/signups'
 import type { AppDeps } from '../deps'
 import {
   SignupFormInputSchema,
@@ -13,7 +12,7 @@ import {
   listSignups,
   putSignupForm,
   saveSignup,
-  sendDueEmails,
+  sendEmail,
   validateSubmission,
 } from '../domain/signups'
 import { type AppEnv, validationHook } from '../env'
@@ -145,21 +144,28 @@ export function signupPageRoutes(deps: AppDeps) {
     if (!genuine) return problem(c, 403, 'This form has expired', 'Please reload the signup page and submit the form again.')
     const { values, errors } = validateSubmission(context.fields, body)
     const formAction = action(c, entitlementId, c.req.query('partner'), c.req.query('offerType'))
+    if (genuine.expired) {
+      // A form left open too long: the values are kept, with a fresh token, for one more click.
+      const fresh = await issueFormToken(deps, context.form.signup_id, entitlementId)
+      return c.html(<SignupFormPage context={context} action={formAction} token={fresh} values={values} errors={errors} expired />, 400, noStore)
+    }
     if (Object.keys(errors).length) {
       // The same token stays valid for the corrected submission (it is spent only by a stored one).
       return c.html(<SignupFormPage context={context} action={formAction} token={token} values={values} errors={errors} />, 400, noStore)
     }
-    if (!(await signupsDb.spendToken(deps.db, genuine.nonce, genuine.expiresAt))) {
-      return problem(c, 403, 'This form was already submitted', 'Your signup was received already. To change your details, reload the signup page and submit it again.')
+    const saved = await saveSignup(deps, context, values, genuine)
+    if (!saved) return problem(c, 403, 'This form was already submitted', 'Your signup was received already. To change your details, reload the signup page and submit it again.')
+    if (saved.emailId) {
+      // This signup's email, right after the answer (Workers: inside waitUntil); the job sends the rest.
+      const log = c.get('log')
+      const sending = sendEmail(deps, saved.emailId, log).catch((error) => log.error('confirmation email send failed; the job retries it', { error: error instanceof Error ? error.message : String(error) }))
+      try {
+        c.executionCtx.waitUntil(sending)
+      } catch {
+        // Node: the send runs on after the answer.
+      }
     }
-    const signup = await saveSignup(deps, context, values)
-    const sending = sendDueEmails(deps, c.get('log')).catch(() => 0)
-    try {
-      c.executionCtx.waitUntil(sending)
-    } catch {
-      // Node: the send runs on after the answer.
-    }
-    return c.html(<ThankYouPage context={context} email={signup.email} emailed={signup.email_status !== 'SKIPPED'} />, 200, noStore)
+    return c.html(<ThankYouPage context={context} email={saved.signup.email} emailed={saved.signup.email_status !== 'SKIPPED'} />, 200, noStore)
   })
 
   return app
