@@ -3,7 +3,7 @@
 // Besides the emulator's own controls it answers POST /_emulator/suspensions {appId, tenantId,
 // subscriptionIds}: a Suspend operation for each, with the webhook body Microsoft would send and
 // a signed Entra token for it.
-import { createAzureEmulator } from '../test/emulators/azure'
+import { createAzureEmulator } from '../sandbox/emulators/azure'
 
 const emulator = createAzureEmulator({ latencyMs: Number(process.argv[2] ?? 0), record: false })
 emulator.app.post('/_emulator/suspensions', async (c) => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest'
 import { InvalidTokenError } from '../providers/errors'
 import { createMarketplaceJwtVerifier } from '../providers/gcp/jwt'
 import { createLogger } from '../src/logger'
-import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
+import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
 
 let gcp: GcpEmulator
 let close: () => Promise<void>

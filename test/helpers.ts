@@ -4,7 +4,7 @@ import { createApp } from '../src/app'
 import { parseConfig } from '../src/config'
 import { createLogger } from '../src/logger'
 import { createNodeDeps } from '../src/node/deps'
-import { type AzureEmulator, createAzureEmulator } from './emulators/azure'
+import { type AzureEmulator, createAzureEmulator } from '../sandbox/emulators/azure'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
 export const PUBLIC_URL = 'http://broker.test'

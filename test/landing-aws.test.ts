@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
+import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { createTestBroker } from './helpers'
 
 let aws: AwsEmulator

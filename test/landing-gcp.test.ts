@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { GOOGLE_ISSUER, type GcpEmulator, createGcpEmulator } from './emulators/gcp'
+import { GOOGLE_ISSUER, type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
 import { createTestBroker } from './helpers'
 
 let gcp: GcpEmulator

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
-import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from './emulators/aws-notifications'
+import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
+import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from '../sandbox/emulators/aws-notifications'
 import { createTestBroker, lifecycleProbe } from './helpers'
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import type { AzureWebhookBody, MintWebhookTokenInput } from './emulators/azure'
+import type { AzureWebhookBody, MintWebhookTokenInput } from '../sandbox/emulators/azure'
 import { type AzureSetup, createAzureScenario, sleep, startAzure } from './helpers'
 
 /**

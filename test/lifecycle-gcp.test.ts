@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
+import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
 import { createTestBroker, lifecycleProbe } from './helpers'
 
 /**

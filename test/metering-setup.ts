@@ -1,6 +1,6 @@
-import { type AwsEmulator, createAwsEmulator } from './emulators/aws'
-import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
-import { type ServiceControlEmulator, createServiceControlEmulator } from './emulators/gcp-servicecontrol'
+import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
+import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
+import { type ServiceControlEmulator, createServiceControlEmulator } from '../sandbox/emulators/gcp-servicecontrol'
 import { type AzureSetup, type TestBroker, startAzure } from './helpers'
 
 /**

@@ -1,7 +1,7 @@
 import type { Partner } from '../providers/types'
-import { createAwsEmulator } from './emulators/aws'
-import { createAzureEmulator } from './emulators/azure'
-import { createGcpEmulator } from './emulators/gcp'
+import { createAwsEmulator } from '../sandbox/emulators/aws'
+import { createAzureEmulator } from '../sandbox/emulators/azure'
+import { createGcpEmulator } from '../sandbox/emulators/gcp'
 
 /**
  * What the shared provider contract suite needs to know about one marketplace: how to point

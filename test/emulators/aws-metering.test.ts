@@ -7,7 +7,7 @@ import {
   TimestampOutOfBoundsException,
 } from '@aws-sdk/client-marketplace-metering'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AwsEmulator, createAwsEmulator } from './aws'
+import { type AwsEmulator, createAwsEmulator } from '../../sandbox/emulators/aws'
 
 // The emulator's BatchMeterUsage, driven by AWS's own SDK v3 client (awsJson 1.1 + SigV4).
 

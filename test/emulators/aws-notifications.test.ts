@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import { X509Certificate, createVerify } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from './aws-notifications'
+import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from '../../sandbox/emulators/aws-notifications'
 
 /**
  * The emulator's signatures are checked here the way AWS's "Verifying the signatures of Amazon SNS

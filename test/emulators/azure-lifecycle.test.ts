@@ -4,7 +4,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { X509Certificate, createPublicKey } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AzureEmulator, MARKETPLACE_RESOURCE, createAzureEmulator } from './azure'
+import { type AzureEmulator, MARKETPLACE_RESOURCE, createAzureEmulator } from '../../sandbox/emulators/azure'
 
 /** The Azure emulator's Entra keys, operations API and webhook sender, through real HTTP. */
 

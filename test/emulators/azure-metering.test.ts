@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { type AzureEmulator, MARKETPLACE_RESOURCE, createAzureEmulator } from './azure'
+import { type AzureEmulator, MARKETPLACE_RESOURCE, createAzureEmulator } from '../../sandbox/emulators/azure'
 
 /**
  * The Azure emulator's metered billing APIs through real HTTP, against Microsoft's "Marketplace

@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, importPKCS8, jwtVerify } from 'jose'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { GOOGLE_OIDC_ISSUER, GOOGLE_TOKEN_AUDIENCE, type GcpEmulator, createGcpEmulator } from './gcp'
+import { GOOGLE_OIDC_ISSUER, GOOGLE_TOKEN_AUDIENCE, type GcpEmulator, createGcpEmulator } from '../../sandbox/emulators/gcp'
 
 let gcp: GcpEmulator
 let url: string

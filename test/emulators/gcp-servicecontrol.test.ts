@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
-import { type ServiceControlEmulator, createServiceControlEmulator } from './gcp-servicecontrol'
+import { type ServiceControlEmulator, createServiceControlEmulator } from '../../sandbox/emulators/gcp-servicecontrol'
 
 // `@googleapis/servicecontrol` is not installed in this project, so these tests speak to the
 // emulator over real HTTP with fetch only.
