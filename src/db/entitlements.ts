@@ -1,6 +1,7 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import { atomically } from './batch'
 import { placeholders, runCompiled } from './compiled'
+import { pageOf } from './outbox'
 import type {
   DB,
   EntitlementEventRow,
@@ -126,7 +127,7 @@ export interface EntitlementPageQuery {
 /** Newest first, keyset-paginated on (created_at, id); asks for one extra row to know whether a next page exists. */
 export async function listEntitlements(db: DB, query: EntitlementPageQuery): Promise<{ rows: EntitlementRow[]; hasMore: boolean }> {
   const result = await runPage(db, query, 'listEntitlements', ENTITLEMENT_COLUMNS)
-  return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
+  return pageOf(result.rows, query.limit)
 }
 
 /**
@@ -135,7 +136,7 @@ export async function listEntitlements(db: DB, query: EntitlementPageQuery): Pro
  */
 export async function listEntitlementJson(db: DB, query: EntitlementPageQuery): Promise<{ rows: Array<{ json: string | null }>; hasMore: boolean }> {
   const result = await runPage(db, query, 'listEntitlementJson', ['json'] as const)
-  return { rows: result.rows.slice(0, query.limit), hasMore: result.rows.length > query.limit }
+  return pageOf(result.rows, query.limit)
 }
 
 /** A page query, compiled once per combination of filters (eight at most). */

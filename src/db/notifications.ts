@@ -1,5 +1,6 @@
 import type { Insertable } from 'kysely'
 import type { DB, NotificationRow, NotificationsTable } from './schema'
+import { dueIds, notHeld } from './outbox'
 
 /**
  * The notification inbox. Each hand-over is one statement (D1 has no interactive
@@ -35,7 +36,7 @@ export function leaseNotification(db: DB, id: string, now: string, leaseUntil: s
     .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1), updated_at: now }))
     .where('id', '=', id)
     .where('status', '=', 'PENDING')
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .where(notHeld(now))
     .where('next_attempt_at', '<=', now)
     .returningAll()
     .executeTakeFirst()
@@ -66,16 +67,8 @@ export async function retryNotificationLater(db: DB, id: string, nextAttemptAt: 
 }
 
 /** PENDING notifications whose backoff is over and that nobody holds, oldest first. */
-export async function dueNotifications(db: DB, now: string, limit: number): Promise<Array<Pick<NotificationRow, 'id'>>> {
-  return db
-    .selectFrom('notifications')
-    .select('id')
-    .where('status', '=', 'PENDING')
-    .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .execute()
+export function dueNotifications(db: DB, now: string, limit: number): Promise<Array<Pick<NotificationRow, 'id'>>> {
+  return dueIds(db, 'notifications', now, limit)
 }
 
 /** Notifications that waited for their entitlement to exist: due again now. Returns their ids. */

@@ -1,6 +1,7 @@
 import type { Compilable, Insertable } from 'kysely'
 import { atomically } from './batch'
 import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable, WebhookDeliveriesTable } from './schema'
+import { dueIds, notHeld, olderThan, pageOf } from './outbox'
 
 /** The hosted signup form's tables (migration 0008). */
 
@@ -96,26 +97,15 @@ export async function listSignups(
   query: { orgId: string; limit: number; before?: { createdAt: string; id: string } },
 ): Promise<{ rows: SignupRow[]; hasMore: boolean }> {
   let select = db.selectFrom('signups').selectAll().where('org_id', '=', query.orgId)
-  if (query.before) {
-    const { createdAt, id } = query.before
-    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
-  }
+  if (query.before) select = select.where(olderThan(query.before))
   const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+  return pageOf(rows, query.limit)
 }
 
 // ---- the email outbox ------------------------------------------------------------------------
 
 export function dueEmails(db: DB, now: string, limit: number): Promise<Array<Pick<EmailRow, 'id'>>> {
-  return db
-    .selectFrom('emails')
-    .select('id')
-    .where('status', '=', 'PENDING')
-    .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .execute()
+  return dueIds(db, 'emails', now, limit)
 }
 
 export function leaseEmail(db: DB, id: string, now: string, leaseUntil: string): Promise<EmailRow | undefined> {
@@ -125,7 +115,7 @@ export function leaseEmail(db: DB, id: string, now: string, leaseUntil: string):
     .where('id', '=', id)
     .where('status', '=', 'PENDING')
     .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .where(notHeld(now))
     .returningAll()
     .executeTakeFirst()
 }

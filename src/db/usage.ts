@@ -1,8 +1,9 @@
-import { type Compilable, type ExpressionBuilder, type Insertable, type RawBuilder, sql } from 'kysely'
+import { type Compilable, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
 import { atomically, atomicallyReturning, isD1 } from './batch'
 import { type Placeholder, compiledQuery, placeholders } from './compiled'
+import { notHeld, olderThan, pageOf } from './outbox'
 import { ENTITLEMENT_COLUMNS } from './entitlements'
-import type { DB, Database, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
+import type { DB, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
 
 /**
  * Usage records and the reports that carry them to the marketplaces (migration 0007). Lists of
@@ -132,12 +133,9 @@ export async function listRecords(
   query: { entitlementId: string; limit: number; before?: { createdAt: string; id: string } },
 ): Promise<{ rows: UsageRecordRow[]; hasMore: boolean }> {
   let select = db.selectFrom('usage_records').selectAll().where('entitlement_id', '=', query.entitlementId)
-  if (query.before) {
-    const { createdAt, id } = query.before
-    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
-  }
+  if (query.before) select = select.where(olderThan(query.before))
   const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+  return pageOf(rows, query.limit)
 }
 
 // ---- the reporter ------------------------------------------------------------------------
@@ -198,7 +196,7 @@ export function dueReports(db: DB, now: string, limit: number): Promise<UsageRep
     .selectAll()
     .where('status', '=', 'PENDING')
     .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .where(notHeld(now))
     .orderBy('next_attempt_at')
     .orderBy('id')
     .limit(limit)
@@ -221,7 +219,7 @@ export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: str
     }))
     .where('id', 'in', ids)
     .where('status', '=', 'PENDING')
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .where(notHeld(now))
     .returningAll()
     .execute()
 }
@@ -253,9 +251,8 @@ export async function settleReports(db: DB, settlements: ReportSettlement[], now
 function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { eventId: () => string; deliveryId: () => string }): Compilable[] {
   // Only the holder of the lease settles (a lease that ran out may have passed to another process);
   // a report settled without a call only while nobody holds it.
-  const held = s.owner ? sql`r.lease_owner = ${s.owner}` : sql`(r.lease_until is null or r.lease_until < ${now})`
-  const mine = (eb: ExpressionBuilder<Database, 'usage_reports'>) =>
-    s.owner ? eb('lease_owner', '=', s.owner) : eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)])
+  // (Only usage_reports has lease columns, so the condition reads the same in every statement below.)
+  const mine = s.owner ? sql<SqlBool>`${sql.ref('lease_owner')} = ${s.owner}` : notHeld(now)
   if (s.status === 'PENDING') {
     return [
       db
@@ -281,7 +278,7 @@ function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { event
                 'usageRecordIds', ${recordIds}, 'usageRecordCount', r.records)),
             'PENDING', 0, ${now}, ${now}, ${now}
           from usage_reports r join orgs o on o.id = r.org_id left join entitlements e on e.id = r.entitlement_id
-          where r.id = ${s.id} and r.status = 'PENDING' and ${held} and o.webhook_url is not null`,
+          where r.id = ${s.id} and r.status = 'PENDING' and ${mine} and o.webhook_url is not null`,
     ),
     // The records first, while the report is still PENDING and held (the next statement settles it).
     db
@@ -289,7 +286,7 @@ function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { event
       .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt })
       .where('report_id', '=', s.id)
       .where('status', '=', 'PENDING')
-      .where((eb) => eb.exists(eb.selectFrom('usage_reports as r').select('r.id').where('r.id', '=', s.id).where('r.status', '=', 'PENDING').where(sql<boolean>`${held}`))),
+      .where((eb) => eb.exists(eb.selectFrom('usage_reports').select('usage_reports.id').where('usage_reports.id', '=', s.id).where('usage_reports.status', '=', 'PENDING').where(mine))),
     db
       .updateTable('usage_reports')
       .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt, lease_until: null, lease_owner: null, updated_at: now })

@@ -1,5 +1,6 @@
 import type { Insertable } from 'kysely'
 import type { DB, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
+import { dueIds, notHeld, olderThan, pageOf } from './outbox'
 
 /** The webhook outbox (migration 0006): each hand-over one statement, as D1 needs. */
 
@@ -12,16 +13,8 @@ export function findDelivery(db: DB, orgId: string, id: string): Promise<Webhook
 }
 
 /** PENDING deliveries whose next attempt is due and that nobody holds, oldest first. */
-export async function dueDeliveries(db: DB, now: string, limit: number): Promise<Array<Pick<WebhookDeliveryRow, 'id'>>> {
-  return db
-    .selectFrom('webhook_deliveries')
-    .select('id')
-    .where('status', '=', 'PENDING')
-    .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .execute()
+export function dueDeliveries(db: DB, now: string, limit: number): Promise<Array<Pick<WebhookDeliveryRow, 'id'>>> {
+  return dueIds(db, 'webhook_deliveries', now, limit)
 }
 
 /** Leases a delivery for one attempt: a PENDING one that is due, or (`force`: a manual retry) any one nobody holds. */
@@ -30,7 +23,7 @@ export function leaseDelivery(db: DB, id: string, now: string, leaseUntil: strin
     .updateTable('webhook_deliveries')
     .set({ lease_until: leaseUntil, updated_at: now })
     .where('id', '=', id)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    .where(notHeld(now))
   query = force ? query : query.where('status', '=', 'PENDING').where('next_attempt_at', '<=', now)
   return query.returningAll().executeTakeFirst()
 }
@@ -62,10 +55,7 @@ export async function listDeliveries(
 ): Promise<{ rows: WebhookDeliveryRow[]; hasMore: boolean }> {
   let select = db.selectFrom('webhook_deliveries').selectAll().where('org_id', '=', query.orgId)
   if (query.status) select = select.where('status', '=', query.status as WebhookDeliveryRow['status'])
-  if (query.before) {
-    const { createdAt, id } = query.before
-    select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]))
-  }
+  if (query.before) select = select.where(olderThan(query.before))
   const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
-  return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit }
+  return pageOf(rows, query.limit)
 }
