@@ -1,10 +1,9 @@
-import { serve } from '@hono/node-server'
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { Hono } from 'hono'
 import { type KeyObject, createPrivateKey, createSign, randomBytes, randomUUID, webcrypto } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { listenOnLoopback } from './listen'
 
 /**
  * AWS Marketplace notification emulator: Amazon SNS deliveries to an HTTPS subscriber and
@@ -563,12 +562,9 @@ export async function createAwsNotificationsEmulator(options: { region?: string 
       return calls.filter((call) => call.route === route)
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      return new Promise((resolve) => {
-        const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-          baseUrl = `http://127.0.0.1:${info.port}`
-          resolve({ url: baseUrl, close: () => new Promise<void>((done) => server.close(() => done())) })
-        })
-      })
+      const listening = await listenOnLoopback(app.fetch)
+      baseUrl = listening.url
+      return listening
     },
   }
 }

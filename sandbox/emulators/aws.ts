@@ -1,7 +1,6 @@
-import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { listenOnLoopback } from './listen'
 
 /**
  * AWS emulator: AWS Marketplace Metering (ResolveCustomer, BatchMeterUsage), the Marketplace
@@ -425,11 +424,7 @@ export function createAwsEmulator() {
       return calls.filter((call) => call.target === route)
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      return new Promise((resolve) => {
-        const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-          resolve({ url: `http://127.0.0.1:${info.port}`, close: () => new Promise<void>((done) => server.close(() => done())) })
-        })
-      })
+      return listenOnLoopback(app.fetch)
     },
   }
 }

@@ -1,7 +1,6 @@
-import { serve } from '@hono/node-server'
 import { Hono, type MiddlewareHandler } from 'hono'
-import type { AddressInfo } from 'node:net'
 import { KeyObject, createHash, createHmac, randomBytes, randomUUID, sign as nodeSign, constants as cryptoConstants, webcrypto } from 'node:crypto'
+import { listenOnLoopback } from './listen'
 
 /**
  * Azure emulator: the Entra ID v2 token endpoint (client credentials), Entra's signing keys
@@ -1030,14 +1029,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
       return calls.filter((call) => routeOf(call) === route)
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      return new Promise((resolve) => {
-        const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-          resolve({
-            url: `http://127.0.0.1:${info.port}`,
-            close: () => new Promise<void>((done) => server.close(() => done())),
-          })
-        })
-      })
+      return listenOnLoopback(app.fetch)
     },
   }
   return controls

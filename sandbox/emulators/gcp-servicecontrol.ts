@@ -1,6 +1,5 @@
-import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
-import type { AddressInfo } from 'node:net'
+import { listenOnLoopback } from './listen'
 
 /**
  * Google Service Control API v1 emulator (usage reporting for Cloud Marketplace SaaS), written
@@ -479,12 +478,9 @@ export function createServiceControlEmulator(options: { isAuthorized: (bearer: s
       return baseUrl
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      return new Promise((resolve) => {
-        const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-          baseUrl = `http://127.0.0.1:${info.port}`
-          resolve({ url: baseUrl, close: () => new Promise<void>((done) => server.close(() => done())) })
-        })
-      })
+      const listening = await listenOnLoopback(app.fetch)
+      baseUrl = listening.url
+      return listening
     },
   }
 }

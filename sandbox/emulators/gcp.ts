@@ -1,11 +1,10 @@
-import { serve } from '@hono/node-server'
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { Hono } from 'hono'
 import { type CryptoKey, SignJWT, generateKeyPair, importSPKI, jwtVerify } from 'jose'
 import { createHash, generateKeyPairSync, randomBytes, randomInt, randomUUID, webcrypto } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { listenOnLoopback } from './listen'
 
 /**
  * Google Cloud emulator, written from Google's documents (frontend and backend integration of
@@ -784,12 +783,9 @@ export async function createGcpEmulator() {
       })
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      return new Promise((resolve) => {
-        const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info: AddressInfo) => {
-          baseUrl = `http://127.0.0.1:${info.port}`
-          resolve({ url: baseUrl, close: () => new Promise<void>((done) => server.close(() => done())) })
-        })
-      })
+      const listening = await listenOnLoopback(app.fetch)
+      baseUrl = listening.url
+      return listening
     },
   }
 }
