@@ -10,7 +10,7 @@ import { type LandingService, createLandingService } from './domain/landing'
 import { kickDeliveries } from './domain/webhooks'
 import { type AppEnv, validationHook } from './env'
 import { ApiError, type ErrorCode, codeForStatus } from './errors'
-import { DocsPage } from './pages/docs'
+import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGER_UI_FILES } from './pages/docs'
 import { ErrorPage } from './pages/landing'
 import { requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
@@ -50,6 +50,26 @@ const healthRoute = createRoute({
  */
 function limitBodies(limit: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> {
   return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' || c.get('bodyRead') ? next() : limit(c, next))
+}
+
+/**
+ * A file of the API docs page: the app's own (initializer, stylesheet) or an allow-listed one of
+ * swagger-ui-dist from the runtime (`deps.docsAsset`); anything else is 404. Cached for a day by
+ * browsers, then revalidated with the ETag (the runtime's, or the app's for its own files).
+ */
+async function docsAsset(c: Context<AppEnv>, deps: AppDeps, file: string) {
+  const own = Object.hasOwn(OWN_FILES, file) ? OWN_FILES[file] : undefined
+  const type = own?.type ?? (Object.hasOwn(SWAGGER_UI_FILES, file) ? SWAGGER_UI_FILES[file] : undefined)
+  const found = own ? new Response(own.body, { headers: { etag: own.etag } }) : type ? await deps.docsAsset?.(file) : null
+  if (!type || !found) return errorJson(c, 'NOT_FOUND', 'No such route.', 404)
+  const etag = found.headers.get('etag')
+  const headers: Record<string, string> = { 'content-type': type, 'cache-control': ASSET_CACHE_CONTROL, 'x-content-type-options': 'nosniff', ...(etag ? { etag } : {}) }
+  const ifNoneMatch = c.req.header('if-none-match')
+  if (etag && ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag.replace(/^W\//, ''))) {
+    await found.body?.cancel()
+    return c.body(null, 304, headers)
+  }
+  return c.body(found.body ?? '', 200, headers)
 }
 
 /**
@@ -146,7 +166,15 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     },
     servers: [{ url: deps.config.PUBLIC_URL }],
   })
-  app.get('/api/docs', (c) => c.html(<DocsPage specUrl="/api/openapi.json" />))
+  app.get('/api/docs', (c) =>
+    c.html(<DocsPage viewer={Boolean(deps.docsAsset)} />, 200, {
+      'content-security-policy': DOCS_CSP,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    }),
+  )
+  app.get(`${ASSETS_PATH}/:file`, (c) => docsAsset(c, deps, c.req.param('file')))
 
   app.notFound((c) => {
     if (isApiPath(c.req.path)) return errorJson(c, 'NOT_FOUND', 'No such route.', 404)

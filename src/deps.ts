@@ -32,15 +32,23 @@ export interface AppDeps {
    */
   checkWebhookTarget?: (url: string) => Promise<string | null>
   /**
-   * Reads JSON request bodies up to `limit` bytes the runtime's fastest way, answering `tooLarge`
-   * beyond it (Node: straight from the IncomingMessage). Absent: the standard Request body.
-   */
-  /**
    * Sends one email over SMTP_URL (Node: nodemailer). Absent, or no SMTP_URL: emails are SKIPPED.
    * Throws with a reason when the server refuses or cannot be reached (the outbox retries).
    */
   sendEmail?: (message: EmailMessage) => Promise<void>
+  /**
+   * Reads JSON request bodies up to `limit` bytes the runtime's fastest way, answering `tooLarge`
+   * beyond it (Node: straight from the IncomingMessage). Absent: the standard Request body.
+   */
   jsonBodies?: (limit: number, tooLarge: (c: Context<AppEnv>) => Response | Promise<Response>) => MiddlewareHandler<AppEnv>
+  /**
+   * One file of the `swagger-ui-dist` package for `/api/docs` (Node: read from node_modules once,
+   * then from memory; Workers: the static-assets binding ASSETS), or null when there is none.
+   * Only names on the allow-list (SWAGGER_UI_FILES in src/pages/docs.tsx) are asked for; the app
+   * sets the content type and cache headers, and keeps the response's ETag. Absent: every such
+   * file is 404 and `/api/docs` says it cannot show the viewer.
+   */
+  docsAsset?: (file: string) => Promise<Response | null>
 }
 
 export const nowIso = (deps: Pick<AppDeps, 'now'>) => (deps.now?.() ?? new Date()).toISOString()

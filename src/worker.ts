@@ -1,4 +1,4 @@
-import type { D1Database, ExecutionContext, ScheduledController } from '@cloudflare/workers-types'
+import type { D1Database, ExecutionContext, Fetcher, ScheduledController } from '@cloudflare/workers-types'
 import { type App, createApp } from './app'
 import { type Config, ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
@@ -10,9 +10,13 @@ import { createLogger } from './logger'
 import type { DB } from './db/schema'
 import { createWorkerEmailSender } from './worker-email'
 
-/** Bindings: the D1 database `DB`, plus the contract's variables as `vars` and secrets. */
+/**
+ * Bindings: the D1 database `DB`, the static assets `ASSETS` (wrangler.toml `[assets]`: the
+ * swagger-ui-dist folder, for /api/docs), plus the contract's variables as `vars` and secrets.
+ */
 export interface WorkerEnv {
   DB: D1Database
+  ASSETS?: Fetcher
   [name: string]: unknown
 }
 
@@ -28,13 +32,29 @@ async function build(env: WorkerEnv, origin: string): Promise<App> {
   const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || origin })
   const db = createD1Db(env.DB)
   await migrateToLatest(db)
-  return createApp(await workerDeps(config, db))
+  const deps = await workerDeps(config, db)
+  return createApp(env.ASSETS ? { ...deps, docsAsset: assetsReader(env.ASSETS) } : deps)
 }
 
 /** The shared dependencies plus what only Workers has: SMTP over `cloudflare:sockets`. */
 async function workerDeps(config: Config, db: DB) {
   const deps = await buildDeps(config, db, createLogger())
   return config.SMTP_URL ? { ...deps, sendEmail: createWorkerEmailSender(config.SMTP_URL) } : deps
+}
+
+/**
+ * `AppDeps.docsAsset` on Workers: the file from the static-assets binding (uploaded by `wrangler
+ * deploy`, never part of the script bundle). `run_worker_first` sends every request to this
+ * Worker, so the binding is reached only here, only for the app's allow-listed names. The host
+ * of the URL is ignored by the binding.
+ */
+function assetsReader(assets: Fetcher) {
+  return async (file: string): Promise<Response | null> => {
+    const response = (await assets.fetch(`https://assets.local/${encodeURIComponent(file)}`)) as unknown as Response
+    if (response.ok) return response
+    await response.body?.cancel()
+    return null
+  }
 }
 
 export default {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createApp } from '../src/app'
 import { ConfigError, parseConfig } from '../src/config'
 import { type TestBroker, createTestBroker, testEnv } from './helpers'
 
@@ -61,11 +62,76 @@ describe('OpenAPI', () => {
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)
   })
 
-  test('/api/docs is an HTML page that loads the document', async () => {
+  test('/api/docs is Swagger UI from the broker itself: its own files, no inline script, a strict CSP', async () => {
     const response = await broker.request('/api/docs', { token: null })
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toMatch(/text\/html/)
-    expect(await response.text()).toContain('/api/openapi.json')
+    const csp = response.headers.get('content-security-policy') ?? ''
+    expect(csp).toContain("script-src 'self';")
+    expect(csp).toContain("default-src 'none'")
+    expect(csp).not.toContain('unsafe-')
+    const html = await response.text()
+    expect(html).toContain('href="/api/openapi.json"')
+    const sources = [...html.matchAll(/<(?:script|link)\b[^>]*?(?:src|href)="([^"]+)"/g)].map((m) => m[1])
+    expect(sources).toEqual(expect.arrayContaining(['/api/docs/assets/swagger-ui.css', '/api/docs/assets/swagger-ui-bundle.js', '/api/docs/assets/docs.js']))
+    for (const source of sources) expect(source, 'same origin').toMatch(/^\/api\//)
+    // Every <script> has a src: nothing inline.
+    expect([...html.matchAll(/<script\b([^>]*)>/g)].every((m) => /\bsrc=/.test(m[1]!))).toBe(true)
+    expect(html).not.toMatch(/<style\b/)
+    expect(html).not.toMatch(/https?:\/\//)
+  })
+
+  test('the initializer never calls validator.swagger.io nor reads a spec URL from the query', async () => {
+    const script = await (await broker.request('/api/docs/assets/docs.js', { token: null })).text()
+    expect(script).toContain('SwaggerUIBundle(')
+    expect(script).toContain("url: \"/api/openapi.json\"")
+    expect(script).toContain('validatorUrl: null')
+    expect(script).toContain('queryConfigEnabled: false')
+    expect(script).not.toMatch(/https?:\/\//)
+  })
+
+  test('/api/docs/assets: the allow-listed files with their types and long caching, ETag revalidation; 404 for the rest', async () => {
+    const expected: Record<string, RegExp> = {
+      'swagger-ui.css': /^text\/css/,
+      'swagger-ui-bundle.js': /^text\/javascript/,
+      'favicon-32x32.png': /^image\/png$/,
+      'favicon-16x16.png': /^image\/png$/,
+      'docs.js': /^text\/javascript/,
+      'docs.css': /^text\/css/,
+    }
+    for (const [file, type] of Object.entries(expected)) {
+      const response = await broker.request(`/api/docs/assets/${file}`, { token: null })
+      expect(response.status, file).toBe(200)
+      expect(response.headers.get('content-type'), file).toMatch(type)
+      expect(response.headers.get('cache-control'), file).toBe('public, max-age=86400')
+      expect(response.headers.get('x-content-type-options'), file).toBe('nosniff')
+      const etag = response.headers.get('etag')
+      expect(etag, file).toMatch(/^"[^"]+"$/)
+      expect((await response.arrayBuffer()).byteLength, file).toBeGreaterThan(100)
+      const again = await broker.request(`/api/docs/assets/${file}`, { token: null, headers: { 'if-none-match': etag! } })
+      expect(again.status, file).toBe(304)
+      expect(again.headers.get('etag'), file).toBe(etag)
+      expect(again.headers.get('cache-control'), file).toBe('public, max-age=86400')
+    }
+    const bundle = await broker.request('/api/docs/assets/swagger-ui-bundle.js', { token: null })
+    expect((await bundle.text()).length).toBeGreaterThan(1_000_000)
+    for (const file of ['index.html', 'swagger-initializer.js', 'oauth2-redirect.html', 'swagger-ui-bundle.js.map', 'package.json', '..%2Fpackage.json', '%2e%2e%2fpackage.json', 'nope.js', 'constructor', '__proto__']) {
+      const response = await broker.request(`/api/docs/assets/${file}`, { token: null })
+      expect(response.status, file).toBe(404)
+      expect(((await response.json()) as { error: { code: string } }).error.code, file).toBe('NOT_FOUND')
+    }
+    expect((await broker.request('/api/docs/assets/x/../../package.json', { token: null })).status).toBe(404)
+  })
+
+  test('without docsAsset (an entry that does not provide it) /api/docs links the document and loads nothing', async () => {
+    const app = createApp({ ...broker.deps, docsAsset: undefined })
+    const page = await app.request('/api/docs')
+    expect(page.status).toBe(200)
+    const html = await page.text()
+    expect(html).toContain('href="/api/openapi.json"')
+    expect(html).not.toMatch(/<script\b|<style\b/)
+    expect((await app.request('/api/docs/assets/swagger-ui-bundle.js')).status).toBe(404)
+    expect((await app.request('/api/docs/assets/docs.css')).status).toBe(200)
   })
 })
 

@@ -79,11 +79,41 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     const doc = (await (await broker.request('/api/openapi.json', { token: null })).json()) as { openapi: string; paths: Record<string, unknown> }
     expect(doc.openapi).toMatch(/^3\.1/)
     expect(Object.keys(doc.paths)).toHaveLength(18)
-    expect((await broker.request('/api/docs', { token: null })).headers.get('content-type')).toMatch(/text\/html/)
+    const docs = await broker.request('/api/docs', { token: null })
+    expect(docs.headers.get('content-type')).toMatch(/text\/html/)
+    expect(docs.headers.get('content-security-policy')).toContain("script-src 'self'")
+    expect(await docs.text()).toContain('src="/api/docs/assets/swagger-ui-bundle.js"')
     const api404 = await broker.request('/api/v1/nothing')
     expect(api404.status).toBe(404)
     expect(await errorCode(api404)).toBe('NOT_FOUND')
     expect((await broker.request('/nothing', { token: null })).headers.get('content-type')).toMatch(/text\/html/)
+  })
+
+  test('the docs page files: swagger-ui-dist from the runtime (Node: node_modules; Workers: the assets binding), allow-listed', async () => {
+    const broker = client()
+    const files: Array<[string, RegExp, number]> = [
+      ['swagger-ui-bundle.js', /^text\/javascript/, 1_000_000],
+      ['swagger-ui.css', /^text\/css/, 100_000],
+      ['favicon-32x32.png', /^image\/png$/, 100],
+      ['docs.js', /^text\/javascript/, 100],
+    ]
+    for (const [file, type, minBytes] of files) {
+      const response = await broker.request(`/api/docs/assets/${file}`, { token: null })
+      expect(response.status, file).toBe(200)
+      expect(response.headers.get('content-type'), file).toMatch(type)
+      expect(response.headers.get('cache-control'), file).toBe('public, max-age=86400')
+      expect((await response.arrayBuffer()).byteLength, file).toBeGreaterThan(minBytes)
+      const etag = response.headers.get('etag')
+      expect(etag, file).toBeTruthy()
+      expect((await broker.request(`/api/docs/assets/${file}`, { token: null, headers: { 'if-none-match': etag! } })).status, file).toBe(304)
+    }
+    // The rest of the package is not served (on Workers it is uploaded as assets, but
+    // run_worker_first keeps every path the app's, at the root too).
+    for (const path of ['/api/docs/assets/index.html', '/api/docs/assets/swagger-initializer.js', '/api/docs/assets/swagger-ui-bundle.js.map', '/api/docs/assets/package.json', '/swagger-ui-bundle.js', '/index.html', '/package.json']) {
+      const response = await broker.request(path, { token: null })
+      expect(response.status, path).toBe(404)
+      await response.body?.cancel()
+    }
   })
 
   test('landing edges: an oversized form is 413, a missing org 404, neither a 5xx', async () => {

@@ -10,8 +10,11 @@ const styles = `
   .muted { opacity: .7; font-size: .9rem; }
 `
 
-/** A page: its title, and the stylesheet (the default one unless the page brings its own). */
-export function Layout(props: { title: string; children: Child; styles?: string; referrer?: 'no-referrer' }) {
+/**
+ * A page: its title, and the stylesheet (the default one unless the page brings its own; null:
+ * no inline stylesheet, for a page whose CSP allows none), plus anything else for the head.
+ */
+export function Layout(props: { title: string; children: Child; styles?: string | null; head?: Child; referrer?: 'no-referrer' }) {
   return (
     <html lang="en">
       <head>
@@ -20,7 +23,8 @@ export function Layout(props: { title: string; children: Child; styles?: string;
         <meta name="robots" content="noindex" />
         {props.referrer ? <meta name="referrer" content={props.referrer} /> : null}
         <title>{props.title}</title>
-        <style dangerouslySetInnerHTML={{ __html: props.styles ?? styles }} />
+        {props.styles === null ? null : <style dangerouslySetInnerHTML={{ __html: props.styles ?? styles }} />}
+        {props.head ?? null}
       </head>
       <body>
         <main>{props.children}</main>
