@@ -1,14 +1,17 @@
 import type { AddressInfo } from 'node:net'
+import PostalMime from 'postal-mime'
 import { SMTPServer } from 'smtp-server'
 
 export interface ReceivedMail {
   from: string
   to: string[]
   raw: string
+  receivedAt: string
 }
 
 /**
  * A real SMTP server on loopback (the `smtp-server` package): what the broker sends arrives here.
+ * The sandbox's in-process mailbox and the tests' SMTP server.
  * With `credentials` it requires AUTH (PLAIN/LOGIN; no TLS on loopback) and the URL carries them;
  * without, it offers no AUTH at all.
  */
@@ -30,7 +33,12 @@ export async function startSmtpServer(options: { refuse?: () => boolean; credent
       stream.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')))
       stream.on('end', () => {
         if (options.refuse?.()) return callback(Object.assign(new Error('mailbox unavailable, try later'), { responseCode: 451 }))
-        mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw })
+        mails.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+          receivedAt: new Date().toISOString(),
+        })
         callback()
       })
     },
@@ -46,4 +54,31 @@ export function header(raw: string, name: string): string | null {
   const head = raw.split(/\r?\n\r?\n/)[0]!.replace(/\r?\n[ \t]+/g, ' ')
   const line = head.split(/\r?\n/).find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
   return line ? line.slice(name.length + 1).trim() : null
+}
+
+export interface ParsedMail {
+  from: string
+  to: string[]
+  cc: string[]
+  subject: string
+  date: string | null
+  text: string
+  html: string | null
+}
+
+const addresses = (list: Array<{ address?: string; name?: string; group?: unknown[] }> | undefined) =>
+  (list ?? []).map((a) => (a.name ? `${a.name} <${a.address ?? ''}>` : (a.address ?? '')))
+
+/** A received message as a person reads it (headers decoded, the text part), parsed with postal-mime. */
+export async function parseMail(raw: string): Promise<ParsedMail> {
+  const email = await PostalMime.parse(raw)
+  return {
+    from: addresses(email.from ? [email.from] : []).join(', '),
+    to: addresses(email.to),
+    cc: addresses(email.cc),
+    subject: email.subject ?? '',
+    date: email.date ?? null,
+    text: email.text ?? '',
+    html: email.html ?? null,
+  }
 }

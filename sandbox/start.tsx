@@ -1,0 +1,369 @@
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+import { Webhook } from 'standardwebhooks'
+import { type RunningBroker, startBroker } from './broker'
+import { parseMail, startSmtpServer } from './mailbox'
+import { type ActionId, type Marketplaces, PARTNERS, type Partner, USAGE_DIMENSION, startMarketplaces } from './marketplaces'
+import {
+  AcmePage,
+  type Entitlement,
+  type EventView,
+  HandoffPage,
+  HomePage,
+  MailboxPage,
+  ProblemPage,
+  type ReceivedWebhook,
+  type ShellInfo,
+  type UsageView,
+  WelcomePage,
+} from './pages'
+
+/**
+ * The sandbox: the marketplace emulators, a real broker (Node + SQLite, or Workers + D1 through
+ * wrangler dev) with a demo org using all three, an SMTP mailbox, and the demo ISV app that
+ * receives the buyers and the webhooks. Everything on loopback; no network, no configuration.
+ */
+const here = dirname(fileURLToPath(import.meta.url))
+const ASSETS: Record<string, { type: string; body: string }> = {
+  'sandbox.css': { type: 'text/css; charset=utf-8', body: readFileSync(join(here, 'assets/sandbox.css'), 'utf8') },
+  'sandbox.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(join(here, 'assets/sandbox.js'), 'utf8') },
+}
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'"
+
+export interface SandboxOptions {
+  runtime: 'node' | 'workers'
+  /** Where the broker's database and log go (emptied at start: each start is a fresh sandbox). */
+  dataDir: string
+  port: number
+  host?: string
+}
+
+export interface Sandbox {
+  url: string
+  brokerUrl: string
+  stop(): Promise<void>
+}
+
+const HOUR_MS = 3600_000
+const MARKER = '.marketbridge-sandbox'
+
+/**
+ * Each start is a fresh sandbox: its folder is emptied. Only a folder the sandbox made (it holds
+ * the marker file) or an empty one, never, say, the `./data` of `npm start` given by mistake.
+ */
+function resetDataDir(dir: string) {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!existsSync(join(dir, MARKER))) throw new Error(`${dir} is not a sandbox folder (no ${MARKER} in it): refusing to empty it; pick another --data-dir`)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, MARKER), 'This folder belongs to `npm run sandbox`, which empties it at every start.\n')
+}
+/** An entitlement id as the broker makes them: nothing else goes into a broker API path. */
+const ENTITLEMENT_ID = /^ent_[A-Za-z0-9]{1,64}$/
+
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const host = options.host ?? '127.0.0.1'
+  resetDataDir(options.dataDir)
+
+  // The sandbox's own server first: its URL is the org's fulfillment and webhook URL.
+  const app = new Hono()
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: (request) => app.fetch(request), hostname: host, port: options.port }, () => resolve(s))
+    s.once('error', reject)
+  })
+  const port = (server.address() as { port: number }).port
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+
+  const stops: Array<() => Promise<void>> = [() => new Promise<void>((done) => server.close(() => done()))]
+  const stop = async () => {
+    for (const fn of stops.reverse()) await fn().catch(() => undefined)
+  }
+  try {
+    const marketplaces = await startMarketplaces()
+    stops.push(() => marketplaces.close())
+    const smtpCredentials = { user: 'sandbox', pass: randomBytes(12).toString('base64url') }
+    const mailbox = await startSmtpServer({ credentials: smtpCredentials })
+    stops.push(mailbox.close)
+    const adminToken = `mba_${randomBytes(32).toString('base64url')}`
+    const broker = await startBroker({
+      runtime: options.runtime,
+      dataDir: options.dataDir,
+      env: {
+        ...marketplaces.env,
+        ADMIN_TOKEN: adminToken,
+        ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        SMTP_URL: mailbox.url,
+        EMAIL_FROM: 'Acme Analytics <hello@acme.example>',
+      },
+    })
+    stops.push(() => broker.stop())
+    // Workers: the background job is the cron trigger; fire it every two seconds.
+    if (broker.runtime === 'workers') {
+      const timer = setInterval(() => void broker.tick().catch(() => undefined), 2000)
+      stops.push(async () => clearInterval(timer))
+    }
+    const demo = await setUpDemoOrg(broker, adminToken, url, marketplaces)
+    mountRoutes(app, { url, broker, marketplaces, mailbox, demo })
+    return { url, brokerUrl: broker.url, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+interface Demo {
+  orgId: string
+  apiKey: string
+  webhook: Webhook
+  hostedFormUrl: string
+  fulfillment: 'acme' | 'hosted'
+  /** Everything the broker sent to Acme's webhook URL, newest first. */
+  received: ReceivedWebhook[]
+}
+
+async function brokerApi(broker: RunningBroker, token: string, path: string, init: { method?: string; json?: unknown } = {}) {
+  const response = await fetch(`${broker.url}${path}`, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${token}`, ...(init.json === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+  })
+  const text = await response.text()
+  let body: any = null
+  try {
+    body = text ? JSON.parse(text) : null
+  } catch {
+    body = { error: { message: text.slice(0, 200) } }
+  }
+  return { status: response.status, body }
+}
+
+/** The demo seller, set up through the public API exactly as an ISV would. */
+async function setUpDemoOrg(broker: RunningBroker, adminToken: string, url: string, marketplaces: Marketplaces): Promise<Demo> {
+  const must = (step: string, result: { status: number; body: any }) => {
+    if (result.status >= 300) throw new Error(`${step}: HTTP ${result.status} ${JSON.stringify(result.body)}`)
+    return result.body
+  }
+  const created = must(
+    'create the demo org',
+    await brokerApi(broker, adminToken, '/api/v1/orgs', {
+      method: 'POST',
+      json: { name: 'Acme Analytics', fulfillmentUrl: `${url}/acme/welcome`, webhookUrl: `${url}/acme/webhooks` },
+    }),
+  )
+  const orgId: string = created.org.id
+  const apiKey: string = created.apiKey
+  const notificationUrls = {} as Record<Partner, string>
+  for (const partner of PARTNERS) {
+    const body = must(`configure ${partner}`, await brokerApi(broker, apiKey, `/api/v1/orgs/${orgId}/integrations/${partner}`, { method: 'PUT', json: marketplaces.integrations[partner] }))
+    notificationUrls[partner] = body.integration.notificationUrl
+  }
+  await marketplaces.setNotificationUrls(notificationUrls)
+  const form = must(
+    'set up the hosted form',
+    await brokerApi(broker, apiKey, `/api/v1/orgs/${orgId}/signup-form`, {
+      method: 'PUT',
+      json: {
+        companyName: 'Acme Analytics',
+        publicNotes: 'Your workspace is ready within one business day. Questions? sales@acme.example',
+        ccEmails: ['sales@acme.example'],
+        fields: ['name', 'email', 'company', 'phone'],
+      },
+    }),
+  )
+  return { orgId, apiKey, webhook: new Webhook(created.webhookSecret), hostedFormUrl: form.signupForm.url, fulfillment: 'acme', received: [] }
+}
+
+function mountRoutes(
+  app: Hono,
+  ctx: { url: string; broker: RunningBroker; marketplaces: Marketplaces; mailbox: Awaited<ReturnType<typeof startSmtpServer>>; demo: Demo },
+) {
+  const { broker, marketplaces, mailbox, demo } = ctx
+  const api = (path: string, init?: { method?: string; json?: unknown }) => brokerApi(broker, demo.apiKey, `/api/v1/orgs/${demo.orgId}${path}`, init)
+  const info = (): ShellInfo => ({ runtime: broker.runtime, brokerUrl: broker.url, mails: mailbox.mails.length, webhooks: demo.received.length })
+  const origin = new URL(ctx.url).origin
+
+  app.use('*', async (c, next) => {
+    // A page of another site must not drive the sandbox (its forms change purchases).
+    if (c.req.method === 'POST' && c.req.path !== '/acme/webhooks') {
+      const from = c.req.header('origin')
+      const site = c.req.header('sec-fetch-site')
+      if ((from && from !== origin && from !== 'null') || site === 'cross-site') return c.text('cross-site request refused', 403)
+    }
+    await next()
+    if (c.res.headers.get('content-type')?.startsWith('text/html')) {
+      c.res.headers.set('content-security-policy', CSP)
+      c.res.headers.set('cache-control', 'no-store')
+    }
+  })
+
+  app.get('/assets/:file', (c) => {
+    const asset = ASSETS[c.req.param('file')]
+    if (!asset) return c.notFound()
+    return c.body(asset.body, 200, { 'content-type': asset.type, 'cache-control': 'no-cache' })
+  })
+
+  const listEntitlements = async (): Promise<Entitlement[]> => {
+    const { status, body } = await api('/entitlements?limit=50')
+    return status === 200 ? body.items : []
+  }
+
+  app.get('/', async (c) =>
+    c.html(<HomePage info={info()} orgId={demo.orgId} apiKey={demo.apiKey} fulfillment={demo.fulfillment} entitlements={await listEntitlements()} error={c.req.query('error')} />),
+  )
+
+  app.post('/buy/:partner', async (c) => {
+    const partner = c.req.param('partner') as Partner
+    if (!PARTNERS.includes(partner)) return c.notFound()
+    const form = await c.req.parseBody()
+    const plan = typeof form.plan === 'string' ? form.plan : ''
+    const landing = `${broker.url}/public/signup/${partner}/orgId/${demo.orgId}`
+    let handoff
+    try {
+      handoff = await marketplaces.buy(partner, plan, landing)
+    } catch (error) {
+      return c.redirect(`/?error=${encodeURIComponent(error instanceof Error ? error.message : String(error))}`, 303)
+    }
+    if (handoff.method === 'GET') return c.redirect(handoff.url, 303)
+    return c.html(<HandoffPage partner={partner} url={handoff.url} fields={handoff.fields} />)
+  })
+
+  app.post('/settings/fulfillment', async (c) => {
+    const target = (await c.req.parseBody()).target === 'hosted' ? 'hosted' : 'acme'
+    const fulfillmentUrl = target === 'hosted' ? demo.hostedFormUrl : `${ctx.url}/acme/welcome`
+    const result = await api('', { method: 'PATCH', json: { fulfillmentUrl } })
+    if (result.status !== 200) return c.redirect(`/?error=${encodeURIComponent(result.body?.error?.message ?? 'could not save')}`, 303)
+    demo.fulfillment = target
+    return c.redirect('/', 303)
+  })
+
+  // The demo ISV: its fulfillment page, its webhook receiver, its customer list.
+  app.post('/acme/webhooks', async (c) => {
+    const body = await c.req.text()
+    const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, c.req.header(name) ?? '']))
+    let verified = true
+    let problem: string | null = null
+    let payload: any = null
+    try {
+      payload = demo.webhook.verify(body, headers)
+    } catch (error) {
+      verified = false
+      problem = error instanceof Error ? error.message : 'bad signature'
+    }
+    const entitlementId = payload?.data?.entitlement?.id ?? payload?.data?.entitlementId ?? (payload?.entityType === 'ENTITLEMENT' ? payload?.entityId : null) ?? null
+    let pretty = body
+    try {
+      pretty = JSON.stringify(JSON.parse(body), null, 2)
+    } catch {
+      // shown as it came
+    }
+    demo.received.unshift({ id: headers['webhook-id']!, type: payload?.type ?? '(unverified)', verified, problem, entitlementId, receivedAt: new Date().toISOString(), body: pretty })
+    if (demo.received.length > 500) demo.received.length = 500
+    return verified ? c.body(null, 204) : c.json({ error: 'invalid signature' }, 401)
+  })
+
+  app.get('/acme', async (c) => c.html(<AcmePage info={info()} entitlements={await listEntitlements()} webhooks={demo.received} />))
+
+  app.get('/acme/welcome', async (c) => {
+    const id = c.req.query('sugerEntitlementId') ?? ''
+    if (!ENTITLEMENT_ID.test(id)) {
+      return c.html(<ProblemPage info={info()} title="No entitlement" message="Acme's welcome page is opened by the broker's redirect, with ?sugerEntitlementId=ent_…" />, 400)
+    }
+    const read = await api(`/entitlements/${id}`)
+    if (read.status !== 200) {
+      return c.html(<ProblemPage info={info()} title="Unknown entitlement" message={`The broker answered ${read.status}: ${read.body?.error?.message ?? ''}`} />, 404)
+    }
+    const entitlement = read.body as Entitlement
+    const [events, usage] = await Promise.all([api(`/entitlements/${id}/events`), api(`/entitlements/${id}/usage?limit=20`)])
+    const usageItems: UsageView[] = usage.status === 200 ? usage.body.items : []
+    const closedHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
+    // Keep the page live while something is on its way: a pending activation, usage of a closed hour.
+    const waiting = entitlement.status === 'PENDING_START' || usageItems.some((u) => u.status === 'PENDING' && Date.parse(u.timestamp) < closedHour)
+    const hosted = new URL(demo.hostedFormUrl)
+    hosted.searchParams.set('sugerEntitlementId', id)
+    hosted.searchParams.set('partner', entitlement.partner)
+    return c.html(
+      <WelcomePage
+        info={info()}
+        orgId={demo.orgId}
+        entitlement={entitlement}
+        raw={JSON.stringify(entitlement, null, 2)}
+        events={events.status === 200 ? (events.body.items as EventView[]) : []}
+        usage={usageItems}
+        webhooks={demo.received.filter((hook) => hook.entitlementId === id)}
+        actions={marketplaces.actionsFor(entitlement)}
+        sent={marketplaces.sent.filter((s) => s.externalId === entitlement.externalId || entitlement.externalId.endsWith(`/${s.externalId}`))}
+        note={c.req.query('note') ?? null}
+        noteBad={c.req.query('bad') === '1'}
+        hostedFormUrl={hosted.toString()}
+        refresh={waiting ? 2 : undefined}
+      />,
+    )
+  })
+
+  const back = (id: string, note: string, bad = false) => `/acme/welcome?sugerEntitlementId=${encodeURIComponent(id)}&note=${encodeURIComponent(note)}${bad ? '&bad=1' : ''}`
+
+  // The entitlement actions take ids from the URL: only well-formed ones.
+  app.use('/acme/entitlements/:id/*', async (c, next) => {
+    if (!ENTITLEMENT_ID.test(c.req.param('id') ?? '')) return c.html(<ProblemPage info={info()} title="Unknown entitlement" message="That is not an entitlement id." />, 404)
+    await next()
+  })
+
+  app.post('/acme/entitlements/:id/marketplace', async (c) => {
+    const id = c.req.param('id')
+    const action = (await c.req.parseBody()).action as ActionId
+    const before = await api(`/entitlements/${id}`)
+    if (before.status !== 200) return c.redirect(back(id, 'Unknown entitlement.', true), 303)
+    const entitlement = before.body as Entitlement
+    if (!marketplaces.actionsFor(entitlement).some((a) => a.id === action)) return c.redirect(back(id, `"${action}" is not possible now.`, true), 303)
+    let result
+    try {
+      result = await marketplaces.act(entitlement, action)
+    } catch (error) {
+      return c.redirect(back(id, error instanceof Error ? error.message : String(error), true), 303)
+    }
+    // The broker answers the marketplace at once and applies the change right after: wait for it.
+    for (let i = 0; i < 50; i++) {
+      const now = await api(`/entitlements/${id}`)
+      if (now.status === 200 && now.body.updatedAt !== entitlement.updatedAt) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const ok = result.status >= 200 && result.status < 300
+    return c.redirect(back(id, `${result.sent}: the broker answered HTTP ${result.status}.`, !ok), 303)
+  })
+
+  app.post('/acme/entitlements/:id/usage', async (c) => {
+    const id = c.req.param('id')
+    const form = await c.req.parseBody()
+    const quantity = Number(form.quantity)
+    if (typeof form.quantity !== 'string' || !Number.isFinite(quantity)) return c.redirect(back(id, 'Enter a number of API calls.', true), 303)
+    // "In the last hour": one second before this hour began, so the hour is already closed and the
+    // broker's reporter sends it on its next run. Real usage carries its real time.
+    const timestamp = form.when === 'now' ? undefined : new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS - 1000).toISOString()
+    const result = await api(`/entitlements/${id}/usage`, {
+      method: 'POST',
+      json: { dimension: USAGE_DIMENSION, quantity, ...(timestamp ? { timestamp } : {}), idempotencyKey: `sandbox-${randomUUID()}` },
+    })
+    if (result.status !== 202) return c.redirect(back(id, `The broker refused the usage: ${result.body?.error?.message ?? `HTTP ${result.status}`}`, true), 303)
+    await broker.tick()
+    return c.redirect(back(id, `Recorded ${quantity} ${USAGE_DIMENSION} (${result.body.usageRecord.id}); the broker reports the hour to the marketplace once it has closed.`), 303)
+  })
+
+  app.get('/mailbox', async (c) => {
+    const mails = await Promise.all(
+      [...mailbox.mails].reverse().map(async (mail) => {
+        const parsed = await parseMail(mail.raw)
+        return { ...parsed, receivedAt: mail.receivedAt, raw: mail.raw }
+      }),
+    )
+    return c.html(<MailboxPage info={info()} mails={mails} smtp={`smtp://127.0.0.1:${mailbox.port}`} />)
+  })
+
+  app.notFound((c) => c.html(<ProblemPage info={info()} title="Not found" message="There is nothing at this address in the sandbox." />, 404))
+  app.onError((error, c) => c.html(<ProblemPage info={info()} title="Something went wrong" message={error.message} />, 500))
+}

@@ -1,0 +1,124 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type Sandbox, startSandbox } from '../sandbox/start'
+
+/**
+ * The sandbox's own routes under hostile input (in-process, broker on Node): whatever a form or a
+ * URL carries, no 5xx, and a refused input changes nothing at the broker. The browser test
+ * (sandbox-browser.test.ts) covers the happy paths on both runtimes.
+ */
+let sandbox: Sandbox
+let dir: string
+let orgId: string
+let apiKey: string
+let entitlementId: string
+
+const post = (path: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
+  fetch(`${sandbox.url}${path}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(sandbox.url).origin, ...headers },
+    body: new URLSearchParams(form).toString(),
+  })
+const api = async (path: string) => {
+  const response = await fetch(`${sandbox.brokerUrl}/api/v1/orgs/${orgId}${path}`, { headers: { authorization: `Bearer ${apiKey}` } })
+  return (await response.json()) as any
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'marketbridge-sandbox-'))
+  sandbox = await startSandbox({ runtime: 'node', port: 0, dataDir: join(dir, 'data') })
+  // The home page shows the demo org's curl line: its id and key.
+  const home = await (await fetch(sandbox.url)).text()
+  orgId = home.match(/orgs\/(org_[a-z0-9]+)\/entitlements/)![1]!
+  apiKey = home.match(/Bearer (mbk_[A-Za-z0-9_-]+)/)![1]!
+  // One Azure purchase, through the landing.
+  const buy = await post('/buy/azure', { plan: 'starter' })
+  expect(buy.status).toBe(303)
+  const landing = await fetch(buy.headers.get('location')!, { redirect: 'manual' })
+  expect(landing.status).toBe(303)
+  entitlementId = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+  expect(entitlementId).toMatch(/^ent_/)
+}, 60_000)
+
+afterAll(async () => {
+  await sandbox?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+const text = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('', 'starter', 'business', 'payg', 'contract', 'suspend', 'cancel', '../x', '%2e%2e', '1e999', '-5', '0', 'NaN'))
+
+describe('sandbox routes under arbitrary input', () => {
+  test('buy: an unknown plan or marketplace never sends the buyer anywhere; never a 5xx', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('azure', 'aws', 'gcp', 'ibm', '%00'), text, async (partner, plan) => {
+        fc.pre(!['starter', 'business', 'payg', 'contract'].includes(plan))
+        const response = await post(`/buy/${partner}`, { plan })
+        expect(response.status).toBeLessThan(500)
+        expect(response.headers.get('location') ?? '').not.toContain(sandbox.brokerUrl)
+        expect(await response.text()).not.toContain('x-amzn-marketplace-token')
+      }),
+      { numRuns: 40 },
+    )
+  })
+
+  test('marketplace actions and usage: a refused input changes nothing at the broker; never a 5xx', async () => {
+    const before = await api(`/entitlements/${entitlementId}`)
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.constant(entitlementId), fc.string({ maxLength: 30 }).map(encodeURIComponent), fc.constant('ent_unknown0')), text, text, async (id, action, quantity) => {
+        fc.pre(!['suspend', 'cancel', 'change-plan'].includes(action))
+        const acted = await post(`/acme/entitlements/${id}/marketplace`, { action })
+        expect(acted.status).toBeLessThan(500)
+        const reported = await post(`/acme/entitlements/${id}/usage`, { quantity, when: action })
+        expect(reported.status).toBeLessThan(500)
+        const page = await fetch(`${sandbox.url}/acme/welcome?sugerEntitlementId=${id}`)
+        expect(page.status).toBeLessThan(500)
+      }),
+      { numRuns: 40 },
+    )
+    const after = await api(`/entitlements/${entitlementId}`)
+    expect(after).toEqual(before)
+    // Only a positive number of calls was recorded (the broker refuses the rest, stores nothing).
+    const usage = (await api(`/entitlements/${entitlementId}/usage?limit=1000`)).items as Array<{ quantity: number }>
+    expect(usage.every((u) => u.quantity > 0)).toBe(true)
+  })
+
+  test('the webhook receiver refuses what the broker did not sign, and lists it as refused', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 200 }), fc.string({ maxLength: 60 }), async (body, signature) => {
+        const response = await fetch(`${sandbox.url}/acme/webhooks`, {
+          method: 'POST',
+          headers: { 'webhook-id': 'msg_x', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': signature },
+          body,
+        })
+        expect(response.status).toBe(401)
+      }),
+      { numRuns: 30 },
+    )
+    const page = await (await fetch(`${sandbox.url}/acme`)).text()
+    expect(page).toContain('refused:')
+  })
+
+  test('another site cannot drive the sandbox (its forms change purchases)', async () => {
+    const before = await api(`/entitlements/${entitlementId}`)
+    const response = await post(`/acme/entitlements/${entitlementId}/marketplace`, { action: 'suspend' }, { origin: 'https://evil.example' })
+    expect(response.status).toBe(403)
+    const crossSite = await post('/buy/azure', { plan: 'starter' }, { origin: '', 'sec-fetch-site': 'cross-site' })
+    expect(crossSite.status).toBe(403)
+    expect(await api(`/entitlements/${entitlementId}`)).toEqual(before)
+    // The same action from the sandbox's own page works.
+    expect((await post(`/acme/entitlements/${entitlementId}/marketplace`, { action: 'suspend' })).status).toBe(303)
+    expect((await api(`/entitlements/${entitlementId}`)).status).toBe('SUSPENDED')
+  })
+})
+
+test('the sandbox never empties a folder it did not make (e.g. the real ./data given as --data-dir)', async () => {
+  const real = join(dir, 'real-data')
+  mkdirSync(real)
+  writeFileSync(join(real, 'marketbridge.db'), 'precious')
+  await expect(startSandbox({ runtime: 'node', port: 0, dataDir: real })).rejects.toThrow(/not a sandbox folder/)
+  expect(existsSync(join(real, 'marketbridge.db'))).toBe(true)
+})
