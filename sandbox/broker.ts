@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream, mkdirSync } from 'node:fs'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +12,16 @@ import { fileURLToPath } from 'node:url'
  * goes to `<dataDir>/broker.log`, not to the terminal.
  */
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Every broker this process started and has not stopped: killed on whatever ends the process. */
+const live = new Set<() => void>()
+/** Kills every broker this process started (their whole process trees). Synchronous: safe in 'exit'. */
+export function killBrokers() {
+  for (const kill of [...live]) kill()
+}
+process.on('exit', killBrokers)
+
+const isWindows = process.platform === 'win32'
 
 export interface RunningBroker {
   url: string
@@ -32,13 +42,19 @@ export function freePort(): Promise<number> {
   })
 }
 
-export async function startBroker(options: { runtime: 'node' | 'workers'; dataDir: string; env: Record<string, string> }): Promise<RunningBroker> {
+export async function startBroker(options: {
+  runtime: 'node' | 'workers'
+  dataDir: string
+  env: Record<string, string>
+  /** Called if the broker exits by itself after it started. */
+  onExit?: (how: string) => void
+}): Promise<RunningBroker> {
   const { runtime, dataDir } = options
-  mkdirSync(dataDir, { recursive: true })
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const env = { ...options.env, PUBLIC_URL: url }
-  const log = createWriteStream(join(dataDir, 'broker.log'), { flags: 'a' })
+  const log = createWriteStream(join(dataDir, 'broker.log'), { flags: 'a', mode: 0o600 })
   const tsx = import.meta.resolve('tsx')
 
   let child: ChildProcess
@@ -55,7 +71,9 @@ export async function startBroker(options: { runtime: 'node' | 'workers'; dataDi
         JOB_INTERVAL_MS: '1000',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
+      // Its own process group, so that stopping it stops everything it started (Windows: taskkill /T).
+      detached: !isWindows,
+      windowsHide: true,
     })
     ready = /listening on/
   } else {
@@ -72,10 +90,19 @@ export async function startBroker(options: { runtime: 'node' | 'workers'; dataDi
         '--test-scheduled',
         ...Object.entries(env).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
       ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' } },
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: !isWindows,
+        windowsHide: true,
+        // No network: no metrics, no update check (the banner), no Request.cf download.
+        env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', WRANGLER_HIDE_BANNER: 'true', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+      },
     )
     ready = /Ready on http/
   }
+  // For whoever needs to know what runs (and the tests that check nothing is left behind).
+  if (child.pid !== undefined) writeFileSync(join(dataDir, 'broker.pid'), String(child.pid), { mode: 0o600 })
   let output = ''
   const take = (chunk: Buffer) => {
     log.write(chunk)
@@ -83,36 +110,55 @@ export async function startBroker(options: { runtime: 'node' | 'workers'; dataDi
   }
   child.stdout!.on('data', take)
   child.stderr!.on('data', take)
-  const exited = new Promise<void>((done) => child.on('exit', () => done()))
+  let started = false
+  let ended: string | null = null
+  const exited = new Promise<void>((done) =>
+    child.on('exit', (code, signal) => {
+      ended = signal ? `killed by ${signal}` : `exit code ${code}`
+      if (started) options.onExit?.(ended)
+      done()
+    }),
+  )
+  child.on('error', (error) => {
+    ended ??= `could not be started: ${error.message}`
+  })
 
-  const killGroup = (signal: NodeJS.Signals) => {
+  // The whole group, even after its leader exited: wrangler's workerd may outlive dev-worker.ts.
+  function killGroup() {
+    if (child.pid === undefined) return
     try {
-      process.kill(-child.pid!, signal)
+      if (isWindows) spawnSync('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' })
+      else process.kill(-child.pid, 'SIGKILL')
     } catch {
       // already gone
     }
   }
-  // Whatever ends the sandbox ends its broker (and wrangler's workerd) too.
-  const onExit = () => killGroup('SIGKILL')
-  process.on('exit', onExit)
+  live.add(killGroup)
 
+  const fail = (why: string) => {
+    killGroup()
+    live.delete(killGroup)
+    log.end()
+    return new Error(`the broker (${runtime}) ${why}; the end of its output (all of it in ${join(dataDir, 'broker.log')}):\n${output.slice(-3000)}`)
+  }
   const deadline = Date.now() + (runtime === 'workers' ? 90_000 : 30_000)
   while (!ready.test(output)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      killGroup('SIGKILL')
-      throw new Error(`the broker (${runtime}) did not start; its output:\n${output.slice(-4000)}`)
-    }
+    if (ended !== null) throw fail(`stopped while starting (${ended})`)
+    if (Date.now() > deadline) throw fail('did not start in time')
     await new Promise((r) => setTimeout(r, 100))
   }
   // Ready to serve: wait for the first answer (wrangler prints "Ready" a moment before).
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; ; i++) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) break
     } catch {
       // not yet
     }
+    if (ended !== null) throw fail(`stopped while starting (${ended})`)
+    if (i > 150) throw fail('does not answer /healthz')
     await new Promise((r) => setTimeout(r, 100))
   }
+  started = true
 
   return {
     url,
@@ -123,10 +169,18 @@ export async function startBroker(options: { runtime: 'node' | 'workers'; dataDi
       await response.body?.cancel()
     },
     async stop() {
-      process.off('exit', onExit)
-      killGroup('SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
-      killGroup('SIGKILL')
+      started = false
+      if (ended === null && child.pid !== undefined) {
+        try {
+          if (isWindows) spawnSync('taskkill', ['/pid', String(child.pid), '/T'], { stdio: 'ignore' })
+          else process.kill(-child.pid, 'SIGTERM')
+        } catch {
+          // already gone
+        }
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
+      }
+      killGroup()
+      live.delete(killGroup)
       log.end()
     },
   }

@@ -19,6 +19,7 @@ export async function startSmtpServer(options: { refuse?: () => boolean; credent
   const mails: ReceivedMail[] = []
   const { credentials } = options
   const server = new SMTPServer({
+    size: 10 * 1024 * 1024,
     authOptional: !credentials,
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
@@ -29,9 +30,11 @@ export async function startSmtpServer(options: { refuse?: () => boolean; credent
       callback(new Error('Invalid username or password'))
     },
     onData(stream, session, callback) {
-      let raw = ''
-      stream.on('data', (chunk: Buffer) => (raw += chunk.toString('utf8')))
+      const chunks: Buffer[] = []
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
       stream.on('end', () => {
+        // Decoded once, whole: a character split across chunks stays intact.
+        const raw = Buffer.concat(chunks).toString('utf8')
         if (options.refuse?.()) return callback(Object.assign(new Error('mailbox unavailable, try later'), { responseCode: 451 }))
         mails.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

@@ -89,6 +89,8 @@ interface Purchase {
   azureSubscriptionId?: string
   awsCustomer?: EmulatedCustomer
   awsContract?: boolean
+  /** The offer bought (AWS puts `offer-identifier` on subscribe-success for offers since 2024). */
+  awsOfferId?: string
   gcpEntitlementId?: string
   gcpAccountId?: string
 }
@@ -130,6 +132,16 @@ const GCP_PUSH_ACCOUNT = 'marketplace-push@acme-isv-project.iam.gserviceaccount.
 
 export async function startMarketplaces(): Promise<Marketplaces> {
   const closers: Array<() => Promise<void>> = []
+  try {
+    return await start(closers)
+  } catch (error) {
+    // Whatever was listening already stops: nothing is left behind by a failed start.
+    for (const close of closers.reverse()) await close().catch(() => undefined)
+    throw error
+  }
+}
+
+async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces> {
   // Azure: the SaaS fulfillment and metering APIs and Entra ID (tokens, signing keys) on one server.
   const azure = createAzureEmulator({ record: false })
   const azureServer = await azure.listen()
@@ -173,28 +185,46 @@ export async function startMarketplaces(): Promise<Marketplaces> {
   }
 
   // Google publishes to Pub/Sub; the ISV's push subscription delivers each message to the broker,
-  // redelivering until it is acknowledged (a 2xx). Same here, in order, every 300 ms.
+  // redelivering until it is acknowledged (a 2xx) with a growing backoff. Same here, in order:
+  // one delivery loop at a time (`draining`), which any caller can await.
   let pushed = 0
-  let pumping = false
-  const pump = async () => {
-    if (pumping || !notificationUrls) return
-    pumping = true
-    try {
-      while (pushed < gcp.published.length) {
-        const message = gcp.published[pushed]!
+  let attempts = 0
+  let retryAt = 0
+  /** The broker's answer to each delivered message, by the message's eventId. */
+  const pushStatus = new Map<string, number>()
+  let draining: Promise<void> | null = null
+  const drain = async () => {
+    while (notificationUrls && pushed < gcp.published.length && Date.now() >= retryAt) {
+      const message = gcp.published[pushed]!
+      const id = message.entitlement?.id ?? `account/${message.account?.id}`
+      let status = 0
+      try {
         const response = await gcp.push(notificationUrl('gcp'), message, { serviceAccountEmail: GCP_PUSH_ACCOUNT })
         await response.body?.cancel()
-        const id = message.entitlement?.id ?? `account/${message.account?.id}`
-        record('gcp', `Pub/Sub push: ${message.eventType}`, response.status, id)
-        if (response.status >= 300) break
-        pushed++
+        status = response.status
+      } catch {
+        // the broker is not reachable: retried like any failed push
       }
-    } catch {
-      // The broker is not reachable yet: Pub/Sub retries.
-    } finally {
-      pumping = false
+      pushStatus.set(message.eventId, status)
+      if (status >= 200 && status < 300) {
+        record('gcp', `Pub/Sub push: ${message.eventType}`, status, id)
+        pushed++
+        attempts = 0
+        retryAt = 0
+        continue
+      }
+      attempts++
+      if (attempts === 1 || attempts % 10 === 0) record('gcp', `Pub/Sub push: ${message.eventType} (attempt ${attempts})`, status, id)
+      if (attempts >= 30) {
+        // Pub/Sub would keep trying for days; the sandbox gives up on this one and moves on.
+        pushed++
+        attempts = 0
+        retryAt = 0
+      } else retryAt = Date.now() + Math.min(300 * 2 ** attempts, 5000)
+      return
     }
   }
+  const pump = () => (draining ??= drain().finally(() => (draining = null)))
   const pumpTimer = setInterval(() => void pump(), 300)
   pumpTimer.unref()
 
@@ -218,7 +248,7 @@ export async function startMarketplaces(): Promise<Marketplaces> {
     const kind = action === 'entitlement-updated' ? 'entitlement' : 'subscription'
     const message = sns.notification(
       sns.topicArn(kind, customer.ProductCode),
-      sns.marketplaceMessage(action, { customerIdentifier: customer.CustomerIdentifier, productCode: customer.ProductCode }),
+      sns.marketplaceMessage(action, { customerIdentifier: customer.CustomerIdentifier, productCode: customer.ProductCode, offerIdentifier: purchase.awsOfferId }),
     )
     const response = await sns.deliver(notificationUrl('aws'), message)
     await response.body?.cancel()
@@ -281,12 +311,14 @@ export async function startMarketplaces(): Promise<Marketplaces> {
         if (contract) {
           aws.addEntitlement({ ProductCode: productCode, Dimension: CONTRACT_DIMENSION, CustomerIdentifier: customer.CustomerIdentifier, Value: { IntegerValue: 10 }, ExpirationDate: Math.floor(Date.now() / 1000) + 365 * 86400 })
         }
-        const purchase: Purchase = { partner, planId, awsCustomer: customer, awsContract: contract }
+        const purchase: Purchase = { partner, planId, awsCustomer: customer, awsContract: contract, awsOfferId: `offer-${randomBytes(10).toString('hex')}` }
         purchases.set(`aws:${licenseArn}`, purchase)
-        // AWS announces the subscription on SNS too, often before the buyer reaches the seller:
-        // the broker keeps it until the landing creates the entitlement.
-        const announced = await snsNotify(purchase, 'subscribe-success').catch(() => ({ sent: 'SNS subscription topic: subscribe-success', status: 0 }))
-        record('aws', announced.sent, announced.status, licenseArn)
+        // AWS announces the subscription on SNS too (a contract also on the entitlement topic),
+        // often before the buyer reaches the seller: the broker keeps these until the landing.
+        for (const action of contract ? (['subscribe-success', 'entitlement-updated'] as const) : (['subscribe-success'] as const)) {
+          const announced = await snsNotify(purchase, action).catch(() => ({ sent: `SNS: ${action}`, status: 0 }))
+          record('aws', announced.sent, announced.status, licenseArn)
+        }
         return { method: 'POST', url: landingUrl, fields: { 'x-amzn-marketplace-token': token } }
       }
       const { accountId, entitlement } = gcp.addPurchase({ providerId: GCP_PROVIDER, product: GCP_PRODUCT, plan: planId })
@@ -319,7 +351,8 @@ export async function startMarketplaces(): Promise<Marketplaces> {
         if (status !== 'CANCELLED') actions.push({ id: 'cancel', label: 'Cancel the subscription', sends: 'Unsubscribe webhook' })
       } else if (partner === 'aws') {
         if (active && purchase.awsContract) actions.push({ id: 'change-plan', label: 'Amend contract: 10 ↔ 25 users', sends: 'entitlement-updated (SNS); the broker calls GetEntitlements' })
-        if (active) actions.push({ id: 'cancel', label: 'Buyer cancels', sends: 'unsubscribe-pending (SNS)' })
+        // A SaaS contract is not cancelled by the buyer mid-term: AWS ends it (e.g. an approved refund).
+        if (active) actions.push({ id: 'cancel', label: purchase.awsContract ? 'Contract cancelled by AWS' : 'Buyer cancels', sends: 'unsubscribe-pending (SNS)' })
         if (status === 'PENDING_CANCEL') actions.push({ id: 'end', label: 'Cancellation completes', sends: 'unsubscribe-success (SNS)' })
       } else {
         const next = otherPlan('gcp', planId)
@@ -361,11 +394,13 @@ export async function startMarketplaces(): Promise<Marketplaces> {
         else if (action === 'revert-cancel') gcp.setEntitlementState(id, 'ENTITLEMENT_ACTIVE')
         else if (action === 'end') gcp.setEntitlementState(id, 'ENTITLEMENT_CANCELLED', { cancellationReason: 'The buyer cancelled.' })
         else throw new Error(`Google has no "${action}"`)
-        await pump()
-        const message = gcp.published[before]
-        const delivered = sent.find((s) => s.partner === 'gcp' && s.what.endsWith(message?.eventType ?? '?'))
-        result = { sent: `Pub/Sub push: ${message?.eventType}`, status: delivered?.status ?? 0 }
-        return result
+        const message = gcp.published[before]!
+        // Wait for this message's delivery (earlier ones go first).
+        for (let i = 0; i < 50 && !pushStatus.has(message.eventId); i++) {
+          await pump()
+          if (!pushStatus.has(message.eventId)) await new Promise((r) => setTimeout(r, 100))
+        }
+        return { sent: `Pub/Sub push: ${message.eventType}`, status: pushStatus.get(message.eventId) ?? 0 }
       }
       record(purchase.partner, result.sent, result.status, entitlement.externalId)
       return result
@@ -375,7 +410,8 @@ export async function startMarketplaces(): Promise<Marketplaces> {
     emulators: { azure, aws, sns, gcp, serviceControl },
     async close() {
       clearInterval(pumpTimer)
-      for (const close of closers.reverse()) await close().catch(() => undefined)
+      await draining
+      for (const close of [...closers].reverse()) await close().catch(() => undefined)
     },
   }
 }

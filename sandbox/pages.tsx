@@ -47,6 +47,8 @@ export interface ReceivedWebhook {
   problem: string | null
   entitlementId: string | null
   receivedAt: string
+  /** The event's own time (the payload's createdAt), for ordering. */
+  createdAt: string
   body: string
 }
 

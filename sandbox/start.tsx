@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
 import { type RunningBroker, startBroker } from './broker'
 import { parseMail, startSmtpServer } from './mailbox'
@@ -39,8 +39,10 @@ export interface SandboxOptions {
   runtime: 'node' | 'workers'
   /** Where the broker's database and log go (emptied at start: each start is a fresh sandbox). */
   dataDir: string
+  /** On 127.0.0.1 (the sandbox shows the demo org's key: loopback only). 0: any free port. */
   port: number
-  host?: string
+  /** Called if the broker stops by itself while the sandbox runs. */
+  onBrokerExit?: (how: string) => void
 }
 
 export interface Sandbox {
@@ -49,42 +51,75 @@ export interface Sandbox {
   stop(): Promise<void>
 }
 
+/** The sandbox's own port is taken (not one of the ports it picks for the broker). */
+export class PortTakenError extends Error {
+  override name = 'PortTakenError'
+}
+
 const HOUR_MS = 3600_000
+/** Acme's webhook receiver takes bodies up to this (the broker's are a few KB). */
+const WEBHOOK_BODY_LIMIT = 256 * 1024
 const MARKER = '.marketbridge-sandbox'
+const LOCK = '.lock'
 
 /**
- * Each start is a fresh sandbox: its folder is emptied. Only a folder the sandbox made (it holds
- * the marker file) or an empty one, never, say, the `./data` of `npm start` given by mistake.
+ * Each start is a fresh sandbox: its folder is emptied — only a folder the sandbox made (it holds
+ * the marker file) or an empty one, never, say, the `./data` of `npm start` given by mistake, and
+ * never while another sandbox uses it (a lock file with its pid). Answers the lock's release.
  */
-function resetDataDir(dir: string) {
-  if (existsSync(dir) && readdirSync(dir).length > 0) {
-    if (!existsSync(join(dir, MARKER))) throw new Error(`${dir} is not a sandbox folder (no ${MARKER} in it): refusing to empty it; pick another --data-dir`)
-    rmSync(dir, { recursive: true, force: true })
+function claimDataDir(dir: string): () => void {
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, MARKER))) {
+    throw new Error(`${dir} is not a sandbox folder (no ${MARKER} in it): refusing to empty it. Pick another --data-dir (or delete that folder yourself if it is an old sandbox's).`)
   }
-  mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, MARKER), 'This folder belongs to `npm run sandbox`, which empties it at every start.\n')
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const lock = join(dir, LOCK)
+  try {
+    writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 })
+  } catch {
+    const pid = Number(readFileSync(lock, 'utf8'))
+    if (pidAlive(pid)) throw new Error(`another sandbox (pid ${pid}) is using ${dir}; stop it first, or give this one another --data-dir`)
+    writeFileSync(lock, String(process.pid), { mode: 0o600 })
+  }
+  for (const entry of readdirSync(dir)) if (entry !== LOCK) rmSync(join(dir, entry), { recursive: true, force: true })
+  writeFileSync(join(dir, MARKER), 'This folder belongs to `npm run sandbox`, which empties it at every start.\n', { mode: 0o600 })
+  return () => rmSync(lock, { force: true })
 }
+
+function pidAlive(pid: number) {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 /** An entitlement id as the broker makes them: nothing else goes into a broker API path. */
 const ENTITLEMENT_ID = /^ent_[A-Za-z0-9]{1,64}$/
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
-  const host = options.host ?? '127.0.0.1'
-  resetDataDir(options.dataDir)
-
-  // The sandbox's own server first: its URL is the org's fulfillment and webhook URL.
+  // The sandbox's own server first (its URL is the org's fulfillment and webhook URL; a taken
+  // port stops here, before anything is touched), then the data folder.
   const app = new Hono()
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: (request) => app.fetch(request), hostname: host, port: options.port }, () => resolve(s))
-    s.once('error', reject)
+    const s = serve({ fetch: (request) => app.fetch(request), hostname: '127.0.0.1', port: options.port }, () => resolve(s))
+    s.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new PortTakenError(`port ${options.port} is taken; pick another with npm run sandbox -- --port <n>`) : error),
+    )
   })
   const port = (server.address() as { port: number }).port
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+  const url = `http://127.0.0.1:${port}`
 
   const stops: Array<() => Promise<void>> = [() => new Promise<void>((done) => server.close(() => done()))]
-  const stop = async () => {
-    for (const fn of stops.reverse()) await fn().catch(() => undefined)
-  }
+  let stopping: Promise<void> | null = null
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const fn of [...stops].reverse()) await fn().catch(() => undefined)
+    })())
   try {
+    const release = claimDataDir(options.dataDir)
+    stops.push(async () => release())
     const marketplaces = await startMarketplaces()
     stops.push(() => marketplaces.close())
     const smtpCredentials = { user: 'sandbox', pass: randomBytes(12).toString('base64url') }
@@ -101,6 +136,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         SMTP_URL: mailbox.url,
         EMAIL_FROM: 'Acme Analytics <hello@acme.example>',
       },
+      onExit: options.onBrokerExit,
     })
     stops.push(() => broker.stop())
     // Workers: the background job is the cron trigger; fire it every two seconds.
@@ -109,7 +145,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       stops.push(async () => clearInterval(timer))
     }
     const demo = await setUpDemoOrg(broker, adminToken, url, marketplaces)
-    mountRoutes(app, { url, broker, marketplaces, mailbox, demo })
+    mountRoutes(app, { url, port, logFile: join(options.dataDir, 'broker.log'), broker, marketplaces, mailbox, demo })
     return { url, brokerUrl: broker.url, stop }
   } catch (error) {
     await stop()
@@ -181,19 +217,26 @@ async function setUpDemoOrg(broker: RunningBroker, adminToken: string, url: stri
 
 function mountRoutes(
   app: Hono,
-  ctx: { url: string; broker: RunningBroker; marketplaces: Marketplaces; mailbox: Awaited<ReturnType<typeof startSmtpServer>>; demo: Demo },
+  ctx: { url: string; port: number; logFile: string; broker: RunningBroker; marketplaces: Marketplaces; mailbox: Awaited<ReturnType<typeof startSmtpServer>>; demo: Demo },
 ) {
   const { broker, marketplaces, mailbox, demo } = ctx
   const api = (path: string, init?: { method?: string; json?: unknown }) => brokerApi(broker, demo.apiKey, `/api/v1/orgs/${demo.orgId}${path}`, init)
   const info = (): ShellInfo => ({ runtime: broker.runtime, brokerUrl: broker.url, mails: mailbox.mails.length, webhooks: demo.received.length })
-  const origin = new URL(ctx.url).origin
+  // The names this server is reached by: loopback only. Another Host is a DNS-rebinding page.
+  const hosts = new Set([`127.0.0.1:${ctx.port}`, `localhost:${ctx.port}`, `[::1]:${ctx.port}`])
+  const refuse = (c: Context, message: string) => c.html(<ProblemPage info={info()} title="Refused" message={message} />, 403)
 
   app.use('*', async (c, next) => {
-    // A page of another site must not drive the sandbox (its forms change purchases).
-    if (c.req.method === 'POST' && c.req.path !== '/acme/webhooks') {
-      const from = c.req.header('origin')
-      const site = c.req.header('sec-fetch-site')
-      if ((from && from !== origin && from !== 'null') || site === 'cross-site') return c.text('cross-site request refused', 403)
+    if (!hosts.has(c.req.header('host') ?? '')) return c.text('This sandbox answers on 127.0.0.1 or localhost only.', 421)
+    const site = c.req.header('sec-fetch-site')
+    const from = c.req.header('origin')
+    if (c.req.method === 'POST' && c.req.path === '/acme/webhooks') {
+      // The broker's deliveries: never from a browser page.
+      if (from !== undefined || site !== undefined) return c.text('webhooks come from the broker, not from a browser', 403)
+    } else if (c.req.method === 'POST') {
+      // A page of another site must not drive the sandbox (its forms change purchases).
+      const sameSite = site === 'same-origin' || (site === undefined && from !== undefined && hosts.has(from.replace(/^http:\/\//, '')))
+      if (!sameSite) return refuse(c, 'This form was not sent from the sandbox’s own page.')
     }
     await next()
     if (c.res.headers.get('content-type')?.startsWith('text/html')) {
@@ -208,6 +251,7 @@ function mountRoutes(
     return c.body(asset.body, 200, { 'content-type': asset.type, 'cache-control': 'no-cache' })
   })
 
+  const handoffs = new Map<string, { partner: Partner; url: string; fields: Record<string, string> }>()
   const listEntitlements = async (): Promise<Entitlement[]> => {
     const { status, body } = await api('/entitlements?limit=50')
     return status === 200 ? body.items : []
@@ -230,7 +274,17 @@ function mountRoutes(
       return c.redirect(`/?error=${encodeURIComponent(error instanceof Error ? error.message : String(error))}`, 303)
     }
     if (handoff.method === 'GET') return c.redirect(handoff.url, 303)
-    return c.html(<HandoffPage partner={partner} url={handoff.url} fields={handoff.fields} />)
+    // Post/redirect/get: the marketplace's page is a GET, so Back never re-posts the purchase.
+    const id = randomUUID()
+    handoffs.set(id, { partner, ...handoff })
+    if (handoffs.size > 100) handoffs.delete(handoffs.keys().next().value!)
+    return c.redirect(`/handoff/${id}`, 303)
+  })
+
+  app.get('/handoff/:id', (c) => {
+    const handoff = handoffs.get(c.req.param('id'))
+    if (!handoff) return c.html(<ProblemPage info={info()} title="Purchase not found" message="This hand-off page is gone (the sandbox was restarted?). Buy again." />, 404)
+    return c.html(<HandoffPage partner={handoff.partner} url={handoff.url} fields={handoff.fields} />)
   })
 
   app.post('/settings/fulfillment', async (c) => {
@@ -244,27 +298,44 @@ function mountRoutes(
 
   // The demo ISV: its fulfillment page, its webhook receiver, its customer list.
   app.post('/acme/webhooks', async (c) => {
+    const length = Number(c.req.header('content-length') ?? 0)
+    if (length > WEBHOOK_BODY_LIMIT) return c.text('too large', 413)
     const body = await c.req.text()
+    if (body.length > WEBHOOK_BODY_LIMIT) return c.text('too large', 413)
     const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, c.req.header(name) ?? '']))
-    let verified = true
-    let problem: string | null = null
     let payload: any = null
+    let problem: string | null = null
     try {
       payload = demo.webhook.verify(body, headers)
     } catch (error) {
-      verified = false
       problem = error instanceof Error ? error.message : 'bad signature'
     }
-    const entitlementId = payload?.data?.entitlement?.id ?? payload?.data?.entitlementId ?? (payload?.entityType === 'ENTITLEMENT' ? payload?.entityId : null) ?? null
-    let pretty = body
+    const id = headers['webhook-id']!
+    // A redelivery (same webhook-id) is acknowledged and not shown twice: the ISV's idempotency.
+    if (payload && demo.received.some((hook) => hook.verified && hook.id === id)) return c.body(null, 204)
+    let pretty = body.slice(0, payload ? WEBHOOK_BODY_LIMIT : 2000)
     try {
-      pretty = JSON.stringify(JSON.parse(body), null, 2)
+      if (payload) pretty = JSON.stringify(payload, null, 2)
     } catch {
       // shown as it came
     }
-    demo.received.unshift({ id: headers['webhook-id']!, type: payload?.type ?? '(unverified)', verified, problem, entitlementId, receivedAt: new Date().toISOString(), body: pretty })
+    const hook: ReceivedWebhook = {
+      id,
+      type: payload?.type ?? '(unverified)',
+      verified: payload !== null,
+      problem,
+      entitlementId: payload?.data?.entitlement?.id ?? payload?.data?.entitlementId ?? (payload?.entityType === 'ENTITLEMENT' ? payload?.entityId : null) ?? null,
+      receivedAt: new Date().toISOString(),
+      createdAt: typeof payload?.createdAt === 'string' ? payload.createdAt : new Date().toISOString(),
+      body: pretty,
+    }
+    // Newest first by the event's own time: deliveries may arrive out of order.
+    const at = demo.received.findIndex((other) => other.createdAt < hook.createdAt)
+    demo.received.splice(at < 0 ? demo.received.length : at, 0, hook)
+    const refused = demo.received.filter((other) => !other.verified)
+    if (refused.length > 20) demo.received.splice(demo.received.indexOf(refused.at(-1)!), 1)
     if (demo.received.length > 500) demo.received.length = 500
-    return verified ? c.body(null, 204) : c.json({ error: 'invalid signature' }, 401)
+    return payload ? c.body(null, 204) : c.json({ error: 'invalid signature' }, 401)
   })
 
   app.get('/acme', async (c) => c.html(<AcmePage info={info()} entitlements={await listEntitlements()} webhooks={demo.received} />))
@@ -283,7 +354,12 @@ function mountRoutes(
     const usageItems: UsageView[] = usage.status === 200 ? usage.body.items : []
     const closedHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
     // Keep the page live while something is on its way: a pending activation, usage of a closed hour.
-    const waiting = entitlement.status === 'PENDING_START' || usageItems.some((u) => u.status === 'PENDING' && Date.parse(u.timestamp) < closedHour)
+    // (`since`: a marketplace action the broker had not applied yet when the page was sent.)
+    const since = c.req.query('since')
+    const waiting =
+      entitlement.status === 'PENDING_START' ||
+      (since !== undefined && since === entitlement.updatedAt) ||
+      usageItems.some((u) => u.status === 'PENDING' && Date.parse(u.timestamp) < closedHour)
     const hosted = new URL(demo.hostedFormUrl)
     hosted.searchParams.set('sugerEntitlementId', id)
     hosted.searchParams.set('partner', entitlement.partner)
@@ -327,14 +403,16 @@ function mountRoutes(
     } catch (error) {
       return c.redirect(back(id, error instanceof Error ? error.message : String(error), true), 303)
     }
-    // The broker answers the marketplace at once and applies the change right after: wait for it.
-    for (let i = 0; i < 50; i++) {
-      const now = await api(`/entitlements/${id}`)
-      if (now.status === 200 && now.body.updatedAt !== entitlement.updatedAt) break
-      await new Promise((r) => setTimeout(r, 100))
-    }
     const ok = result.status >= 200 && result.status < 300
-    return c.redirect(back(id, `${result.sent}: the broker answered HTTP ${result.status}.`, !ok), 303)
+    // The broker answers the marketplace at once and applies the change right after: wait for it.
+    let applied = !ok
+    for (let i = 0; i < 50 && !applied; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      const now = await api(`/entitlements/${id}`)
+      applied = now.status === 200 && now.body.updatedAt !== entitlement.updatedAt
+    }
+    const note = `${result.sent}: the broker answered HTTP ${result.status}.${applied ? '' : ' It has not applied it yet; this page refreshes until it has.'}`
+    return c.redirect(`${back(id, note, !ok)}${applied ? '' : `&since=${encodeURIComponent(entitlement.updatedAt)}`}`, 303)
   })
 
   app.post('/acme/entitlements/:id/usage', async (c) => {
@@ -365,5 +443,10 @@ function mountRoutes(
   })
 
   app.notFound((c) => c.html(<ProblemPage info={info()} title="Not found" message="There is nothing at this address in the sandbox." />, 404))
-  app.onError((error, c) => c.html(<ProblemPage info={info()} title="Something went wrong" message={error.message} />, 500))
+  app.onError((error, c) => {
+    // The one likely failure: the broker is gone (it logs why).
+    const brokerDown = error instanceof TypeError && /fetch failed/.test(error.message)
+    const message = brokerDown ? `The broker is not answering at ${broker.url}: it may have stopped. Its log: ${ctx.logFile}` : error.message
+    return c.html(<ProblemPage info={info()} title={brokerDown ? 'The broker is not answering' : 'Something went wrong'} message={message} />, brokerDown ? 502 : 500)
+  })
 }

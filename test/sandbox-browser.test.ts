@@ -32,22 +32,36 @@ async function startSandboxProcess(workers: boolean, dataDir: string): Promise<R
   child.stderr!.on('data', (chunk) => (output += chunk))
   const deadline = Date.now() + 120_000
   let match: RegExpMatchArray | null = null
+  // SIGTERM first: the sandbox then stops its broker (its own process group); SIGKILL if it lingers.
+  const signal = (name: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, name)
+    } catch {
+      // gone
+    }
+  }
+  const killAll = async () => {
+    if (child.exitCode === null) {
+      signal('SIGTERM')
+      await Promise.race([new Promise((done) => child.on('exit', done)), new Promise((r) => setTimeout(r, 5000))])
+    }
+    signal('SIGKILL')
+  }
   while (!(match = output.match(/Sandbox ready: (http:\/\/\S+)/))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the sandbox did not start:\n${output}`)
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await killAll()
+      throw new Error(`the sandbox did not start:\n${output}`)
+    }
     await new Promise((r) => setTimeout(r, 100))
   }
   return {
     url: match[1]!,
     output: () => output,
     stop: async () => {
-      const exited = new Promise((done) => child.on('exit', done))
-      process.kill(-child.pid!, 'SIGINT')
+      const exited = new Promise((done) => (child.exitCode !== null ? done(null) : child.on('exit', done)))
+      signal('SIGINT')
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))])
-      try {
-        process.kill(-child.pid!, 'SIGKILL')
-      } catch {
-        // gone
-      }
+      await killAll()
     },
   }
 }

@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { request } from 'node:http'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -121,4 +123,90 @@ test('the sandbox never empties a folder it did not make (e.g. the real ./data g
   writeFileSync(join(real, 'marketbridge.db'), 'precious')
   await expect(startSandbox({ runtime: 'node', port: 0, dataDir: real })).rejects.toThrow(/not a sandbox folder/)
   expect(existsSync(join(real, 'marketbridge.db'))).toBe(true)
+})
+
+describe('the sandbox is reached as a browser reaches it', () => {
+  test('a page opened at localhost:PORT may post (same origin); other hosts and origins may not', async () => {
+    const port = new URL(sandbox.url).port
+    const viaLocalhost = await post('/buy/azure', { plan: 'starter' }, { origin: `http://localhost:${port}` })
+    expect(viaLocalhost.status).toBe(303)
+    const sameOrigin = await post('/buy/azure', { plan: 'starter' }, { origin: `http://localhost:${port}`, 'sec-fetch-site': 'same-origin' })
+    expect(sameOrigin.status).toBe(303)
+    expect((await post('/buy/azure', { plan: 'starter' }, { origin: 'null' })).status).toBe(403)
+    expect((await post('/buy/azure', { plan: 'starter' }, { origin: `http://localhost:${Number(port) + 1}` })).status).toBe(403)
+    // A DNS-rebinding page (another Host name) reads nothing, the demo key included.
+    // (node:http: fetch does not let a caller set Host.)
+    const rebound = await new Promise<{ status: number; body: string }>((done, fail) => {
+      const req = request({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host: `evil.example:${port}` } }, (res) => {
+        let body = ''
+        res.on('data', (chunk) => (body += chunk))
+        res.on('end', () => done({ status: res.statusCode!, body }))
+      })
+      req.on('error', fail)
+      req.end()
+    })
+    expect(rebound.status).toBe(421)
+    expect(rebound.body).not.toContain('mbk_')
+  })
+
+  test('the webhook receiver takes no browser request and no oversized body', async () => {
+    const big = await fetch(`${sandbox.url}/acme/webhooks`, { method: 'POST', body: 'x'.repeat(300 * 1024) })
+    expect(big.status).toBe(413)
+    const fromPage = await fetch(`${sandbox.url}/acme/webhooks`, { method: 'POST', headers: { origin: 'https://evil.example' }, body: '{}' })
+    expect(fromPage.status).toBe(403)
+    const page = await (await fetch(`${sandbox.url}/acme`)).text()
+    expect(page.length).toBeLessThan(200_000)
+  })
+
+  test('a second sandbox on the same folder is refused and leaves the running one\'s data alone', async () => {
+    const db = join(dir, 'data', 'marketbridge.db')
+    expect(existsSync(db)).toBe(true)
+    await expect(startSandbox({ runtime: 'node', port: 0, dataDir: join(dir, 'data') })).rejects.toThrow(/another sandbox \(pid \d+\) is using/)
+    expect(existsSync(db)).toBe(true)
+    expect((await fetch(`${sandbox.brokerUrl}/healthz`)).status).toBe(200)
+  })
+})
+
+describe('npm run sandbox stops its broker however it is stopped', () => {
+  const script = join(import.meta.dirname, '../sandbox/run.ts')
+  const run = (dataDir: string) => {
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), script, '--port', '0', '--data-dir', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    })
+    let output = ''
+    child.stdout!.on('data', (chunk) => (output += chunk))
+    child.stderr!.on('data', (chunk) => (output += chunk))
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
+    return { child, output: () => output, exited }
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  const gone = async (pid: number) => {
+    for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100))
+    return !alive(pid)
+  }
+
+  test.each([
+    ['Ctrl+C while it starts (SIGINT to the terminal\'s process group)', 'SIGINT', false],
+    ['a closed terminal once it runs (SIGHUP)', 'SIGHUP', true],
+  ] as const)('%s', async (_name, signal, waitForReady) => {
+    const dataDir = join(dir, `cli-${signal}`)
+    const sandbox = run(dataDir)
+    const pidFile = join(dataDir, 'broker.pid')
+    for (let i = 0; i < 300 && !(existsSync(pidFile) && (!waitForReady || sandbox.output().includes('Sandbox ready'))); i++) await new Promise((r) => setTimeout(r, 50))
+    expect(existsSync(pidFile), sandbox.output()).toBe(true)
+    const brokerPid = Number(readFileSync(pidFile, 'utf8'))
+    expect(alive(brokerPid)).toBe(true)
+    process.kill(-sandbox.child.pid!, signal)
+    await Promise.race([sandbox.exited, new Promise((r) => setTimeout(r, 15_000))])
+    expect(sandbox.child.exitCode, sandbox.output()).not.toBeNull()
+    expect(await gone(brokerPid)).toBe(true)
+  }, 40_000)
 })

@@ -28,15 +28,20 @@ export const SWAGGER_UI_FILES: Readonly<Record<string, string>> = {
  * No OAuth2 flow is declared (the API uses bearer keys), so no oauth2 redirect page is needed.
  */
 const initializer = `'use strict';
-window.ui = SwaggerUIBundle({
-  url: ${JSON.stringify(SPEC_URL)},
-  dom_id: '#swagger-ui',
-  validatorUrl: null,
-  queryConfigEnabled: false,
-  deepLinking: true,
-  docExpansion: 'list',
-  displayRequestDuration: true,
-});
+if (typeof SwaggerUIBundle !== 'function') {
+  // The viewer's bundle did not load (e.g. swagger-ui-dist missing from node_modules): say so.
+  document.getElementById('swagger-ui').textContent = 'The API viewer could not be loaded; the OpenAPI document is linked above.';
+} else {
+  window.ui = SwaggerUIBundle({
+    url: ${JSON.stringify(SPEC_URL)},
+    dom_id: '#swagger-ui',
+    validatorUrl: null,
+    queryConfigEnabled: false,
+    deepLinking: true,
+    docExpansion: 'list',
+    displayRequestDuration: true,
+  });
+}
 `
 
 const stylesheet = `body { margin: 0; font: 14px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; }
