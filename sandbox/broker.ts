@@ -56,11 +56,12 @@ export async function startBroker(options: {
   const env = { ...options.env, PUBLIC_URL: url }
   const log = createWriteStream(join(dataDir, 'broker.log'), { flags: 'a', mode: 0o600 })
   const tsx = import.meta.resolve('tsx')
+  const watchParent = import.meta.resolve('./exit-with-parent.ts')
 
   let child: ChildProcess
   let ready: RegExp
   if (runtime === 'node') {
-    child = spawn(process.execPath, ['--import', tsx, join(root, 'src/node.ts')], {
+    child = spawn(process.execPath, ['--import', tsx, '--import', watchParent, join(root, 'src/node.ts')], {
       cwd: dataDir,
       env: {
         PATH: process.env.PATH ?? '',
@@ -70,7 +71,8 @@ export async function startBroker(options: {
         DATABASE_URL: `sqlite:${join(dataDir, 'marketbridge.db')}`,
         JOB_INTERVAL_MS: '1000',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // stdin: a pipe the broker watches (exit-with-parent.ts), so it stops when the sandbox dies.
+      stdio: ['pipe', 'pipe', 'pipe'],
       // Its own process group, so that stopping it stops everything it started (Windows: taskkill /T).
       detached: !isWindows,
       windowsHide: true,
@@ -81,7 +83,7 @@ export async function startBroker(options: {
     child = spawn(
       process.execPath,
       [
-        '--import', tsx, join(root, 'scripts/dev-worker.ts'),
+        '--import', tsx, '--import', watchParent, join(root, 'scripts/dev-worker.ts'),
         '--port', String(port),
         '--ip', '127.0.0.1',
         '--inspector-port', String(inspectorPort),
@@ -92,7 +94,7 @@ export async function startBroker(options: {
       ],
       {
         cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe'],
         detached: !isWindows,
         windowsHide: true,
         // No network: no metrics, no update check (the banner), no Request.cf download.

@@ -196,6 +196,7 @@ describe('npm run sandbox stops its broker however it is stopped', () => {
   test.each([
     ['Ctrl+C while it starts (SIGINT to the terminal\'s process group)', 'SIGINT', false],
     ['a closed terminal once it runs (SIGHUP)', 'SIGHUP', true],
+    ['SIGKILL once it runs (no handler runs: the broker sees its stdin end)', 'SIGKILL', true],
   ] as const)('%s', async (_name, signal, waitForReady) => {
     const dataDir = join(dir, `cli-${signal}`)
     const sandbox = run(dataDir)
@@ -206,7 +207,7 @@ describe('npm run sandbox stops its broker however it is stopped', () => {
     expect(alive(brokerPid)).toBe(true)
     process.kill(-sandbox.child.pid!, signal)
     await Promise.race([sandbox.exited, new Promise((r) => setTimeout(r, 15_000))])
-    expect(sandbox.child.exitCode, sandbox.output()).not.toBeNull()
+    expect(sandbox.child.exitCode ?? sandbox.child.signalCode, sandbox.output()).not.toBeNull()
     expect(await gone(brokerPid)).toBe(true)
   }, 40_000)
 })
