@@ -57,6 +57,8 @@ export class PortTakenError extends Error {
 }
 
 const HOUR_MS = 3600_000
+/** When the current UTC hour began (ms): the broker reports an hour once it has closed. */
+const thisHour = () => Math.floor(Date.now() / HOUR_MS) * HOUR_MS
 /** Acme's webhook receiver takes bodies up to this (the broker's are a few KB). */
 const WEBHOOK_BODY_LIMIT = 256 * 1024
 const MARKER = '.marketbridge-sandbox'
@@ -352,7 +354,7 @@ function mountRoutes(
     const entitlement = read.body as Entitlement
     const [events, usage] = await Promise.all([api(`/entitlements/${id}/events`), api(`/entitlements/${id}/usage?limit=20`)])
     const usageItems: UsageView[] = usage.status === 200 ? usage.body.items : []
-    const closedHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS
+    const closedHour = thisHour()
     // Keep the page live while something is on its way: a pending activation, usage of a closed hour.
     // (`since`: a marketplace action the broker had not applied yet when the page was sent.)
     const since = c.req.query('since')
@@ -422,7 +424,7 @@ function mountRoutes(
     if (typeof form.quantity !== 'string' || !Number.isFinite(quantity)) return c.redirect(back(id, 'Enter a number of API calls.', true), 303)
     // "In the last hour": one second before this hour began, so the hour is already closed and the
     // broker's reporter sends it on its next run. Real usage carries its real time.
-    const timestamp = form.when === 'now' ? undefined : new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS - 1000).toISOString()
+    const timestamp = form.when === 'now' ? undefined : new Date(thisHour() - 1000).toISOString()
     const result = await api(`/entitlements/${id}/usage`, {
       method: 'POST',
       json: { dimension: USAGE_DIMENSION, quantity, ...(timestamp ? { timestamp } : {}), idempotencyKey: `sandbox-${randomUUID()}` },

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import { createApp } from '../src/app'
 import { parseConfig } from '../src/config'
 import { createLogger } from '../src/logger'
@@ -95,16 +94,8 @@ export async function createAzureScenario(azure: AzureSetup, integration: Record
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 
-/** A port nobody listens on right now, for a server a test spawns. */
-export async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => done(port))
-    })
-  })
-}
+/** A port nobody listens on right now, for a server a test spawns (the sandbox's own helper). */
+export { freePort } from '../sandbox/broker'
 
 export interface EntitlementView {
   id: string
