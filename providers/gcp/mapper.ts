@@ -14,6 +14,11 @@ export interface GcpEntitlement {
   orderId?: string | null
   offerDuration?: string | null
   offerEndTime?: string | null
+  /** Automatic offer approval: when the accepted (or upcoming) offer starts, RFC 3339. */
+  newOfferStartTime?: string | null
+  newOfferEndTime?: string | null
+  newPendingOfferDuration?: string | null
+  newPendingOffer?: string | null
   subscriptionEndTime?: string | null
   createTime?: string | null
   updateTime?: string | null
@@ -43,11 +48,38 @@ export function isPrivateOffer(entitlement: GcpEntitlement | null): boolean {
 
 const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null)
 
-export function toGcpPurchase(claims: MarketplaceClaims, entitlement: GcpEntitlement | null, offerType: OfferType): NormalizedPurchase {
+const inFuture = (time: string | null, now: number) => {
+  const at = time === null ? Number.NaN : Date.parse(time)
+  return Number.isFinite(at) && at > now
+}
+
+/**
+ * Whether the entitlement's offer has not begun. With automatic offer approval Google approves at
+ * once and the offer may start at a scheduled date ("Manage entitlements for private offers with
+ * automatic offer approval"): until then the entitlement is ENTITLEMENT_ACTIVATION_REQUESTED with
+ * `newOfferStartTime` set. An ENTITLEMENT_ACTIVE one that still names a future start is taken as
+ * not started either (Google clears the field once the offer is active), unless the broker has
+ * seen it active already: on a running entitlement a future `newOfferStartTime` is the next offer.
+ */
+function notStarted(entitlement: GcpEntitlement | null, previous: EntitlementStatus | null, now: number) {
+  if (!entitlement) return false
+  if (entitlement.state === 'ENTITLEMENT_ACTIVATION_REQUESTED') return true
+  return entitlement.state === 'ENTITLEMENT_ACTIVE' && (previous === null || previous === 'PENDING_START') && inFuture(text(entitlement.newOfferStartTime), now)
+}
+
+export function toGcpPurchase(
+  claims: MarketplaceClaims,
+  entitlement: GcpEntitlement | null,
+  offerType: OfferType,
+  previous: { status: EntitlementStatus; termStart: string | null } | null = null,
+  now = Date.now(),
+): NormalizedPurchase {
   const id = entitlement ? entitlementId(entitlement) : null
+  const upcoming = notStarted(entitlement, previous?.status ?? null, now)
+  const mapped = (entitlement?.state && statusMap[entitlement.state]) || 'PENDING_START'
   return {
     externalId: id ?? `account/${claims.sub}`,
-    status: (entitlement?.state && statusMap[entitlement.state]) || 'PENDING_START',
+    status: upcoming ? 'PENDING_START' : mapped,
     offerType,
     productId: text(entitlement?.productExternalName) ?? text(entitlement?.product),
     planId: text(entitlement?.plan),
@@ -59,10 +91,13 @@ export function toGcpPurchase(claims: MarketplaceClaims, entitlement: GcpEntitle
       tenantId: null,
       name: null,
     },
+    // The offer's dates: before it starts they are the upcoming offer's (`newOffer…`); once it
+    // runs Google drops `newOfferStartTime`, so the start the broker saw stays. On a running
+    // entitlement the `newOffer…` fields describe a pending change, not the current term.
     term: {
-      start: null,
-      end: text(entitlement?.offerEndTime) ?? text(entitlement?.subscriptionEndTime),
-      unit: text(entitlement?.offerDuration),
+      start: (upcoming ? text(entitlement?.newOfferStartTime) : null) ?? previous?.termStart ?? null,
+      end: text(entitlement?.offerEndTime) ?? (upcoming ? text(entitlement?.newOfferEndTime) : null) ?? text(entitlement?.subscriptionEndTime),
+      unit: text(entitlement?.offerDuration) ?? (upcoming ? text(entitlement?.newPendingOfferDuration) : null),
       autoRenew: null,
     },
     isFreeTrial: false,

@@ -1,10 +1,10 @@
-import { cloudcommerceprocurement } from '@googleapis/cloudcommerceprocurement'
+import { cloudcommerceprocurement, type cloudcommerceprocurement_v1 } from '@googleapis/cloudcommerceprocurement'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { LocatedNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
+import type { LocatedNotification, MarketplaceProvider, NormalizedPurchase, NotificationEffect, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
 import { createPushVerifier, parsePushMessage } from './pubsub'
 import { createServiceAccountTokens } from './auth'
 import { type MarketplaceClaims, createMarketplaceJwtVerifier } from './jwt'
@@ -27,6 +27,13 @@ export interface GcpProviderOptions {
 }
 
 type GcpIntegration = ProviderIntegration<GcpSettings, GcpSecrets>
+type GcpAccount = cloudcommerceprocurement_v1.Schema$Account
+/** What `locate` learnt about an account message, for `apply` (`approved` once one apply gave the approval). */
+interface AccountDetail {
+  account: GcpAccount | null
+  entitlements: GcpEntitlement[]
+  approved: boolean
+}
 
 /** The form field Google posts to the sign-up URL. */
 const TOKEN_FIELD = 'x-gcp-marketplace-token'
@@ -112,6 +119,11 @@ export function createGcpProvider(options: GcpProviderOptions) {
       if (!account.ok) refused('gcp.accounts.get', account, integration)
       const signup = account.data.approvals?.find((approval) => approval.name === 'signup')
       if (signup?.state === 'APPROVED') return
+      // Account approval is a per-product setting: an account with no signup approval has nothing to approve.
+      if (!signup) {
+        ctx.log.info('the google account has no signup approval to give', { approveStatus: approved.status })
+        return
+      }
       throw new UpstreamError(`Google refused to approve the account (signup approval is ${signup?.state ?? 'missing'})`, approved.status)
     }
     refused('gcp.accounts.approve', approved, integration)
@@ -168,8 +180,51 @@ export function createGcpProvider(options: GcpProviderOptions) {
 
   /** A stored purchase brought to the entitlement Google reports (status, plan, term, its real id). */
   function fromEntitlement(current: NormalizedPurchase, entitlement: GcpEntitlement): NormalizedPurchase {
-    const purchase = toGcpPurchase({ sub: current.buyer.accountId ?? '', 'google.user_identity': current.buyer.customerId ?? undefined } as never, entitlement, current.offerType)
+    const purchase = toGcpPurchase({ sub: current.buyer.accountId ?? '', 'google.user_identity': current.buyer.customerId ?? undefined } as never, entitlement, current.offerType, {
+      status: current.status,
+      termStart: current.term.start,
+    })
     return { ...purchase, buyer: current.buyer, info: { ...current.info, entitlement } }
+  }
+
+  /** The account as Google has it now; null when Google does not know it (404). */
+  async function getAccount(integration: GcpIntegration, accountId: string, ctx: ProviderContext) {
+    const name = `providers/${integration.settings.providerId}/accounts/${encodeURIComponent(accountId)}`
+    const got = await call(integration, ctx, 'gcp.accounts.get', (o) => api.providers.accounts.get({ name }, o))
+    if (got.ok) return got.data
+    if (got.status === 404) return null
+    return refused('gcp.accounts.get', got, integration)
+  }
+
+  /**
+   * An account message: re-read, and what the account now implies applied. Its signup approval
+   * pending while the buyer has landed (the approval was reset, or account approval turned on for
+   * the product since) is given now: the landing is what it waits for. A buyer not landed yet is
+   * approved by the landing, not here. The entitlement is brought to Google's state, re-read after
+   * an approval (an offer approved automatically starts once its account is).
+   */
+  async function applyAccount(
+    integration: GcpIntegration,
+    accountId: string,
+    current: NormalizedPurchase | null,
+    detail: AccountDetail | null,
+    ctx: ProviderContext,
+  ): Promise<NotificationEffect> {
+    if (!current || !detail) return { outcome: 'apply', purchase: null }
+    if (!detail.account) {
+      ctx.log.info('google does not know the account of this message', { accountId })
+      return { outcome: 'apply', purchase: null }
+    }
+    const signup = detail.account.approvals?.find((approval) => approval.name === 'signup')
+    if (signup?.state === 'PENDING' && !detail.approved) {
+      await approveAccount(integration, accountId, ctx)
+      detail.approved = true
+      ctx.log.info('google account approved (its buyer has landed)', { accountId })
+    }
+    if (current.externalId.startsWith('account/')) return { outcome: 'apply', purchase: null }
+    const listed = detail.entitlements.find((e) => entitlementId(e) === current.externalId)
+    const entitlement = detail.approved ? await getEntitlement(integration, current.externalId, ctx) : listed
+    return { outcome: 'apply', purchase: entitlement ? fromEntitlement(current, entitlement) : null }
   }
 
   const accountOf = (entitlement: GcpEntitlement) => entitlement.account?.split('/').pop() ?? null
@@ -195,7 +250,14 @@ export function createGcpProvider(options: GcpProviderOptions) {
       const entitlementRef = entitlementOf(notification)
       if (!entitlementRef) {
         const accountId = notification.subject.slice('account/'.length)
-        if (notification.action !== 'ACCOUNT_DELETED') return { externalIds: [notification.subject] }
+        if (notification.action !== 'ACCOUNT_DELETED') {
+          // Any other account message (Google's documented ones carry no eventType): the account as
+          // Google has it now, and its entitlements, whichever of them the buyer's landing stored.
+          const account = await getAccount(integration, accountId, ctx)
+          const entitlements = account ? await entitlementsOfAccount(integration, accountId, ctx) : []
+          const detail: AccountDetail = { account, entitlements, approved: false }
+          return { externalIds: [...entitlements.map((e) => entitlementId(e)!).filter(Boolean), notification.subject], all: true, detail }
+        }
         const entitlements = await entitlementsOfAccount(integration, accountId, ctx).catch(() => [] as GcpEntitlement[])
         return { externalIds: [...entitlements.map((e) => entitlementId(e)!).filter(Boolean), notification.subject], all: true }
       }
@@ -212,8 +274,8 @@ export function createGcpProvider(options: GcpProviderOptions) {
       const action = notification.action
       const entitlementRef = entitlementOf(notification)
       if (!entitlementRef) {
-        if (action !== 'ACCOUNT_DELETED' || !current) return { outcome: 'apply', purchase: null }
-        return { outcome: 'apply', purchase: { ...current, status: 'CANCELLED' } }
+        if (action === 'ACCOUNT_DELETED') return { outcome: 'apply', purchase: current ? { ...current, status: 'CANCELLED' } : null }
+        return applyAccount(integration, notification.subject.slice('account/'.length), current, (located?.detail ?? null) as AccountDetail | null, ctx)
       }
       const entitlement = (located?.detail ?? null) as GcpEntitlement | null
       if (!entitlement) {
@@ -225,7 +287,9 @@ export function createGcpProvider(options: GcpProviderOptions) {
       const now = fromEntitlement(current, entitlement)
       switch (action) {
         case 'ENTITLEMENT_CREATION_REQUESTED': {
-          if (entitlement.state === 'ENTITLEMENT_ACTIVATION_REQUESTED') {
+          // An approved entitlement whose offer has not started yet is ACTIVATION_REQUESTED too, with
+          // `newOfferStartTime` (Google fills it only once approved, e.g. automatically): nothing to approve.
+          if (entitlement.state === 'ENTITLEMENT_ACTIVATION_REQUESTED' && !entitlement.newOfferStartTime) {
             const approved = await call(integration, ctx, 'gcp.entitlements.approve', (o) =>
               api.providers.entitlements.approve({ name: entitlementName(integration, entitlementRef), requestBody: {} }, o),
             )
@@ -247,8 +311,13 @@ export function createGcpProvider(options: GcpProviderOptions) {
           // The plan changes with ENTITLEMENT_PLAN_CHANGED.
           return { outcome: 'apply', purchase: { ...now, planId: current.planId, status: current.status } }
         }
+        case 'ENTITLEMENT_PLAN_CHANGE_CANCELLED':
+          // The plan change that was asked for is off: the entitlement stays as it was.
+          return { outcome: 'apply', purchase: null }
         default:
-          // ACTIVE, CANCELLATION_REVERTED, PLAN_CHANGED, PENDING_CANCELLATION, CANCELLED, …: as Google has it now.
+          // ACTIVE, OFFER_ACCEPTED (automatic offer approval: nothing to approve; PENDING_START until the
+          // offer starts), RENEWED, OFFER_ENDED, CANCELLING, CANCELLATION_REVERTED, PLAN_CHANGED,
+          // PENDING_CANCELLATION, CANCELLED, …: as Google has it now.
           return { outcome: 'apply', purchase: now }
       }
     },

@@ -8,7 +8,8 @@ import type { InboundNotification, NotificationRequest, ProviderLogger } from '.
  * subscriptions"; "Manage customer entitlements"): `Authorization: Bearer <Google OIDC JWT>` for
  * the subscription's service account, and the message `{message: {data: base64(JSON), messageId,
  * publishTime}, subscription}` whose data is `{eventId, eventType, providerId, entitlement: {id,
- * updateTime, …}}` or `{…, account: {id, updateTime}}`.
+ * updateTime, …}}` or `{…, account: {id, updateTime}}`. Account messages as "Manage user accounts"
+ * shows them carry no `eventType` at all: they are stored under the action `ACCOUNT`.
  */
 const ISSUERS = ['https://accounts.google.com', 'accounts.google.com']
 const JWKS_COOLDOWN_MS = 60_000
@@ -43,6 +44,9 @@ function decodeBase64Json(data: string): unknown {
   }
 }
 
+/** The action an account message without `eventType` is stored under (Google names none). */
+export const ACCOUNT_MESSAGE = 'ACCOUNT'
+
 /** The push body as a notification: about an entitlement (its id) or an account (`account/<id>`). */
 export function parsePushMessage(body: string): InboundNotification {
   const parsed = parseJsonObject(body)
@@ -54,13 +58,15 @@ export function parsePushMessage(body: string): InboundNotification {
   const eventType = text(field(event, 'eventType'))
   const entitlementId = text(field(field(event, 'entitlement'), 'id'))
   const accountId = text(field(field(event, 'account'), 'id'))
-  if (!eventType || (!entitlementId && !accountId)) throw new NotificationFormatError('not a Cloud Commerce message (eventType and entitlement.id or account.id)')
+  if ((!eventType && !accountId) || (!entitlementId && !accountId)) {
+    throw new NotificationFormatError('not a Cloud Commerce message (eventType and entitlement.id, or account.id)')
+  }
   if ((entitlementId ?? accountId)!.length > 200) throw new NotificationFormatError('the id is too long')
   const updateTime = text(field(field(event, 'entitlement'), 'updateTime')) ?? text(field(field(event, 'account'), 'updateTime'))
   return {
     messageId,
     subject: entitlementId ?? `account/${accountId}`,
-    action: eventType,
+    action: eventType ?? ACCOUNT_MESSAGE,
     occurredAt: updateTime ?? text(field(message, 'publishTime')) ?? null,
     ...(accountId ? { match: { accountId } } : {}),
     payload: { ...(event as Record<string, unknown>), subscription: text(field(parsed, 'subscription')) ?? null },

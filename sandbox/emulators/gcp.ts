@@ -49,8 +49,19 @@ import { listenOnLoopback } from './listen'
  *   `mintOidcToken` mints one (or a forged one: `strangerKey()`, another kid, issuer, audience).
  * - Test controls that change the state as Google would and return the message Google would
  *   publish (also appended to `published`, as are the messages the API actions above cause):
- *   `requestPlanChange`, `completePlanChange`, `setEntitlementState`, `deleteEntitlement`,
- *   `deleteAccount`.
+ *   `requestPlanChange`, `completePlanChange`, `cancelPlanChange`, `setEntitlementState`,
+ *   `renewEntitlement`, `endOffer`, `deleteEntitlement`, `deleteAccount`, `setAccountApproval`.
+ * - Per product (Producer Portal), `configureProduct`: automatic offer approval ("Turn on automatic
+ *   offer approval", "Manage entitlements for private offers with automatic offer approval",
+ *   2025-09) and account approval (a product may require none). With automatic approval a purchase
+ *   is approved by Google at once: Google publishes ENTITLEMENT_OFFER_ACCEPTED `{id, updateTime,
+ *   newOfferDuration, newOfferStartTime, newOfferEndTime}` and never ENTITLEMENT_CREATION_REQUESTED;
+ *   the entitlement stays ENTITLEMENT_ACTIVATION_REQUESTED, `newOfferStartTime`/`newOfferEndTime`
+ *   set (the resource fills them only once approved), until the offer's start (possibly a scheduled
+ *   date) has come and the account is approved, then ENTITLEMENT_ACTIVE (the `newOffer…` fields
+ *   cleared, `offerEndTime` kept) and ENTITLEMENT_ACTIVE is published. `:approve` on such an
+ *   entitlement is 400 FAILED_PRECONDITION (and recorded, like every call).
+ * - Account messages as "Manage user accounts" shows them, without `eventType`: `accountMessage`.
  */
 
 export const GOOGLE_ISSUER = 'https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com'
@@ -59,6 +70,7 @@ export const GOOGLE_TOKEN_AUDIENCE = 'https://oauth2.googleapis.com/token'
 export const GOOGLE_OIDC_ISSUER = 'https://accounts.google.com'
 const CERTS_PATH = '/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com'
 const OIDC_CERTS_PATH = '/oauth2/v3/certs'
+const DEFAULT_PRODUCT = 'acme-saas.endpoints.acme-public.cloud.goog'
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto)
 
@@ -94,6 +106,10 @@ export interface EmulatedGcpEntitlement {
   quoteExternalName?: string
   orderId?: string
   offerEndTime?: string
+  offerDuration?: string
+  newOfferStartTime?: string
+  newOfferEndTime?: string
+  newPendingOfferDuration?: string
   subscriptionEndTime?: string
   usageReportingId: string
   messageToUser?: string
@@ -106,7 +122,8 @@ export interface EmulatedGcpEntitlement {
 /** The JSON inside a marketplace Pub/Sub message's `data`. */
 export interface GcpPubsubData {
   eventId: string
-  eventType: string
+  /** Absent on account messages as Google documents them. */
+  eventType?: string
   providerId: string
   entitlement?: { id: string; updateTime: string; newPlan?: string; [field: string]: unknown }
   account?: { id: string; updateTime: string }
@@ -200,6 +217,13 @@ export async function createGcpEmulator() {
   let planChangeTiming: 'endOfCycle' | 'immediate' = 'endOfCycle'
   let baseUrl = ''
   let lastUpdate = 0
+  /** Producer Portal's per-product settings. */
+  const products = new Map<string, { automaticOfferApproval: boolean; accountApproval: boolean }>()
+  const productSettings = (product: string) => products.get(product) ?? { automaticOfferApproval: false, accountApproval: true }
+  /** Entitlements Google approved itself (automatic offer approval): no `:approve`, they start on their own. */
+  const autoApproved = new Set<string>()
+  const timers = new Set<ReturnType<typeof setTimeout>>()
+  const offerAccepted = new Map<string, GcpPubsubData>()
 
   /** A timestamp strictly later than every one handed out before, so updateTimes always order changes. */
   const nextTime = () => {
@@ -319,6 +343,37 @@ export async function createGcpEmulator() {
     return entitlementEvent(entitlement, 'ENTITLEMENT_PLAN_CHANGED', newPlan)
   }
 
+  const accountApproved = (accountName: string) => {
+    const signup = accounts.get(accountName)?.approvals.find((a) => a.name === 'signup')
+    return !signup || signup.state === 'APPROVED'
+  }
+  /** An automatically approved offer whose start has come, of an approved account, becomes active. */
+  const startIfDue = (entitlement: EmulatedGcpEntitlement) => {
+    if (!autoApproved.has(entitlement.name) || entitlement.state !== 'ENTITLEMENT_ACTIVATION_REQUESTED') return null
+    if (Date.parse(entitlement.newOfferStartTime ?? '') > Date.now() || !accountApproved(entitlement.account)) return null
+    if (!entitlement.offerEndTime && entitlement.newOfferEndTime) entitlement.offerEndTime = entitlement.newOfferEndTime
+    if (!entitlement.offerDuration && entitlement.newPendingOfferDuration) entitlement.offerDuration = entitlement.newPendingOfferDuration
+    delete entitlement.newOfferStartTime
+    delete entitlement.newOfferEndTime
+    delete entitlement.newPendingOfferDuration
+    changeState(entitlement, 'ENTITLEMENT_ACTIVE')
+    return entitlementEvent(entitlement, 'ENTITLEMENT_ACTIVE')
+  }
+  const startDue = () => {
+    for (const entitlement of entitlements.values()) startIfDue(entitlement)
+  }
+  /** Also without any request in between: the start is Google's clock, not the seller's calls. */
+  const scheduleStart = (entitlement: EmulatedGcpEntitlement) => {
+    const wait = Date.parse(entitlement.newOfferStartTime ?? '') - Date.now()
+    if (!(wait > 0)) return
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      startIfDue(entitlement)
+    }, Math.min(wait + 5, 2 ** 31 - 1))
+    timer.unref?.()
+    timers.add(timer)
+  }
+
   const mintOidcToken = async (options: {
     audience: string
     email: string
@@ -428,6 +483,7 @@ export async function createGcpEmulator() {
     if (!route) return googleError(404, 'Method not found.', 'NOT_FOUND')
     const fault = take(route)
     if (fault) return fault
+    startDue()
 
     if (route === 'approve') {
       const account = accounts.get(`providers/${providerId}/accounts/${id}`)
@@ -447,6 +503,7 @@ export async function createGcpEmulator() {
       approval.updateTime = new Date().toISOString()
       account.state = 'ACCOUNT_ACTIVE'
       account.updateTime = approval.updateTime
+      startDue()
       return c.json({})
     }
     if (route === 'getAccount') {
@@ -492,8 +549,9 @@ export async function createGcpEmulator() {
     if (!entitlement) return googleError(404, `Entitlement ${id} not found.`, 'NOT_FOUND')
 
     if (route === 'approveEntitlement') {
-      const signup = accounts.get(entitlement.account)?.approvals.find((a) => a.name === 'signup')
-      if (signup?.state !== 'APPROVED') return preconditionFailed()
+      // Approved by Google already (automatic offer approval): there is nothing for the provider to approve.
+      if (autoApproved.has(entitlement.name)) return preconditionFailed()
+      if (!accounts.has(entitlement.account) || !accountApproved(entitlement.account)) return preconditionFailed()
       if (entitlement.state !== 'ENTITLEMENT_ACTIVATION_REQUESTED') return preconditionFailed()
       changeState(entitlement, 'ENTITLEMENT_ACTIVE')
       entitlementEvent(entitlement, 'ENTITLEMENT_ACTIVE')
@@ -532,9 +590,14 @@ export async function createGcpEmulator() {
     createTime?: string
     usageReportingId?: string
     inputProperties?: Record<string, unknown>
+    /** Automatic offer approval: when the offer starts (default: at once), and its end or its duration. */
+    offerStartTime?: string
+    offerEndTime?: string
+    offerDuration?: string
   }) => {
     const id = input.orderId ?? randomUUID()
-    const product = input.product ?? 'acme-saas.endpoints.acme-public.cloud.goog'
+    const product = input.product ?? DEFAULT_PRODUCT
+    const automatic = productSettings(product).automaticOfferApproval
     const entitlement: EmulatedGcpEntitlement = {
       name: `providers/${input.providerId}/entitlements/${id}`,
       account: `providers/${input.providerId}/accounts/${input.accountId}`,
@@ -547,13 +610,37 @@ export async function createGcpEmulator() {
         ? `projects/123456/services/${product}/privateOffers/${randomUUID()}`
         : `projects/123456/services/${product}/standardOffers/${randomUUID()}`,
       orderId: id,
-      offerEndTime: new Date(Date.now() + 365 * 24 * 3600_000).toISOString(),
+      offerEndTime: input.offerEndTime ?? new Date(Date.parse(input.offerStartTime ?? new Date().toISOString()) + 365 * 24 * 3600_000).toISOString(),
       usageReportingId: input.usageReportingId ?? `project_number:${digits(12)}`,
       ...(input.inputProperties ? { inputProperties: input.inputProperties } : {}),
       createTime: input.createTime ?? new Date().toISOString(),
       updateTime: nextTime(),
     }
     entitlements.set(entitlement.name, entitlement)
+    if (automatic && !input.state) {
+      // Approved by Google at once; the offer's dates are on the resource from now on.
+      autoApproved.add(entitlement.name)
+      entitlement.newOfferStartTime = input.offerStartTime ?? new Date().toISOString()
+      if (input.offerDuration) {
+        entitlement.newPendingOfferDuration = input.offerDuration
+        entitlement.offerDuration = input.offerDuration
+      }
+      entitlement.newOfferEndTime = entitlement.offerEndTime
+      const accepted = publish(
+        pubsubMessage('ENTITLEMENT_OFFER_ACCEPTED', {
+          entitlementId: id,
+          providerId: input.providerId,
+          entitlementFields: {
+            newOfferDuration: input.offerDuration ?? '',
+            newOfferStartTime: entitlement.newOfferStartTime,
+            newOfferEndTime: input.offerDuration ? '' : entitlement.newOfferEndTime,
+          },
+        }),
+      )
+      offerAccepted.set(entitlement.name, accepted)
+      startIfDue(entitlement)
+      scheduleStart(entitlement)
+    }
     return entitlement
   }
 
@@ -595,21 +682,106 @@ export async function createGcpEmulator() {
       }
     },
     /** A buyer's procurement account awaiting the "signup" approval, with one entitlement (or none). */
-    addPurchase(input: { providerId: string; plan?: string; product?: string; private?: boolean; state?: string; withEntitlement?: boolean; orderId?: string; usageReportingId?: string }) {
+    addPurchase(input: {
+      providerId: string
+      plan?: string
+      product?: string
+      private?: boolean
+      state?: string
+      withEntitlement?: boolean
+      orderId?: string
+      usageReportingId?: string
+      offerStartTime?: string
+      offerEndTime?: string
+      offerDuration?: string
+    }) {
       const accountId = randomUUID()
       const now = new Date().toISOString()
+      const withApproval = productSettings(input.product ?? DEFAULT_PRODUCT).accountApproval
       const account: EmulatedAccount = {
         name: `providers/${input.providerId}/accounts/${accountId}`,
         provider: input.providerId,
-        state: 'ACCOUNT_ACTIVATION_REQUESTED',
-        approvals: [{ name: 'signup', state: 'PENDING' }],
+        state: withApproval ? 'ACCOUNT_ACTIVATION_REQUESTED' : 'ACCOUNT_ACTIVE',
+        approvals: withApproval ? [{ name: 'signup', state: 'PENDING' }] : [],
         createTime: now,
         updateTime: now,
       }
       accounts.set(account.name, account)
       let entitlement: EmulatedGcpEntitlement | undefined
       if (input.withEntitlement !== false) entitlement = addEntitlement({ ...input, accountId })
-      return { accountId, account, entitlement }
+      /** With automatic offer approval: the ENTITLEMENT_OFFER_ACCEPTED message Google published for it. */
+      const accepted = entitlement ? offerAccepted.get(entitlement.name) : undefined
+      return { accountId, account, entitlement, ...(accepted ? { offerAccepted: accepted } : {}) }
+    },
+    /**
+     * Producer Portal's per-product settings: automatic offer approval (default off) and whether
+     * buyers' accounts need the seller's signup approval (default on). Applies to later purchases.
+     */
+    configureProduct(product: string, settings: { automaticOfferApproval?: boolean; accountApproval?: boolean }) {
+      products.set(product, { ...productSettings(product), ...settings })
+    },
+    /** Whether Google approved this entitlement itself (automatic offer approval). */
+    isAutoApproved(entitlementId: string) {
+      return autoApproved.has(findEntitlement(entitlementId).name)
+    },
+    /** An automatically approved offer's scheduled start comes now (it starts if its account is approved): its ENTITLEMENT_ACTIVE, or null. */
+    startOffer(entitlementId: string) {
+      const entitlement = findEntitlement(entitlementId)
+      if (entitlement.newOfferStartTime) entitlement.newOfferStartTime = new Date().toISOString()
+      return startIfDue(entitlement)
+    },
+    /** An account message as "Manage user accounts" shows it: `{eventId, providerId, account: {id, updateTime}}`, no eventType. */
+    accountMessage(accountId: string): GcpPubsubData {
+      const account = findAccount(accountId)
+      if (!account) throw new Error(`gcp emulator: no account ${accountId}`)
+      return { eventId: randomUUID(), providerId: account.provider, account: { id: shortId(account.name), updateTime: account.updateTime } }
+    },
+    /**
+     * The account's signup approval changes at Google (e.g. reset to PENDING, or account approval
+     * turned on for the product since): the account message Google publishes (without eventType).
+     */
+    setAccountApproval(accountId: string, state: 'PENDING' | 'APPROVED' | 'REJECTED') {
+      const account = findAccount(accountId)
+      if (!account) throw new Error(`gcp emulator: no account ${accountId}`)
+      const signup = account.approvals.find((a) => a.name === 'signup')
+      if (signup) signup.state = state
+      else account.approvals.push({ name: 'signup', state })
+      account.state = state === 'APPROVED' ? 'ACCOUNT_ACTIVE' : 'ACCOUNT_ACTIVATION_REQUESTED'
+      account.updateTime = nextTime()
+      if (state === 'APPROVED') startDue()
+      const data: GcpPubsubData = { eventId: randomUUID(), providerId: account.provider, account: { id: shortId(account.name), updateTime: account.updateTime } }
+      return publish(data)
+    },
+    /** The entitlement renews for another term: `offerEndTime` moves on (default a year); ENTITLEMENT_RENEWED. */
+    renewEntitlement(entitlementId: string, options: { offerEndTime?: string } = {}) {
+      const entitlement = findEntitlement(entitlementId)
+      const end = Date.parse(entitlement.offerEndTime ?? new Date().toISOString())
+      entitlement.offerEndTime = options.offerEndTime ?? new Date(end + 365 * 24 * 3600_000).toISOString()
+      touch(entitlement)
+      return entitlementEvent(entitlement, 'ENTITLEMENT_RENEWED')
+    },
+    /**
+     * The entitlement's offer term ended (ENTITLEMENT_OFFER_ENDED): `offerEndTime` is the actual end,
+     * in the past. A usage-based entitlement goes on (the default); `cancel` ends it too
+     * (ENTITLEMENT_CANCELLED, cancellationReason "expired").
+     */
+    endOffer(entitlementId: string, options: { cancel?: boolean } = {}) {
+      const entitlement = findEntitlement(entitlementId)
+      entitlement.offerEndTime = new Date(Date.now() - 1000).toISOString()
+      if (options.cancel) {
+        changeState(entitlement, 'ENTITLEMENT_CANCELLED')
+        entitlement.cancellationReason = 'expired'
+      } else touch(entitlement)
+      return entitlementEvent(entitlement, 'ENTITLEMENT_OFFER_ENDED')
+    },
+    /** The customer withdraws a plan change that has not taken effect: back to ENTITLEMENT_ACTIVE on the old plan; ENTITLEMENT_PLAN_CHANGE_CANCELLED. */
+    cancelPlanChange(entitlementId: string) {
+      const entitlement = findEntitlement(entitlementId)
+      if (entitlement.state !== 'ENTITLEMENT_PENDING_PLAN_CHANGE_APPROVAL' && entitlement.state !== 'ENTITLEMENT_PENDING_PLAN_CHANGE') {
+        throw new Error(`gcp emulator: no plan change on ${entitlementId} (it is ${entitlement.state})`)
+      }
+      changeState(entitlement, 'ENTITLEMENT_ACTIVE')
+      return entitlementEvent(entitlement, 'ENTITLEMENT_PLAN_CHANGE_CANCELLED')
     },
     addEntitlement,
     /**
@@ -785,7 +957,14 @@ export async function createGcpEmulator() {
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
       const listening = await listenOnLoopback(app.fetch)
       baseUrl = listening.url
-      return listening
+      return {
+        ...listening,
+        close: async () => {
+          for (const timer of timers) clearTimeout(timer)
+          timers.clear()
+          await listening.close()
+        },
+      }
     },
   }
 }

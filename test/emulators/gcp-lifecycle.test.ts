@@ -298,3 +298,105 @@ describe('Pub/Sub push: OIDC token and envelope', () => {
     })
   })
 })
+
+describe('automatic offer approval (per product) and account messages', () => {
+  const autoProduct = 'auto-saas.endpoints.acme-public.cloud.goog'
+  const openProduct = 'open-saas.endpoints.acme-public.cloud.goog'
+  beforeAll(() => {
+    gcp.configureProduct(autoProduct, { automaticOfferApproval: true })
+    gcp.configureProduct(openProduct, { automaticOfferApproval: true, accountApproval: false })
+  })
+
+  test('a purchase publishes ENTITLEMENT_OFFER_ACCEPTED with the offer dates, never CREATION_REQUESTED; a future start is not active before it, then ENTITLEMENT_ACTIVE', async () => {
+    const start = new Date(Date.now() + 600).toISOString()
+    const before = gcp.published.length
+    const { accountId, entitlement, offerAccepted } = gcp.addPurchase({ providerId, product: autoProduct, private: true, offerStartTime: start })
+    const id = entitlement!.name.split('/').pop()!
+    expect(gcp.published.slice(before).map((m) => m.eventType)).toEqual(['ENTITLEMENT_OFFER_ACCEPTED'])
+    expect(offerAccepted).toEqual(gcp.published.at(-1))
+    expect(offerAccepted).toMatchObject({ eventType: 'ENTITLEMENT_OFFER_ACCEPTED', providerId, entitlement: { id, newOfferDuration: '', newOfferStartTime: start } })
+    expect(offerAccepted!.entitlement!.newOfferEndTime).toBe(entitlement!.offerEndTime)
+
+    const pending = await getEntitlement(id)
+    expect(pending).toMatchObject({ state: 'ENTITLEMENT_ACTIVATION_REQUESTED', newOfferStartTime: start, newOfferEndTime: entitlement!.offerEndTime })
+    expect(gcp.isAutoApproved(id)).toBe(true)
+    // Nothing for the provider to approve: the call is refused and recorded.
+    const calls = gcp.callsTo('approveEntitlement').length
+    const approve = await api(`${entitlementPath(id)}:approve`, { body: {} })
+    expect(approve.status).toBe(400)
+    expect(gcp.callsTo('approveEntitlement')).toHaveLength(calls + 1)
+    // The account approval still applies (a per-product setting of its own).
+    expect((await approveAccount(accountId)).status).toBe(200)
+    expect((await getEntitlement(id)).state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')
+
+    for (let i = 0; i < 100 && (await getEntitlement(id)).state !== 'ENTITLEMENT_ACTIVE'; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(start))
+    const active = await getEntitlement(id)
+    expect(active.state).toBe('ENTITLEMENT_ACTIVE')
+    expect(active.newOfferStartTime).toBeUndefined()
+    expect(active.offerEndTime).toBe(entitlement!.offerEndTime)
+    expect(gcp.published.filter((m) => m.entitlement?.id === id).map((m) => m.eventType)).toEqual(['ENTITLEMENT_OFFER_ACCEPTED', 'ENTITLEMENT_ACTIVE'])
+  })
+
+  test('the start waits for the account approval; without account approval for the product it starts at once; the start comes by itself (no request)', async () => {
+    const waiting = gcp.addPurchase({ providerId, product: autoProduct })
+    const waitingId = waiting.entitlement!.name.split('/').pop()!
+    expect((await getEntitlement(waitingId)).state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')
+    expect((await approveAccount(waiting.accountId)).status).toBe(200)
+    expect((await getEntitlement(waitingId)).state).toBe('ENTITLEMENT_ACTIVE')
+
+    const open = gcp.addPurchase({ providerId, product: openProduct })
+    expect(open.account.approvals).toEqual([])
+    expect(open.entitlement!.state).toBe('ENTITLEMENT_ACTIVE')
+
+    const later = gcp.addPurchase({ providerId, product: openProduct, offerStartTime: new Date(Date.now() + 300).toISOString(), offerDuration: 'P1Y' })
+    expect(later.entitlement!.state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')
+    expect(later.offerAccepted!.entitlement).toMatchObject({ newOfferDuration: 'P1Y', newOfferEndTime: '' })
+    for (let i = 0; i < 100 && later.entitlement!.state !== 'ENTITLEMENT_ACTIVE'; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(later.entitlement!.state).toBe('ENTITLEMENT_ACTIVE')
+    expect(later.entitlement!.offerDuration).toBe('P1Y')
+    expect(gcp.published.at(-1)).toMatchObject({ eventType: 'ENTITLEMENT_ACTIVE', entitlement: { id: later.entitlement!.name.split('/').pop() } })
+
+    const scheduled = gcp.addPurchase({ providerId, product: openProduct, offerStartTime: new Date(Date.now() + 3600_000).toISOString() })
+    const message = gcp.startOffer(scheduled.entitlement!.name.split('/').pop()!)
+    expect(message).toMatchObject({ eventType: 'ENTITLEMENT_ACTIVE' })
+  })
+
+  test('a product without automatic approval is unchanged: no offer dates, no message until approved', async () => {
+    const before = gcp.published.length
+    const { entitlement } = gcp.addPurchase({ providerId })
+    expect(gcp.published.length).toBe(before)
+    expect(entitlement!.newOfferStartTime).toBeUndefined()
+    expect(gcp.isAutoApproved(entitlement!.name.split('/').pop()!)).toBe(false)
+  })
+
+  test('renewed, offer ended (going on, or cancelled), plan change cancelled by the customer', async () => {
+    const { id } = await activePurchase()
+    const end = (await getEntitlement(id)).offerEndTime as string
+    expect(gcp.renewEntitlement(id)).toMatchObject({ eventType: 'ENTITLEMENT_RENEWED', entitlement: { id } })
+    const renewed = await getEntitlement(id)
+    expect(Date.parse(renewed.offerEndTime)).toBe(Date.parse(end) + 365 * 24 * 3600_000)
+    expect(gcp.endOffer(id)).toMatchObject({ eventType: 'ENTITLEMENT_OFFER_ENDED' })
+    const ended = await getEntitlement(id)
+    expect(ended.state).toBe('ENTITLEMENT_ACTIVE')
+    expect(Date.parse(ended.offerEndTime)).toBeLessThan(Date.now())
+    gcp.requestPlanChange(id, 'pro')
+    expect(gcp.cancelPlanChange(id)).toMatchObject({ eventType: 'ENTITLEMENT_PLAN_CHANGE_CANCELLED' })
+    expect(await getEntitlement(id)).toMatchObject({ state: 'ENTITLEMENT_ACTIVE', plan: 'standard' })
+    expect(gcp.endOffer(id, { cancel: true })).toMatchObject({ eventType: 'ENTITLEMENT_OFFER_ENDED' })
+    expect(await getEntitlement(id)).toMatchObject({ state: 'ENTITLEMENT_CANCELLED', cancellationReason: 'expired' })
+  })
+
+  test('account messages carry no eventType: {eventId, providerId, account: {id, updateTime}}; setAccountApproval publishes one', async () => {
+    const { accountId } = gcp.addPurchase({ providerId })
+    const message = gcp.accountMessage(accountId)
+    expect(Object.keys(message).sort()).toEqual(['account', 'eventId', 'providerId'])
+    expect(message.account).toEqual({ id: accountId, updateTime: gcp.accounts.get(`providers/${providerId}/accounts/${accountId}`)!.updateTime })
+    expect((await approveAccount(accountId)).status).toBe(200)
+    const reset = gcp.setAccountApproval(accountId, 'PENDING')
+    expect(reset.eventType).toBeUndefined()
+    expect(gcp.published.at(-1)).toEqual(reset)
+    const account = (await (await api(`providers/${providerId}/accounts/${accountId}`)).json()) as { approvals: Array<{ name: string; state: string }> }
+    expect(account.approvals).toEqual([expect.objectContaining({ name: 'signup', state: 'PENDING' })])
+  })
+})
