@@ -211,3 +211,55 @@ describe('gcp certificates', () => {
     expect((await t.post(await gcp.mintToken({ aud: audience, sub: other }))).status).toBe(303)
   })
 })
+
+describe('gcp landing: automatic offer approval', () => {
+  const autoProduct = 'auto-landing.endpoints.acme-public.cloud.goog'
+  const openProduct = 'open-landing.endpoints.acme-public.cloud.goog'
+  beforeAll(() => {
+    gcp.configureProduct(autoProduct, { automaticOfferApproval: true })
+    gcp.configureProduct(openProduct, { automaticOfferApproval: true, accountApproval: false })
+  })
+  const approvalsOf = (entitlementId: string) => gcp.callsTo('approveEntitlement').filter((call) => call.path.includes(entitlementId))
+
+  test('an offer with a future start: the account is approved, the entitlement is not; PENDING_START with the offer dates in term and Google’s fields in info', async () => {
+    const s = await scenario()
+    const start = new Date(Date.now() + 7 * 24 * 3600_000).toISOString()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId, product: autoProduct, private: true, offerStartTime: start })
+    const entitlementId = entitlement!.name.split('/').pop()!
+    const response = await s.post(await gcp.mintToken({ aud: audience, sub: accountId }))
+    expect(response.status).toBe(303)
+    expect(approvalOf(accountId)).toBe('APPROVED')
+    const stored = await s.entitlement(response)
+    expect(stored).toMatchObject({
+      status: 'PENDING_START',
+      externalId: entitlementId,
+      offerType: 'PRIVATE',
+      term: { start, end: entitlement!.offerEndTime },
+      info: { entitlement: { newOfferStartTime: start, newOfferEndTime: entitlement!.offerEndTime, state: 'ENTITLEMENT_ACTIVATION_REQUESTED' } },
+    })
+    expect(approvalsOf(entitlementId)).toEqual([])
+    expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')
+  })
+
+  test('a product without account approval whose offer is already active: the landing succeeds, ACTIVE, nothing approved', async () => {
+    const s = await scenario()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId, product: openProduct })
+    expect(entitlement!.state).toBe('ENTITLEMENT_ACTIVE')
+    const response = await s.post(await gcp.mintToken({ aud: audience, sub: accountId }))
+    expect(response.status).toBe(303)
+    expect(await s.entitlement(response)).toMatchObject({ status: 'ACTIVE', externalId: entitlement!.name.split('/').pop() })
+    expect(approvalsOf(entitlement!.name.split('/').pop()!)).toEqual([])
+    // The same landing again (reload): the same entitlement, still ACTIVE.
+    const again = await s.post(await gcp.mintToken({ aud: audience, sub: accountId }))
+    expect(again.headers.get('location')).toBe(response.headers.get('location'))
+  })
+
+  test('an ENTITLEMENT_ACTIVE entitlement that still names a future newOfferStartTime is not ACTIVE before it', async () => {
+    const s = await scenario()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId, product: openProduct })
+    const start = new Date(Date.now() + 3600_000).toISOString()
+    entitlement!.newOfferStartTime = start
+    const response = await s.post(await gcp.mintToken({ aud: audience, sub: accountId }))
+    expect(await s.entitlement(response)).toMatchObject({ status: 'PENDING_START', term: { start } })
+  })
+})

@@ -214,3 +214,129 @@ describe('Google Pub/Sub notifications', () => {
     expect((await unconfigured.push(data)).status).toBe(401)
   })
 })
+
+describe('Google automatic offer approval and account messages (contract §17)', () => {
+  const autoProduct = 'auto-lifecycle.endpoints.acme-public.cloud.goog'
+  const openProduct = 'open-lifecycle.endpoints.acme-public.cloud.goog'
+  beforeAll(() => {
+    gcp.configureProduct(autoProduct, { automaticOfferApproval: true })
+    gcp.configureProduct(openProduct, { automaticOfferApproval: true, accountApproval: false })
+  })
+  const short = (entitlement: { name: string }) => entitlement.name.split('/').pop()!
+  const approvalsOf = (entitlementId: string) => gcp.callsTo('approveEntitlement').filter((call) => call.path.includes(entitlementId))
+
+  test('ENTITLEMENT_OFFER_ACCEPTED with a future start: waits for the buyer, stays PENDING_START with the offer dates, nothing approved; ACTIVE once Google’s entitlement is', async () => {
+    const s = await scenario()
+    const start = new Date(Date.now() + 3600_000).toISOString()
+    const { accountId, entitlement, offerAccepted } = gcp.addPurchase({ providerId: s.providerId, product: autoProduct, private: true, offerStartTime: start })
+    const entitlementId = short(entitlement!)
+    expect((await s.push(offerAccepted)).status).toBe(200)
+    expect((await s.settled())[0]!.status).toBe('WAITING')
+    const id = await s.land(accountId)
+    await runJobs(s.broker.deps, createLandingService(s.broker.deps), s.broker.deps.logger)
+    expect((await s.rows()).map((row) => row.status)).toEqual(['APPLIED'])
+    const pending = await s.read(id)
+    expect(pending).toMatchObject({ status: 'PENDING_START', externalId: entitlementId, term: { start, end: entitlement!.offerEndTime } })
+    expect((pending.info as { entitlement: Record<string, unknown> }).entitlement).toMatchObject({ newOfferStartTime: start, newOfferEndTime: entitlement!.offerEndTime })
+    // The offer dates are stored: the message was applied, and no approval was asked for.
+    expect(approvalsOf(entitlementId)).toEqual([])
+    expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')
+
+    // The scheduled start comes: Google's entitlement becomes active and says so.
+    const active = gcp.startOffer(entitlementId)
+    expect(active).toMatchObject({ eventType: 'ENTITLEMENT_ACTIVE' })
+    expect((await s.push(active)).status).toBe(200)
+    await s.settled()
+    const started = await s.read(id)
+    expect(started).toMatchObject({ status: 'ACTIVE', term: { start, end: entitlement!.offerEndTime } })
+    expect((await s.events(id)).map((e) => [e.type, e.data.action])).toEqual([['ACTIVATE', 'ENTITLEMENT_ACTIVE']])
+    expect(approvalsOf(entitlementId)).toEqual([])
+  })
+
+  test('ENTITLEMENT_OFFER_ACCEPTED after the landing; the start passes without a message: reconciliation (refresh) makes it ACTIVE', async () => {
+    const s = await scenario()
+    const start = new Date(Date.now() + 700).toISOString()
+    const { accountId, entitlement, offerAccepted } = gcp.addPurchase({ providerId: s.providerId, product: openProduct, offerStartTime: start })
+    const id = await s.land(accountId)
+    expect((await s.push(offerAccepted)).status).toBe(200)
+    expect((await s.settled()).map((row) => row.status)).toEqual(['APPLIED'])
+    expect(await s.read(id)).toMatchObject({ status: 'PENDING_START', term: { start } })
+    expect(approvalsOf(short(entitlement!))).toEqual([])
+    for (let i = 0; i < 100 && entitlement!.state !== 'ENTITLEMENT_ACTIVE'; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(entitlement!.state).toBe('ENTITLEMENT_ACTIVE')
+    const refreshed = await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${id}/refresh`, { method: 'POST', token: s.apiKey })
+    expect(refreshed.status).toBe(200)
+    expect(await refreshed.json()).toMatchObject({ status: 'ACTIVE', term: { start } })
+    expect((await s.events(id)).map((e) => [e.type, e.data.reconciled])).toEqual([['ACTIVATE', true]])
+  })
+
+  test('an ENTITLEMENT_CREATION_REQUESTED for an entitlement Google approved already (offer dates set) is not approved again', async () => {
+    const s = await scenario()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId: s.providerId, product: autoProduct, offerStartTime: new Date(Date.now() + 3600_000).toISOString() })
+    const id = await s.land(accountId)
+    await s.push(gcp.pubsubMessage('ENTITLEMENT_CREATION_REQUESTED', { entitlementId: short(entitlement!), providerId: s.providerId }))
+    expect((await s.settled()).map((row) => row.status)).toEqual(['APPLIED'])
+    expect(approvalsOf(short(entitlement!))).toEqual([])
+    expect((await s.read(id)).status).toBe('PENDING_START')
+  })
+
+  test('RENEWED writes UPDATE with the new term; OFFER_ENDED and CANCELLING apply what changed; PLAN_CHANGE_CANCELLED is 200 and writes nothing', async () => {
+    const s = await scenario()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId: s.providerId, product: openProduct })
+    const entitlementId = short(entitlement!)
+    const id = await s.land(accountId)
+    expect((await s.read(id)).status).toBe('ACTIVE')
+    const renewed = gcp.renewEntitlement(entitlementId)
+    expect((await s.push(renewed)).status).toBe(200)
+    await s.settled()
+    expect((await s.read(id)).term.end).toBe(entitlement!.offerEndTime)
+    const [update] = await s.events(id)
+    expect(update).toMatchObject({ type: 'UPDATE', data: { action: 'ENTITLEMENT_RENEWED', term: { end: entitlement!.offerEndTime } } })
+
+    gcp.requestPlanChange(entitlementId, 'premium')
+    const withdrawn = gcp.cancelPlanChange(entitlementId)
+    expect((await s.push(withdrawn)).status).toBe(200)
+    expect((await s.settled()).at(-1)!.status).toBe('APPLIED')
+    expect(await s.events(id)).toHaveLength(1)
+
+    const ended = gcp.endOffer(entitlementId)
+    expect((await s.push(ended)).status).toBe(200)
+    await s.settled()
+    expect(await s.read(id)).toMatchObject({ status: 'ACTIVE', term: { end: entitlement!.offerEndTime } })
+    expect((await s.events(id)).map((e) => [e.type, e.data.action])).toEqual([
+      ['UPDATE', 'ENTITLEMENT_RENEWED'],
+      ['UPDATE', 'ENTITLEMENT_OFFER_ENDED'],
+    ])
+    const cancelling = gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_PENDING_CANCELLATION', { eventType: 'ENTITLEMENT_CANCELLING' })
+    expect((await s.push(cancelling)).status).toBe(200)
+    await s.settled()
+    expect((await s.read(id)).status).toBe('PENDING_CANCEL')
+    expect((await s.events(id)).at(-1)).toMatchObject({ type: 'PENDING_CANCEL', data: { action: 'ENTITLEMENT_CANCELLING' } })
+  })
+
+  test('an account message without eventType is 200; the account is re-read and, its approval pending and its buyer landed, approved; the offer waiting on it starts', async () => {
+    const s = await scenario()
+    const { accountId, entitlement } = gcp.addPurchase({ providerId: s.providerId, product: openProduct, offerStartTime: new Date(Date.now() + 3600_000).toISOString() })
+    const id = await s.land(accountId)
+    // Account approval is turned on (or the approval reset) after the landing: Google's account message.
+    const message = gcp.setAccountApproval(accountId, 'PENDING')
+    expect(message.eventType).toBeUndefined()
+    expect(gcp.startOffer(short(entitlement!))).toBeNull()
+    const approvals = gcp.callsTo('approve').filter((call) => call.path.includes(accountId)).length
+    expect((await s.push(message)).status).toBe(200)
+    const rows = await s.settled()
+    expect(rows.map((row) => [row.status, row.action])).toEqual([['APPLIED', 'ACCOUNT']])
+    expect(gcp.callsTo('approve').filter((call) => call.path.includes(accountId))).toHaveLength(approvals + 1)
+    expect(gcp.accounts.get(`providers/${s.providerId}/accounts/${accountId}`)!.approvals[0]!.state).toBe('APPROVED')
+    expect((await s.read(id)).status).toBe('ACTIVE')
+    expect((await s.events(id)).map((e) => [e.type, e.data.action])).toEqual([['ACTIVATE', 'ACCOUNT']])
+    expect(approvalsOf(short(entitlement!))).toEqual([])
+
+    // The documented message for an account nobody has landed with: 200, applied, nothing approved.
+    const other = gcp.addPurchase({ providerId: s.providerId })
+    const before = gcp.callsTo('approve').length
+    expect((await s.push(gcp.accountMessage(other.accountId))).status).toBe(200)
+    expect((await s.settled()).at(-1)!.status).toBe('APPLIED')
+    expect(gcp.callsTo('approve')).toHaveLength(before)
+  })
+})
