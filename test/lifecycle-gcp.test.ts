@@ -237,7 +237,7 @@ describe('Google automatic offer approval and account messages (contract §17)',
     expect((await s.rows()).map((row) => row.status)).toEqual(['APPLIED'])
     const pending = await s.read(id)
     expect(pending).toMatchObject({ status: 'PENDING_START', externalId: entitlementId, term: { start, end: entitlement!.offerEndTime } })
-    expect((pending.info as { entitlement: Record<string, unknown> }).entitlement).toMatchObject({ newOfferStartTime: start, newOfferEndTime: entitlement!.offerEndTime })
+    expect((pending as unknown as { info: { entitlement: Record<string, unknown> } }).info.entitlement).toMatchObject({ newOfferStartTime: start, newOfferEndTime: entitlement!.offerEndTime })
     // The offer dates are stored: the message was applied, and no approval was asked for.
     expect(approvalsOf(entitlementId)).toEqual([])
     expect(gcp.entitlements.get(entitlement!.name)!.state).toBe('ENTITLEMENT_ACTIVATION_REQUESTED')

@@ -364,6 +364,93 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     await waitFor(broker, org.id, apiKey, secondId, (e) => e.status === 'CANCELLED')
   })
 
+  test('Google automatic offer approval: OFFER_ACCEPTED with a future start stays PENDING_START, nothing approved, ACTIVE once Google is; RENEWED is UPDATE; PLAN_CHANGE_CANCELLED changes nothing; an account message without eventType is 200', async () => {
+    const s = await gcpOrg('auto')
+    const { broker, org, apiKey, providerId } = s
+    const product = `auto-${org.id.slice(-8)}.endpoints.acme-public.cloud.goog`
+    gcp.configureProduct(product, { automaticOfferApproval: true })
+    const start = new Date(Date.now() + 24 * 3600_000).toISOString()
+    const { accountId, entitlement, offerAccepted } = gcp.addPurchase({ providerId, product, private: true, offerStartTime: start })
+    const entitlementId = entitlement!.name.split('/').pop()!
+    const gets = () => gcp.callsTo('getEntitlement').filter((call) => call.path.endsWith(`/entitlements/${entitlementId}`)).length
+    const approvals = () => gcp.callsTo('approveEntitlement').filter((call) => call.path.includes(entitlementId))
+    const id = await s.land(accountId)
+    const landed = (await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'PENDING_START')) as unknown as { term: { start: string | null; end: string | null } }
+    expect(landed.term).toMatchObject({ start, end: entitlement!.offerEndTime })
+    const read = gets()
+    expect((await s.push(offerAccepted)).status).toBe(200)
+    // The message was handled (the entitlement re-read at Google) before anything is judged.
+    for (let i = 0; i < 100 && gets() === read; i++) await sleep(40)
+    expect(gets()).toBeGreaterThan(read)
+    expect(((await waitFor(broker, org.id, apiKey, id, () => true)) as Entitlement).status).toBe('PENDING_START')
+
+    const active = gcp.startOffer(entitlementId)
+    expect((await s.push(active)).status).toBe(200)
+    await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'ACTIVE')
+    expect(approvals()).toEqual([])
+
+    const renewed = gcp.renewEntitlement(entitlementId)
+    expect((await s.push(renewed)).status).toBe(200)
+    await waitFor(broker, org.id, apiKey, id, (e) => e.term.end === entitlement!.offerEndTime)
+
+    gcp.requestPlanChange(entitlementId, 'premium')
+    const beforeWithdrawn = gets()
+    expect((await s.push(gcp.cancelPlanChange(entitlementId))).status).toBe(200)
+    for (let i = 0; i < 100 && gets() === beforeWithdrawn; i++) await sleep(40)
+    expect((await s.push(gcp.setEntitlementState(entitlementId, 'ENTITLEMENT_PENDING_CANCELLATION', { eventType: 'ENTITLEMENT_CANCELLING' }))).status).toBe(200)
+    await waitFor(broker, org.id, apiKey, id, (e) => e.status === 'PENDING_CANCEL')
+    expect(await marketplaceActions(broker, org.id, apiKey, id)).toEqual(['ACTIVATE:ENTITLEMENT_ACTIVE', 'UPDATE:ENTITLEMENT_RENEWED', 'PENDING_CANCEL:ENTITLEMENT_CANCELLING'])
+
+    const accountReads = () => gcp.callsTo('getAccount').filter((call) => call.path.endsWith(`/accounts/${accountId}`)).length
+    const beforeAccount = accountReads()
+    const message = gcp.accountMessage(accountId)
+    expect(message.eventType).toBeUndefined()
+    expect((await s.push(message)).status).toBe(200)
+    for (let i = 0; i < 100 && accountReads() === beforeAccount; i++) await sleep(40)
+    expect(accountReads()).toBeGreaterThan(beforeAccount)
+    expect(approvals()).toEqual([])
+  })
+
+  test('Google: random Pub/Sub bodies with the 2025–26 event types and account messages, with a valid push token: never a 5xx, nothing changes', async () => {
+    const s = await gcpOrg('fuzzpub')
+    const { accountId } = gcp.addPurchase({ providerId: s.providerId, state: 'ENTITLEMENT_ACTIVE' })
+    const id = await s.land(accountId)
+    const before = JSON.stringify(await marketplaceActions(s.broker, s.org.id, s.apiKey, id))
+    const token = await gcp.mintOidcToken({ audience: s.integration.notificationUrl, email: s.pushAccount })
+    const eventTypes = ['ENTITLEMENT_OFFER_ACCEPTED', 'ENTITLEMENT_RENEWED', 'ENTITLEMENT_OFFER_ENDED', 'ENTITLEMENT_CANCELLING', 'ENTITLEMENT_PLAN_CHANGE_CANCELLED', 'ACCOUNT_ACTIVE', 'ACCOUNT_DELETED']
+    const time = fc.oneof(fc.constant(''), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string({ maxLength: 30 }))
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record(
+          {
+            eventId: fc.string({ maxLength: 40 }),
+            eventType: fc.oneof(fc.constantFrom(...eventTypes), fc.string({ maxLength: 30 })),
+            providerId: fc.oneof(fc.constant(s.providerId), fc.string({ maxLength: 20 })),
+            entitlement: fc.record(
+              { id: fc.oneof(fc.uuid(), fc.string({ maxLength: 250 })), updateTime: time, newOfferDuration: fc.oneof(fc.constant(''), fc.constant('P1Y'), fc.string()), newOfferStartTime: time, newOfferEndTime: time },
+              { requiredKeys: [] },
+            ),
+            account: fc.record({ id: fc.oneof(fc.uuid(), fc.string({ maxLength: 250 })), updateTime: time }, { requiredKeys: [] }),
+          },
+          { requiredKeys: [] },
+        ),
+        async (data) => {
+          const response = await s.push(data, token)
+          const text = await response.text()
+          expect(response.status, text.slice(0, 200)).toBeLessThan(500)
+          expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/)
+        },
+      ),
+      { numRuns: 40 },
+    )
+    // The landed buyer's own account message, after the random ones: once it is handled, nothing changed.
+    const reads = gcp.callsTo('getAccount').filter((call) => call.path.endsWith(`/accounts/${accountId}`)).length
+    expect((await s.push(gcp.accountMessage(accountId), token)).status).toBe(200)
+    for (let i = 0; i < 100 && gcp.callsTo('getAccount').filter((call) => call.path.endsWith(`/accounts/${accountId}`)).length === reads; i++) await sleep(40)
+    expect(JSON.stringify(await marketplaceActions(s.broker, s.org.id, s.apiKey, id))).toBe(before)
+    expect(((await waitFor(s.broker, s.org.id, s.apiKey, id, () => true)) as Entitlement).status).toBe('ACTIVE')
+  })
+
   test('webhooks: the landing and a Suspend notification reach the ISV signed per Standard Webhooks (verified with the standardwebhooks package)', async () => {
     const broker = client()
     const created = await broker.request('/api/v1/orgs', { method: 'POST', json: { name: 'Hooks', fulfillmentUrl: 'https://hooks.example/s', webhookUrl: hookUrl } })
