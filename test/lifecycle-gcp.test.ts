@@ -295,6 +295,8 @@ describe('Google automatic offer approval and account messages (contract §17)',
 
     gcp.requestPlanChange(entitlementId, 'premium')
     const withdrawn = gcp.cancelPlanChange(entitlementId)
+    // Google's term moved meanwhile (its own message not here yet): this message still changes nothing.
+    gcp.renewEntitlement(entitlementId)
     expect((await s.push(withdrawn)).status).toBe(200)
     expect((await s.settled()).at(-1)!.status).toBe('APPLIED')
     expect(await s.events(id)).toHaveLength(1)
