@@ -26,8 +26,6 @@ const isWindows = process.platform === 'win32'
 export interface RunningBroker {
   url: string
   runtime: 'node' | 'workers'
-  /** Runs the background job now (Workers: the cron trigger; Node runs its own timer). */
-  tick(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -53,7 +51,9 @@ export async function startBroker(options: {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const env = { ...options.env, PUBLIC_URL: url }
+  // The background job every second on both runtimes (Node: its timer; Workers: the dev
+  // script's cron trigger), so that what the sandbox does shows up quickly.
+  const env = { ...options.env, PUBLIC_URL: url, JOB_INTERVAL_MS: '1000' }
   const log = createWriteStream(join(dataDir, 'broker.log'), { flags: 'a', mode: 0o600 })
   const tsx = import.meta.resolve('tsx')
   const watchParent = import.meta.resolve('./exit-with-parent.ts')
@@ -69,7 +69,6 @@ export async function startBroker(options: {
         PORT: String(port),
         HOST: '127.0.0.1',
         DATABASE_URL: `sqlite:${join(dataDir, 'marketbridge.db')}`,
-        JOB_INTERVAL_MS: '1000',
       },
       // stdin: a pipe the broker watches (exit-with-parent.ts), so it stops when the sandbox dies.
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -88,8 +87,6 @@ export async function startBroker(options: {
         '--ip', '127.0.0.1',
         '--inspector-port', String(inspectorPort),
         '--persist-to', join(dataDir, 'wrangler'),
-        // The job is the Worker's cron trigger; the sandbox fires it through /__scheduled.
-        '--test-scheduled',
         ...Object.entries(env).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
       ],
       {
@@ -165,11 +162,6 @@ export async function startBroker(options: {
   return {
     url,
     runtime,
-    async tick() {
-      if (runtime !== 'workers') return
-      const response = await fetch(`${url}/__scheduled?cron=${encodeURIComponent('* * * * *')}`)
-      await response.body?.cancel()
-    },
     async stop() {
       started = false
       if (ended === null && child.pid !== undefined) {

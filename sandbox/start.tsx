@@ -141,11 +141,6 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       onExit: options.onBrokerExit,
     })
     stops.push(() => broker.stop())
-    // Workers: the background job is the cron trigger; fire it every two seconds.
-    if (broker.runtime === 'workers') {
-      const timer = setInterval(() => void broker.tick().catch(() => undefined), 2000)
-      stops.push(async () => clearInterval(timer))
-    }
     const demo = await setUpDemoOrg(broker, adminToken, url, marketplaces)
     mountRoutes(app, { url, port, logFile: join(options.dataDir, 'broker.log'), broker, marketplaces, mailbox, demo })
     return { url, brokerUrl: broker.url, stop }
@@ -430,7 +425,6 @@ function mountRoutes(
       json: { dimension: USAGE_DIMENSION, quantity, ...(timestamp ? { timestamp } : {}), idempotencyKey: `sandbox-${randomUUID()}` },
     })
     if (result.status !== 202) return c.redirect(back(id, `The broker refused the usage: ${result.body?.error?.message ?? `HTTP ${result.status}`}`, true), 303)
-    await broker.tick()
     return c.redirect(back(id, `Recorded ${quantity} ${USAGE_DIMENSION} (${result.body.usageRecord.id}); the broker reports the hour to the marketplace once it has closed.`), 303)
   })
 

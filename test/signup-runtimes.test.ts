@@ -44,7 +44,8 @@ afterAll(async () => {
 type Client = Pick<TestBroker, 'request' | 'createOrg'>
 const runtimes: Array<[string, () => Client, () => Promise<unknown>]> = [
   ['node + SQLite', () => node, () => runJobs(node.deps, createLandingService(node.deps), node.deps.logger)],
-  ['workerd + D1', () => httpBroker(worker.url), () => fetch(`${worker.url}/__scheduled?cron=${encodeURIComponent('* * * * *')}`)],
+  // dev:worker fires the cron trigger by itself: the test only waits for a whole run.
+  ['workerd + D1', () => httpBroker(worker.url), () => worker.jobRan()],
 ]
 
 describe.each(runtimes)('%s', (name, client, job) => {

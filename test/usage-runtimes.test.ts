@@ -12,7 +12,7 @@ import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
 /**
  * Usage metering on both runtimes through the real routes: the in-process Node app on SQLite,
- * and `npm run dev:worker` (workerd + D1) whose job is its cron trigger (`/__scheduled`). Real
+ * and `npm run dev:worker` (workerd + D1) whose job is the cron trigger the dev script fires. Real
  * clocks on both, so the usage is recorded in hours that have already ended.
  */
 let m: Marketplaces
@@ -43,10 +43,8 @@ const runtimes: Array<[string, () => Client, () => Promise<void>]> = [
   [
     'workerd + D1',
     () => httpBroker(worker.url),
-    async () => {
-      const response = await fetch(`${worker.url}/__scheduled?cron=${encodeURIComponent('* * * * *')}`)
-      expect(response.status).toBe(200)
-    },
+    // dev:worker fires the cron trigger by itself: the test only waits for a whole run.
+    async () => void (await worker.jobRan()),
   ],
 ]
 

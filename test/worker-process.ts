@@ -5,15 +5,31 @@ import { ADMIN_TOKEN, brokerClient, freePort } from './helpers'
 /**
  * `npm run dev:worker` as a child process: the dev script (which migrates the local D1 first),
  * wrangler dev, workerd. Tests talk to it over HTTP on loopback exactly as they talk to the
- * in-process Node app.
+ * in-process Node app. The background job is the dev script's own cron trigger, every
+ * JOB_INTERVAL_MS (short here unless `vars` say otherwise): tests never fire it themselves.
  */
 const script = resolve(import.meta.dirname, '../scripts/dev-worker.ts')
 
 export interface WorkerProcess {
   url: string
+  /** The dev script's process (wrangler is its child, workerd wrangler's). */
+  pid: number
   output: () => string
   stop: () => Promise<void>
+  /** The runs of the background job so far, as the dev script printed them. */
+  jobRuns: () => JobRun[]
+  /** Resolves once a whole run of the background job has happened after the call (or throws). */
+  jobRan: (timeoutMs?: number) => Promise<JobRun>
 }
+
+export interface JobRun {
+  n: number
+  outcome: string
+  ms: number
+}
+
+/** The job's interval the tests' workers run with unless told otherwise. */
+export const WORKER_JOB_INTERVAL_MS = 300
 
 export async function startWorker(persistTo: string, vars: Record<string, string>): Promise<WorkerProcess> {
   const port = await freePort()
@@ -30,7 +46,7 @@ export async function startWorker(persistTo: string, vars: Record<string, string
       '--ip', '127.0.0.1',
       '--inspector-port', String(inspectorPort),
       '--persist-to', persistTo,
-      '--test-scheduled',
+      '--var', `JOB_INTERVAL_MS:${WORKER_JOB_INTERVAL_MS}`,
       '--var', `ADMIN_TOKEN:${ADMIN_TOKEN}`,
       '--var', `ENCRYPTION_KEY:${Buffer.alloc(32, 7).toString('base64')}`,
       ...Object.entries(vars).flatMap(([name, value]) => ['--var', `${name}:${value}`]),
@@ -46,14 +62,32 @@ export async function startWorker(persistTo: string, vars: Record<string, string
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`)
     await new Promise((r) => setTimeout(r, 100))
   }
+  const jobRuns = () =>
+    [...output.matchAll(/^\[dev:worker\] background job #(\d+): (.*) in (\d+) ms$/gm)].map(([, n, outcome, ms]) => ({ n: Number(n), outcome: outcome!, ms: Number(ms) }))
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
     output: () => output,
+    jobRuns,
+    async jobRan(timeoutMs = 30_000) {
+      // Runs never overlap: the one after the next to finish began after this call.
+      const target = (jobRuns().at(-1)?.n ?? 0) + 2
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        const run = jobRuns().find((r) => r.n === target)
+        if (run) {
+          if (run.outcome !== 'ok') throw new Error(`the background job failed: ${run.outcome}\n${output.slice(-3000)}`)
+          return run
+        }
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no run of the background job:\n${output.slice(-3000)}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    },
     stop: async () => {
-      const exited = new Promise((done) => child.on('exit', done))
-      process.kill(-child.pid!, 'SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
       try {
+        const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((done) => child.on('exit', done))
+        process.kill(-child.pid!, 'SIGTERM')
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
         process.kill(-child.pid!, 'SIGKILL')
       } catch {
         // already gone
