@@ -93,6 +93,21 @@ export async function createAzureScenario(azure: AzureSetup, integration: Record
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * Polls `check` until it answers something truthy and returns it; throws after `timeoutMs`. The
+ * positive signal a test waits for (the request was handled, the job ran, the row exists) before
+ * it asserts that something else did not happen, or before it kills a process.
+ */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, options: { timeoutMs?: number; everyMs?: number } = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000)
+  for (;;) {
+    const value = await check()
+    if (value) return value as NonNullable<T>
+    if (Date.now() > deadline) throw new Error(`waited in vain for ${what}`)
+    await sleep(options.everyMs ?? 20)
+  }
+}
+
 
 /** A port nobody listens on right now, for a server a test spawns (the sandbox's own helper). */
 export { freePort } from '../sandbox/broker'

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from '../sandbox/emulators/aws-notifications'
 import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
-import { type AzureSetup, type ReceivedHook, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver } from './helpers'
-import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
+import { type AzureSetup, type ReceivedHook, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver, waitFor as waitForSignal } from './helpers'
+import { type WorkerProcess, httpBroker, openPersistedD1, startWorker } from './worker-process'
 
 /**
  * Marketplace notifications on both runtimes, through the real route: the in-process Node app
@@ -64,9 +64,28 @@ afterAll(async () => {
 })
 
 type Client = Pick<TestBroker, 'request' | 'createOrg'>
-const runtimes: Array<[string, () => Client]> = [
-  ['node + SQLite', () => node],
-  ['workerd + D1', () => httpBroker(worker.url)],
+interface InboxRow {
+  message_id: string
+  status: string
+  attempts: number
+  lease_until: string | null
+}
+/** An org's notification inbox as the database holds it (node: the app's SQLite; workerd: the persisted D1 file). */
+type Inbox = (orgId: string) => Promise<InboxRow[]>
+const runtimes: Array<[string, () => Client, Inbox]> = [
+  ['node + SQLite', () => node, (orgId) => node.deps.db.selectFrom('notifications').select(['message_id', 'status', 'attempts', 'lease_until']).where('org_id', '=', orgId).execute()],
+  [
+    'workerd + D1',
+    () => httpBroker(worker.url),
+    async (orgId) => {
+      const d1 = openPersistedD1(persistTo)
+      try {
+        return d1.prepare('select message_id, status, attempts, lease_until from notifications where org_id = ?').all(orgId) as InboxRow[]
+      } finally {
+        d1.close()
+      }
+    },
+  ],
 ]
 
 interface Entitlement {
@@ -75,7 +94,7 @@ interface Entitlement {
   planId: string | null
 }
 
-describe.each(runtimes)('%s', (_runtime, client) => {
+describe.each(runtimes)('%s', (_runtime, client, inbox) => {
   async function setup() {
     const broker = client()
     const { org, apiKey } = await broker.createOrg()
@@ -111,7 +130,16 @@ describe.each(runtimes)('%s', (_runtime, client) => {
       }
       throw new Error(`entitlement never reached the expected state: ${JSON.stringify(await read())}`)
     }
-    return { broker, org, apiKey, sub, id, notify, read, events, until, notificationPath }
+    /**
+     * The positive signal before asserting that nothing (more) changed: the inbox holds `count`
+     * notifications and none is being applied (each settled, or released for a retry).
+     */
+    const settled = (count: number) =>
+      waitForSignal(`${count} notifications in the inbox, none being applied`, async () => {
+        const rows = await inbox(org.id)
+        return rows.length === count && rows.every((row) => row.status !== 'PENDING' || (row.lease_until === null && row.attempts > 0)) ? rows : null
+      })
+    return { broker, org, apiKey, sub, id, notify, read, events, until, settled, notificationPath }
   }
 
   test('Suspend, redelivered; Reinstate (acknowledged once); ChangePlan: each applied once with its event', async () => {
@@ -127,10 +155,14 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(azure.emulator.callsTo('patchOperation').filter((call) => call.path.includes(reinstate.id))).toHaveLength(1)
 
     const change = azure.emulator.startOperation(s.sub.id, 'ChangePlan', { planId: 'gold' }).webhookBody
-    expect((await s.notify(change)).status).toBe(200)
+    const changed = await s.notify(change)
+    expect(changed.status).toBe(200)
     await s.until((e) => e.planId === 'gold')
-    await s.notify(change)
-    await sleep(300)
+    // The redelivery is taken as the notification already stored, and its apply is over.
+    const redelivered = await s.notify(change)
+    expect(redelivered.status).toBe(200)
+    expect(((await redelivered.json()) as { notificationId: string }).notificationId).toBe(((await changed.json()) as { notificationId: string }).notificationId)
+    await s.settled(3)
     const marketplace = (await s.events()).filter((e) => e.source === 'marketplace')
     expect(marketplace.map((e) => [e.type, e.data.action])).toEqual([
       ['SUSPEND', 'Suspend'],
@@ -152,7 +184,9 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect((await s.notify(suspend)).status).toBe(200)
     const big = await s.notify({ ...suspend, pad: 'x'.repeat(300 * 1024) })
     expect(big.status).toBe(413)
-    await sleep(300)
+    // The unknown operation was asked of Microsoft and its apply is over; only it was stored.
+    await waitForSignal('the operation looked up', () => azure.emulator.callsTo('getOperation').some((call) => call.path.endsWith(`/operations/${suspend.id}`)))
+    expect((await s.settled(1)).map((row) => row.message_id)).toEqual([expect.stringContaining(suspend.id)])
     expect((await s.read()).status).toBe('ACTIVE')
     expect((await s.events()).filter((e) => e.source === 'marketplace')).toEqual([])
   })
@@ -530,6 +564,7 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     })
     expect(gcpPut.status).toBe(200)
     const before = JSON.stringify(await s.events())
+    const stored = new Set<string>()
     const jwt = await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })
     await fc.assert(
       fc.asyncProperty(
@@ -555,11 +590,14 @@ describe.each(runtimes)('%s', (_runtime, client) => {
           const text = await response.text()
           expect(response.status, text.slice(0, 200)).toBeLessThan(500)
           expect(text).not.toMatch(/\bat .*\.(ts|js):\d+/)
+          const notificationId = response.status === 200 ? (JSON.parse(text) as { notificationId?: string }).notificationId : undefined
+          if (notificationId) stored.add(notificationId)
         },
       ),
       { numRuns: 60 },
     )
-    await sleep(300)
+    // Every notification the fuzz got stored has been applied (or given up on) before looking.
+    await s.settled(stored.size)
     expect(JSON.stringify(await s.events())).toBe(before)
     expect((await s.read()).status).toBe('ACTIVE')
   })

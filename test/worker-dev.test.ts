@@ -1,12 +1,11 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
 import { ADMIN_TOKEN, type AzureSetup, startAzure } from './helpers'
-import { startWorker } from './worker-process'
+import { openPersistedD1, startWorker } from './worker-process'
 
 /**
  * `npm run dev:worker` for real: wrangler dev, workerd, a local D1 persisted to a scratch
@@ -15,12 +14,6 @@ import { startWorker } from './worker-process'
  */
 const ADMIN = ADMIN_TOKEN
 
-/** The persisted local D1 file that wrangler dev (and the dev script's migration) use. */
-function openPersistedD1(persistTo: string, readonly = true) {
-  const dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
-  const file = readdirSync(dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
-  return new Database(join(dir, file), { readonly })
-}
 
 let azure: AzureSetup
 let aws: AwsEmulator

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { resolve } from 'node:path'
+import { readdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import Database from 'better-sqlite3'
 import { ADMIN_TOKEN, brokerClient, freePort } from './helpers'
 
 /**
@@ -99,4 +101,11 @@ export async function startWorker(persistTo: string, vars: Record<string, string
 /** The same client surface as createTestBroker(), over HTTP to a running broker. */
 export function httpBroker(baseUrl: string) {
   return brokerClient(baseUrl, (url, init) => fetch(url, init))
+}
+
+/** The persisted local D1 file that wrangler dev (and the dev script's migration) use under `persistTo`. */
+export function openPersistedD1(persistTo: string, readonly = true) {
+  const dir = join(persistTo, 'v3', 'd1', 'miniflare-D1DatabaseObject')
+  const file = readdirSync(dir).find((name) => name.endsWith('.sqlite') && name !== 'metadata.sqlite')!
+  return new Database(join(dir, file), { readonly })
 }
