@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
-import { PUBLIC_URL, type TestBroker, createTestBroker } from './helpers'
+import { PUBLIC_URL, type TestBroker, createTestBroker, waitFor } from './helpers'
 
 let broker: TestBroker
 beforeEach(async () => {
@@ -53,7 +53,8 @@ describe('PUT/GET integrations', () => {
     const put = async (json: unknown) =>
       ((await (await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, { method: 'PUT', token: apiKey, json })).json()) as { integration: Record<string, string> }).integration
     const first = await put(azureBody)
-    await new Promise((r) => setTimeout(r, 5))
+    // updatedAt has millisecond precision: the second write comes once the clock has moved on.
+    await waitFor('the clock past the first write', () => Date.now() > Date.parse(first.updatedAt!))
     const second = await put({ ...azureBody, clientId: 'another-client' })
     expect(second.partnerId).toBe(first.partnerId)
     expect(second.signupUrl).toBe(first.signupUrl)

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import type { AzureWebhookBody, MintWebhookTokenInput } from '../sandbox/emulators/azure'
-import { type AzureSetup, createAzureScenario, sleep, startAzure } from './helpers'
+import { type AzureSetup, createAzureScenario, sleep, startAzure, waitFor } from './helpers'
 
 /**
  * Azure's side of contract §7, end to end through the real route: the Entra JWT is verified
@@ -148,8 +148,8 @@ describe('Azure notifications: the effects of §7', () => {
 
   test('a change Microsoft already auto-accepted (PATCH answers 409) is settled, not an error: still applied once', async () => {
     const s = await landed({ planId: 'silver' })
-    const { webhookBody } = azure.emulator.startOperation(s.sub.id, 'ChangePlan', { planId: 'platinum', autoAcceptMs: 1 })
-    await sleep(20)
+    const { operation, webhookBody } = azure.emulator.startOperation(s.sub.id, 'ChangePlan', { planId: 'platinum', autoAcceptMs: 1 })
+    await waitFor('Microsoft auto-accepting the change', () => operation.status === 'Succeeded')
     expect((await notify(s, webhookBody)).status).toBe(200)
     const rows = await settled(s)
     expect(rows[0]!.status).toBe('APPLIED')

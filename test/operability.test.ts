@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
-import { type AzureSetup, startAzure } from './helpers'
+import { type AzureSetup, startAzure, waitFor } from './helpers'
 import { startServer } from './node-process'
 
 /** The real server's output over a full run, and its shutdown. */
@@ -143,11 +143,15 @@ describe('shutdown', () => {
       body: JSON.stringify({ tenantId: slowAzure.tenantId, clientId: slowAzure.clientId, clientSecret: slowAzure.clientSecret }),
     })
     const sub = slowAzure.emulator.addSubscription({ appId: slowAzure.clientId })
-    // Resolve and Activate take 700 ms each: the landing is mid-way when SIGTERM arrives.
-    const landing = fetch(`${server.url}/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(slowAzure.emulator.issuePurchaseToken(sub.id))}`, { redirect: 'manual' })
-    await new Promise((r) => setTimeout(r, 400))
+    // Resolve and Activate take 700 ms each: SIGTERM arrives once Microsoft has the resolve call
+    // and before it has the activation, so the landing is mid-way.
+    const token = slowAzure.emulator.issuePurchaseToken(sub.id)
+    const landing = fetch(`${server.url}/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(token)}`, { redirect: 'manual' })
+    await waitFor('the landing at Microsoft', () => slowAzure.emulator.callsTo('resolve').some((call) => call.headers['x-ms-marketplace-token'] === token))
+    expect(slowAzure.emulator.callsTo('activate').filter((call) => call.path.includes(sub.id))).toEqual([])
     const exit = server.stop('SIGTERM')
-    await new Promise((r) => setTimeout(r, 100))
+    // The server has taken the signal (it logs this, then stops listening at once).
+    await waitFor('the server shutting down', () => server.output().includes('shutting down'))
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow() // no new connections
     const response = await landing
     expect(response.status).toBe(303)
