@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { type AzureSetup, sleep, startAzure } from './helpers'
+import { type AzureSetup, sleep, startAzure, waitFor } from './helpers'
 import { startServer } from './node-process'
 
 /**
@@ -80,20 +80,29 @@ test('SIGKILL while notifications are applied, restart, redelivery: every notifi
       headers: { 'content-type': 'application/json', authorization: `Bearer ${await azure.emulator.mintWebhookToken({ tenantId: azure.tenantId, clientId: azure.clientId })}` },
       body: JSON.stringify(body),
     })
+  const db = new Database(join(dir, 'broker.db'), { readonly: true })
+  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n
+  let delivered = 0
   const burst = Promise.allSettled(
     [...bodies, ...bodies].map(async (body, i) => {
       await sleep((i % 24) * 15)
-      return deliver(first.url, body)
+      const response = await deliver(first.url, body)
+      delivered++
+      return response
     }),
   )
-  await sleep(450)
+  // The kill lands once some notifications are stored and being applied (leased, waiting on the
+  // slow operations API) while deliveries are still coming in.
+  await waitFor(
+    'notifications stored and being applied, deliveries in flight',
+    () => count('select count(*) as n from notifications') >= 4 && count("select count(*) as n from notifications where status = 'PENDING' and lease_until is not null") > 0 && delivered < bodies.length * 2,
+    { timeoutMs: 20_000, everyMs: 5 },
+  )
   await first.stop('SIGKILL')
   const outcomes = await burst
   const answered = outcomes.filter((o) => o.status === 'fulfilled' && o.value.status === 200).length
   expect(answered).toBeGreaterThan(0)
 
-  const db = new Database(join(dir, 'broker.db'), { readonly: true })
-  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n
   const unsettledAtKill = count("select count(*) as n from notifications where status = 'PENDING'")
   expect(unsettledAtKill, 'the kill landed with notifications not yet applied').toBeGreaterThan(0)
 

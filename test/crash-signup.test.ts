@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { ADMIN_TOKEN, type AzureSetup, sleep, startAzure } from './helpers'
+import { ADMIN_TOKEN, type AzureSetup, sleep, startAzure, waitFor } from './helpers'
 import { startServer } from './node-process'
 import { startSmtpServer } from './smtp'
 import { httpBroker } from './worker-process'
@@ -47,6 +47,11 @@ test('SIGKILL with confirmation emails pending, restart: every one is sent, once
     expect(done.status).toBe(200)
     buyers.push(email)
   }
+  // The kill lands once the broker has tried to send and the SMTP server has refused.
+  const Database = (await import('better-sqlite3')).default
+  const watch = new Database(join(dir, 'broker.db'), { readonly: true })
+  await waitFor('a send refused by the SMTP server', () => (watch.prepare("SELECT count(*) AS n FROM emails WHERE status = 'PENDING' AND attempts > 0").get() as { n: number }).n > 0)
+  watch.close()
   await first.stop('SIGKILL')
   expect(smtp.mails).toEqual([])
 
@@ -56,7 +61,6 @@ test('SIGKILL with confirmation emails pending, restart: every one is sent, once
     const again = httpBroker(second.url)
     // Refused ones are retried a minute later; ones in flight at the kill are taken again when their
     // lease (60 s) has run out. Time moves on here instead of the test waiting for it.
-    const Database = (await import('better-sqlite3')).default
     const db = new Database(join(dir, 'broker.db'))
     const pending = db.prepare("SELECT count(*) AS n FROM emails WHERE status = 'PENDING'").get() as { n: number }
     expect(pending.n).toBe(5)

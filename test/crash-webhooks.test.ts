@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { type AzureSetup, sleep, startAzure, startHookReceiver } from './helpers'
+import { type AzureSetup, sleep, startAzure, startHookReceiver, waitFor } from './helpers'
 import { startServer } from './node-process'
 
 /**
@@ -48,19 +48,23 @@ test('SIGKILL with deliveries pending, restart: every delivery reaches the ISV, 
     headers: admin,
     body: JSON.stringify({ tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret }),
   })
+  const db = new Database(join(dir, 'broker.db'), { readonly: true })
+  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n
   const subs = Array.from({ length: 24 }, () => azure.emulator.addSubscription({ appId: azure.clientId }))
+  let answered = 0
   const burst = Promise.allSettled(
     subs.map(async (sub, i) => {
       await sleep((i % 24) * 25)
-      return fetch(`${first.url}/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { redirect: 'manual' })
+      const response = await fetch(`${first.url}/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { redirect: 'manual' })
+      answered++
+      return response
     }),
   )
-  await sleep(500)
+  // The kill lands once deliveries are stored (the receiver refuses them) and landings are still in flight.
+  await waitFor('deliveries stored while landings are in flight', () => count("select count(*) as n from webhook_deliveries where status = 'PENDING'") >= 4 && answered < subs.length, { timeoutMs: 20_000, everyMs: 5 })
   await first.stop('SIGKILL')
   await burst
 
-  const db = new Database(join(dir, 'broker.db'), { readonly: true })
-  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n
   expect(count("select count(*) as n from webhook_deliveries where status = 'PENDING'"), 'deliveries pending at the kill').toBeGreaterThan(0)
   // Every event has its delivery: the kill cannot have separated them.
   expect(count('select count(*) as n from entitlement_events')).toBe(count('select count(*) as n from webhook_deliveries'))
