@@ -169,8 +169,8 @@ function fireCronTrigger(origin: string, intervalMs: number) {
   }
 }
 
-ensureDevSecrets()
 const intervalMs = jobInterval()
+ensureDevSecrets()
 await migrateLocalD1()
 const { origin, extra } = await serverAddress()
 
