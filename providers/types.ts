@@ -230,6 +230,11 @@ export interface MeteringRules {
    * any time within the hour, but nothing 6 hours old); fixed at the first attempt.
    */
   clampTimestamp: boolean
+  /**
+   * Usage for the hour in which an entitlement ended is still accepted (and reported) for this
+   * long after it became CANCELLED, the marketplace's final reporting window (AWS: 1 hour).
+   */
+  finalWindowMs?: number
 }
 
 /** One report of an entitlement's usage of one dimension: an hour's sum, or one late record. */

@@ -1,6 +1,7 @@
 import { BatchMeterUsageCommand, type BatchMeterUsageResult, type MarketplaceMeteringClient, type UsageRecord } from '@aws-sdk/client-marketplace-metering'
 import { ConfigurationError } from '../errors'
 import type { MeteringHandler, ProviderContext, ProviderIntegration, UsageReportItem, UsageReportOutcome } from '../types'
+import { licenseId, sameLicense } from './license-arn'
 
 /**
  * AWS Marketplace metering: `BatchMeterUsage` (≤ 25 records of one product), each record
@@ -39,12 +40,26 @@ interface Customer {
 }
 
 const customerOf = (item: UsageReportItem) => (item.purchase.info.customer ?? {}) as Customer
-/** The newer record form: the buyer's account and the license, no product code. */
-const licenseForm = (item: UsageReportItem) => Boolean(item.purchase.buyer.accountId && customerOf(item).LicenseArn)
+
+/**
+ * The license an entitlement is metered against, or null for the older ProductCode +
+ * CustomerIdentifier form. AWS bills twice when one customer's hour comes in both forms, so the
+ * form must never change between the attempts, splits or dimensions of an hour: it follows the
+ * entitlement's `externalId`, which is its license ARN from its first landing on and is never
+ * rewritten (info and buyer are refreshed by later landings and notifications).
+ */
+function licenseOf(item: UsageReportItem): string | null {
+  const key = item.purchase.externalId
+  if (!licenseId(key) || !item.purchase.buyer.accountId) return null
+  // ResolveCustomer's print of the ARN (what AWS issued for metering) when it names the same license.
+  const resolved = customerOf(item).LicenseArn
+  return resolved && sameLicense(resolved, key) ? resolved : key
+}
 
 function usageRecord(item: UsageReportItem): UsageRecord {
   const base = { Timestamp: new Date(item.timestamp), Dimension: item.dimension, Quantity: item.quantity }
-  if (licenseForm(item)) return { ...base, CustomerAWSAccountId: item.purchase.buyer.accountId!, LicenseArn: customerOf(item).LicenseArn! }
+  const license = licenseOf(item)
+  if (license) return { ...base, CustomerAWSAccountId: item.purchase.buyer.accountId!, LicenseArn: license }
   return { ...base, CustomerIdentifier: item.purchase.buyer.customerId ?? customerOf(item).CustomerIdentifier ?? '' }
 }
 
@@ -61,14 +76,16 @@ function localRefusal(item: UsageReportItem, now: number): string | null {
   const at = Date.parse(item.timestamp)
   if (at >= Date.parse(item.hourEnd) || at < now - WINDOW_MS + EDGE_MS) return `the hour ${item.hourStart} can no longer be reported: AWS takes usage up to 6 hours back`
   if (!Number.isInteger(item.quantity) || item.quantity > MAX_QUANTITY) return `AWS takes whole quantities up to ${MAX_QUANTITY} per record and hour (the hour sums to ${item.quantity})`
-  if (!item.purchase.productId && !licenseForm(item)) return 'the entitlement has neither a product code nor a license to report against'
+  if (!licenseOf(item) && (!item.purchase.productId || !(item.purchase.buyer.customerId ?? customerOf(item).CustomerIdentifier))) {
+    return 'the entitlement has neither a license nor a product code and CustomerIdentifier to report against'
+  }
   return null
 }
 
 export function createAwsMetering(meteringClient: (integration: ProviderIntegration) => MarketplaceMeteringClient, send: Send): MeteringHandler {
   async function call(integration: ProviderIntegration, items: UsageReportItem[], ctx: ProviderContext): Promise<UsageReportOutcome[]> {
     const records = items.map(usageRecord)
-    const license = licenseForm(items[0]!)
+    const license = licenseOf(items[0]!) !== null
     let result: BatchMeterUsageResult
     try {
       result = await send('aws.BatchMeterUsage', ctx, (o) =>
@@ -110,10 +127,12 @@ export function createAwsMetering(meteringClient: (integration: ProviderIntegrat
       lateReports: false,
       retryForMs: WINDOW_MS + HOUR_MS,
       clampTimestamp: true,
+      // AWS: after a subscription ends, the seller has an hour to send its final usage.
+      finalWindowMs: HOUR_MS,
     },
 
     // One product per request, and one record form per request.
-    batchKey: (_integration, item) => `${item.purchase.productId ?? ''}\n${licenseForm(item) ? 'license' : 'customer'}`,
+    batchKey: (_integration, item) => `${item.purchase.productId ?? ''}\n${licenseOf(item) ? 'license' : 'customer'}`,
 
     async report(integration, items, ctx) {
       const now = Date.now()

@@ -1,6 +1,7 @@
 import {
   type Entitlement as AwsEntitlement,
   GetEntitlementsCommand,
+  type GetEntitlementsRequest,
   MarketplaceEntitlementServiceClient,
 } from '@aws-sdk/client-marketplace-entitlement-service'
 import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
@@ -71,6 +72,25 @@ function classify(error: unknown, call: string): Error {
   // 4xx: wrong keys (UnrecognizedClientException, InvalidSignatureException), no permission
   // (AccessDeniedException), a product code the seller does not own... all the ISV's to fix.
   return new ConfigurationError(`AWS ${call} refused the seller's credentials or request (${name})`, { call, awsError: name, status })
+}
+
+/** Whom an entitlement is of, as ResolveCustomer named them (kept in `info.customer`). */
+interface AwsCustomer {
+  ProductCode: string
+  CustomerIdentifier: string | null
+  CustomerAWSAccountId: string | null
+  LicenseArn: string | null
+}
+
+/**
+ * GetEntitlements' filter for one purchase: its license whenever it is known (the buyer's
+ * account may hold other agreements for the product, and new integrations have no
+ * CustomerIdentifier), else the customer, else the account (AWS: the last two are mutually exclusive).
+ */
+function entitlementFilter(customer: AwsCustomer): GetEntitlementsRequest['Filter'] {
+  if (customer.LicenseArn) return { LICENSE_ARN: [customer.LicenseArn] }
+  if (customer.CustomerIdentifier) return { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] }
+  return { CUSTOMER_AWS_ACCOUNT_ID: [customer.CustomerAWSAccountId ?? ''] }
 }
 
 /** awsJson 1.1 timestamps arrive as Dates; keep them as ISO strings in the stored detail. */
@@ -217,13 +237,10 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     }
   }
 
-  async function getEntitlements(
-    integration: AwsIntegration,
-    ctx: ProviderContext,
-    productCode: string,
-    filter: { CUSTOMER_IDENTIFIER: string[] } | { CUSTOMER_AWS_ACCOUNT_ID: string[] },
-  ): Promise<AwsEntitlement[]> {
+  async function getEntitlements(integration: AwsIntegration, ctx: ProviderContext, customer: AwsCustomer): Promise<AwsEntitlement[]> {
     const { entitlement } = clientsFor(integration)
+    const productCode = customer.ProductCode
+    const filter = entitlementFilter(customer)
     const entitlements: AwsEntitlement[] = []
     let nextToken: string | undefined
     for (let page = 0; page < 20; page++) {
@@ -239,9 +256,8 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
 
   /** The stored purchase with its contract re-read from GetEntitlements (quantity, term, info.entitlements); the status is the caller's. */
   async function rereadContract(integration: AwsIntegration, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase> {
-    const customer = purchase.info.customer as { CustomerIdentifier: string | null; CustomerAWSAccountId: string | null; ProductCode: string; LicenseArn: string | null }
-    const filter = customer.CustomerIdentifier ? { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] } : { CUSTOMER_AWS_ACCOUNT_ID: [customer.CustomerAWSAccountId ?? ''] }
-    const entitlements = await getEntitlements(integration, ctx, customer.ProductCode, filter)
+    const customer = purchase.info.customer as AwsCustomer
+    const entitlements = await getEntitlements(integration, ctx, customer)
     const reread = toAwsPurchase(
       { CustomerIdentifier: customer.CustomerIdentifier ?? undefined, CustomerAWSAccountId: customer.CustomerAWSAccountId ?? undefined, ProductCode: customer.ProductCode, LicenseArn: customer.LicenseArn ?? undefined },
       entitlements,
@@ -357,11 +373,19 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     async resolve(integration, token, ctx) {
       const { metering } = clientsFor(integration)
       const customer = await send('aws.ResolveCustomer', ctx, (o) => metering.send(new ResolveCustomerCommand({ RegistrationToken: token }), o))
-      if (!customer.ProductCode || !customer.CustomerIdentifier) {
-        throw new UpstreamError('AWS ResolveCustomer answered without ProductCode or CustomerIdentifier')
+      // Products integrated since AWS's concurrent agreements answer no CustomerIdentifier: the
+      // buyer is the account and the agreement its license (one account may hold several).
+      const licensed = Boolean(customer.LicenseArn && customer.CustomerAWSAccountId)
+      if (!customer.ProductCode || (!customer.CustomerIdentifier && !licensed)) {
+        throw new UpstreamError('AWS ResolveCustomer answered without ProductCode, or with neither CustomerIdentifier nor CustomerAWSAccountId and LicenseArn')
       }
       // Contracts have entitlements (dimensions, quantities, expiry); pure subscriptions have none.
-      const entitlements = await getEntitlements(integration, ctx, customer.ProductCode, { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] })
+      const entitlements = await getEntitlements(integration, ctx, {
+        ProductCode: customer.ProductCode,
+        CustomerIdentifier: customer.CustomerIdentifier ?? null,
+        CustomerAWSAccountId: customer.CustomerAWSAccountId ?? null,
+        LicenseArn: customer.LicenseArn ?? null,
+      })
       const offerType = await pickOfferType(integration.settings.offerTypes, customer.ProductCode, () =>
         entitlements.length > 0 ? 'CONTRACT' : 'SUBSCRIPTION',
       )

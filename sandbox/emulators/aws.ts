@@ -28,7 +28,22 @@ import { listenOnLoopback } from './listen'
  *   (AWS: an earlier metered record had the same customer, dimension and time but a different
  *   quantity; "time" is taken here as the UTC hour). The same record again is idempotent: `Success`
  *   with the first MeteringRecordId, metered once. `leaveUnprocessedNext` puts records in
- *   `UnprocessedRecords` (unmetered) on the next call.
+ *   `UnprocessedRecords` (unmetered) on the next call. AWS: "Sending metering records with both
+ *   ProductCode and LicenseArn for the same customer within the same hour will result in
+ *   duplicate billing": the product form (request `ProductCode`) and the license form
+ *   (`CustomerAWSAccountId` + `LicenseArn`, no `ProductCode`) are metered apart, so one hour in
+ *   both forms is two metered records; each records its `form`. After a license ends
+ *   (`endLicense`), usage from before its end is taken for one more hour, then CustomerNotSubscribed.
+ * - Products integrated under concurrent agreements (`addProduct(code, dims, {concurrentAgreements:
+ *   true})`; ResolveCustomer reference: "For new SaaS product integrations, the CustomerIdentifier
+ *   field is not populated"): ResolveCustomer answers `CustomerAWSAccountId`, `LicenseArn` and
+ *   `ProductCode` only, every purchase is its own license (one account may hold several at once),
+ *   GetEntitlements shows no CustomerIdentifier, and only the license form meters (a record
+ *   without a LicenseArn is CustomerNotSubscribed: "CustomerIdentifier is not supported for new
+ *   SaaS product integrations").
+ * - GetEntitlements filters (GetEntitlementsRequest.Filter): `CUSTOMER_IDENTIFIER`,
+ *   `CUSTOMER_AWS_ACCOUNT_ID` (mutually exclusive: InvalidParameterException), `LICENSE_ARN`,
+ *   `DIMENSION`; values of one key are unioned, keys intersected.
  * - STS speaks the query protocol: a form `Action=AssumeRole&Version=2011-06-15&...`, XML back.
  * - Every request must carry a valid SigV4 signature by a configured access key (and its
  *   session token, for assumed-role credentials): else 403 UnrecognizedClientException,
@@ -36,6 +51,7 @@ import { listenOnLoopback } from './listen'
  */
 
 export interface EmulatedCustomer {
+  /** AWS's handle for the customer; not shown to the seller for a concurrent-agreements product. */
   CustomerIdentifier: string
   CustomerAWSAccountId: string
   ProductCode: string
@@ -45,8 +61,10 @@ export interface EmulatedCustomer {
 export interface EmulatedEntitlement {
   ProductCode: string
   Dimension: string
-  CustomerIdentifier: string
+  /** Given one of CustomerIdentifier and LicenseArn, `addEntitlement` fills in the others from the customer. */
+  CustomerIdentifier?: string
   CustomerAWSAccountId?: string
+  LicenseArn?: string
   Value: { IntegerValue?: number; DoubleValue?: number; BooleanValue?: boolean; StringValue?: string }
   /** Epoch seconds (awsJson timestamps). */
   ExpirationDate?: number
@@ -88,6 +106,12 @@ export interface AwsMeteringRecord {
   UsageAllocations?: AwsUsageRecord['UsageAllocations']
   /** The usage record exactly as received. */
   UsageRecord: AwsUsageRecord
+  /**
+   * How the request identified the customer: `product` (request ProductCode: the record's
+   * CustomerIdentifier or account) or `license` (the record's CustomerAWSAccountId + LicenseArn,
+   * no ProductCode). AWS meters the two apart: one customer's hour in both is billed twice.
+   */
+  form: 'product' | 'license'
   receivedAt: number
 }
 
@@ -106,8 +130,9 @@ export function createAwsEmulator() {
   const entitlements: EmulatedEntitlement[] = []
   const calls: AwsCall[] = []
   const faults: Array<{ route: AwsRoute; status: number; type: string; remaining: number }> = []
-  const customers: Array<{ customer: EmulatedCustomer; subscribed: boolean }> = []
-  const products = new Map<string, { dimensions?: Set<string> }>()
+  const customers: Array<{ customer: EmulatedCustomer; subscribed: boolean; endedAt?: number }> = []
+  const products = new Map<string, { dimensions?: Set<string>; concurrentAgreements?: boolean }>()
+  const concurrent = (productCode: string) => products.get(productCode)?.concurrentAgreements === true
   const meteringRecords: AwsMeteringRecord[] = []
   const meteredByHour = new Map<string, AwsMeteringRecord>()
   const unprocessedPlans: Array<(record: AwsUsageRecord, index: number, count: number) => boolean> = []
@@ -186,21 +211,34 @@ export function createAwsEmulator() {
       const entry = tokens.get(token)
       if (!entry) return jsonError(400, 'InvalidTokenException', 'Registration token is invalid.')
       if (entry.expiresAt < Date.now()) return jsonError(400, 'ExpiredTokenException', 'Registration token has expired.')
-      return c.json(entry.customer)
+      const { CustomerIdentifier, ...rest } = entry.customer
+      return c.json(concurrent(entry.customer.ProductCode) ? rest : entry.customer)
     }
 
     if (target === 'AWSMPEntitlementService.GetEntitlements') {
       if (auth.service !== 'aws-marketplace') return jsonError(403, 'InvalidSignatureException', 'Credential should be scoped to correct service.')
       if (auth.region !== 'us-east-1') return jsonError(400, 'InvalidParameterException', 'The Entitlement Service is available only in us-east-1.')
       if (typeof input.ProductCode !== 'string' || input.ProductCode === '') return jsonError(400, 'InvalidParameterException', 'ProductCode is required.')
-      const filter = (input.Filter ?? {}) as Record<string, string[]>
-      const matches = entitlements.filter(
-        (e) =>
-          e.ProductCode === input.ProductCode &&
-          (!filter.CUSTOMER_IDENTIFIER || filter.CUSTOMER_IDENTIFIER.includes(e.CustomerIdentifier)) &&
-          (!filter.CUSTOMER_AWS_ACCOUNT_ID || filter.CUSTOMER_AWS_ACCOUNT_ID.includes(e.CustomerAWSAccountId ?? '')) &&
-          (!filter.DIMENSION || filter.DIMENSION.includes(e.Dimension)),
-      )
+      const filter = (input.Filter ?? {}) as Record<string, unknown>
+      const keys = Object.keys(filter)
+      if (typeof filter !== 'object' || Array.isArray(filter) || keys.some((key) => !FILTER_KEYS.has(key) || !Array.isArray(filter[key]) || (filter[key] as unknown[]).some((v) => typeof v !== 'string'))) {
+        return jsonError(400, 'InvalidParameterException', 'Filter keys must be CUSTOMER_IDENTIFIER, CUSTOMER_AWS_ACCOUNT_ID, DIMENSION or LICENSE_ARN, each with a list of strings.')
+      }
+      if (filter.CUSTOMER_IDENTIFIER && filter.CUSTOMER_AWS_ACCOUNT_ID) {
+        return jsonError(400, 'InvalidParameterException', 'CustomerIdentifier and CustomerAWSAccountId are mutually exclusive.')
+      }
+      const hidden = concurrent(input.ProductCode)
+      const among = (key: string, value: string | undefined) => !filter[key] || (value !== undefined && (filter[key] as string[]).includes(value))
+      const matches = entitlements
+        .filter(
+          (e) =>
+            e.ProductCode === input.ProductCode &&
+            among('CUSTOMER_IDENTIFIER', hidden ? undefined : e.CustomerIdentifier) &&
+            among('CUSTOMER_AWS_ACCOUNT_ID', e.CustomerAWSAccountId) &&
+            among('LICENSE_ARN', e.LicenseArn) &&
+            among('DIMENSION', e.Dimension),
+        )
+        .map((e) => (hidden ? { ...e, CustomerIdentifier: undefined } : e))
       // Pages of MaxResults (default 25 here, to exercise NextToken).
       const size = Math.min(Number(input.MaxResults ?? 25), 25)
       const offset = Number(input.NextToken ?? 0)
@@ -311,6 +349,7 @@ export function createAwsEmulator() {
         continue
       }
       const recordProduct: string = licensed.get(i)?.ProductCode ?? productCode
+      const form = productCode === undefined ? 'license' : 'product'
       const entry = customers.find(
         (candidate) =>
           candidate.customer.ProductCode === recordProduct &&
@@ -320,12 +359,14 @@ export function createAwsEmulator() {
               ? candidate.customer.CustomerIdentifier === record.CustomerIdentifier
               : candidate.customer.CustomerAWSAccountId === record.CustomerAWSAccountId),
       )
-      if (!entry || !entry.subscribed) {
+      // A concurrent-agreements product meters by license only; an ended license takes usage from before its end for an hour.
+      const ended = entry?.endedAt !== undefined && (now >= entry.endedAt + 3600 * 1000 || record.Timestamp * 1000 > entry.endedAt)
+      if (!entry || !entry.subscribed || ended || (concurrent(recordProduct) && record.LicenseArn === undefined)) {
         Results.push({ UsageRecord: record, MeteringRecordId: randomUUID(), Status: 'CustomerNotSubscribed' })
         continue
       }
       const quantity = record.Quantity ?? 0
-      const key = JSON.stringify([recordProduct, entry.customer.CustomerIdentifier, entry.customer.LicenseArn ?? null, record.Dimension, Math.floor(record.Timestamp / 3600)])
+      const key = JSON.stringify([form, recordProduct, form === 'license' ? entry.customer.LicenseArn : entry.customer.CustomerIdentifier, record.Dimension, Math.floor(record.Timestamp / 3600)])
       const earlier = meteredByHour.get(key)
       if (earlier) {
         Results.push(
@@ -346,6 +387,7 @@ export function createAwsEmulator() {
         Timestamp: record.Timestamp,
         ...(record.UsageAllocations !== undefined ? { UsageAllocations: record.UsageAllocations } : {}),
         UsageRecord: record,
+        form,
         receivedAt: now,
       }
       meteredByHour.set(key, accepted)
@@ -368,9 +410,13 @@ export function createAwsEmulator() {
     },
     /** A buyer who clicked "Set up your account": returns the registration token AWS would post. */
     addCustomer(customer: Partial<EmulatedCustomer> & { ProductCode: string }, options: { expiresInMs?: number } = {}) {
+      const accountId = customer.CustomerAWSAccountId ?? String(100000000000 + Math.floor(Math.random() * 899999999999))
+      // AWS keeps one CustomerIdentifier per account and product; each agreement of a concurrent-agreements product is a license of its own.
+      const known = customers.find((entry) => entry.customer.ProductCode === customer.ProductCode && entry.customer.CustomerAWSAccountId === accountId)?.customer
       const full: EmulatedCustomer = {
-        CustomerIdentifier: randomBytes(8).toString('base64url'),
-        CustomerAWSAccountId: String(100000000000 + Math.floor(Math.random() * 899999999999)),
+        CustomerIdentifier: known?.CustomerIdentifier ?? randomBytes(8).toString('base64url'),
+        CustomerAWSAccountId: accountId,
+        ...(concurrent(customer.ProductCode) ? { LicenseArn: licenseArn() } : {}),
         ...customer,
       }
       const token = registrationToken()
@@ -387,7 +433,23 @@ export function createAwsEmulator() {
     /** Every contract entitlement AWS knows; change one in place to model the buyer's upgrade. */
     entitlements,
     addEntitlement(entitlement: EmulatedEntitlement) {
-      entitlements.push(entitlement)
+      // The customer it is of (by license, else by identifier) fills in the other identifiers.
+      const holder = customers.find((entry) =>
+        entitlement.LicenseArn !== undefined
+          ? entry.customer.LicenseArn === entitlement.LicenseArn
+          : entry.customer.ProductCode === entitlement.ProductCode && entry.customer.CustomerIdentifier === entitlement.CustomerIdentifier,
+      )?.customer
+      entitlements.push({
+        ...(holder ? { CustomerIdentifier: holder.CustomerIdentifier, CustomerAWSAccountId: holder.CustomerAWSAccountId, ...(holder.LicenseArn ? { LicenseArn: holder.LicenseArn } : {}) } : {}),
+        ...entitlement,
+      })
+    },
+    /**
+     * The agreement behind `licenseArn` ended now (or at `at`): usage from before then is still
+     * metered for an hour after (AWS's final reporting window), then CustomerNotSubscribed.
+     */
+    endLicense(licenseArn: string, at = Date.now()) {
+      for (const entry of customers) if (entry.customer.LicenseArn === licenseArn) entry.endedAt = at
     },
     /** The next `times` calls of `route` fail with `type` (e.g. 500 InternalServiceErrorException). */
     failNext(route: AwsRoute, status: number, type: string, times = 1) {
@@ -399,8 +461,8 @@ export function createAwsEmulator() {
      * A product AWS knows (the products of `addCustomer` customers are known already); with
      * `dimensions`, any other dimension is InvalidUsageDimensionException.
      */
-    addProduct(productCode: string, dimensions?: string[]) {
-      products.set(productCode, dimensions ? { dimensions: new Set(dimensions) } : {})
+    addProduct(productCode: string, dimensions?: string[], options: { concurrentAgreements?: boolean } = {}) {
+      products.set(productCode, { ...(dimensions ? { dimensions: new Set(dimensions) } : {}), ...(options.concurrentAgreements ? { concurrentAgreements: true } : {}) })
     },
     /**
      * (Un)subscribe every known customer matching all the given fields (e.g. `{CustomerAWSAccountId}`,
@@ -430,6 +492,13 @@ export function createAwsEmulator() {
 }
 
 export type AwsEmulator = ReturnType<typeof createAwsEmulator>
+
+const FILTER_KEYS = new Set(['CUSTOMER_IDENTIFIER', 'CUSTOMER_AWS_ACCOUNT_ID', 'DIMENSION', 'LICENSE_ARN'])
+
+/** A License Manager license ARN as ResolveCustomer prints it (the l- id is 32 hex digits). */
+function licenseArn(): string {
+  return `arn:aws:license-manager::294406891311:license:l-${randomBytes(16).toString('hex')}`
+}
 
 /** Registration tokens are long base64 strings; each one here has "+" and "/" so tests exercise both. */
 function registrationToken(): string {

@@ -1,4 +1,5 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
+import { licenseId } from '../../providers/aws/license-arn'
 import { atomically } from './batch'
 import { placeholders, runCompiled } from './compiled'
 import { pageOf } from './outbox'
@@ -50,7 +51,34 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
   return { row: saved, created: saved.id === row.id }
 }
 
+/**
+ * The org's entitlement of one marketplace purchase. An AWS license is found by its `l-…` id
+ * whichever print of its ARN is asked for or was stored (providers/aws/license-arn.ts): first
+ * the exact key (the index), then the stored ARNs ending in that id, checked exactly here (the
+ * LIKE only narrows: SQLite's ignores case, PostgreSQL's does not; an id has no wildcard).
+ */
 export async function findEntitlementByExternalId(db: DB, orgId: string, partner: string, externalId: string) {
+  const exact = await findByExactExternalId(db, orgId, partner, externalId)
+  const license = partner === 'aws' && !exact ? licenseId(externalId) : null
+  if (!license) return exact
+  const candidates = await runCompiled(
+    db,
+    'findEntitlementsByLicense',
+    (p) =>
+      db
+        .selectFrom('entitlements')
+        .select(ENTITLEMENT_COLUMNS)
+        .where('org_id', '=', p('orgId'))
+        .where('partner', '=', p('partner'))
+        .where('external_id', 'like', p('pattern'))
+        .orderBy('created_at')
+        .limit(20),
+    { orgId, partner, pattern: `%${license}` },
+  )
+  return candidates.rows.find((row) => licenseId(row.external_id) === license)
+}
+
+async function findByExactExternalId(db: DB, orgId: string, partner: string, externalId: string) {
   const result = await runCompiled(
     db,
     'findEntitlementByExternalId',

@@ -40,6 +40,22 @@ export async function findUsageEntitlements(db: DB, orgId: string, ids: string[]
   return found
 }
 
+/** When each of `ids` last became CANCELLED (its latest CANCEL event), for those that did. */
+export async function cancelledAt(db: DB, ids: string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>()
+  for (const part of chunks([...new Set(ids)])) {
+    const rows = await db
+      .selectFrom('entitlement_events')
+      .select(['entitlement_id', (eb) => eb.fn.max('created_at').as('at')])
+      .where('entitlement_id', 'in', part)
+      .where('type', '=', 'CANCEL')
+      .groupBy('entitlement_id')
+      .execute()
+    for (const row of rows) if (row.at) found.set(row.entitlement_id, row.at)
+  }
+  return found
+}
+
 /** Whole entitlement rows by id (the reporter's). */
 export async function findEntitlementRows(db: DB, ids: string[]): Promise<Map<string, EntitlementRow>> {
   const found = new Map<string, EntitlementRow>()

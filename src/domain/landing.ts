@@ -232,7 +232,8 @@ export function createLandingService(deps: AppDeps) {
       org_id: work.org.id,
       partner: work.partner,
       partner_id: work.integration.partnerId,
-      external_id: purchase.externalId,
+      // The key it was first stored under (an AWS license printed another way is the same one).
+      external_id: previous?.external_id ?? purchase.externalId,
       ...purchaseColumns(purchase),
       created_at: at,
       updated_at: at,

@@ -1,5 +1,5 @@
 import type { z } from '@hono/zod-openapi'
-import { type MeteringRules, isPartner } from '../../providers/types'
+import { type MeteringRules, type Partner, isPartner } from '../../providers/types'
 import type { UsageRecordRow } from '../db/schema'
 import * as usageDb from '../db/usage'
 import type { AppDeps } from '../deps'
@@ -86,6 +86,29 @@ function refusal(rules: MeteringRules, partner: string, input: UsageInput, at: n
 }
 
 /**
+ * The final reporting windows of the CANCELLED entitlements among `rows` whose marketplace has
+ * one: from their latest CANCEL event (updated_at moves with any later change; the event stays).
+ */
+async function finalWindows(deps: AppDeps, rows: usageDb.UsageEntitlement[]): Promise<Map<string, { at: number; until: number }>> {
+  const windows = new Map<string, { at: number; until: number }>()
+  const cancelled = rows.filter((row) => row.status === 'CANCELLED' && isPartner(row.partner) && deps.providers[row.partner].metering.rules.finalWindowMs)
+  if (!cancelled.length) return windows
+  const times = await usageDb.cancelledAt(deps.db, cancelled.map((row) => row.id))
+  for (const row of cancelled) {
+    const at = Date.parse(times.get(row.id) ?? '')
+    if (!Number.isNaN(at)) windows.set(row.id, { at, until: at + deps.providers[row.partner as Partner].metering.rules.finalWindowMs! })
+  }
+  return windows
+}
+
+/** Usage of the hour in which the entitlement ended, recorded before its final window closed. */
+function inFinalWindow(final: { at: number; until: number } | undefined, input: UsageInput, now: number): boolean {
+  if (!final || now >= final.until) return false
+  const at = input.timestamp === undefined ? now : Date.parse(input.timestamp)
+  return hourOf(at) === hourOf(final.at)
+}
+
+/**
  * Records usage: each input is a new record (202), the replay of one (200), or refused
  * (400/404/409); nothing is stored for a refused one. All new records are written in one
  * transaction. Inputs must already have passed the schema.
@@ -95,6 +118,7 @@ export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInp
   const now = new Date(nowMs).toISOString()
   const results: Array<UsageResult | undefined> = new Array(inputs.length)
   const entitlements = await usageDb.findUsageEntitlements(deps.db, orgId, inputs.map((input) => input.entitlementId))
+  const ended = await finalWindows(deps, [...entitlements.values()])
   const pending: Array<{ index: number; row: UsageRecordRow }> = []
   const refused: number[] = []
 
@@ -103,8 +127,10 @@ export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInp
     let problem: UsageResult | null = null
     if (!entitlement || !isPartner(entitlement.partner)) {
       problem = { status: 404, code: 'NOT_FOUND', message: `Entitlement ${input.entitlementId} was not found.` }
-    } else if (!METERABLE.has(entitlement.status)) {
-      problem = invalid(`Usage can be recorded only for ACTIVE or PENDING_CANCEL entitlements; ${input.entitlementId} is ${entitlement.status}.`)
+    } else if (!METERABLE.has(entitlement.status) && !inFinalWindow(ended.get(entitlement.id), input, nowMs)) {
+      const final = ended.get(entitlement.id)
+      const after = final ? ` (usage for the hour it ended, ${hourOf(final.at)}, was taken until ${new Date(final.until).toISOString()})` : ''
+      problem = invalid(`Usage can be recorded only for ACTIVE or PENDING_CANCEL entitlements; ${input.entitlementId} is ${entitlement.status}${after}.`)
     } else {
       const at = input.timestamp === undefined ? nowMs : Date.parse(input.timestamp)
       const reason = refusal(deps.providers[entitlement.partner].metering.rules, entitlement.partner, input, at, nowMs)

@@ -1,15 +1,18 @@
+import { GetEntitlementsCommand, type GetEntitlementsCommandInput, InvalidParameterException, MarketplaceEntitlementServiceClient } from '@aws-sdk/client-marketplace-entitlement-service'
 import {
   BatchMeterUsageCommand,
   type BatchMeterUsageCommandInput,
   InvalidLicenseException,
   InvalidProductCodeException,
   MarketplaceMeteringClient,
+  ResolveCustomerCommand,
   TimestampOutOfBoundsException,
 } from '@aws-sdk/client-marketplace-metering'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../../sandbox/emulators/aws'
 
-// The emulator's BatchMeterUsage, driven by AWS's own SDK v3 client (awsJson 1.1 + SigV4).
+// The emulator's BatchMeterUsage (its two record forms), ResolveCustomer and GetEntitlements for
+// concurrent agreements, driven by AWS's own SDK v3 clients (awsJson 1.1 + SigV4).
 
 let aws: AwsEmulator
 let url: string
@@ -194,5 +197,83 @@ describe('BatchMeterUsage', () => {
     await expect(meter({ UsageRecords: [{ ...base, Quantity: 3, UsageAllocations: [{ AllocatedUsageQuantity: 1 }] }] })).rejects.toMatchObject({ name: 'InvalidUsageAllocationsException' })
     const fine = await meter({ UsageRecords: [{ ...base, Quantity: 3, UsageAllocations: [{ AllocatedUsageQuantity: 1, Tags: [{ Key: 'team', Value: 'a' }] }, { AllocatedUsageQuantity: 2 }] }] })
     expect(fine.Results![0]!.Status).toBe('Success')
+  })
+})
+
+const entitlementService = () => new MarketplaceEntitlementServiceClient({ endpoint: url, region: 'us-east-1', credentials: seller, maxAttempts: 1 })
+const entitlementsOf = async (input: GetEntitlementsCommandInput) => (await entitlementService().send(new GetEntitlementsCommand(input))).Entitlements ?? []
+
+describe('concurrent agreements', () => {
+  test('ResolveCustomer answers the account, license and product only; one account holds two licenses, each with its own entitlements', async () => {
+    const code = product()
+    aws.addProduct(code, undefined, { concurrentAgreements: true })
+    const first = aws.addCustomer({ ProductCode: code })
+    const second = aws.addCustomer({ ProductCode: code, CustomerAWSAccountId: first.customer.CustomerAWSAccountId })
+    expect(second.customer.LicenseArn).toMatch(/^arn:aws:license-manager::\d{12}:license:l-[0-9a-f]{32}$/)
+    expect(second.customer.LicenseArn).not.toBe(first.customer.LicenseArn)
+    aws.addEntitlement({ ProductCode: code, Dimension: 'seats', LicenseArn: first.customer.LicenseArn, Value: { IntegerValue: 5 } })
+    aws.addEntitlement({ ProductCode: code, Dimension: 'seats', LicenseArn: second.customer.LicenseArn, Value: { IntegerValue: 9 } })
+
+    const resolved = await client().send(new ResolveCustomerCommand({ RegistrationToken: second.token }))
+    expect(resolved).not.toHaveProperty('CustomerIdentifier')
+    expect(resolved).toMatchObject({ CustomerAWSAccountId: first.customer.CustomerAWSAccountId, LicenseArn: second.customer.LicenseArn, ProductCode: code })
+
+    const byLicense = await entitlementsOf({ ProductCode: code, Filter: { LICENSE_ARN: [second.customer.LicenseArn!] } })
+    expect(byLicense.map((e) => [e.LicenseArn, e.CustomerAWSAccountId, e.Value?.IntegerValue])).toEqual([[second.customer.LicenseArn, first.customer.CustomerAWSAccountId, 9]])
+    expect(byLicense[0]).not.toHaveProperty('CustomerIdentifier')
+    expect((await entitlementsOf({ ProductCode: code, Filter: { CUSTOMER_AWS_ACCOUNT_ID: [first.customer.CustomerAWSAccountId] } })).map((e) => e.Value?.IntegerValue)).toEqual([5, 9])
+    // Values of one key are unioned, keys intersected.
+    const both = [first.customer.LicenseArn!, second.customer.LicenseArn!]
+    expect(await entitlementsOf({ ProductCode: code, Filter: { LICENSE_ARN: both, CUSTOMER_AWS_ACCOUNT_ID: ['999999999999'] } })).toEqual([])
+    expect(await entitlementsOf({ ProductCode: code, Filter: { LICENSE_ARN: both } })).toHaveLength(2)
+    expect(await entitlementsOf({ ProductCode: code, Filter: { CUSTOMER_IDENTIFIER: [first.customer.CustomerIdentifier] } })).toEqual([])
+    await expect(
+      entitlementsOf({ ProductCode: code, Filter: { CUSTOMER_IDENTIFIER: ['x'], CUSTOMER_AWS_ACCOUNT_ID: [first.customer.CustomerAWSAccountId] } }),
+    ).rejects.toBeInstanceOf(InvalidParameterException)
+  })
+
+  test('a concurrent-agreements product meters by license only: each license its own record; the ProductCode form is CustomerNotSubscribed', async () => {
+    const code = product()
+    aws.addProduct(code, undefined, { concurrentAgreements: true })
+    const a = aws.addCustomer({ ProductCode: code }).customer
+    const b = aws.addCustomer({ ProductCode: code, CustomerAWSAccountId: a.CustomerAWSAccountId }).customer
+    const when = minutesAgo(5)
+    const before = aws.meteringRecords.length
+    const licensed = await meter({
+      UsageRecords: [a, b].map((c) => ({ Timestamp: when, CustomerAWSAccountId: c.CustomerAWSAccountId, LicenseArn: c.LicenseArn, Dimension: 'calls', Quantity: 2 })),
+    })
+    expect(licensed.Results!.map((r) => r.Status)).toEqual(['Success', 'Success'])
+    const legacy = await meter({ ProductCode: code, UsageRecords: [{ Timestamp: when, CustomerAWSAccountId: a.CustomerAWSAccountId, Dimension: 'calls', Quantity: 2 }] })
+    expect(legacy.Results!.map((r) => r.Status)).toEqual(['CustomerNotSubscribed'])
+    expect(aws.meteringRecords.slice(before).map((r) => [r.LicenseArn, r.form])).toEqual([
+      [a.LicenseArn, 'license'],
+      [b.LicenseArn, 'license'],
+    ])
+  })
+
+  test('both forms for one customer in one hour are metered twice (AWS bills twice), and each record says its form', async () => {
+    const code = product()
+    const customer = aws.addCustomer({ ProductCode: code, LicenseArn: `arn:aws:license-manager::294406891311:license:l-${code}` }).customer
+    const when = minutesAgo(3)
+    const before = aws.meteringRecords.length
+    await meter({ ProductCode: code, UsageRecords: [{ Timestamp: when, CustomerIdentifier: customer.CustomerIdentifier, Dimension: 'gb', Quantity: 4 }] })
+    await meter({ UsageRecords: [{ Timestamp: when, CustomerAWSAccountId: customer.CustomerAWSAccountId, LicenseArn: customer.LicenseArn, Dimension: 'gb', Quantity: 4 }] })
+    // The same record again in its own form is still the idempotent replay.
+    await meter({ UsageRecords: [{ Timestamp: when, CustomerAWSAccountId: customer.CustomerAWSAccountId, LicenseArn: customer.LicenseArn, Dimension: 'gb', Quantity: 4 }] })
+    expect(aws.meteringRecords.slice(before).map((r) => [r.form, r.Quantity, r.CustomerAWSAccountId])).toEqual([
+      ['product', 4, customer.CustomerAWSAccountId],
+      ['license', 4, customer.CustomerAWSAccountId],
+    ])
+  })
+
+  test('an ended license takes usage from before its end for one hour, then CustomerNotSubscribed', async () => {
+    const code = product()
+    const recent = aws.addCustomer({ ProductCode: code, LicenseArn: `arn:aws:license-manager::294406891311:license:l-${code}a` }).customer
+    const old = aws.addCustomer({ ProductCode: code, LicenseArn: `arn:aws:license-manager::294406891311:license:l-${code}b` }).customer
+    aws.endLicense(recent.LicenseArn!, minutesAgo(30).getTime())
+    aws.endLicense(old.LicenseArn!, minutesAgo(61).getTime())
+    const record = (c: typeof recent, at: Date) => ({ Timestamp: at, CustomerAWSAccountId: c.CustomerAWSAccountId, LicenseArn: c.LicenseArn, Dimension: 'calls', Quantity: 1 })
+    const result = await meter({ UsageRecords: [record(recent, minutesAgo(40)), record(recent, minutesAgo(10)), record(old, minutesAgo(70))] })
+    expect(result.Results!.map((r) => r.Status)).toEqual(['Success', 'CustomerNotSubscribed', 'CustomerNotSubscribed'])
   })
 })
