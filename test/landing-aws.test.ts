@@ -1,6 +1,14 @@
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { createTestBroker } from './helpers'
+
+/** How AWS prints one license: ResolveCustomer's ARN, and the EventBridge events' prints without `arn:`. */
+const PRINTS = [
+  (_account: string, id: string) => `arn:aws:license-manager::294406891311:license:${id}`,
+  (account: string, id: string) => `aws:license-manager:us-east-1:${account}:license:${id}`,
+  (account: string, id: string) => `aws:license-manager:us-east-1:${account}:${id}`,
+]
 
 let aws: AwsEmulator
 let url: string
@@ -68,9 +76,77 @@ describe('aws landing', () => {
     expect(ent.info.entitlements).toHaveLength(30)
     expect(ent.info.entitlements[0]).toMatchObject({ Dimension: 'dim-0', Value: { IntegerValue: 0 }, ExpirationDate: new Date(1924992000 * 1000).toISOString() })
     expect(ent.term.end).toBe(new Date((1924992000 + 29) * 1000).toISOString())
-    const gets = aws.callsTo('GetEntitlements').filter((call) => call.body.includes(customer.CustomerIdentifier))
+    // The license is known: GetEntitlements asks for it (the account may hold other agreements).
+    const gets = aws.callsTo('GetEntitlements').filter((call) => call.body.includes(arn))
     expect(gets).toHaveLength(2)
-    expect(JSON.parse(gets[0]!.body)).toEqual({ ProductCode: 'prod-con', Filter: { CUSTOMER_IDENTIFIER: [customer.CustomerIdentifier] } })
+    expect(JSON.parse(gets[0]!.body)).toEqual({ ProductCode: 'prod-con', Filter: { LICENSE_ARN: [arn] } })
+  })
+
+  test('a product under the concurrent-agreements model (ResolveCustomer without CustomerIdentifier) lands: the license is the key, CONTRACT from its entitlements', async () => {
+    const s = await scenario()
+    aws.addProduct('prod-new', undefined, { concurrentAgreements: true })
+    const { customer, token } = aws.addCustomer({ ProductCode: 'prod-new' })
+    aws.addEntitlement({ ProductCode: 'prod-new', Dimension: 'seats', LicenseArn: customer.LicenseArn, Value: { IntegerValue: 12 }, ExpirationDate: 1924992000 })
+    const response = await s.post(token)
+    expect(response.status).toBe(303)
+    expect(new URL(response.headers.get('location')!).searchParams.get('offerType')).toBe('CONTRACT')
+    const ent = await s.entitlement(response)
+    expect(ent).toMatchObject({
+      status: 'ACTIVE',
+      externalId: customer.LicenseArn,
+      productId: 'prod-new',
+      quantity: 12,
+      buyer: { accountId: customer.CustomerAWSAccountId, customerId: null },
+      info: { customer: { CustomerIdentifier: null, CustomerAWSAccountId: customer.CustomerAWSAccountId, LicenseArn: customer.LicenseArn, ProductCode: 'prod-new' } },
+    })
+    expect(ent.info.entitlements).toHaveLength(1)
+    const gets = aws.callsTo('GetEntitlements').filter((call) => call.body.includes(customer.LicenseArn!))
+    expect(gets.map((call) => JSON.parse(call.body))).toEqual([{ ProductCode: 'prod-new', Filter: { LICENSE_ARN: [customer.LicenseArn] } }])
+    // The reconciliation re-read asks for the license too.
+    expect((await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${ent.id}/refresh`, { method: 'POST', token: s.apiKey })).status).toBe(200)
+    expect(aws.callsTo('GetEntitlements').filter((call) => call.body.includes(customer.LicenseArn!)).map((call) => JSON.parse(call.body).Filter)).toEqual([
+      { LICENSE_ARN: [customer.LicenseArn] },
+      { LICENSE_ARN: [customer.LicenseArn] },
+    ])
+  })
+
+  test('two concurrent agreements of one account and product are two entitlements; each token again (and a double click) keeps to its own', async () => {
+    const s = await scenario()
+    aws.addProduct('prod-two', undefined, { concurrentAgreements: true })
+    const first = aws.addCustomer({ ProductCode: 'prod-two' })
+    const second = aws.addCustomer({ ProductCode: 'prod-two', CustomerAWSAccountId: first.customer.CustomerAWSAccountId })
+    aws.addEntitlement({ ProductCode: 'prod-two', Dimension: 'seats', LicenseArn: first.customer.LicenseArn, Value: { IntegerValue: 3 } })
+    aws.addEntitlement({ ProductCode: 'prod-two', Dimension: 'seats', LicenseArn: second.customer.LicenseArn, Value: { IntegerValue: 30 } })
+    const a = await s.entitlement(await s.post(first.token))
+    const [b1, b2] = await Promise.all([s.post(second.token), s.post(second.token)])
+    expect(b1!.headers.get('location')).toBe(b2!.headers.get('location'))
+    const b = await s.entitlement(b1!)
+    expect(b.id).not.toBe(a.id)
+    expect([a.externalId, a.quantity, b.externalId, b.quantity]).toEqual([first.customer.LicenseArn, 3, second.customer.LicenseArn, 30])
+    expect(a.buyer.accountId).toBe(b.buyer.accountId)
+    expect((await s.post(aws.tokenFor(first.customer))).headers.get('location')).toContain(a.id)
+    const listed = (await (await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements?partner=aws`, { token: s.apiKey })).json()) as { items: unknown[] }
+    expect(listed.items).toHaveLength(2)
+  })
+
+  test('property: a license printed another way (with or without arn:, a region, license:) is the same entitlement, its externalId kept as first given', async () => {
+    const s = await scenario()
+    aws.addProduct('prod-prints', undefined, { concurrentAgreements: true })
+    const account = '210987654321'
+    let n = 0
+    await fc.assert(
+      fc.asyncProperty(fc.stringMatching(/^[0-9a-f]{8,32}$/), fc.constantFrom(...PRINTS), fc.constantFrom(...PRINTS), async (hex, firstPrint, laterPrint) => {
+        const id = `l-${hex}${n++}`
+        const { customer, token } = aws.addCustomer({ ProductCode: 'prod-prints', CustomerAWSAccountId: account, LicenseArn: firstPrint(account, id) })
+        const before = await s.entitlement(await s.post(token))
+        const again = await s.post(aws.tokenFor({ ...customer, LicenseArn: laterPrint(account, id) }))
+        expect(again.status).toBe(303)
+        const after = await s.entitlement(again)
+        expect(after.id).toBe(before.id)
+        expect(after.externalId).toBe(firstPrint(account, id))
+      }),
+      { numRuns: 15 },
+    )
   })
 
   test('the same customer arriving twice (two tokens) gets the same entitlement', async () => {

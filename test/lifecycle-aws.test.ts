@@ -217,4 +217,22 @@ describe('AWS EventBridge notifications', () => {
     expect((await s.rows()).map((row) => row.status)).toEqual(['IGNORED', 'APPLIED', 'APPLIED'])
     expect((await s.deliverEvent({ source: 'aws.other', id: 'x', 'detail-type': 'Nope' }, s.integration.notificationSecret!)).status).toBe(400)
   })
+
+  test('a license event printed without arn: finds its own entitlement among two concurrent agreements of one account (by the l- id)', async () => {
+    const s = await scenario()
+    aws.addProduct('prod-conc', undefined, { concurrentAgreements: true })
+    const older = await s.land('prod-conc')
+    const newer = await s.land('prod-conc', { CustomerAWSAccountId: older.customer.CustomerAWSAccountId })
+    const licenseId = older.customer.LicenseArn!.split(':').at(-1)!
+    // As AWS's License events print it: no arn:, a region, no license: segment.
+    const printed = `aws:license-manager:us-east-1:${older.customer.CustomerAWSAccountId}:${licenseId}`
+    const event = sns.saasEvent('License Deprovisioned - Manufacturer', {
+      agreementId: 'agmt-conc-1', buyerAccountId: older.customer.CustomerAWSAccountId, offerId: 'offer-c', productCode: 'prod-conc', productId: 'p', licenseArn: printed,
+    })
+    expect((await s.deliverEvent(event, s.integration.notificationSecret!)).status).toBe(200)
+    await s.settled()
+    expect((await s.read(older.id)).status).toBe('CANCELLED')
+    expect((await s.read(newer.id)).status).toBe('ACTIVE')
+    expect((await s.read(older.id)).externalId).toBe(older.customer.LicenseArn)
+  })
 })
