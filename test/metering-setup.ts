@@ -65,7 +65,11 @@ export interface MeteredOrg {
   providerId: string
   /** Land one purchase on the marketplace (active, metered) and answer its entitlement id and marketplace keys. */
   buyAzure(options?: { planId?: string }): Promise<{ id: string; subscriptionId: string; planId: string }>
-  buyAws(options?: { license?: boolean }): Promise<{ id: string; productCode: string; customerIdentifier: string; accountId: string; licenseArn?: string }>
+  /**
+   * `concurrent`: a product under AWS's concurrent-agreements model (ResolveCustomer answers no
+   * CustomerIdentifier, each purchase its own license); `accountId`: the buyer's account (another agreement of it).
+   */
+  buyAws(options?: { license?: boolean; concurrent?: boolean; accountId?: string }): Promise<{ id: string; productCode: string; customerIdentifier: string; accountId: string; licenseArn?: string }>
   buyGcp(): Promise<{ id: string; usageReportingId: string }>
   record(entitlementId: string, body: Record<string, unknown>): Promise<Response>
   usage(entitlementId: string): Promise<Array<{ id: string; status: string; marketplaceStatus: string | null; error: string | null; quantity: number; dimension: string; reportedAt: string | null }>>
@@ -105,12 +109,14 @@ export async function meteredOrg(client: Client, m: Marketplaces, options: { web
       const id = await landed(await client.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(m.azure.emulator.issuePurchaseToken(sub.id))}`, { token: null }))
       return { id, subscriptionId: sub.id, planId }
     },
-    async buyAws({ license = true } = {}) {
-      const productCode = `prod-${org.id.slice(-8).toLowerCase()}`
+    async buyAws({ license = true, concurrent = false, accountId }: { license?: boolean; concurrent?: boolean; accountId?: string } = {}) {
+      const productCode = `prod-${org.id.slice(-8).toLowerCase()}${concurrent ? '-ca' : ''}`
+      if (concurrent) m.aws.addProduct(productCode, undefined, { concurrentAgreements: true })
       const suffix = `${org.id.slice(-6)}${n++}`
       const { customer, token } = m.aws.addCustomer({
         ProductCode: productCode,
-        ...(license ? { LicenseArn: `arn:aws:license-manager::123456789012:license:l-${suffix}`.toLowerCase() } : {}),
+        ...(accountId ? { CustomerAWSAccountId: accountId } : {}),
+        ...(license && !concurrent ? { LicenseArn: `arn:aws:license-manager::123456789012:license:l-${suffix}`.toLowerCase() } : {}),
       })
       const id = await landed(await client.request(`/public/signup/aws/orgId/${org.id}`, form({ 'x-amzn-marketplace-token': token })))
       return { id, productCode, customerIdentifier: customer.CustomerIdentifier, accountId: customer.CustomerAWSAccountId, licenseArn: customer.LicenseArn }
@@ -135,3 +141,20 @@ export function inPastHour(hoursAgo: number, minutesIn = 10, now = Date.now()): 
   return new Date(Math.floor(now / HOUR_MS) * HOUR_MS - hoursAgo * HOUR_MS + minutesIn * 60_000).toISOString()
 }
 export const hourStart = (iso: string) => new Date(Math.floor(Date.parse(iso) / HOUR_MS) * HOUR_MS).toISOString()
+
+/**
+ * What AWS metered for these buyer accounts, per account, product and UTC hour: the record forms
+ * it took (AWS bills one customer's hour twice when it comes in both) and the records.
+ */
+export function awsHours(aws: AwsEmulator, accountIds: string[]) {
+  const hours = new Map<string, { forms: Set<string>; records: AwsEmulator['meteringRecords'] }>()
+  for (const record of aws.meteringRecords) {
+    if (!accountIds.includes(record.CustomerAWSAccountId)) continue
+    const key = `${record.CustomerAWSAccountId} ${record.ProductCode} ${hourStart(new Date(record.Timestamp * 1000).toISOString())}`
+    const hour = hours.get(key) ?? { forms: new Set<string>(), records: [] }
+    hour.forms.add(record.form)
+    hour.records.push(record)
+    hours.set(key, hour)
+  }
+  return [...hours.values()]
+}

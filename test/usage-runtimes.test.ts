@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type TestBroker, createTestBroker, sleep, startHookReceiver } from './helpers'
-import { GCP_PRODUCT, GCP_SERVICE, type Marketplaces, hourStart, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
+import { GCP_PRODUCT, GCP_SERVICE, type Marketplaces, awsHours, hourStart, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
 /**
@@ -124,6 +124,46 @@ describe.each(runtimes)('%s', (_name, client, job) => {
       [[azure.id, 15, 'REPORTED'], [aws.id, 3, 'REPORTED'], [gcp.id, 42, 'REPORTED']].sort(),
     )
   }, 300_000)
+
+  test('AWS: entitlements with a license are metered in the license form only (every hour, dimension and split), two agreements of one account apart', async () => {
+    const org = await meteredOrg(client(), m, { name: 'forms' })
+    const a = await org.buyAws({ concurrent: true })
+    const b = await org.buyAws({ concurrent: true, accountId: a.accountId })
+    const c = await org.buyAws({ license: true })
+    // A dimension AWS does not know fails the whole batch, which is then sent record by record.
+    m.aws.addProduct(c.productCode, ['requests', 'storage'])
+    const two = inPastHour(2)
+    const one = inPastHour(1)
+    const records = [
+      [a.id, 'requests', 4, two], [a.id, 'storage', 1, two], [a.id, 'requests', 2, one],
+      [b.id, 'requests', 10, two],
+      [c.id, 'requests', 5, two], [c.id, 'storage', 6, two], [c.id, 'requests', 7, one], [c.id, 'bogus', 1, two],
+    ] as const
+    const bulk = await client().request(`/api/v1/orgs/${org.orgId}/usage`, {
+      method: 'POST',
+      token: org.apiKey,
+      json: { records: records.map(([entitlementId, dimension, quantity, timestamp]) => ({ entitlementId, dimension, quantity, timestamp, idempotencyKey: key('f') })) },
+    })
+    expect(((await bulk.json()) as { results: Array<{ status: number }> }).results.every((r) => r.status === 202)).toBe(true)
+    await job()
+    let settled: Awaited<ReturnType<typeof org.usage>> = []
+    for (let i = 0; i < 50; i++) {
+      settled = [...(await org.usage(a.id)), ...(await org.usage(b.id)), ...(await org.usage(c.id))]
+      if (settled.every((r) => r.status !== 'PENDING')) break
+      await sleep(100)
+    }
+    expect(settled.filter((r) => r.status === 'REPORTED')).toHaveLength(7)
+    expect(settled.find((r) => r.dimension === 'bogus')).toMatchObject({ status: 'REJECTED', marketplaceStatus: 'InvalidUsageDimensionException' })
+    const hours = awsHours(m.aws, [a.accountId, c.accountId])
+    expect(hours).toHaveLength(4)
+    for (const hour of hours) expect([...hour.forms]).toEqual(['license'])
+    const byLicense = (arn: string | undefined) => m.aws.meteringRecords.filter((r) => r.LicenseArn === arn).map((r) => [r.Dimension, r.Quantity]).sort()
+    expect(byLicense(a.licenseArn)).toEqual([['requests', 2], ['requests', 4], ['storage', 1]])
+    expect(byLicense(b.licenseArn)).toEqual([['requests', 10]])
+    for (const call of m.aws.callsTo('BatchMeterUsage').filter((call) => [a, b, c].some((x) => call.body.includes(x.licenseArn!)))) {
+      expect(JSON.parse(call.body)).not.toHaveProperty('ProductCode')
+    }
+  }, 120_000)
 
   test('property: any body to the usage routes is a 2xx/4xx in the error shape, never a 5xx, and a refused record stores nothing', async () => {
     const broker = client()

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type TestBroker, createTestBroker, startHookReceiver } from './helpers'
-import { GCP_PRODUCT, GCP_SERVICE, type Marketplaces, type MeteredOrg, hourStart, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
+import { GCP_PRODUCT, GCP_SERVICE, type Marketplaces, type MeteredOrg, awsHours, hourStart, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
 
 /**
  * Usage metering (contract §9) on the in-process Node broker: recording through the real routes,
@@ -298,6 +298,86 @@ describe('reporting', () => {
     }
     expect((await org.usage(later.id))[0]).toMatchObject({ status: 'REPORTED', marketplaceStatus: 'Success' })
     expect(m.aws.meteringRecords.filter((r) => r.LicenseArn === later.licenseArn).map((r) => r.Quantity)).toEqual([3])
+  })
+
+  test('AWS: a retried, unprocessed or resent hour stays in the license form (both forms in one hour bill twice)', async () => {
+    const c = await org.buyAws({ license: true })
+    const two = inPastHour(2, 15)
+    for (const [quantity, timestamp] of [[5, two], [7, inPastHour(1, 15)]] as const) {
+      await org.record(c.id, { dimension: 'requests', quantity, timestamp, idempotencyKey: key() })
+    }
+    // AWS leaves the older hour unprocessed once, then answers 500 once: both are sent again later.
+    m.aws.leaveUnprocessedNext((record) => record.LicenseArn === c.licenseArn && record.Timestamp * 1000 < Date.parse(hourStart(two)) + 3600_000)
+    await job()
+    expect((await org.usage(c.id)).map((r) => r.status).sort()).toEqual(['PENDING', 'REPORTED'])
+    m.aws.failNext('BatchMeterUsage', 500, 'InternalServiceErrorException', 3)
+    try {
+      shift.ms = 2 * 60_000
+      await job()
+      expect((await org.usage(c.id)).map((r) => r.status).sort()).toEqual(['PENDING', 'REPORTED'])
+      shift.ms = 5 * 60_000
+      await job()
+    } finally {
+      shift.ms = 0
+    }
+    expect((await org.usage(c.id)).map((r) => r.status)).toEqual(['REPORTED', 'REPORTED'])
+    const hours = awsHours(m.aws, [c.accountId])
+    expect(hours.map((hour) => [[...hour.forms], hour.records.map((r) => r.Quantity)]).sort((x, y) => Number(x[1]) - Number(y[1]))).toEqual([
+      [['license'], [5]],
+      [['license'], [7]],
+    ])
+  })
+
+  test('AWS final reporting window: usage for the hour an entitlement was CANCELLED is taken and reported for an hour after, then 400', async () => {
+    const ended = await org.buyAws({ concurrent: true })
+    const other = await org.buyAws({ concurrent: true, accountId: ended.accountId })
+    const { notificationSecret } = await json(await broker.request(`/api/v1/orgs/${org.orgId}/integrations/aws/notification-secret`, { method: 'POST', token: org.apiKey }))
+    const { notificationUrl } = (await json(await broker.request(`/api/v1/orgs/${org.orgId}/integrations`, { token: org.apiKey }))).items.find((i: { partner: string }) => i.partner === 'aws')
+    const event = {
+      version: '0',
+      id: `deprovisioned-${ended.id}`,
+      'detail-type': 'License Deprovisioned - Manufacturer',
+      source: 'aws.agreement-marketplace',
+      account: '123456789012',
+      time: new Date().toISOString(),
+      region: 'us-east-1',
+      resources: [],
+      detail: { agreement: { id: `agmt-${ended.id}` }, product: { code: ended.productCode }, license: { arn: ended.licenseArn }, acceptor: { accountId: ended.accountId } },
+    }
+    const delivered = await broker.request(new URL(notificationUrl).pathname + new URL(notificationUrl).search, {
+      method: 'POST',
+      token: null,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${notificationSecret}` },
+      body: JSON.stringify(event),
+    })
+    expect(delivered.status).toBe(200)
+    await job()
+    expect((await json(await broker.request(`/api/v1/orgs/${org.orgId}/entitlements/${ended.id}`, { token: org.apiKey }))).status).toBe('CANCELLED')
+    const cancelledAt = Date.parse((await json(await broker.request(`/api/v1/orgs/${org.orgId}/entitlements/${ended.id}/events`, { token: org.apiKey }))).items.find((e: { type: string }) => e.type === 'CANCEL').createdAt)
+    m.aws.endLicense(ended.licenseArn!, cancelledAt)
+    const hour = Date.parse(hourStart(new Date(cancelledAt).toISOString()))
+
+    const final = { dimension: 'requests', quantity: 3, timestamp: new Date(hour).toISOString(), idempotencyKey: key() }
+    expect((await org.record(ended.id, final)).status).toBe(202)
+    const earlier = await org.record(ended.id, { ...final, timestamp: new Date(hour - 60_000).toISOString(), idempotencyKey: key() })
+    expect(earlier.status).toBe(400)
+    expect((await json(earlier)).error.message).toMatch(/CANCELLED/)
+    expect((await org.record(other.id, { ...final, idempotencyKey: key() })).status).toBe(202)
+    try {
+      // The hour has ended (and its grace), still within the hour after the cancellation: reported.
+      shift.ms = hour + 3600_000 + 90_000 - Date.now()
+      await job()
+      expect((await org.usage(ended.id)).map((r) => [r.quantity, r.status, r.marketplaceStatus])).toEqual([[3, 'REPORTED', 'Success']])
+      // An hour after the cancellation: 400 as for any CANCELLED entitlement; the replay of the kept record is still 200.
+      shift.ms = cancelledAt + 3600_000 + 1000 - Date.now()
+      const late = await org.record(ended.id, { ...final, timestamp: new Date(hour + 60_000).toISOString(), idempotencyKey: key() })
+      expect(late.status).toBe(400)
+      expect((await json(late)).error.message).toMatch(/CANCELLED/)
+      expect((await org.record(ended.id, final)).status).toBe(200)
+    } finally {
+      shift.ms = 0
+    }
+    expect(m.aws.meteringRecords.filter((r) => r.LicenseArn === ended.licenseArn).map((r) => [r.Quantity, r.form])).toEqual([[3, 'license']])
   })
 
   test('AWS: a dimension AWS does not know fails only its own record', async () => {
