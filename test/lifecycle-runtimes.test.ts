@@ -227,7 +227,7 @@ describe.each(runtimes)('%s', (_runtime, client, inbox) => {
     })
     const { integration } = (await put.json()) as { integration: { notificationUrl: string; notificationSecret: string } }
     const path = new URL(integration.notificationUrl).pathname + new URL(integration.notificationUrl).search
-    const land = async (productCode: string, customer: { CustomerIdentifier?: string; LicenseArn?: string } = {}) => {
+    const land = async (productCode: string, customer: { CustomerIdentifier?: string; CustomerAWSAccountId?: string; LicenseArn?: string } = {}) => {
       const { customer: c, token } = aws.addCustomer({ ProductCode: productCode, ...customer })
       const landing = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
         method: 'POST',
@@ -278,6 +278,34 @@ describe.each(runtimes)('%s', (_runtime, client, inbox) => {
       })
     return { broker, org, apiKey, providerId, pushAccount, integration, land, push }
   }
+
+  test('AWS concurrent agreements: a landing without CustomerIdentifier is a 303 with its entitlement; two agreements of one account are two; a license event printed without arn: cancels its own; its final hour still takes usage', async () => {
+    const s = await awsOrg()
+    const productCode = `prod-ca-${s.org.id.slice(-8).toLowerCase()}`
+    aws.addProduct(productCode, undefined, { concurrentAgreements: true })
+    const first = await s.land(productCode)
+    const second = await s.land(productCode, { CustomerAWSAccountId: first.customer.CustomerAWSAccountId })
+    const read = async (id: string) => (await (await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${id}`, { token: s.apiKey })).json()) as Record<string, any>
+    const [a, b] = [await read(first.id), await read(second.id)]
+    expect(a.id).not.toBe(b.id)
+    for (const [entitlement, landed] of [[a, first], [b, second]] as const) {
+      expect(entitlement).toMatchObject({ status: 'ACTIVE', externalId: landed.customer.LicenseArn, buyer: { accountId: first.customer.CustomerAWSAccountId, customerId: null } })
+    }
+    const licenseId = first.customer.LicenseArn!.split(':').at(-1)!
+    const event = sns.saasEvent('License Deprovisioned - Manufacturer', {
+      agreementId: `agmt-${s.org.id}`, buyerAccountId: first.customer.CustomerAWSAccountId, offerId: 'offer-ca', productCode, productId: 'prod-id',
+      licenseArn: `aws:license-manager:us-east-1:${first.customer.CustomerAWSAccountId}:${licenseId}`,
+    })
+    expect((await s.eventPost(event)).status).toBe(200)
+    await waitFor(s.broker, s.org.id, s.apiKey, first.id, (e) => e.status === 'CANCELLED')
+    expect((await read(second.id)).status).toBe('ACTIVE')
+    const events = (await (await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${first.id}/events`, { token: s.apiKey })).json()) as { items: Array<{ type: string; createdAt: string }> }
+    const hour = Math.floor(Date.parse(events.items.find((e) => e.type === 'CANCEL')!.createdAt) / 3600_000) * 3600_000
+    const record = (id: string, timestamp: number, idempotencyKey: string) =>
+      s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${id}/usage`, { method: 'POST', token: s.apiKey, json: { dimension: 'requests', quantity: 2, timestamp: new Date(timestamp).toISOString(), idempotencyKey } })
+    expect((await record(first.id, hour, `final-${s.org.id}`)).status).toBe(202)
+    expect((await record(first.id, hour - 60_000, `earlier-${s.org.id}`)).status).toBe(400)
+  })
 
   test('AWS: SNS messages signed v1 (SHA1withRSA) and v2 (SHA256withRSA) and an EventBridge event with the notification secret, verified and applied; a forgery is 401', async () => {
     const s = await awsOrg()
