@@ -24,7 +24,7 @@ export const integrationSpecs: Record<Partner, IntegrationSpec> = {
 
 export interface ProviderEndpoints {
   azure: { apiUrl: string; loginUrl: string }
-  aws: { meteringUrl?: string; entitlementUrl?: string; stsUrl?: string; snsTrustedCertPrefix?: string }
+  aws: { meteringUrl?: string; entitlementUrl?: string; agreementUrl?: string; stsUrl?: string; snsTrustedCertPrefix?: string }
   gcp: { certsUrl: string; procurementUrl: string; tokenUrl: string; oidcCertsUrl?: string; serviceControlUrl?: string }
 }
 

@@ -153,9 +153,11 @@ export interface InboundNotification {
   occurredAt?: string | null
   /**
    * How else to find its entitlement when `subject` is not its externalId (an AWS SNS message
-   * names the customer and product, the entitlement may be keyed by its LicenseArn).
+   * names the customer and product, the entitlement may be keyed by its LicenseArn). Every
+   * field given must match: `agreementId` is the entitlement's `info.agreementId`, `licenseId`
+   * the `l-…` id its externalId (an AWS LicenseArn) ends with.
    */
-  match?: { productId?: string; customerId?: string; accountId?: string }
+  match?: { productId?: string; customerId?: string; accountId?: string; agreementId?: string; licenseId?: string }
   payload: Record<string, unknown>
 }
 
@@ -165,8 +167,11 @@ export type NotificationEffect =
   | { outcome: 'unknown'; reason: string }
   /** Confirmed, but its purchase has no entitlement yet (the buyer has not landed): kept until it has. */
   | { outcome: 'waiting' }
-  /** Confirmed: the purchase as it stands now (`null`: nothing to change), and the reason the marketplace gives. */
-  | { outcome: 'apply'; purchase: NormalizedPurchase | null; reason?: string }
+  /**
+   * Confirmed: the purchase as it stands now (`null`: nothing to change), and the reason the
+   * marketplace gives; `wake`: subjects of waiting messages this one makes findable.
+   */
+  | { outcome: 'apply'; purchase: NormalizedPurchase | null; reason?: string; wake?: string[] }
 
 export interface NotificationHandler<TSettings = any, TSecrets = any> {
   /**
@@ -193,6 +198,17 @@ export interface NotificationHandler<TSettings = any, TSecrets = any> {
    * externalIds the message is about. Its answer is handed to `apply` too.
    */
   locate?(integration: ProviderIntegration<TSettings, TSecrets>, notification: InboundNotification, ctx: ProviderContext): Promise<LocatedNotification>
+  /**
+   * For a message none of whose keys finds a stored entitlement (an AWS agreement no license
+   * event has named yet): asks the marketplace what else it is about. `match` is looked up like
+   * the message's own; `subject` is what the message waits under when that finds nothing either.
+   * Null: the marketplace does not say.
+   */
+  search?(
+    integration: ProviderIntegration<TSettings, TSecrets>,
+    notification: InboundNotification,
+    ctx: ProviderContext,
+  ): Promise<{ match: NonNullable<InboundNotification['match']>; subject: string } | null>
 }
 
 export interface LocatedNotification {

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { type AwsEmulator, type EmulatedCustomer, createAwsEmulator } from './emulators/aws'
+import { createAwsAgreementEmulator } from './emulators/aws-agreement'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
 import { type AzureEmulator, type OperationAction, createAzureEmulator } from './emulators/azure'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
@@ -155,6 +156,11 @@ async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces>
   closers.push(awsServer.close)
   const awsKey = { accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') }
   aws.addCredentials(awsKey.accessKeyId, awsKey.secretAccessKey)
+  // The Marketplace Agreement API (SearchAgreements), for agreement events that name no license.
+  const awsAgreement = createAwsAgreementEmulator()
+  const awsAgreementServer = await awsAgreement.listen()
+  closers.push(awsAgreementServer.close)
+  awsAgreement.addCredentials(awsKey.accessKeyId, awsKey.secretAccessKey)
   aws.addProduct(AWS_PRODUCT.payg, [USAGE_DIMENSION])
   aws.addProduct(AWS_PRODUCT.contract, [CONTRACT_DIMENSION, USAGE_DIMENSION])
   const sns = await createAwsNotificationsEmulator()
@@ -261,6 +267,7 @@ async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces>
       AZURE_LOGIN_URL: azureServer.url,
       AWS_MARKETPLACE_METERING_URL: awsServer.url,
       AWS_MARKETPLACE_ENTITLEMENT_URL: awsServer.url,
+      AWS_MARKETPLACE_AGREEMENT_URL: awsAgreementServer.url,
       AWS_STS_URL: awsServer.url,
       AWS_SNS_TRUSTED_CERT_PREFIX: sns.certPrefix,
       GCP_MARKETPLACE_CERTS_URL: gcp.certsUrl,

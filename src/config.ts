@@ -50,6 +50,7 @@ export const configSchema = z.object({
   AZURE_LOGIN_URL: httpUrl.default('https://login.microsoftonline.com'),
   AWS_MARKETPLACE_METERING_URL: optionalUrl,
   AWS_MARKETPLACE_ENTITLEMENT_URL: optionalUrl,
+  AWS_MARKETPLACE_AGREEMENT_URL: optionalUrl,
   AWS_STS_URL: optionalUrl,
   // Tests and private mirrors: SNS certificates and SubscribeURLs must start with this instead of https://sns.<region>.amazonaws.com/.
   AWS_SNS_TRUSTED_CERT_PREFIX: optionalUrl,

@@ -65,6 +65,7 @@ export async function buildDeps(config: Config, db: DB, logger: Logger): Promise
       aws: {
         meteringUrl: config.AWS_MARKETPLACE_METERING_URL,
         entitlementUrl: config.AWS_MARKETPLACE_ENTITLEMENT_URL,
+        agreementUrl: config.AWS_MARKETPLACE_AGREEMENT_URL,
         stsUrl: config.AWS_STS_URL,
         snsTrustedCertPrefix: config.AWS_SNS_TRUSTED_CERT_PREFIX,
       },

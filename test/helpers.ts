@@ -119,6 +119,7 @@ export interface EntitlementView {
   quantity: number | null
   externalId: string
   term: { start: string | null; end: string | null }
+  info: Record<string, unknown>
 }
 
 /**

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
-import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from '../sandbox/emulators/aws-notifications'
+import { type AwsAgreementEmulator, createAwsAgreementEmulator } from '../sandbox/emulators/aws-agreement'
+import { type AwsNotificationsEmulator, OTHER_DETAIL_TYPES, type SnsMessage, createAwsNotificationsEmulator, eventLicenseArn } from '../sandbox/emulators/aws-notifications'
 import { createTestBroker, lifecycleProbe } from './helpers'
 
 /**
@@ -14,6 +15,8 @@ import { createTestBroker, lifecycleProbe } from './helpers'
  */
 let aws: AwsEmulator
 let sns: AwsNotificationsEmulator
+let agreement: AwsAgreementEmulator
+let agreementUrl: string
 const closers: Array<() => Promise<void>> = []
 let awsUrl: string
 const seller = { accessKeyId: 'AKIALIFECYCLE0000001', secretAccessKey: 'lifecycle/secret' }
@@ -24,8 +27,12 @@ beforeAll(async () => {
   awsUrl = a.url
   sns = await createAwsNotificationsEmulator()
   const s = await sns.listen()
-  closers.push(a.close, s.close)
+  agreement = createAwsAgreementEmulator()
+  const g = await agreement.listen()
+  agreementUrl = g.url
+  closers.push(a.close, s.close, g.close)
   aws.addCredentials(seller.accessKeyId, seller.secretAccessKey)
+  agreement.addCredentials(seller.accessKeyId, seller.secretAccessKey)
 })
 afterAll(async () => {
   for (const close of closers) await close()
@@ -41,6 +48,7 @@ async function scenario(settings: Record<string, unknown> = {}) {
   const broker = await createTestBroker({
     AWS_MARKETPLACE_METERING_URL: awsUrl,
     AWS_MARKETPLACE_ENTITLEMENT_URL: awsUrl,
+    AWS_MARKETPLACE_AGREEMENT_URL: agreementUrl,
     AWS_SNS_TRUSTED_CERT_PREFIX: sns.certPrefix,
   })
   const { org, apiKey } = await broker.createOrg()
@@ -194,27 +202,25 @@ describe('AWS EventBridge notifications', () => {
     expect((await s.broker.request(`/api/v1/orgs/${s.org.id}/integrations/aws/notification-secret`, { method: 'POST', token: other.apiKey })).status).toBe(404)
   })
 
-  test('License Deprovisioned cancels the licence’s entitlement; Purchase Agreement Ended cancels the buyer’s; a Proposer event is ignored', async () => {
+  test('License Deprovisioned cancels the licence’s entitlement (its ARN printed without arn:); an agreement AWS does not show waits; an event that is not JSON or not AWS Marketplace’s is 400', async () => {
     const s = await scenario()
     const licenseArn = 'arn:aws:license-manager::123456789012:license:l-deprov'
     const licensed = await s.land('prod-lic', { LicenseArn: licenseArn })
     const ids = (buyer: string, extra: Record<string, string> = {}) => ({ agreementId: 'agmt-2', buyerAccountId: buyer, offerId: 'offer-2', ...extra })
-    const proposer = sns.saasEvent('License Deprovisioned - Proposer' as never, ids(licensed.customer.CustomerAWSAccountId, { productCode: 'prod-lic', productId: 'p', licenseArn }))
-    expect((await s.deliverEvent(proposer, s.integration.notificationSecret!)).status).toBe(200)
-    await s.settled()
-    expect((await s.read(licensed.id)).status).toBe('ACTIVE')
-    const deprovisioned = sns.saasEvent('License Deprovisioned - Manufacturer', ids(licensed.customer.CustomerAWSAccountId, { productCode: 'prod-lic', productId: 'p', licenseArn }))
+    const deprovisioned = sns.saasEvent('License Deprovisioned - Manufacturer', ids(licensed.customer.CustomerAWSAccountId, { productCode: 'prod-lic', productId: 'p', licenseArn: eventLicenseArn(licenseArn) }))
+    expect((deprovisioned.detail as { license: { arn: string } }).license.arn).toBe('aws:license-manager:us-east-1:123456789012:l-deprov')
     expect((await s.deliverEvent(deprovisioned, s.integration.notificationSecret!)).status).toBe(200)
     await s.settled()
     expect((await s.read(licensed.id)).status).toBe('CANCELLED')
 
-    const agreement = await s.land('prod-agmt')
-    const ended = sns.saasEvent('Purchase Agreement Ended - Manufacturer', ids(agreement.customer.CustomerAWSAccountId))
+    // The buyer's only entitlement is never "the account's newest" for an agreement nobody named.
+    const other = await s.land('prod-agmt', { LicenseArn: 'arn:aws:license-manager::123456789012:license:l-other' })
+    const ended = sns.saasEvent('Purchase Agreement Ended - Manufacturer', ids(other.customer.CustomerAWSAccountId, { agreementId: 'agmt-unknown' }))
     expect((await s.deliverEvent(ended, s.integration.notificationSecret!)).status).toBe(200)
-    await s.settled()
-    expect((await s.read(agreement.id)).status).toBe('CANCELLED')
-    expect((await s.events(agreement.id)).map((e) => [e.type, e.data.action])).toEqual([['CANCEL', 'Purchase Agreement Ended - Manufacturer']])
-    expect((await s.rows()).map((row) => row.status)).toEqual(['IGNORED', 'APPLIED', 'APPLIED'])
+    const rows = await s.settled()
+    expect(rows.find((row) => row.action === 'Purchase Agreement Ended - Manufacturer')!.status).toBe('WAITING')
+    expect((await s.read(other.id)).status).toBe('ACTIVE')
+    expect(await s.events(other.id)).toEqual([])
     expect((await s.deliverEvent({ source: 'aws.other', id: 'x', 'detail-type': 'Nope' }, s.integration.notificationSecret!)).status).toBe(400)
   })
 
@@ -234,5 +240,107 @@ describe('AWS EventBridge notifications', () => {
     expect((await s.read(older.id)).status).toBe('CANCELLED')
     expect((await s.read(newer.id)).status).toBe('ACTIVE')
     expect((await s.read(older.id)).externalId).toBe(older.customer.LicenseArn)
+  })
+})
+
+describe('AWS concurrent agreements (contract §17)', () => {
+  const arn = (id: string) => `arn:aws:license-manager::123456789012:license:${id}`
+  const licenseUpdated = (agreementId: string, buyerAccountId: string, licenseId: string, productCode: string) =>
+    sns.saasEvent('License Updated - Manufacturer', { agreementId, buyerAccountId, offerId: 'offer-c', productCode, licenseArn: eventLicenseArn(arn(licenseId)) })
+
+  test('two agreements of one account are two entitlements; License Updated records each agreement id; Ended (Manufacturer and Proposer copies) cancels only its own, once', async () => {
+    const s = await scenario()
+    const first = await s.land('prod-conc', { LicenseArn: arn('l-conc1') })
+    const account = first.customer.CustomerAWSAccountId
+    const second = await s.land('prod-conc', { LicenseArn: arn('l-conc2'), CustomerAWSAccountId: account })
+    expect(second.id).not.toBe(first.id)
+    for (const [agreementId, license] of [['agmt-conc1', 'l-conc1'], ['agmt-conc2', 'l-conc2']] as const) {
+      expect((await s.deliverEvent(licenseUpdated(agreementId, account, license, 'prod-conc'), s.integration.notificationSecret!)).status).toBe(200)
+    }
+    await s.settled()
+    expect((await s.read(first.id)).info.agreementId).toBe('agmt-conc1')
+    expect((await s.read(second.id)).info.agreementId).toBe('agmt-conc2')
+
+    // The older agreement ends; the newer one (the account's newest entitlement) is not touched.
+    const copies = sns.roleCopies('Purchase Agreement Ended', { agreementId: 'agmt-conc1', buyerAccountId: account, offerId: 'offer-c' })
+    expect(copies.map((e) => e['detail-type'])).toEqual(['Purchase Agreement Ended - Manufacturer', 'Purchase Agreement Ended - Proposer'])
+    expect(copies[0]!.id).not.toBe(copies[1]!.id)
+    const searches = agreement.callsTo('SearchAgreements').length
+    for (const copy of copies) expect((await s.deliverEvent(copy, s.integration.notificationSecret!)).status).toBe(200)
+    await s.settled()
+    expect((await s.read(first.id)).status).toBe('CANCELLED')
+    expect((await s.read(second.id)).status).toBe('ACTIVE')
+    expect((await s.events(first.id)).map((e) => [e.type, e.data.action])).toEqual([['CANCEL', 'Purchase Agreement Ended - Manufacturer']])
+    expect(await s.events(second.id)).toEqual([])
+    expect((await s.rows()).filter((row) => row.action.startsWith('Purchase Agreement Ended'))).toHaveLength(1)
+    // A known agreement needs no lookup.
+    expect(agreement.callsTo('SearchAgreements').length).toBe(searches)
+  })
+
+  test('an agreement id not yet known is found through SearchAgreements (the seller as proposer, the buyer’s account) and applied to its license’s entitlement only', async () => {
+    const s = await scenario()
+    const mine = await s.land('prod-search', { LicenseArn: arn('l-search1') })
+    const account = mine.customer.CustomerAWSAccountId
+    const newer = await s.land('prod-search', { LicenseArn: arn('l-search2'), CustomerAWSAccountId: account })
+    agreement.addAgreement({ agreementId: 'agmt-search2', acceptorAccountId: account, licenseArns: [arn('l-search2')] })
+    agreement.addAgreement({ agreementId: 'agmt-search1', acceptorAccountId: account, licenseArns: [arn('l-search1')] })
+    const before = agreement.callsTo('SearchAgreements').length
+    const ended = sns.saasEvent('Purchase Agreement Ended - Manufacturer', { agreementId: 'agmt-search1', buyerAccountId: account, offerId: 'offer-s' })
+    expect((await s.deliverEvent(ended, s.integration.notificationSecret!)).status).toBe(200)
+    await s.settled()
+    const calls = agreement.callsTo('SearchAgreements').slice(before)
+    expect(calls).toHaveLength(1)
+    expect(calls[0]!.service).toBe('aws-marketplace')
+    expect(calls[0]!.input).toMatchObject({
+      catalog: 'AWSMarketplace',
+      filters: expect.arrayContaining([
+        { name: 'PartyType', values: ['Proposer'] },
+        { name: 'AgreementType', values: ['PurchaseAgreement'] },
+        { name: 'AcceptorAccountId', values: [account] },
+      ]),
+    })
+    expect((await s.read(mine.id)).status).toBe('CANCELLED')
+    expect((await s.read(mine.id)).info.agreementId).toBe('agmt-search1')
+    expect((await s.read(newer.id)).status).toBe('ACTIVE')
+  })
+
+  test('an agreement event before its landing waits under its license and is applied when the buyer lands; one AWS does not show waits for the License Updated that names it', async () => {
+    const s = await scenario()
+    const account = '444455556666'
+    agreement.addAgreement({ agreementId: 'agmt-early', acceptorAccountId: account, licenseArns: [arn('l-early2')] })
+    await s.deliverEvent(sns.saasEvent('Purchase Agreement Ended - Manufacturer', { agreementId: 'agmt-early', buyerAccountId: account, offerId: 'o' }), s.integration.notificationSecret!)
+    expect((await s.settled()).map((row) => [row.status, row.subject])).toEqual([['WAITING', 'license:l-early2']])
+    const early = await s.land('prod-early2', { LicenseArn: arn('l-early2'), CustomerAWSAccountId: account })
+    await runJobs(s.broker.deps, createLandingService(s.broker.deps), s.broker.deps.logger)
+    expect((await s.read(early.id)).status).toBe('CANCELLED')
+
+    const late = await s.land('prod-early2', { LicenseArn: arn('l-late'), CustomerAWSAccountId: account })
+    await s.deliverEvent(sns.saasEvent('Purchase Agreement Ended - Manufacturer', { agreementId: 'agmt-hidden', buyerAccountId: account, offerId: 'o' }), s.integration.notificationSecret!)
+    await s.settled()
+    expect((await s.read(late.id)).status).toBe('ACTIVE')
+    await s.deliverEvent(licenseUpdated('agmt-hidden', account, 'l-late', 'prod-early2'), s.integration.notificationSecret!)
+    await s.settled()
+    await runJobs(s.broker.deps, createLandingService(s.broker.deps), s.broker.deps.logger)
+    expect((await s.read(late.id)).status).toBe('CANCELLED')
+    expect((await s.read(late.id)).info.agreementId).toBe('agmt-hidden')
+    expect((await s.events(late.id)).map((e) => [e.type, e.data.action])).toEqual([['CANCEL', 'Purchase Agreement Ended - Manufacturer']])
+  })
+
+  test('every other documented detail-type, and one AWS may add, is answered 200, stored and settled as not acted on; nothing changes', async () => {
+    const s = await scenario()
+    const { id, customer } = await s.land('prod-other', { LicenseArn: arn('l-other1') })
+    await s.deliverEvent(licenseUpdated('agmt-other', customer.CustomerAWSAccountId, 'l-other1', 'prod-other'), s.integration.notificationSecret!)
+    await s.settled()
+    const before = JSON.stringify(await s.read(id))
+    const ids = { agreementId: 'agmt-other', buyerAccountId: customer.CustomerAWSAccountId, offerId: 'offer-o' }
+    for (const detailType of [...OTHER_DETAIL_TYPES, 'Purchase Agreement Something New - Manufacturer']) {
+      const response = await s.deliverEvent(sns.otherEvent(detailType, ids), s.integration.notificationSecret!)
+      expect(response.status, detailType).toBe(200)
+    }
+    const rows = (await s.settled()).filter((row) => row.action !== 'License Updated - Manufacturer')
+    expect(rows).toHaveLength(OTHER_DETAIL_TYPES.length + 1)
+    expect(rows.every((row) => row.status === 'IGNORED')).toBe(true)
+    expect(JSON.stringify(await s.read(id))).toBe(before)
+    expect(await s.events(id)).toEqual([])
   })
 })

@@ -4,15 +4,17 @@ import {
   type GetEntitlementsRequest,
   MarketplaceEntitlementServiceClient,
 } from '@aws-sdk/client-marketplace-entitlement-service'
+import { MarketplaceAgreementClient, SearchAgreementsCommand } from '@aws-sdk/client-marketplace-agreement'
 import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
 import { ConfigurationError, InvalidTokenError, NotificationFormatError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
+import { field, nonEmpty as text } from '../shared/notification-body'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { InboundNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
-import { parseEventBridgeEvent } from './eventbridge'
+import { EVENTBRIDGE_SOURCE, licenseIdOf, parseEventBridgeEvent, saasKindOf } from './eventbridge'
 import { createAwsMetering } from './metering'
 import type { AwsSecrets, AwsSettings } from './settings'
 import { MARKETPLACE_TOPIC, type SnsMessage, createSnsVerifier, isTrustedSnsUrl, parseSnsMessage } from './sns'
@@ -22,6 +24,8 @@ export interface AwsProviderOptions {
   meteringUrl?: string
   /** `AWS_MARKETPLACE_ENTITLEMENT_URL`; the SDK's default (us-east-1) when absent. */
   entitlementUrl?: string
+  /** `AWS_MARKETPLACE_AGREEMENT_URL` (SearchAgreements); the SDK's default (us-east-1) when absent. */
+  agreementUrl?: string
   /** `AWS_STS_URL`; the SDK's default when absent. */
   stsUrl?: string
   /** `AWS_SNS_TRUSTED_CERT_PREFIX`: SNS certificate and SubscribeURL prefix instead of `https://sns.<region>.amazonaws.com/`. */
@@ -40,8 +44,10 @@ interface Credentials {
 
 /** The form field AWS posts to the fulfillment URL (a GET with it in the query is accepted too). */
 const TOKEN_FIELD = 'x-amzn-marketplace-token'
-/** The Entitlement Service exists only in us-east-1. */
+/** The Entitlement Service exists only in us-east-1 (so does the Agreement API for AWS Marketplace's catalog). */
 const ENTITLEMENT_REGION = 'us-east-1'
+/** SearchAgreements pages read for one agreement before giving up on finding it there. */
+const AGREEMENT_PAGES = 10
 /** Assumed-role credentials are renewed this long before they expire. */
 const CREDENTIAL_MARGIN_MS = 5 * 60 * 1000
 const MAX_CLIENTS = 1000
@@ -291,6 +297,60 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     return { ...base, subject: `${product}:${customer}`, action, match: { productId: product, customerId: customer } }
   }
 
+  const agreementClients = new Map<string, MarketplaceAgreementClient>()
+  /** The Marketplace Agreement API client, built only when an agreement must be looked up. */
+  function agreementClientFor(integration: AwsIntegration) {
+    const key = `${integration.orgId}:${integration.version}`
+    let client = agreementClients.get(key)
+    if (client) return client
+    client = new MarketplaceAgreementClient({
+      region: ENTITLEMENT_REGION,
+      ...(options.agreementUrl ? { endpoint: options.agreementUrl } : {}),
+      credentials: credentialsFor(integration),
+      maxAttempts: policy.attempts,
+      requestHandler,
+    })
+    if (agreementClients.size >= MAX_CLIENTS) agreementClients.delete(agreementClients.keys().next().value!)
+    agreementClients.set(key, client)
+    return client
+  }
+
+  /**
+   * The license of an agreement, as the seller's agreements (SearchAgreements, the seller as
+   * proposer, filtered by the buyer's account) list it; null when AWS does not show it there (a
+   * channel partner's offer, whose proposer is the partner) or refuses the seller the call.
+   */
+  async function licenseOfAgreement(integration: AwsIntegration, agreementId: string, accountId: string, ctx: ProviderContext): Promise<string | null> {
+    const client = agreementClientFor(integration)
+    const filters = [
+      { name: 'PartyType', values: ['Proposer'] },
+      { name: 'AgreementType', values: ['PurchaseAgreement'] },
+      { name: 'AcceptorAccountId', values: [accountId] },
+    ]
+    let nextToken: string | undefined
+    try {
+      for (let page = 0; page < AGREEMENT_PAGES; page++) {
+        const result = await send('aws.SearchAgreements', ctx, (o) =>
+          client.send(new SearchAgreementsCommand({ catalog: 'AWSMarketplace', filters, ...(nextToken ? { nextToken } : {}) }), o),
+        )
+        const agreement = result.agreementViewSummaries?.find((summary) => summary.agreementId === agreementId)
+        if (agreement) return agreement.entitlements?.map((entitlement) => licenseIdOf(entitlement.licenseArn)).find(Boolean) ?? null
+        nextToken = result.nextToken
+        if (!nextToken) break
+      }
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error
+      // No aws-marketplace:SearchAgreements for these credentials: the message waits for a License event instead.
+      ctx.log.warn('aws agreement not looked up', { agreementId, reason: error.message })
+    }
+    return null
+  }
+
+  /** The purchase with the agreement it is now known to belong to. */
+  const withAgreement = (purchase: NormalizedPurchase, agreementId: string | undefined): NormalizedPurchase =>
+    agreementId && purchase.info.agreementId !== agreementId ? { ...purchase, info: { ...purchase.info, agreementId } } : purchase
+  const agreementOf = (purchase: NormalizedPurchase) => (typeof purchase.info.agreementId === 'string' ? purchase.info.agreementId : undefined)
+
   const notifications: NotificationHandler<AwsSettings, AwsSecrets> = {
     async authenticate(integration, request, ctx) {
       const authorization = request.headers.get('authorization')
@@ -333,12 +393,34 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
         return { outcome: 'apply', purchase: null }
       }
       if (action === 'UnsubscribeConfirmation') return { outcome: 'apply', purchase: null }
-      if (action.endsWith(' - Proposer')) return { outcome: 'unknown', reason: 'a channel partner (Proposer) event; the seller acts on its Manufacturer event' }
-      if (!current) {
-        // Agreement events cannot be keyed to a landing (they name no product or license).
-        return action.startsWith('Purchase Agreement') ? { outcome: 'unknown', reason: 'no entitlement of this buyer account' } : { outcome: 'waiting' }
+      const kind = notification.payload.source === EVENTBRIDGE_SOURCE ? saasKindOf(action) : null
+      if (notification.payload.source === EVENTBRIDGE_SOURCE && !kind) {
+        // Advisory, Ending, Renewal, cancellation requests, billing adjustments: nothing to change
+        // (an agreement that ends or is cancelled sends Purchase Agreement Ended).
+        ctx.log.info('aws marketplace event not acted on', { detailType: action, eventId: String(notification.payload.id ?? '') })
+        return { outcome: 'unknown', reason: `${action.slice(0, 100)}: informational, nothing to change` }
+      }
+      // Kept until the landing (or, for an agreement no License event has named, until one does).
+      if (!current) return { outcome: 'waiting' }
+      const agreementId = notification.match?.agreementId
+      if (kind?.startsWith('Purchase Agreement')) {
+        // Found by its license (SearchAgreements), but that license has moved on to a later agreement (a renewal or replacement).
+        const recorded = agreementOf(current)
+        if (recorded && recorded !== agreementId && kind !== 'Purchase Agreement Created') {
+          return { outcome: 'unknown', reason: `the entitlement belongs to agreement ${recorded} now` }
+        }
+        const known = withAgreement(current, agreementId)
+        if (kind === 'Purchase Agreement Ended') return { outcome: 'apply', purchase: { ...known, status: 'CANCELLED' } }
+        const reread = withAgreement(await rereadContract(integration, known, ctx), agreementId)
+        return { outcome: 'apply', purchase: kind === 'Purchase Agreement Created' && current.status !== 'CANCELLED' ? { ...reread, status: 'ACTIVE' } : reread }
       }
       const status = (to: NormalizedPurchase['status'], reason?: string) => ({ outcome: 'apply' as const, purchase: { ...current, status: to }, ...(reason ? { reason } : {}) })
+      if (kind === 'License Updated') {
+        // The join of an agreement and its entitlement: recorded, and what waited for it is due.
+        const licensed = text(field(field(notification.payload.detail, 'agreement'), 'id'))
+        const reread = withAgreement(await rereadContract(integration, current, ctx), licensed ?? agreementOf(current))
+        return { outcome: 'apply', purchase: reread, ...(licensed ? { wake: [`agreement:${licensed}`] } : {}) }
+      }
       switch (action) {
         case 'subscribe-success':
           return status('ACTIVE')
@@ -347,15 +429,19 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
         case 'unsubscribe-pending':
           return status('PENDING_CANCEL')
         case 'unsubscribe-success':
-        case 'License Deprovisioned - Manufacturer':
-        case 'Purchase Agreement Ended - Manufacturer':
           return status('CANCELLED')
-        case 'Purchase Agreement Created - Manufacturer':
-          return { outcome: 'apply', purchase: { ...(await rereadContract(integration, current, ctx)), status: current.status === 'CANCELLED' ? 'CANCELLED' : 'ACTIVE' } }
         default:
-          // entitlement-updated, License Updated, Purchase Agreement Amended: ask GetEntitlements.
-          return { outcome: 'apply', purchase: await rereadContract(integration, current, ctx) }
+          if (kind === 'License Deprovisioned') return status('CANCELLED')
+          // entitlement-updated: ask GetEntitlements.
+          return { outcome: 'apply', purchase: withAgreement(await rereadContract(integration, current, ctx), agreementOf(current)) }
       }
+    },
+
+    async search(integration, notification, ctx) {
+      const { agreementId, accountId } = notification.match ?? {}
+      if (notification.payload.source !== EVENTBRIDGE_SOURCE || !saasKindOf(notification.action)?.startsWith('Purchase Agreement') || !agreementId || !accountId) return null
+      const licenseId = await licenseOfAgreement(integration, agreementId, accountId, ctx)
+      return licenseId ? { match: { accountId, licenseId }, subject: `license:${licenseId}` } : null
     },
   }
 
@@ -395,6 +481,6 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     activate: withoutActivation.activate,
 
     // Reconciliation: a contract's entitlements re-read; a subscription's status has no API to ask (notifications carry it).
-    refresh: rereadContract,
+    refresh: async (integration, purchase, ctx) => withAgreement(await rereadContract(integration, purchase, ctx), agreementOf(purchase)),
   } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>
 }

@@ -70,6 +70,18 @@ import { listenOnLoopback } from './listen'
  *   not enumerated there (the buyer guide's Acceptor events name intents NEW, REPLACE, RENEW and
  *   agreements ending as cancelled, expired, terminated, renewed or replaced) — pass them through
  *   `agreement` when a test needs one.
+ *   A seller selling its own public or private offers is "both manufacturer and proposer"
+ *   (saas-eventbridge-integration) and gets each agreement event twice, a `- Manufacturer` and a
+ *   `- Proposer` copy, as two EventBridge events (two `id`s) about one change (`roleCopies`).
+ *   Further documented detail-types (the seller guide's tables; `otherEvent`): `Purchase Agreement
+ *   Advisory Issued|Resolved - Manufacturer`, `Purchase Agreement Ending - Proposer`
+ *   (`daysBeforeEndTime` 180|120|90|60|30), `Purchase Agreement Renewal Terms Finalized|Renewal
+ *   Upcoming - Proposer`, `Agreement Cancellation Request Pending Approval|Approved|Rejected|
+ *   Cancelled|Validation Failed - Proposer`, `Purchase Agreement Billing Adjustment Completed|Failed
+ *   - Proposer`. Uncertain: their `detail` beyond `requestId, catalog, agreement.id, acceptor,
+ *   proposer` is not reproduced field by field here (the buyer guide's Acceptor copies show
+ *   `agreementCancellationRequest` / `billingAdjustmentRequest` objects); `otherEvent` takes the
+ *   extra fields a test needs. The Proposer copy's product fields are not shown for SaaS either.
  * - EventBridge User Guide, "API destinations" ("Headers included in requests to API
  *   destinations"): `User-Agent: Amazon/EventBridge/ApiDestinations`, `Content-Type:
  *   application/json; charset=utf-8`, `Range: bytes=0-1048575`, `Accept-Encoding: gzip,deflate`,
@@ -115,6 +127,32 @@ export type SaasDetailType =
   | 'Purchase Agreement Created - Proposer'
   | 'Purchase Agreement Amended - Proposer'
   | 'Purchase Agreement Ended - Proposer'
+
+/** The documented detail-types that change no entitlement (seller guide). */
+export const OTHER_DETAIL_TYPES = [
+  'Purchase Agreement Advisory Issued - Manufacturer',
+  'Purchase Agreement Advisory Resolved - Manufacturer',
+  'Purchase Agreement Ending - Proposer',
+  'Purchase Agreement Renewal Terms Finalized - Proposer',
+  'Purchase Agreement Renewal Upcoming - Proposer',
+  'Agreement Cancellation Request Pending Approval - Proposer',
+  'Agreement Cancellation Request Approved - Proposer',
+  'Agreement Cancellation Request Rejected - Proposer',
+  'Agreement Cancellation Request Cancelled - Proposer',
+  'Agreement Cancellation Request Validation Failed - Proposer',
+  'Purchase Agreement Billing Adjustment Completed - Proposer',
+  'Purchase Agreement Billing Adjustment Failed - Proposer',
+] as const
+export type OtherDetailType = (typeof OTHER_DETAIL_TYPES)[number]
+
+/**
+ * A License Manager ARN (`arn:aws:license-manager::<acct>:license:l-…`) as AWS's License
+ * event example prints it: `aws:license-manager:us-east-1:<acct>:l-…`.
+ */
+export function eventLicenseArn(arn: string): string {
+  const match = /^arn:(aws[a-z-]*):license-manager:[a-z0-9-]*:(\d*):license:(l-[A-Za-z0-9]+)$/.exec(arn)
+  return match ? `${match[1]}:license-manager:us-east-1:${match[2]}:${match[3]}` : arn
+}
 
 export interface EventBridgeEvent<D = Record<string, unknown>> {
   version: '0'
@@ -543,6 +581,29 @@ export async function createAwsNotificationsEmulator(options: { region?: string 
         ? licenseDetail({ ...ids, productCode: ids.productCode! })
         : agreementDetail(detailType.includes('Created') ? 'created' : detailType.includes('Amended') ? 'amended' : 'ended', ids, opts.agreement)
       return eventBridgeEvent<AgreementDetail | LicenseDetail>(detailType, detail, opts)
+    },
+    /**
+     * The two copies a seller that is both manufacturer and proposer receives for one agreement
+     * change: the same detail and time, two EventBridge ids.
+     */
+    roleCopies(kind: 'Purchase Agreement Created' | 'Purchase Agreement Amended' | 'Purchase Agreement Ended', ids: SaasIds, opts: { time?: string; agreement?: AgreementFields } = {}) {
+      const time = opts.time ?? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
+      const detail = agreementDetail(kind === 'Purchase Agreement Created' ? 'created' : kind === 'Purchase Agreement Amended' ? 'amended' : 'ended', ids, opts.agreement)
+      return (['Manufacturer', 'Proposer'] as const).map((role) => eventBridgeEvent<AgreementDetail>(`${kind} - ${role}`, detail, { time }))
+    },
+    /** One of the documented detail-types that change no entitlement; `extra` joins its detail. */
+    otherEvent(detailType: OtherDetailType | string, ids: SaasIds, extra: Record<string, unknown> = {}) {
+      const detail = {
+        requestId: ids.requestId ?? randomUUID(),
+        catalog: 'AWSMarketplace' as const,
+        agreement: { id: ids.agreementId },
+        acceptor: { accountId: ids.buyerAccountId },
+        proposer: { accountId: ids.proposerAccountId ?? SELLER_ACCOUNT },
+        offer: { id: ids.offerId },
+        ...(detailType.startsWith('Purchase Agreement Ending') ? { daysBeforeEndTime: 30 } : {}),
+        ...extra,
+      }
+      return eventBridgeEvent(detailType, detail)
     },
     /** POST an event as an EventBridge API destination with an API-key connection `Authorization: Bearer <secret>`. */
     async deliverEvent(url: string, event: object, secret: string | null, opts: { body?: string } = {}): Promise<Response> {

@@ -117,7 +117,7 @@ export interface AwsMeteringRecord {
 
 export type AwsUsageRecordStatus = 'Success' | 'CustomerNotSubscribed' | 'DuplicateRecord'
 
-interface Credential {
+export interface Credential {
   secretAccessKey: string
   sessionToken?: string
   expiresAt?: number
@@ -510,7 +510,7 @@ function registrationToken(): string {
 
 // ---- Signature Version 4 (AWS General Reference, "Create a signed AWS API request") ------
 
-type SignatureCheck =
+export type SignatureCheck =
   | { ok: true; accessKeyId: string; service: string; region: string }
   | { ok: false; code: string; message: string; accessKeyId: string | null; service: string | null; region: string | null }
 
@@ -521,7 +521,7 @@ function uriEncode(text: string) {
   return encodeURIComponent(text).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
-function verifySignature(request: Request, body: string, credentials: Map<string, Credential>): SignatureCheck {
+export function verifySignature(request: Request, body: string, credentials: Map<string, Credential>): SignatureCheck {
   const header = request.headers.get('authorization') ?? ''
   const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(header)
   if (!match) return { ok: false, code: 'MissingAuthenticationTokenException', message: 'Missing or malformed Authorization header.', accessKeyId: null, service: null, region: null }

@@ -101,12 +101,15 @@ async function findByExactExternalId(db: DB, orgId: string, partner: string, ext
  */
 export function findEntitlementsByBuyer(
   db: DB,
-  query: { orgId: string; partner: string; productId?: string; customerId?: string; accountId?: string },
+  query: { orgId: string; partner: string; productId?: string; customerId?: string; accountId?: string; agreementId?: string; licenseId?: string },
 ): Promise<EntitlementRow[]> {
   let select = db.selectFrom('entitlements').select(ENTITLEMENT_COLUMNS).where('org_id', '=', query.orgId).where('partner', '=', query.partner)
   if (query.productId !== undefined) select = select.where('product_id', '=', query.productId)
   if (query.customerId !== undefined) select = select.where(sql`json_extract(buyer, '$.customerId')`, '=', query.customerId)
   if (query.accountId !== undefined) select = select.where(sql`json_extract(buyer, '$.accountId')`, '=', query.accountId)
+  if (query.agreementId !== undefined) select = select.where(sql`json_extract(info, '$.agreementId')`, '=', query.agreementId)
+  // An AWS LicenseArn, however AWS printed it, ends with `:l-…` or `/l-…`.
+  if (query.licenseId !== undefined) select = select.where(sql`substr(external_id, ${-(query.licenseId.length + 1)})`, 'in', [`:${query.licenseId}`, `/${query.licenseId}`])
   return select.orderBy('created_at', 'desc').limit(20).execute() as Promise<EntitlementRow[]>
 }
 

@@ -134,6 +134,14 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
       const byBuyer = await entitlementsDb.findEntitlementsByBuyer(deps.db, { orgId: row.org_id, partner, ...match })
       for (const hit of byBuyer.slice(0, located?.all ? byBuyer.length : 1)) if (!found.some((e) => e.id === hit.id)) found.push(hit)
     }
+    // Applied when the landing creates the entitlement (wakeNotifications), under whichever key it is stored.
+    let waitUnder = located?.externalIds.find((id) => id !== row.subject)
+    if (!found.length && handler.search) {
+      const searched = await handler.search(integration, notification, ctx)
+      const [hit] = searched ? await entitlementsDb.findEntitlementsByBuyer(deps.db, { orgId: row.org_id, partner, ...searched.match }) : []
+      if (hit) found.push(hit)
+      else if (searched) waitUnder = searched.subject
+    }
 
     const newer = await notificationsDb.newerApplied(deps.db, row)
     let outcome: 'applied' | 'ignored' | 'waiting' = 'applied'
@@ -145,10 +153,8 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
         return 'ignored'
       }
       if (effect.outcome === 'waiting' || (!entitlement && effect.purchase)) {
-        // Applied when the landing creates the entitlement (wakeNotifications), under whichever key it is stored.
-        const key = located?.externalIds.find((id) => id !== row.subject)
         rowLog.info('notification waits for its purchase to land')
-        await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps), null, key)
+        await notificationsDb.settleNotification(deps.db, row.id, 'WAITING', nowIso(deps), null, waitUnder)
         outcome = 'waiting'
         break
       }
@@ -159,6 +165,8 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
         const { event } = await applyMarketplaceState(deps, entitlement, purchase, data)
         rowLog.info('notification applied', { entitlementId: entitlement.id, event })
       }
+      // What waited for the key this message just gave its entitlement (an AWS agreement id) is due now.
+      if (effect.wake?.length) await wakeNotifications(deps, row.org_id, partner, effect.wake)
     }
     if (outcome === 'applied') await notificationsDb.settleNotification(deps.db, row.id, 'APPLIED', nowIso(deps))
     return outcome

@@ -1,3 +1,4 @@
+import { licenseSubject } from '../../providers/aws/eventbridge'
 import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../../providers/errors'
 import {
   type EntitlementStatus,
@@ -252,6 +253,8 @@ export function createLandingService(deps: AppDeps) {
       const subjects = [
         row.external_id,
         ...(work.partner === 'aws' && purchase.productId && customerId ? [`${purchase.productId}:${customerId}`] : []),
+        // AWS's License events and agreements looked up by license wait under the license's `l-…` id (its ARN is printed two ways).
+        ...(work.partner === 'aws' && licenseSubject(purchase.externalId) ? [licenseSubject(purchase.externalId)!] : []),
         ...(work.partner === 'gcp' && accountId ? [`account/${accountId}`] : []),
       ]
       const woken = await wakeNotifications(deps, work.org.id, work.partner, [...new Set(subjects)])

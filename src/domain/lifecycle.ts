@@ -22,7 +22,13 @@ export async function applyMarketplaceState(
   // A Google purchase first stored as `account/<id>` takes its entitlement's id: still the same entitlement.
   const renamed = next.externalId !== row.external_id
   const changed = renamed || columns.status !== row.status || columns.plan_id !== row.plan_id || columns.quantity !== row.quantity || columns.term !== row.term
-  if (!changed) return { row, event: null }
+  if (!changed) {
+    if (columns.info === row.info) return { row, event: null }
+    // Only the marketplace's own detail changed (an AWS agreement id learned, a re-read's raw
+    // answer): kept, without an Event, since nothing a buyer or ISV acts on changed.
+    const updated = await entitlementsDb.updatePurchaseColumns(deps.db, row.id, { ...columns, updated_at: row.updated_at })
+    return { row: updated ?? row, event: null }
+  }
   const at = nowIso(deps)
   const type = statusEvent(row.status as NormalizedPurchase['status'], columns.status) ?? 'UPDATE'
   // The change and its event in one atomic batch, the change first: the event's webhook delivery
