@@ -1,7 +1,9 @@
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
+import { SAAS_DETAIL_TYPES } from '../providers/aws/eventbridge'
 import { type AwsAgreementEmulator, createAwsAgreementEmulator } from '../sandbox/emulators/aws-agreement'
 import { type AwsNotificationsEmulator, OTHER_DETAIL_TYPES, type SnsMessage, createAwsNotificationsEmulator, eventLicenseArn } from '../sandbox/emulators/aws-notifications'
 import { createTestBroker, lifecycleProbe } from './helpers'
@@ -342,5 +344,37 @@ describe('AWS concurrent agreements (contract §17)', () => {
     expect(rows.every((row) => row.status === 'IGNORED')).toBe(true)
     expect(JSON.stringify(await s.read(id))).toBe(before)
     expect(await s.events(id)).toEqual([])
+  })
+
+  test('property: any EventBridge body with the secret is never a 5xx; a refused one (400) stores and changes nothing; an accepted one never touches another agreement’s entitlement', async () => {
+    const s = await scenario()
+    const { id, customer } = await s.land('prod-prop', { LicenseArn: arn('l-prop1') })
+    await s.deliverEvent(licenseUpdated('agmt-prop', customer.CustomerAWSAccountId, 'l-prop1', 'prod-prop'), s.integration.notificationSecret!)
+    await s.settled()
+    const before = JSON.stringify(await s.read(id))
+    const detailTypes = [...SAAS_DETAIL_TYPES.flatMap((kind) => [`${kind} - Manufacturer`, `${kind} - Proposer`]), ...OTHER_DETAIL_TYPES, 'x', '']
+    const ids = fc.record({ agreementId: fc.oneof(fc.constantFrom('agmt-other', 'agmt-x'), fc.string({ maxLength: 30 })), buyerAccountId: fc.oneof(fc.constant(customer.CustomerAWSAccountId), fc.string({ maxLength: 14 })), offerId: fc.string({ maxLength: 10 }) })
+    const detail = fc.oneof(
+      fc.jsonValue(),
+      ids.map((v) => sns.agreementDetail('ended', v)),
+      fc.tuple(ids, fc.oneof(fc.constant(eventLicenseArn(arn('l-prop2'))), fc.string({ maxLength: 60 }))).map(([v, licenseArn]) => sns.licenseDetail({ ...v, productCode: 'prod-prop', licenseArn })),
+    )
+    const body = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.record({ source: fc.constantFrom('aws.agreement-marketplace', 'aws.other'), id: fc.string({ maxLength: 40 }), 'detail-type': fc.constantFrom(...detailTypes), time: fc.oneof(fc.constant(new Date().toISOString()), fc.string({ maxLength: 30 })), detail }, { requiredKeys: ['source', 'detail-type', 'detail'] }).map((v) => JSON.stringify(v)),
+    )
+    await fc.assert(
+      fc.asyncProperty(body, async (text) => {
+        const stored = (await s.rows()).length
+        const response = await s.broker.request(s.path, { method: 'POST', token: null, headers: { 'content-type': 'application/json', authorization: `Bearer ${s.integration.notificationSecret}` }, body: text })
+        expect(response.status, text.slice(0, 200)).toBeLessThan(500)
+        if (response.status === 400) expect((await s.rows()).length).toBe(stored)
+        else expect(response.status).toBe(200)
+      }),
+      { numRuns: 150 },
+    )
+    await s.settled()
+    // None named agmt-prop or l-prop1: the buyer's one entitlement is as it was.
+    expect(JSON.stringify(await s.read(id))).toBe(before)
   })
 })

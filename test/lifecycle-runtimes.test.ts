@@ -5,7 +5,8 @@ import fc from 'fast-check'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
-import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from '../sandbox/emulators/aws-notifications'
+import { type AwsAgreementEmulator, createAwsAgreementEmulator } from '../sandbox/emulators/aws-agreement'
+import { type AwsNotificationsEmulator, OTHER_DETAIL_TYPES, createAwsNotificationsEmulator, eventLicenseArn } from '../sandbox/emulators/aws-notifications'
 import { type GcpEmulator, createGcpEmulator } from '../sandbox/emulators/gcp'
 import { type AzureSetup, type ReceivedHook, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver, waitFor as waitForSignal } from './helpers'
 import { type WorkerProcess, httpBroker, openPersistedD1, startWorker } from './worker-process'
@@ -18,6 +19,7 @@ import { type WorkerProcess, httpBroker, openPersistedD1, startWorker } from './
 let azure: AzureSetup
 let aws: AwsEmulator
 let sns: AwsNotificationsEmulator
+let agreement: AwsAgreementEmulator
 let gcp: GcpEmulator
 const closers: Array<() => Promise<void>> = []
 let received: ReceivedHook[]
@@ -36,6 +38,10 @@ beforeAll(async () => {
   sns = await createAwsNotificationsEmulator()
   closers.push(awsServer.close, (await sns.listen()).close)
   aws.addCredentials('AKIARUNTIMES00000001', 'runtimes/secret')
+  agreement = createAwsAgreementEmulator()
+  const agreementServer = await agreement.listen()
+  closers.push(agreementServer.close)
+  agreement.addCredentials('AKIARUNTIMES00000001', 'runtimes/secret')
   gcp = await createGcpEmulator()
   const gcpServer = await gcp.listen()
   closers.push(gcpServer.close)
@@ -48,6 +54,7 @@ beforeAll(async () => {
     AZURE_LOGIN_URL: azure.url,
     AWS_MARKETPLACE_METERING_URL: awsServer.url,
     AWS_MARKETPLACE_ENTITLEMENT_URL: awsServer.url,
+    AWS_MARKETPLACE_AGREEMENT_URL: agreementServer.url,
     AWS_SNS_TRUSTED_CERT_PREFIX: sns.certPrefix,
   }
   node = await createTestBroker(upstream)
@@ -217,9 +224,11 @@ describe.each(runtimes)('%s', (_runtime, client, inbox) => {
       .map((e) => `${e.type}:${e.data.action}`)
 
   /** An org with the AWS integration; `land` brings a buyer of `productCode` and answers its entitlement id. */
-  async function awsOrg() {
+  async function awsOrg(options: { webhookUrl?: string } = {}) {
     const broker = client()
-    const { org, apiKey } = await broker.createOrg()
+    const { org, apiKey } = options.webhookUrl
+      ? ((await (await broker.request('/api/v1/orgs', { method: 'POST', json: { name: 'AWS hooks', fulfillmentUrl: 'https://hooks.example/s', webhookUrl: options.webhookUrl } })).json()) as { org: { id: string }; apiKey: string })
+      : await broker.createOrg()
     const put = await broker.request(`/api/v1/orgs/${org.id}/integrations/aws`, {
       method: 'PUT',
       token: apiKey,
@@ -394,6 +403,37 @@ describe.each(runtimes)('%s', (_runtime, client, inbox) => {
       'UPDATE:Purchase Agreement Amended - Manufacturer',
       'CANCEL:Purchase Agreement Ended - Manufacturer',
     ])
+  })
+
+  test('AWS concurrent agreements: two of one account are two entitlements; Ended (Manufacturer and Proposer copies) cancels only its own, once (one CANCEL, one webhook); an agreement not yet known is found with SearchAgreements; other detail-types are 200', async () => {
+    const s = await awsOrg({ webhookUrl: hookUrl })
+    const { broker, org, apiKey } = s
+    const tag = org.id.slice(-8)
+    const productCode = `conc-${tag}`
+    const arn = (n: number) => `arn:aws:license-manager::123456789012:license:l-${tag}${n}`
+    const first = await s.land(productCode, { LicenseArn: arn(1) })
+    const account = first.customer.CustomerAWSAccountId
+    const second = await s.land(productCode, { LicenseArn: arn(2), CustomerAWSAccountId: account })
+    const ids = (n: number) => ({ agreementId: `agmt-${tag}-${n}`, buyerAccountId: account, offerId: `offer-${n}` })
+    const sent = async (event: object) => expect((await s.eventPost(event)).status).toBe(200)
+    await sent(sns.saasEvent('License Updated - Manufacturer', { ...ids(1), productCode, licenseArn: eventLicenseArn(arn(1)) }))
+    await waitFor(broker, org.id, apiKey, first.id, (e) => (e as unknown as { info: { agreementId?: string } }).info.agreementId === `agmt-${tag}-1`)
+    // The second agreement no License event has named: AWS's Agreement API knows its license.
+    agreement.addAgreement({ agreementId: `agmt-${tag}-2`, acceptorAccountId: account, licenseArns: [arn(2)] })
+    for (const detailType of [...OTHER_DETAIL_TYPES, 'Purchase Agreement Something New - Proposer']) await sent(sns.otherEvent(detailType, ids(2)))
+
+    for (const copy of sns.roleCopies('Purchase Agreement Ended', ids(1))) await sent(copy)
+    await waitFor(broker, org.id, apiKey, first.id, (e) => e.status === 'CANCELLED')
+    const searches = agreement.callsTo('SearchAgreements').length
+    await sent(sns.saasEvent('Purchase Agreement Ended - Proposer', ids(2)))
+    await waitFor(broker, org.id, apiKey, second.id, (e) => e.status === 'CANCELLED')
+    expect(agreement.callsTo('SearchAgreements').length).toBe(searches + 1)
+    expect(await marketplaceActions(broker, org.id, apiKey, first.id)).toEqual(['CANCEL:Purchase Agreement Ended - Manufacturer'])
+    expect(await marketplaceActions(broker, org.id, apiKey, second.id)).toEqual(['CANCEL:Purchase Agreement Ended - Proposer'])
+    const cancelled = () =>
+      received.map((r) => JSON.parse(r.body) as { type: string; orgId: string; entityId: string }).filter((b) => b.orgId === org.id && b.type === 'entitlement.cancelled')
+    for (let i = 0; i < 100 && !cancelled().some((b) => b.entityId === second.id); i++) await sleep(50)
+    expect(cancelled().map((b) => b.entityId).sort()).toEqual([first.id, second.id].sort())
   })
 
   test('every Google row: plan change requested and changed, pending cancellation, reverted, deleted; account deleted', async () => {

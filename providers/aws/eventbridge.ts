@@ -38,7 +38,7 @@ export function saasKindOf(detailType: string): (typeof SAAS_DETAIL_TYPES)[numbe
  * `aws:license-manager:us-east-1:<acct>:l-…` (EventBridge): only this id is the same.
  */
 export function licenseIdOf(arn: string | null | undefined): string | null {
-  return (arn && /(?:^|[:/])(l-[A-Za-z0-9]{1,128})$/.exec(arn.trim())?.[1]) || null
+  return (arn && /(?:^|[:/])(l-[\w-]{1,128})$/.exec(arn.trim())?.[1]) || null
 }
 
 /**

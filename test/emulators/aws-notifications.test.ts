@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import { X509Certificate, createVerify } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AwsNotificationsEmulator, type SnsMessage, createAwsNotificationsEmulator } from '../../sandbox/emulators/aws-notifications'
+import { type AwsNotificationsEmulator, OTHER_DETAIL_TYPES, type SnsMessage, createAwsNotificationsEmulator, eventLicenseArn } from '../../sandbox/emulators/aws-notifications'
 
 /**
  * The emulator's signatures are checked here the way AWS's "Verifying the signatures of Amazon SNS
@@ -318,4 +318,24 @@ test('deliverEvent POSTs as an API destination: JSON, EventBridge user agent, th
   expect(JSON.parse(received[0]!.body)).toEqual(event)
   await sns.deliverEvent(`${receiver.url}/hook`, event, null)
   expect(received[1]!.headers).not.toHaveProperty('authorization')
+})
+
+test('concurrent-agreements shapes: License ARNs printed as the License example does, both role copies of an agreement change, and the other documented detail-types', () => {
+  expect(eventLicenseArn('arn:aws:license-manager::294406891311:license:l-0123abcd')).toBe('aws:license-manager:us-east-1:294406891311:l-0123abcd')
+  expect(eventLicenseArn('not-an-arn')).toBe('not-an-arn')
+  const ids = { agreementId: 'agmt-copies', buyerAccountId: '845735284135', offerId: 'offer-c' }
+  const [manufacturer, proposer] = sns.roleCopies('Purchase Agreement Ended', ids, { time: '2025-01-01T00:00:00Z' })
+  expect(manufacturer!['detail-type']).toBe('Purchase Agreement Ended - Manufacturer')
+  expect(proposer!['detail-type']).toBe('Purchase Agreement Ended - Proposer')
+  expect(manufacturer!.id).not.toBe(proposer!.id)
+  expect(proposer!.detail).toEqual(manufacturer!.detail)
+  expect([manufacturer!.time, proposer!.time]).toEqual(['2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z'])
+  expect(manufacturer!.detail).not.toHaveProperty('license')
+  expect(manufacturer!.detail).not.toHaveProperty('product')
+  expect(OTHER_DETAIL_TYPES).toHaveLength(12)
+  for (const detailType of OTHER_DETAIL_TYPES) {
+    const event = sns.otherEvent(detailType, ids)
+    expect(event).toMatchObject({ source: 'aws.agreement-marketplace', 'detail-type': detailType, region: 'us-east-1', detail: { agreement: { id: 'agmt-copies' }, acceptor: { accountId: '845735284135' } } })
+  }
+  expect(sns.otherEvent('Purchase Agreement Ending - Proposer', ids).detail).toMatchObject({ daysBeforeEndTime: 30 })
 })
