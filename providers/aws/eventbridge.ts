@@ -1,6 +1,7 @@
 import { NotificationFormatError } from '../errors'
 import type { InboundNotification } from '../types'
 import { field, nonEmpty as text, parseJsonObject } from '../shared/notification-body'
+import { licenseId } from './license-arn'
 
 /**
  * AWS Marketplace events on EventBridge (source `aws.agreement-marketplace`), as AWS's Seller
@@ -33,20 +34,11 @@ export function saasKindOf(detailType: string): (typeof SAAS_DETAIL_TYPES)[numbe
 }
 
 /**
- * The `l-…` id a license ARN ends with. AWS prints one license as
- * `arn:aws:license-manager::<acct>:license:l-…` (ResolveCustomer, the Agreement API) and as
- * `aws:license-manager:us-east-1:<acct>:l-…` (EventBridge): only this id is the same.
- */
-export function licenseIdOf(arn: string | null | undefined): string | null {
-  return (arn && /(?:^|[:/])(l-[\w-]{1,128})$/.exec(arn.trim())?.[1]) || null
-}
-
-/**
  * What a license's notifications are kept under until its entitlement lands (whichever way
  * the ARN was printed); the landing wakes them with the same key from the entitlement's LicenseArn.
  */
 export function licenseSubject(arn: string | null | undefined): string | null {
-  const id = licenseIdOf(arn)
+  const id = licenseId(arn)
   return id ? `license:${id}` : null
 }
 
@@ -77,13 +69,13 @@ export function parseEventBridgeEvent(body: string): InboundNotification {
     return { ...base, messageId: key(part(agreementId)), subject: `agreement:${part(agreementId)}`, match: { accountId: part(accountId), agreementId: part(agreementId) } }
   }
   const licenseArn = text(field(field(detail, 'license'), 'arn'))
-  const licenseId = licenseIdOf(licenseArn)
+  const license = licenseId(licenseArn)
   const productCode = text(field(field(detail, 'product'), 'code'))
-  if (!licenseId || !accountId) throw new NotificationFormatError('the event names no license or no buyer account')
+  if (!license || !accountId) throw new NotificationFormatError('the event names no license or no buyer account')
   return {
     ...base,
-    messageId: key(`${licenseId}|${part(agreementId ?? '')}`),
-    subject: `license:${licenseId}`,
-    match: { accountId: part(accountId), licenseId, ...(productCode ? { productId: part(productCode) } : {}) },
+    messageId: key(`${license}|${part(agreementId ?? '')}`),
+    subject: `license:${license}`,
+    match: { accountId: part(accountId), licenseId: license, ...(productCode ? { productId: part(productCode) } : {}) },
   }
 }

@@ -14,7 +14,8 @@ import { pickOfferType } from '../shared/offer-type'
 import { field, nonEmpty as text } from '../shared/notification-body'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { InboundNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
-import { EVENTBRIDGE_SOURCE, licenseIdOf, parseEventBridgeEvent, saasKindOf } from './eventbridge'
+import { EVENTBRIDGE_SOURCE, parseEventBridgeEvent, saasKindOf } from './eventbridge'
+import { licenseId } from './license-arn'
 import { createAwsMetering } from './metering'
 import type { AwsSecrets, AwsSettings } from './settings'
 import { MARKETPLACE_TOPIC, type SnsMessage, createSnsVerifier, isTrustedSnsUrl, parseSnsMessage } from './sns'
@@ -334,7 +335,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
           client.send(new SearchAgreementsCommand({ catalog: 'AWSMarketplace', filters, ...(nextToken ? { nextToken } : {}) }), o),
         )
         const agreement = result.agreementViewSummaries?.find((summary) => summary.agreementId === agreementId)
-        if (agreement) return agreement.entitlements?.map((entitlement) => licenseIdOf(entitlement.licenseArn)).find(Boolean) ?? null
+        if (agreement) return agreement.entitlements?.map((entitlement) => licenseId(entitlement.licenseArn)).find(Boolean) ?? null
         nextToken = result.nextToken
         if (!nextToken) break
       }
@@ -440,8 +441,8 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     async search(integration, notification, ctx) {
       const { agreementId, accountId } = notification.match ?? {}
       if (notification.payload.source !== EVENTBRIDGE_SOURCE || !saasKindOf(notification.action)?.startsWith('Purchase Agreement') || !agreementId || !accountId) return null
-      const licenseId = await licenseOfAgreement(integration, agreementId, accountId, ctx)
-      return licenseId ? { match: { accountId, licenseId }, subject: `license:${licenseId}` } : null
+      const license = await licenseOfAgreement(integration, agreementId, accountId, ctx)
+      return license ? { match: { accountId, licenseId: license }, subject: `license:${license}` } : null
     },
   }
 

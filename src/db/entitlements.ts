@@ -109,7 +109,9 @@ export function findEntitlementsByBuyer(
   if (query.accountId !== undefined) select = select.where(sql`json_extract(buyer, '$.accountId')`, '=', query.accountId)
   if (query.agreementId !== undefined) select = select.where(sql`json_extract(info, '$.agreementId')`, '=', query.agreementId)
   // An AWS LicenseArn, however AWS printed it, ends with `:l-…` or `/l-…`.
-  if (query.licenseId !== undefined) select = select.where(sql`substr(external_id, ${-(query.licenseId.length + 1)})`, 'in', [`:${query.licenseId}`, `/${query.licenseId}`])
+  // (LIKE rather than a negative substr, which PostgreSQL reads differently; an id has no wildcard.)
+  const license = query.licenseId
+  if (license !== undefined) select = select.where((eb) => eb.or([eb('external_id', 'like', `%:${license}`), eb('external_id', 'like', `%/${license}`)]))
   return select.orderBy('created_at', 'desc').limit(20).execute() as Promise<EntitlementRow[]>
 }
 
