@@ -6,7 +6,7 @@ import { z } from 'zod'
  * reads the environment, so tests and both runtimes can build as many apps as they like.
  */
 
-const httpUrl = z
+const absoluteHttpUrl = z
   .string()
   .trim()
   .refine((value) => {
@@ -17,10 +17,23 @@ const httpUrl = z
       return false
     }
   }, 'must be an absolute http(s) URL')
-  // One canonical form: no trailing slash, so `${base}/api/...` never doubles it.
-  .transform((value) => value.replace(/\/+$/, ''))
+
+// One canonical form for the base URLs: no trailing slash, so `${base}/api/...` never doubles it.
+const httpUrl = absoluteHttpUrl.transform((value) => value.replace(/\/+$/, ''))
 
 const optionalUrl = z.preprocess((value) => (value === '' ? undefined : value), httpUrl.optional())
+
+// A trust boundary, not a base: kept exactly as given (its slash too) and compared as a parsed URL
+// (providers/shared/trusted-url.ts). Userinfo, a query or a fragment would have no meaning there.
+const trustedPrefix = z.preprocess(
+  (value) => (value === '' ? undefined : value),
+  absoluteHttpUrl
+    .refine((value) => {
+      const url = new URL(value)
+      return !url.username && !url.password && !url.search && !url.hash && !value.includes('#')
+    }, 'must be a URL prefix without credentials, query or fragment')
+    .optional(),
+)
 
 const base64Key = z
   .string()
@@ -52,8 +65,8 @@ export const configSchema = z.object({
   AWS_MARKETPLACE_ENTITLEMENT_URL: optionalUrl,
   AWS_MARKETPLACE_AGREEMENT_URL: optionalUrl,
   AWS_STS_URL: optionalUrl,
-  // Tests and private mirrors: SNS certificates and SubscribeURLs must start with this instead of https://sns.<region>.amazonaws.com/.
-  AWS_SNS_TRUSTED_CERT_PREFIX: optionalUrl,
+  // Tests and private mirrors: SNS certificates and SubscribeURLs must lie under this instead of https://sns.<region>.amazonaws.com/.
+  AWS_SNS_TRUSTED_CERT_PREFIX: trustedPrefix,
   GCP_MARKETPLACE_CERTS_URL: httpUrl.default(
     'https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com',
   ),

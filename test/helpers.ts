@@ -108,6 +108,17 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, opti
   }
 }
 
+/** A buyer arriving from AWS Marketplace (its form POST with the registration token); answers the entitlement id of the 303. */
+export async function landAwsBuyer(broker: Pick<TestBroker, 'request'>, orgId: string, token: string): Promise<string> {
+  const landing = await broker.request(`/public/signup/aws/orgId/${orgId}`, {
+    method: 'POST',
+    token: null,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ 'x-amzn-marketplace-token': token }).toString(),
+  })
+  if (landing.status !== 303) throw new Error(`AWS landing answered ${landing.status}: ${await landing.text()}`)
+  return new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+}
 
 /** A port nobody listens on right now, for a server a test spawns (the sandbox's own helper). */
 export { freePort } from '../sandbox/broker'

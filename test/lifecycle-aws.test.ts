@@ -6,7 +6,7 @@ import { type AwsEmulator, createAwsEmulator } from '../sandbox/emulators/aws'
 import { SAAS_DETAIL_TYPES } from '../providers/aws/eventbridge'
 import { type AwsAgreementEmulator, createAwsAgreementEmulator } from '../sandbox/emulators/aws-agreement'
 import { type AwsNotificationsEmulator, OTHER_DETAIL_TYPES, type SnsMessage, createAwsNotificationsEmulator, eventLicenseArn } from '../sandbox/emulators/aws-notifications'
-import { createTestBroker, lifecycleProbe } from './helpers'
+import { createTestBroker, landAwsBuyer, lifecycleProbe } from './helpers'
 
 /**
  * AWS's side of contract §7 through the real route: SNS messages verified with WebCrypto
@@ -60,14 +60,7 @@ async function scenario(settings: Record<string, unknown> = {}) {
   const path = integration.notificationUrl.replace('http://broker.test', '')
   const land = async (productCode: string, customer: Partial<{ CustomerIdentifier: string; CustomerAWSAccountId: string; LicenseArn: string }> = {}) => {
     const { customer: c, token } = aws.addCustomer({ ProductCode: productCode, ...customer })
-    const landing = await broker.request(`/public/signup/aws/orgId/${org.id}`, {
-      method: 'POST',
-      token: null,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ 'x-amzn-marketplace-token': token }).toString(),
-    })
-    expect(landing.status).toBe(303)
-    return { customer: c, id: new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')! }
+    return { customer: c, id: await landAwsBuyer(broker, org.id, token) }
   }
   const deliver = (message: SnsMessage | string) =>
     broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'text/plain; charset=UTF-8' }, body: typeof message === 'string' ? message : JSON.stringify(message) })

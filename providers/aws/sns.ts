@@ -3,13 +3,15 @@ import { NotificationFormatError } from '../errors'
 import type { FetchLike } from '../shared/http'
 import type { ProviderLogger } from '../types'
 import { parseJsonObject } from '../shared/notification-body'
+import { isUnderTrustedPrefix, parseHttpUrl } from '../shared/trusted-url'
 
 /**
  * Amazon SNS message verification, as AWS documents it ("Verifying the signatures of Amazon SNS
  * messages"), with WebCrypto so it runs on Node and workerd alike:
  * - the certificate comes only from `SigningCertURL`, which must be https on
- *   `sns.<region>.amazonaws.com` (or start with AWS_SNS_TRUSTED_CERT_PREFIX, for tests and
- *   private mirrors); the same rule holds for a SubscriptionConfirmation's `SubscribeURL`;
+ *   `sns.<region>.amazonaws.com` (or lie under AWS_SNS_TRUSTED_CERT_PREFIX, for tests and
+ *   private mirrors: the same origin and a path below the prefix's, compared as parsed URLs);
+ *   the same rule holds for a SubscriptionConfirmation's `SubscribeURL`;
  * - the signed string is `key\nvalue\n` for the documented keys in order (Subject only when
  *   present); SignatureVersion 1 is SHA1withRSA, 2 SHA256withRSA.
  */
@@ -67,15 +69,14 @@ export function snsStringToSign(message: SnsMessage): string {
   return signed
 }
 
+/** SNS's own endpoints: `sns.<region>.amazonaws.com` (`.com.cn` in the China regions). */
+const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/
+
 /** Whether a URL SNS gave us (certificate, SubscribeURL) may be fetched. */
 export function isTrustedSnsUrl(value: string, trustedPrefix: string | undefined): boolean {
-  if (trustedPrefix) return value.startsWith(trustedPrefix)
-  try {
-    const url = new URL(value)
-    return url.protocol === 'https:' && /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/.test(url.hostname) && url.port === '' && !url.username && !url.password
-  } catch {
-    return false
-  }
+  if (trustedPrefix) return isUnderTrustedPrefix(value, trustedPrefix)
+  const url = parseHttpUrl(value)
+  return url !== null && url.protocol === 'https:' && SNS_HOST.test(url.hostname) && url.port === ''
 }
 
 function base64Bytes(value: string): Uint8Array<ArrayBuffer> | null {

@@ -280,8 +280,20 @@ export function snsStringToSign(message: Record<string, unknown>): string {
 
 const xmlEscape = (value: string) => value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 
-export async function createAwsNotificationsEmulator(options: { region?: string } = {}) {
+export async function createAwsNotificationsEmulator(
+  options: {
+    region?: string
+    /**
+     * Serve SNS under this path (`/sns`: certificates at `/sns/SimpleNotificationService-….pem`),
+     * as a private mirror on a shared host would; `certPrefix` is then `<origin>/sns/`.
+     */
+    basePath?: string
+    /** With a basePath, what answers the host's other paths (another tenant of the host); 404 otherwise. */
+    otherPaths?: (request: Request) => Response | Promise<Response>
+  } = {},
+) {
   const region = options.region ?? 'us-east-1'
+  const basePath = (options.basePath ?? '').replace(/\/+$/, '')
   const signing = await makeSigningKey('sns.amazonaws.com')
   const stranger = await makeSigningKey('sns.amazonaws.com')
   const certFile = `SimpleNotificationService-${randomBytes(16).toString('hex')}.pem`
@@ -623,8 +635,15 @@ export async function createAwsNotificationsEmulator(options: { region?: string 
       return calls.filter((call) => call.route === route)
     },
     async listen(): Promise<{ url: string; close: () => Promise<void> }> {
-      const listening = await listenOnLoopback(app.fetch)
-      baseUrl = listening.url
+      const serveAt = (request: Request) => {
+        if (!basePath) return app.fetch(request)
+        const url = new URL(request.url)
+        if (url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) return options.otherPaths?.(request) ?? new Response('Not Found', { status: 404 })
+        url.pathname = url.pathname.slice(basePath.length) || '/'
+        return app.fetch(new Request(url, request))
+      }
+      const listening = await listenOnLoopback(serveAt)
+      baseUrl = `${listening.url}${basePath}`
       return listening
     },
   }
