@@ -7,25 +7,32 @@ export interface ReceivedMail {
   to: string[]
   raw: string
   receivedAt: string
+  /** The user the session logged in as; null when it sent without AUTH. */
+  user: string | null
 }
 
 /**
  * A real SMTP server on loopback (the `smtp-server` package): what the broker sends arrives here.
  * The sandbox's in-process mailbox and the tests' SMTP server.
  * With `credentials` it requires AUTH (PLAIN/LOGIN; no TLS on loopback) and the URL carries them;
- * without, it offers no AUTH at all.
+ * without, it offers no AUTH at all, or (`offerAuth`) lists AUTH in its EHLO but lets anyone send
+ * without it, as a relay that trusts its network does. `address` is another 127/8 address to listen
+ * on (one the broker does not count as this machine). `authAttempts` counts every AUTH command.
  */
-export async function startSmtpServer(options: { refuse?: () => boolean; credentials?: { user: string; pass: string } } = {}) {
+export async function startSmtpServer(options: { refuse?: () => boolean; credentials?: { user: string; pass: string }; offerAuth?: boolean; address?: string } = {}) {
   const mails: ReceivedMail[] = []
   const { credentials } = options
+  const address = options.address ?? '127.0.0.1'
+  let authAttempts = 0
   const server = new SMTPServer({
     size: 10 * 1024 * 1024,
     authOptional: !credentials,
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
-    disabledCommands: credentials ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    disabledCommands: credentials || options.offerAuth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
     logger: false,
     onAuth(auth, _session, callback) {
+      authAttempts++
       if (credentials && auth.username === credentials.user && auth.password === credentials.pass) return callback(null, { user: auth.username })
       callback(new Error('Invalid username or password'))
     },
@@ -41,15 +48,24 @@ export async function startSmtpServer(options: { refuse?: () => boolean; credent
           to: session.envelope.rcptTo.map((r) => r.address),
           raw,
           receivedAt: new Date().toISOString(),
+          user: typeof session.user === 'string' ? session.user : null,
         })
         callback()
       })
     },
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  await new Promise<void>((resolve) => server.listen(0, address, () => resolve()))
   const port = (server.server.address() as AddressInfo).port
   const userinfo = credentials ? `${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.pass)}@` : ''
-  return { url: `smtp://${userinfo}127.0.0.1:${port}`, port, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+  return {
+    url: `smtp://${userinfo}${address}:${port}`,
+    port,
+    mails,
+    get authAttempts() {
+      return authAttempts
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }
 
 /** A header of a raw message, unfolded. */

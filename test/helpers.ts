@@ -108,6 +108,36 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, opti
   }
 }
 
+/**
+ * A buyer through the hosted form as a browser goes: an org with the Azure integration and its
+ * signup form (the fulfillmentUrl), the Azure landing, the form page, the submission (200).
+ */
+export async function submitSignupForm(
+  broker: Pick<TestBroker, 'request' | 'createOrg'>,
+  azure: AzureSetup,
+  options: { companyName: string; ccEmails?: string[]; webhookUrl?: string },
+) {
+  const created = (await broker.createOrg(options.webhookUrl ? { webhookUrl: options.webhookUrl } : {})) as unknown as { org: { id: string }; apiKey: string; webhookSecret?: string }
+  const { org, apiKey } = created
+  await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, { method: 'PUT', token: apiKey, json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret } })
+  const put = await broker.request(`/api/v1/orgs/${org.id}/signup-form`, { method: 'PUT', token: apiKey, json: { companyName: options.companyName, ...(options.ccEmails ? { ccEmails: options.ccEmails } : {}) } })
+  const { signupForm } = (await put.json()) as { signupForm: { url: string } }
+  await broker.request(`/api/v1/orgs/${org.id}`, { method: 'PATCH', token: apiKey, json: { fulfillmentUrl: signupForm.url.replace(/^http:\/\/[^/]+/, 'http://localhost') } })
+  const sub = azure.emulator.addSubscription({ appId: azure.clientId })
+  const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
+  if (landing.status !== 303) throw new Error(`Azure landing answered ${landing.status}`)
+  const location = new URL(landing.headers.get('location')!)
+  const path = location.pathname + location.search
+  const html = await (await broker.request(path, { token: null })).text()
+  const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!
+  const buyer = `buyer-${org.id.slice(-8)}@buyer.example`
+  const done = await broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, name: 'Grace Hopper', email: buyer }).toString() })
+  if (done.status !== 200) throw new Error(`form submission answered ${done.status}`)
+  /** The signup's emailStatus, as the ISV reads it. */
+  const emailStatus = async () => ((await (await broker.request(`/api/v1/orgs/${org.id}/signups`, { token: apiKey })).json()) as { items: Array<{ emailStatus: string }> }).items[0]!.emailStatus
+  return { ...created, html, buyer, emailStatus }
+}
+
 /** A buyer arriving from AWS Marketplace (its form POST with the registration token); answers the entitlement id of the 303. */
 export async function landAwsBuyer(broker: Pick<TestBroker, 'request'>, orgId: string, token: string): Promise<string> {
   const landing = await broker.request(`/public/signup/aws/orgId/${orgId}`, {

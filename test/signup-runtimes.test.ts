@@ -6,7 +6,7 @@ import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver } from './helpers'
+import { type AzureSetup, type TestBroker, createTestBroker, sleep, startAzure, startHookReceiver, submitSignupForm } from './helpers'
 import { header, startSmtpServer } from './smtp'
 import { type WorkerProcess, httpBroker, startWorker } from './worker-process'
 
@@ -51,23 +51,9 @@ const runtimes: Array<[string, () => Client, () => Promise<unknown>]> = [
 describe.each(runtimes)('%s', (name, client, job) => {
   test('landing → form → submission → confirmation email with CC at the SMTP server, signup.submitted, emailStatus SENT', async () => {
     const broker = client()
-    const created = (await broker.createOrg({ webhookUrl: hooks.url })) as unknown as { org: { id: string }; apiKey: string; webhookSecret: string }
-    const { org, apiKey } = created
-    await broker.request(`/api/v1/orgs/${org.id}/integrations/azure`, { method: 'PUT', token: apiKey, json: { tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret } })
-    const put = await broker.request(`/api/v1/orgs/${org.id}/signup-form`, { method: 'PUT', token: apiKey, json: { companyName: `Acme on ${name}`, ccEmails: ['cc@acme.example'] } })
-    const { signupForm } = (await put.json()) as { signupForm: { url: string } }
-    await broker.request(`/api/v1/orgs/${org.id}`, { method: 'PATCH', token: apiKey, json: { fulfillmentUrl: signupForm.url.replace(/^http:\/\/[^/]+/, 'http://localhost') } })
-    const sub = azure.emulator.addSubscription({ appId: azure.clientId })
-    const landing = await broker.request(`/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(azure.emulator.issuePurchaseToken(sub.id))}`, { token: null })
-    expect(landing.status).toBe(303)
-    const location = new URL(landing.headers.get('location')!)
-    const path = location.pathname + location.search
-    const html = await (await broker.request(path, { token: null })).text()
+    const created = await submitSignupForm(broker, azure, { companyName: `Acme on ${name}`, ccEmails: ['cc@acme.example'], webhookUrl: hooks.url })
+    const { org, html, buyer } = created
     expect(html).toContain(`Acme on ${name}`)
-    const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!
-    const buyer = `buyer-${org.id.slice(-8)}@buyer.example`
-    const done = await broker.request(path, { method: 'POST', token: null, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, name: 'Grace Hopper', email: buyer }).toString() })
-    expect(done.status).toBe(200)
 
     let mail = smtp.mails.find((m) => m.to.includes(buyer))
     for (let i = 0; i < 100 && !mail; i++) {
@@ -80,10 +66,12 @@ describe.each(runtimes)('%s', (name, client, job) => {
     expect(mail!.to.sort()).toEqual([buyer, 'cc@acme.example'].sort())
     expect(header(mail!.raw, 'subject')).toContain(`Acme on ${name}`)
     expect(mail!.from).toBe('hello@acme.example')
+    // The credentials of SMTP_URL were used (AUTH over loopback).
+    expect(mail!.user).toBe('mailer@acme.example')
 
     let status = ''
     for (let i = 0; i < 50 && status !== 'SENT'; i++) {
-      status = ((await (await broker.request(`/api/v1/orgs/${org.id}/signups`, { token: apiKey })).json()) as { items: Array<{ emailStatus: string }> }).items[0]!.emailStatus
+      status = await created.emailStatus()
       if (status !== 'SENT') await sleep(100)
     }
     expect(status).toBe('SENT')
@@ -93,7 +81,7 @@ describe.each(runtimes)('%s', (name, client, job) => {
       await sleep(100)
       hook = hooks.received.find((r) => r.body.includes('"signup.submitted"') && r.body.includes(org.id))
     }
-    expect((new Webhook(created.webhookSecret).verify(hook!.body, hook!.headers) as { entityType: string }).entityType).toBe('SIGNUP')
+    expect((new Webhook(created.webhookSecret!).verify(hook!.body, hook!.headers) as { entityType: string }).entityType).toBe('SIGNUP')
   }, 120_000)
 
   test('property: any form post and any signup-form body is a 2xx/4xx page or error, never a 5xx; a refused post stores nothing', async () => {
