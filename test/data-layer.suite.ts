@@ -147,9 +147,10 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       const sighting = { ...first, id: newId('ent'), status: 'ACTIVE', plan_id: 'gold', quantity: 3, created_at: at(5), updated_at: at(6) }
       await entitlementsDb.upsertEntitlement(db, { ...sighting, json: entitlementJson({ ...sighting, is_free_trial: 1, is_test: 0 } as EntitlementRow) })
       expect(await stored(created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
-      await entitlementsDb.updatePurchaseColumns(db, created.row.id, {
-        status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9),
-      })
+      const updated = { ...(await entitlementsDb.findEntitlement(db, id, created.row.id))! }
+      await entitlementsDb.writeEntitlementChange(db, { expected: updated, set: {
+        ...updated, status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9),
+      } }, [])
       expect(await stored(created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
       expect(await entitlementsDb.findEntitlementJson(db, (await org()).id, created.row.id)).toBeUndefined()
       // An insert that brings its own JSON (the broker's landings do) keeps it.
@@ -173,7 +174,7 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       const saved = (await entitlementsDb.findEntitlement(db, id, row.id))!
       expect(await entitlementsDb.findEntitlementJson(db, id, row.id)).toBe(entitlementJson(saved))
       // The triggers are back: a later update still reaches the JSON.
-      await entitlementsDb.updatePurchaseColumns(db, row.id, { ...saved, status: 'ACTIVE', updated_at: at(3) })
+      await entitlementsDb.writeEntitlementChange(db, { expected: saved, set: { ...saved, status: 'ACTIVE', updated_at: at(3) } }, [])
       expect(JSON.parse((await entitlementsDb.findEntitlementJson(db, id, row.id))!)).toMatchObject({ status: 'ACTIVE', updatedAt: at(3) })
     })
 
@@ -270,16 +271,52 @@ export function dataLayerSuite(dialect: string, open: () => Promise<{ db: Kysely
       expect(await due(at(10))).toContain(old.id)
     })
 
-    test('an entitlement change and its event are written together or not at all', async () => {
+    test('an entitlement change and its events are written together or not at all, and only over the row the writer read', async () => {
       const { id } = await org()
-      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'atomic', { status: 'ACTIVE' }))
-      const event = (eventId: string) => ({ id: eventId, entitlement_id: row.id, org_id: id, type: 'SUSPEND', source: 'marketplace', data: '{}', created_at: at(3) })
-      await entitlementsDb.atomicallyUpdateWithEvent(db, row.id, { status: 'SUSPENDED', updated_at: at(3) }, event('evt_atomic_1'))
-      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('SUSPENDED')
+      await orgsDb.updateOrg(db, id, { webhook_url: 'https://hooks.example/atomic' })
+      const fresh = entitlement(id, 'atomic')
+      const event = (eventId: string, type: string, entitlementId = fresh.id) => ({ id: eventId, entitlement_id: entitlementId, org_id: id, type, source: 'marketplace', data: '{}', created_at: at(3) })
+      const json = entitlementJson({ ...fresh, is_free_trial: 0, is_test: 0 } as EntitlementRow)
+      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json } }, [event('evt_atomic_0', 'CREATE')]))!
+      expect(row.id).toBe(fresh.id)
+      // A second first sighting of the purchase writes nothing, not even its events.
+      const other = entitlement(id, 'atomic')
+      expect(await entitlementsDb.writeEntitlementChange(db, { insert: { ...other, json } }, [event('evt_atomic_x', 'CREATE', other.id)])).toBeUndefined()
+      const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = row
+      const activate = (eventIds: string[]) =>
+        entitlementsDb.writeEntitlementChange(db, { expected: row, set: { ...columns, status: 'ACTIVE', updated_at: at(4) } }, eventIds.map((e, i) => event(e, i ? 'UPDATE' : 'ACTIVATE')))
       // The event cannot be written (its id is taken): the change is not made either.
-      await expect(entitlementsDb.atomicallyUpdateWithEvent(db, row.id, { status: 'CANCELLED', updated_at: at(4) }, event('evt_atomic_1'))).rejects.toThrow()
-      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('SUSPENDED')
-      expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.id)).toEqual(['evt_atomic_1'])
+      await expect(activate(['evt_atomic_0'])).rejects.toThrow()
+      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('PENDING_START')
+      expect(await activate(['evt_atomic_1', 'evt_atomic_2'])).toMatchObject({ status: 'ACTIVE', updated_at: at(4) })
+      // Over a row that is no longer as read (someone else activated it): nothing, events included.
+      expect(await activate(['evt_atomic_3'])).toBeUndefined()
+      expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.id)).toEqual(['evt_atomic_0', 'evt_atomic_1', 'evt_atomic_2'])
+      // Each event has its delivery, built with the entitlement as it is after the change.
+      const deliveries = await db.selectFrom('webhook_deliveries').select(['event_id', 'payload']).where('org_id', '=', id).orderBy('event_id').execute()
+      expect(deliveries.map((d) => [d.event_id, (JSON.parse(d.payload) as { entityStatus: string }).entityStatus])).toEqual([
+        ['evt_atomic_0', 'PENDING_START'],
+        ['evt_atomic_1', 'ACTIVE'],
+        ['evt_atomic_2', 'ACTIVE'],
+      ])
+      expect(JSON.parse((await entitlementsDb.findEntitlementJson(db, id, row.id))!)).toMatchObject({ status: 'ACTIVE', updatedAt: at(4) })
+    })
+
+    test('racing writers of one change: exactly one wins, with its events', async () => {
+      const { id } = await org()
+      const fresh = entitlement(id, 'cas-race')
+      const json = entitlementJson({ ...fresh, is_free_trial: 0, is_test: 0 } as EntitlementRow)
+      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json } }, []))!
+      const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = row
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          entitlementsDb.writeEntitlementChange(db, { expected: row, set: { ...columns, status: 'ACTIVE', quantity: i, updated_at: at(5) } }, [
+            { id: newId('evt'), entitlement_id: row.id, org_id: id, type: 'ACTIVATE', source: 'signup', data: '{}', created_at: at(5) },
+          ]),
+        ),
+      )
+      expect(results.filter(Boolean)).toHaveLength(1)
+      expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.type)).toEqual(['ACTIVATE'])
     })
 
     test('usage: records keyed once per org; an hour closes into one summed report per dimension, later records into reports of their own; a settled report is settled once', async () => {

@@ -311,20 +311,28 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
 
   const app = new Hono()
   const counts: Record<string, number> = {}
+  /** Requests received and not answered yet (a test waits for Microsoft to finish what it was sent). */
+  let inFlight = 0
 
   app.use('*', async (c, next) => {
     const url = new URL(c.req.url)
     const route = routeOf({ method: c.req.method, path: url.pathname, query: {}, headers: {}, body: '' }) ?? 'other'
     counts[route] = (counts[route] ?? 0) + 1
-    if (options.record === false) return next()
-    calls.push({
-      method: c.req.method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: Object.fromEntries(c.req.raw.headers),
-      body: ['GET', 'HEAD'].includes(c.req.method) ? '' : await c.req.raw.clone().text(),
-    })
-    await next()
+    inFlight++
+    try {
+      if (options.record !== false) {
+        calls.push({
+          method: c.req.method,
+          path: url.pathname,
+          query: Object.fromEntries(url.searchParams),
+          headers: Object.fromEntries(c.req.raw.headers),
+          body: ['GET', 'HEAD'].includes(c.req.method) ? '' : await c.req.raw.clone().text(),
+        })
+      }
+      await next()
+    } finally {
+      inFlight--
+    }
   })
 
   const injectFault = (route: AzureRoute) => {
@@ -1024,6 +1032,14 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     /** Runs `run` just before the next call of `route` is served (e.g. another tab activating first). */
     onNext(route: AzureRoute, run: () => void) {
       hooks.push({ route, run })
+    },
+    /** Resolves once every request received so far has been answered (its change made at Microsoft). */
+    async idle(timeoutMs = 10_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs
+      while (inFlight > 0) {
+        if (Date.now() > deadline) throw new Error(`idle: ${inFlight} requests still in flight`)
+        await new Promise((r) => setTimeout(r, 10))
+      }
     },
     callsTo(route: AzureRoute): RecordedCall[] {
       return calls.filter((call) => routeOf(call) === route)

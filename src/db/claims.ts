@@ -1,5 +1,5 @@
-import type { Insertable } from 'kysely'
-import { placeholders, runCompiled } from './compiled'
+import type { CompiledQuery, Insertable } from 'kysely'
+import { compiledQuery, placeholders, runCompiled } from './compiled'
 import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
 
 /**
@@ -101,7 +101,12 @@ export async function holdActivation(
 }
 
 export async function activationSettled(db: DB, entitlementId: string): Promise<void> {
-  await runCompiled(db, 'activationSettled', (p) => db.deleteFrom('pending_activations').where('entitlement_id', '=', p('entitlementId')), { entitlementId })
+  await db.executeQuery(settleActivation(db, entitlementId))
+}
+
+/** `activationSettled` as a statement, to be written with the change it settles (db/batch.ts). */
+export function settleActivation(db: DB, entitlementId: string): CompiledQuery {
+  return compiledQuery(db, 'activationSettled', (p) => db.deleteFrom('pending_activations').where('entitlement_id', '=', p('entitlementId')), { entitlementId })
 }
 
 /** Records a failed attempt, releases the lease and sets when the job tries again. */

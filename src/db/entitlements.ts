@@ -1,7 +1,7 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import { licenseId } from '../../providers/aws/license-arn'
-import { atomically } from './batch'
-import { placeholders, runCompiled } from './compiled'
+import { type Statement, atomically, atomicallyReturning } from './batch'
+import { compiledQuery, placeholders, runCompiled } from './compiled'
 import { pageOf } from './outbox'
 import type {
   DB,
@@ -21,8 +21,6 @@ export const ENTITLEMENT_COLUMNS = [
 const QUALIFIED_COLUMNS = ENTITLEMENT_COLUMNS.map((column) => `entitlements.${column}` as const)
 /** Columns a later sighting of the same purchase refreshes (id and created_at stay). */
 const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id' && column !== 'org_id' && column !== 'partner' && column !== 'external_id' && column !== 'created_at')
-/** The columns a marketplace answer sets: the refreshed ones but the integration's partner id. */
-const PURCHASE_COLUMNS = REFRESHED_COLUMNS.filter((column) => column !== 'partner_id')
 
 /**
  * Inserts the entitlement, or updates the one the org already has for this marketplace
@@ -113,17 +111,6 @@ export function findEntitlementsByBuyer(
   const license = query.licenseId
   if (license !== undefined) select = select.where((eb) => eb.or([eb('external_id', 'like', `%:${license}`), eb('external_id', 'like', `%/${license}`)]))
   return select.orderBy('created_at', 'desc').limit(20).execute() as Promise<EntitlementRow[]>
-}
-
-/** The purchase columns of an entitlement, as a marketplace answer left them. */
-export async function updatePurchaseColumns(db: DB, id: string, columns: Pick<EntitlementRow, (typeof PURCHASE_COLUMNS)[number]>): Promise<EntitlementRow | undefined> {
-  const result = await runCompiled(
-    db,
-    'updatePurchaseColumns',
-    (p) => db.updateTable('entitlements').set(placeholders(p, PURCHASE_COLUMNS)).where('id', '=', p('id')).returning(ENTITLEMENT_COLUMNS),
-    { ...columns, id },
-  )
-  return result.rows[0]
 }
 
 export async function findEntitlement(db: DB, orgId: string, id: string): Promise<EntitlementRow | undefined> {
@@ -246,14 +233,82 @@ export async function ping(db: DB): Promise<void> {
   await db.selectFrom('orgs').select('id').limit(1).execute()
 }
 
-/** An entitlement's change and its event, together or not at all (see db/batch.ts). */
-export async function atomicallyUpdateWithEvent(
+/** The fields an entitlement's events are derived from, as a writer read them (see `writeEntitlementChange`). */
+export type EntitlementVersion = Pick<EntitlementRow, 'id' | (typeof VERSION_COLUMNS)[number]>
+const VERSION_COLUMNS = ['external_id', 'status', 'plan_id', 'quantity', 'term'] as const
+/** What an update sets: every column but the key and created_at (callers start from the row they read). */
+const CHANGED_COLUMNS = [...REFRESHED_COLUMNS, 'external_id'] as const
+export type EntitlementColumns = Pick<EntitlementRow, (typeof CHANGED_COLUMNS)[number]>
+const EVENT_COLUMNS = ['id', 'entitlement_id', 'org_id', 'type', 'source', 'data', 'created_at'] as const
+
+export type EntitlementWrite =
+  /** The org's first row for a purchase: written only if it has none yet (unique org + partner + external id). */
+  | { insert: NewEntitlementRow & { json: string } }
+  /** A stored row, only if it is still as `expected` (compare-and-set). */
+  | { expected: EntitlementVersion; set: EntitlementColumns }
+
+/**
+ * The one way the broker writes a change of an entitlement: the row (its JSON rewritten by the
+ * 0004 triggers), its events (each one's webhook delivery written by the 0006 trigger) and any
+ * writes that belong to the change (`also`: settling its activation) in one atomic batch, so no
+ * crash leaves a change without its event or an event without its change.
+ *
+ * An update is made only while the row still shows what the writer decided on, and the events
+ * only when the row was written (SQLite's changes() counts the statement just before; each event
+ * insert is that statement for the next): two writers racing on one transition never both write
+ * its event. Answers the row as written, or undefined when nothing was (the row is not as expected,
+ * or the purchase already has one): the caller reads it again and decides again.
+ */
+export async function writeEntitlementChange(
   db: DB,
-  id: string,
-  columns: Updateable<EntitlementsTable>,
-  event: Insertable<EntitlementEventsTable>,
-): Promise<void> {
-  await atomically(db, [db.updateTable('entitlements').set(columns).where('id', '=', id), db.insertInto('entitlement_events').values(event)])
+  write: EntitlementWrite,
+  events: Array<Insertable<EntitlementEventsTable>>,
+  also: Statement[] = [],
+): Promise<EntitlementRow | undefined> {
+  const head =
+    'insert' in write
+      ? compiledQuery(
+          db,
+          'insertEntitlementOnce',
+          (p) =>
+            db
+              .insertInto('entitlements')
+              .values(placeholders(p, [...ENTITLEMENT_COLUMNS, 'json']) as NewEntitlementRow)
+              .onConflict((oc) => oc.columns(['org_id', 'partner', 'external_id']).doNothing())
+              .returning(ENTITLEMENT_COLUMNS),
+          { ...write.insert, is_free_trial: write.insert.is_free_trial ?? 0, is_test: write.insert.is_test ?? 0 },
+        )
+      : compiledQuery(
+          db,
+          'updateEntitlementIfUnchanged',
+          (p) =>
+            db
+              .updateTable('entitlements')
+              .set(placeholders(p, CHANGED_COLUMNS))
+              .where('id', '=', p('id'))
+              // `is`: equal, null included.
+              .where(sql<boolean>`${sql.join(VERSION_COLUMNS.map((column) => sql`${sql.ref(column)} is ${p(`expected_${column}`)}`), sql` and `)}`)
+              .returning(ENTITLEMENT_COLUMNS),
+          {
+            ...write.set,
+            id: write.expected.id,
+            ...Object.fromEntries(VERSION_COLUMNS.map((column) => [`expected_${column}`, write.expected[column]])),
+          },
+        )
+  const inserts = events.map((event) =>
+    compiledQuery(
+      db,
+      'insertEventIfWritten',
+      (p) =>
+        db
+          .insertInto('entitlement_events')
+          .columns(EVENT_COLUMNS)
+          .expression(db.selectNoFrom(EVENT_COLUMNS.map((column) => sql`${p(column)}`.as(column))).where(sql<number>`changes()`, '=', 1)),
+      event,
+    ),
+  )
+  const [rows] = await atomicallyReturning(db, [head, ...inserts, ...also])
+  return rows?.[0] as EntitlementRow | undefined
 }
 
 /** Whether an entitlement has any event yet. */

@@ -161,8 +161,8 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
       if (effect.purchase && entitlement) {
         const data = { action: row.action, notificationId: row.id, ...(effect.reason ? { reason: effect.reason } : {}) }
         // A message older than one already applied may still bring other fields, never an older status.
-        const purchase = newer ? { ...effect.purchase, status: entitlement.status as typeof effect.purchase.status } : effect.purchase
-        const { event } = await applyMarketplaceState(deps, entitlement, purchase, data)
+        const purchase = effect.purchase
+        const { event } = await applyMarketplaceState(deps, entitlement, (current) => (newer ? { ...purchase, status: current.status as typeof purchase.status } : purchase), data)
         rowLog.info('notification applied', { entitlementId: entitlement.id, event })
       }
       // What waited for the key this message just gave its entitlement (an AWS agreement id) is due now.

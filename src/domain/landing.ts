@@ -17,10 +17,11 @@ import type { EntitlementRow, OrgRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { sha256Hex } from './crypto'
-import { entitlementJson, purchaseColumns, purchaseOf, recordEvent, statusEvent } from './entitlements'
+import { purchaseColumns, purchaseOf, statusEvent } from './entitlements'
 import { newId } from './ids'
 import { wakeNotifications } from './inbox'
 import { loadProviderIntegration } from './integrations'
+import { changeEntitlement, storePurchase as storeResolvedPurchase } from './lifecycle'
 
 /** How long a token -> entitlement mapping answers refreshes (Azure tokens live about 24 h). */
 const LANDING_TOKEN_TTL_MS = 24 * 3600 * 1000
@@ -226,25 +227,9 @@ export function createLandingService(deps: AppDeps) {
   }
 
   async function storePurchase(work: Work, purchase: NormalizedPurchase): Promise<EntitlementRow> {
-    const at = nowIso(deps)
-    const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, work.org.id, work.partner, purchase.externalId)
-    const fresh = {
-      id: newId('ent'),
-      org_id: work.org.id,
-      partner: work.partner,
-      partner_id: work.integration.partnerId,
-      // The key it was first stored under (an AWS license printed another way is the same one).
-      external_id: previous?.external_id ?? purchase.externalId,
-      ...purchaseColumns(purchase),
-      created_at: at,
-      updated_at: at,
-    }
-    const { row, created } = await entitlementsDb.upsertEntitlement(deps.db, { ...fresh, json: entitlementJson(fresh) })
-    const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity, offerType: row.offer_type }
-    // A process that died between storing the entitlement and its CREATE event left one without
-    // events: whoever works the purchase next (the job finishing the landing, a revisit) writes it.
-    if (created || !previous || !(await entitlementsDb.hasEvents(deps.db, row.id))) {
-      await recordEvent(deps, row, 'CREATE', 'signup', summary, at)
+    const owner = { orgId: work.org.id, partner: work.partner, partnerId: work.integration.partnerId }
+    const { row, created } = await storeResolvedPurchase(deps, owner, purchase, 'signup')
+    if (created) {
       // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
       // AWS's SNS messages name the product and customer, not the LicenseArn the entitlement may be keyed by.
       const customerId = purchase.buyer.customerId
@@ -259,11 +244,6 @@ export function createLandingService(deps: AppDeps) {
       ]
       const woken = await wakeNotifications(deps, work.org.id, work.partner, [...new Set(subjects)])
       if (woken) work.log.info('notifications that waited for this purchase are due', { entitlementId: row.id, notifications: woken })
-    } else {
-      const type =
-        statusEvent(previous.status as EntitlementStatus, row.status as EntitlementStatus) ??
-        (previous.plan_id !== row.plan_id || previous.quantity !== row.quantity ? 'UPDATE' : null)
-      if (type) await recordEvent(deps, row, type, 'signup', { ...summary, previousStatus: previous.status }, at)
     }
     return row
   }
@@ -290,13 +270,19 @@ export function createLandingService(deps: AppDeps) {
     try {
       let current = mode === 'job' ? await work.provider.refresh(work.integration, purchase, ctx) : purchase
       if (current.needsActivation) current = await work.provider.activate(work.integration, current, ctx)
+      // The new status, its event and the end of the pending activation in one write.
       const row = await applyActivation(entitlement, current, mode === 'job' ? 'marketplace' : 'signup')
-      await claimsDb.activationSettled(deps.db, entitlement.id)
       return { result: 'settled', row }
     } catch (error) {
       if (error instanceof PurchaseRefusedError || error instanceof InvalidTokenError) {
-        await claimsDb.activationSettled(deps.db, entitlement.id)
-        await recordEvent(deps, entitlement, 'UPDATE', mode === 'job' ? 'marketplace' : 'signup', { activation: 'refused', reason: error.message }, nowIso(deps))
+        // The refusal's event and the end of the pending activation together: neither is lost or written twice.
+        await changeEntitlement(
+          deps,
+          entitlement,
+          mode === 'job' ? 'marketplace' : 'signup',
+          () => ({ set: {}, events: [{ type: 'UPDATE', data: { activation: 'refused', reason: error.message } }] }),
+          [claimsDb.settleActivation(deps.db, entitlement.id)],
+        )
         work.log.error('the marketplace refused to activate the purchase', { entitlementId: entitlement.id, error: error.message })
         return { result: 'refused', row: entitlement }
       }
@@ -313,11 +299,17 @@ export function createLandingService(deps: AppDeps) {
   }
 
   async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase, source: 'signup' | 'marketplace'): Promise<EntitlementRow> {
-    const at = nowIso(deps)
-    const updated = await entitlementsDb.updatePurchaseColumns(deps.db, entitlement.id, { ...purchaseColumns(activated), updated_at: at })
-    const row = updated ?? entitlement
-    const type = statusEvent(entitlement.status as EntitlementStatus, row.status as EntitlementStatus)
-    if (type) await recordEvent(deps, row, type, source, { status: row.status, planId: row.plan_id, quantity: row.quantity }, at)
+    const set = purchaseColumns(activated)
+    const { row } = await changeEntitlement(
+      deps,
+      entitlement,
+      source,
+      (current) => {
+        const type = statusEvent(current.status as EntitlementStatus, set.status)
+        return { set, events: type ? [{ type, data: { status: set.status, planId: set.plan_id, quantity: set.quantity } }] : [] }
+      },
+      [claimsDb.settleActivation(deps.db, entitlement.id)],
+    )
     return row
   }
 
