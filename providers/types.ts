@@ -172,6 +172,11 @@ export type NotificationEffect =
    * marketplace gives; `wake`: subjects of waiting messages this one makes findable.
    */
   | { outcome: 'apply'; purchase: NormalizedPurchase | null; reason?: string; wake?: string[] }
+  /**
+   * Confirmed, and the message itself is the purchase (Azure's Subscribe for a plan with
+   * auto-activation): its entitlement is created, or, when a landing stored it first, brought to it.
+   */
+  | { outcome: 'create'; purchase: NormalizedPurchase }
 
 export interface NotificationHandler<TSettings = any, TSecrets = any> {
   /**

@@ -2,13 +2,13 @@ import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamEr
 import { type FetchLike, type RetryPolicy, defaultRetryPolicy, fetchWithRetry } from '../shared/http'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { MarketplaceProvider, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import type { InboundNotification, MarketplaceProvider, NotificationEffect, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
 import { AZURE_API_VERSION, type AzureOperation, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
 import { quantityOf, saasStatus, subscriptionOf, toPurchase } from './mapper'
 import type { AzureSecrets, AzureSettings } from './settings'
 import { type EntraTokenSource, createEntraTokenSource } from './token'
 import { createAzureMetering } from './metering'
-import { ACKNOWLEDGED_ACTIONS, createAzureWebhookVerifier, parseAzureWebhook } from './webhook'
+import { ACKNOWLEDGED_ACTIONS, SUBSCRIBE_WITHOUT_OPERATION, createAzureWebhookVerifier, parseAzureWebhook } from './webhook'
 
 export interface AzureProviderOptions {
   /** `AZURE_MARKETPLACE_API_URL` */
@@ -98,9 +98,50 @@ export function createAzureProvider(options: AzureProviderOptions) {
   }
 
   async function getSubscription(integration: AzureIntegration, id: string, ctx: ProviderContext) {
+    const subscription = await findSubscription(integration, id, ctx)
+    if (!subscription) throw new UpstreamError('Azure marketplace API answered 404 to getSubscription', 404)
+    return subscription
+  }
+
+  /** The subscription as Microsoft has it; null when it has none by that id (404). */
+  async function findSubscription(integration: AzureIntegration, id: string, ctx: ProviderContext): Promise<AzureSubscription | null> {
     const response = await call(integration, ctx, 'getSubscription', 'GET', `/subscriptions/${encodeURIComponent(id)}`)
+    if (response.status === 404) {
+      await response.body?.cancel()
+      return null
+    }
     if (!response.ok) return failed(response, 'getSubscription')
     return readJson<AzureSubscription>(response, 'getSubscription')
+  }
+
+  /** A subscription as a purchase, with the offer type the integration's mapping or the plan gives it. */
+  async function purchaseOfSubscription(integration: AzureIntegration, subscription: AzureSubscription, ctx: ProviderContext) {
+    const offerType = await pickOfferType(integration.settings.offerTypes, subscription.planId ?? null, async () => {
+      if (subscription.isFreeTrial === true) return 'FREE_TRIAL'
+      return (await isPrivatePlan(integration, subscription, ctx)) ? 'PRIVATE' : 'DEFAULT'
+    })
+    return toPurchase(subscription, offerType)
+  }
+
+  /**
+   * `Subscribe` (auto-activation): the purchase comes by webhook instead of a buyer's Resolve, and
+   * Microsoft has activated it already (activate would answer 400). Confirmed like any other
+   * action: its operation, when the body names one, must exist and say Subscribe for this
+   * subscription, and the subscription itself is what GET answers, never the body's details.
+   */
+  async function subscribed(integration: AzureIntegration, notification: InboundNotification, ctx: ProviderContext): Promise<NotificationEffect> {
+    if (!notification.messageId.startsWith(SUBSCRIBE_WITHOUT_OPERATION)) {
+      const operation = await getOperation(integration, notification.subject, notification.messageId, ctx)
+      if (!operation) return { outcome: 'unknown', reason: 'Microsoft does not know this operation' }
+      if (operation.action !== 'Subscribe' || operation.subscriptionId !== notification.subject) {
+        return { outcome: 'unknown', reason: 'the operation does not match the notification' }
+      }
+    }
+    const subscription = await findSubscription(integration, notification.subject, ctx)
+    if (!subscription || subscription.id !== notification.subject) return { outcome: 'unknown', reason: 'Microsoft does not know this subscription' }
+    // Not activated by Microsoft: no auto-activation happened (the buyer's landing activates it).
+    if (saasStatus(subscription) === 'pendingfulfillmentstart') return { outcome: 'unknown', reason: 'Microsoft has not activated this subscription' }
+    return { outcome: 'create', purchase: await purchaseOfSubscription(integration, subscription, ctx) }
   }
 
   const verifyWebhook = createAzureWebhookVerifier({ loginUrl: options.loginUrl })
@@ -134,6 +175,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     },
 
     async apply(integration, notification, current, ctx) {
+      if (notification.action === 'Subscribe') return subscribed(integration, notification, ctx)
       // Never trust the message: the operation must exist at Microsoft and say the same thing.
       let operation = await getOperation(integration, notification.subject, notification.messageId, ctx)
       if (!operation) return { outcome: 'unknown', reason: 'Microsoft does not know this operation' }
@@ -213,12 +255,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
       if (typeof resolved?.id !== 'string' || resolved.id === '') {
         throw new UpstreamError('Azure resolve answer has no subscription id', response.status)
       }
-      const subscription = subscriptionOf(resolved)
-      const offerType = await pickOfferType(integration.settings.offerTypes, subscription.planId ?? null, async () => {
-        if (subscription.isFreeTrial === true) return 'FREE_TRIAL'
-        return (await isPrivatePlan(integration, subscription, ctx)) ? 'PRIVATE' : 'DEFAULT'
-      })
-      return toPurchase(subscription, offerType)
+      return purchaseOfSubscription(integration, subscriptionOf(resolved), ctx)
     },
 
     async activate(integration, purchase, ctx): Promise<NormalizedPurchase> {

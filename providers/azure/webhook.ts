@@ -2,10 +2,10 @@ import { type JWTVerifyGetKey, createRemoteJWKSet, jwtVerify } from 'jose'
 import { NotificationFormatError } from '../errors'
 import type { InboundNotification, NotificationRequest, ProviderLogger } from '../types'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
-import { nonEmpty as text, parseJsonObject } from '../shared/notification-body'
+import { field, nonEmpty as text, parseJsonObject } from '../shared/notification-body'
 
-/** The webhook actions Microsoft sends (seed 003). */
-export const AZURE_WEBHOOK_ACTIONS = ['ChangePlan', 'ChangeQuantity', 'Suspend', 'Unsubscribe', 'Reinstate', 'Renew'] as const
+/** The webhook actions Microsoft sends (seed 003; `Subscribe` for plans with auto-activation). */
+export const AZURE_WEBHOOK_ACTIONS = ['ChangePlan', 'ChangeQuantity', 'Suspend', 'Unsubscribe', 'Reinstate', 'Renew', 'Subscribe'] as const
 /** Actions Microsoft waits for the seller to acknowledge with PATCH …/operations/{id}. */
 export const ACKNOWLEDGED_ACTIONS: ReadonlySet<string> = new Set(['ChangePlan', 'ChangeQuantity', 'Reinstate'])
 
@@ -60,11 +60,28 @@ export function createAzureWebhookVerifier(options: { loginUrl: string }) {
 /** The webhook body: `{id (operation), subscriptionId, action, …}`; anything else is not Microsoft's. */
 export function parseAzureWebhook(body: string): InboundNotification {
   const payload = parseJsonObject(body)
+  const action = text(payload.action)
+  if (action === 'Subscribe') return parseSubscribe(payload)
   const id = text(payload.id)
   const subscriptionId = text(payload.subscriptionId)
-  const action = text(payload.action)
   if (!id || !subscriptionId || !action) throw new NotificationFormatError('id, subscriptionId and action are required')
   if (id.length > 200 || subscriptionId.length > 200) throw new NotificationFormatError('id or subscriptionId is too long')
   if (!(AZURE_WEBHOOK_ACTIONS as readonly string[]).includes(action)) throw new NotificationFormatError(`unknown action ${action.slice(0, 40)}`)
   return { messageId: id, subject: subscriptionId, action, payload }
+}
+
+/** Stands for the operation id of a `Subscribe` that names none (one Subscribe per subscription). */
+export const SUBSCRIBE_WITHOUT_OPERATION = 'Subscribe:'
+
+/**
+ * `Subscribe` (auto-activation): Microsoft does not document its body, so every field is optional
+ * and nothing in it is trusted; the subscription is named by `subscriptionId` or the details'
+ * `subscription.id`. Its operation id keys redeliveries; without one, the subscription does.
+ */
+function parseSubscribe(payload: Record<string, unknown>): InboundNotification {
+  const operationId = text(payload.id)
+  const subscriptionId = text(payload.subscriptionId) ?? text(field(payload.subscription, 'id'))
+  if (!subscriptionId) throw new NotificationFormatError('a Subscribe names no subscription')
+  if (subscriptionId.length > 200 || (operationId?.length ?? 0) > 200) throw new NotificationFormatError('id or subscriptionId is too long')
+  return { messageId: operationId ?? `${SUBSCRIBE_WITHOUT_OPERATION}${subscriptionId}`, subject: subscriptionId, action: 'Subscribe', payload }
 }

@@ -128,7 +128,8 @@ export type AzureRoute =
   | 'usageEvent'
   | 'batchUsageEvent'
 
-export type OperationAction = 'ChangePlan' | 'ChangeQuantity' | 'Suspend' | 'Unsubscribe' | 'Reinstate' | 'Renew'
+/** `Subscribe`: a plan with auto-activation was bought (see azure-auto-activation.ts). */
+export type OperationAction = 'ChangePlan' | 'ChangeQuantity' | 'Suspend' | 'Unsubscribe' | 'Reinstate' | 'Renew' | 'Subscribe'
 
 /** Documented values of an operation's `status`. */
 export type OperationStatus = 'NotStarted' | 'InProgress' | 'Failed' | 'Succeeded' | 'Conflict'
@@ -462,12 +463,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     if (sub.saasSubscriptionStatus === 'Subscribed' || sub.saasSubscriptionStatus === 'Suspended') {
       return badRequest(`The SaaS subscription is in a ${sub.saasSubscriptionStatus} state.`)
     }
-    const start = new Date()
-    const end = new Date(start)
-    end.setUTCMonth(end.getUTCMonth() + (sub.term.termUnit === 'P1Y' ? 12 : 1))
-    sub.saasSubscriptionStatus = 'Subscribed'
-    sub.term = { ...sub.term, startDate: start.toISOString(), endDate: end.toISOString() }
-    sub.lastModified = new Date().toISOString()
+    startBilling(sub)
     return c.body(null, 200)
   })
 
@@ -1151,7 +1147,17 @@ function parseUtc(value: string): number | null {
 }
 
 /** Microsoft's timestamps carry seven fractional digits: `2022-03-12T01:53:14.5038009Z`. */
-function microsoftTimestamp(date = new Date()): string {
+/** What a successful activate (or an auto-activation) does at Microsoft: Subscribed, billed from now for one term. */
+export function startBilling(sub: EmulatedSubscription): void {
+  const start = new Date()
+  const end = new Date(start)
+  end.setUTCMonth(end.getUTCMonth() + (sub.term.termUnit === 'P1Y' ? 12 : 1))
+  sub.saasSubscriptionStatus = 'Subscribed'
+  sub.term = { ...sub.term, startDate: start.toISOString(), endDate: end.toISOString() }
+  sub.lastModified = new Date().toISOString()
+}
+
+export function microsoftTimestamp(date = new Date()): string {
   return date.toISOString().replace(/Z$/, '0000Z')
 }
 

@@ -9,7 +9,7 @@ import type { Logger } from '../logger'
 import { purchaseOf } from './entitlements'
 import { newId } from './ids'
 import { loadProviderIntegration, notificationUrl } from './integrations'
-import { applyMarketplaceState } from './lifecycle'
+import { applyMarketplaceState, storePurchase } from './lifecycle'
 
 /**
  * A worker holds a notification while it asks the marketplace about it: up to four calls, each
@@ -151,6 +151,14 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
         rowLog.warn('notification ignored', { reason: effect.reason })
         await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), effect.reason)
         return 'ignored'
+      }
+      if (effect.outcome === 'create') {
+        // The message is the purchase (Azure's Subscribe): stored as a landing stores one, so whichever comes first creates it.
+        const owner = { orgId: row.org_id, partner, partnerId: integration.partnerId }
+        const stored = await storePurchase(deps, owner, effect.purchase, 'marketplace', { action: row.action, notificationId: row.id })
+        if (stored.created) await wakeNotifications(deps, row.org_id, partner, [stored.row.external_id])
+        rowLog.info('notification stored its purchase', { entitlementId: stored.row.id, created: stored.created })
+        continue
       }
       if (effect.outcome === 'waiting' || (!entitlement && effect.purchase)) {
         rowLog.info('notification waits for its purchase to land')

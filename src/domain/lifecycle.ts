@@ -64,8 +64,8 @@ function eventRow(row: Pick<EntitlementRow, 'id' | 'org_id'>, source: Source, ev
  * (an Azure plan with auto-activation, an AWS subscription, a subscription activated before it
  * landed here), so every active entitlement has said so once, however it got there.
  */
-export function creationEvents(row: Pick<EntitlementRow, 'status' | 'plan_id' | 'quantity' | 'offer_type'>): PlannedEvent[] {
-  const summary = { status: row.status, planId: row.plan_id, quantity: row.quantity }
+export function creationEvents(row: Pick<EntitlementRow, 'status' | 'plan_id' | 'quantity' | 'offer_type'>, data: Record<string, unknown> = {}): PlannedEvent[] {
+  const summary = { ...data, status: row.status, planId: row.plan_id, quantity: row.quantity }
   return [
     { type: 'CREATE', data: { ...summary, offerType: row.offer_type } },
     ...(row.status === 'ACTIVE' ? [{ type: 'ACTIVATE' as const, data: summary }] : []),
@@ -83,6 +83,8 @@ export async function storePurchase(
   owner: { orgId: string; partner: Partner; partnerId: string },
   purchase: NormalizedPurchase,
   source: Source,
+  /** Added to each event's data (the notification's action and id). */
+  data: Record<string, unknown> = {},
 ): Promise<{ row: EntitlementRow; created: boolean }> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
     const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, owner.orgId, owner.partner, purchase.externalId)
@@ -92,11 +94,11 @@ export async function storePurchase(
       const set = { ...purchaseColumns(purchase), partner_id: owner.partnerId }
       const { row } = await changeEntitlement(deps, previous, source, (current) => {
         const next = { ...current, ...set }
-        if (orphan) return { set, events: creationEvents(next) }
+        if (orphan) return { set, events: creationEvents(next, data) }
         const summary = { status: next.status, planId: next.plan_id, quantity: next.quantity, offerType: next.offer_type }
         const type = statusEvent(current.status as NormalizedPurchase['status'], purchase.status) ?? (current.plan_id !== next.plan_id || current.quantity !== next.quantity ? 'UPDATE' : null)
         // A later sighting refreshes what the marketplace shows even when no event is due.
-        return { set, events: type ? [{ type, data: { ...summary, previousStatus: current.status } }] : [] }
+        return { set, events: type ? [{ type, data: { ...data, ...summary, previousStatus: current.status } }] : [] }
       })
       return { row, created: false }
     }
@@ -111,7 +113,7 @@ export async function storePurchase(
       created_at: at,
       updated_at: at,
     }
-    const events = creationEvents(fresh).map((event) => eventRow(fresh, source, event, at))
+    const events = creationEvents(fresh, data).map((event) => eventRow(fresh, source, event, at))
     const row = await entitlementsDb.writeEntitlementChange(deps.db, { insert: { ...fresh, json: entitlementJson(fresh) } }, events)
     if (row) return { row, created: true }
     // Another caller stored this purchase just now: work on theirs.
