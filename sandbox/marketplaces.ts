@@ -3,6 +3,7 @@ import { type AwsEmulator, type EmulatedCustomer, createAwsEmulator } from './em
 import { createAwsAgreementEmulator } from './emulators/aws-agreement'
 import { type AwsNotificationsEmulator, createAwsNotificationsEmulator } from './emulators/aws-notifications'
 import { type AzureEmulator, type OperationAction, createAzureEmulator } from './emulators/azure'
+import { createAzureAutoActivation } from './emulators/azure-auto-activation'
 import { type GcpEmulator, createGcpEmulator } from './emulators/gcp'
 import { type ServiceControlEmulator, createServiceControlEmulator } from './emulators/gcp-servicecontrol'
 
@@ -33,6 +34,8 @@ export interface Listing {
 
 export const PRODUCT_NAME = 'Acme Analytics'
 const AZURE_OFFER = 'acme-analytics'
+/** The Azure plan with auto-activation (sandbox/emulators/azure-auto-activation.ts). */
+const AZURE_AUTO_PLAN = 'instant'
 const AWS_PRODUCT = { payg: 'acmeanalyticspayg7x2k9q4m1', contract: 'acmeanalyticsannual3v8w5n' }
 const GCP_PRODUCT = 'acme-analytics.endpoints.acme-public.cloud.goog'
 const CONTRACT_DIMENSION = 'users'
@@ -48,6 +51,7 @@ export const LISTINGS: Record<Partner, Listing> = {
     plans: [
       { id: 'starter', name: 'Starter', price: '$49 / month', detail: 'Flat rate, 5 dashboards' },
       { id: 'business', name: 'Business', price: '$199 / month', detail: 'Flat rate, unlimited dashboards, API usage billed per call' },
+      { id: AZURE_AUTO_PLAN, name: 'Instant', price: '$99 / month', detail: 'Auto-activated: Microsoft activates it and sends a Subscribe webhook; no activate call' },
     ],
   },
   aws: {
@@ -149,6 +153,11 @@ async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces>
   closers.push(azureServer.close)
   const azureApp = { tenantId: randomUUID(), clientId: randomUUID(), clientSecret: `sandbox~${randomBytes(18).toString('base64url')}` }
   azure.registerApp(azureApp)
+  const azureAuto = createAzureAutoActivation(azure)
+  /** Partner Center's technical configuration of the offer: the Connection webhook is the broker's, once it has one. */
+  const configureAzureOffer = (webhookUrl: string | null) =>
+    azureAuto.configureOffer(AZURE_OFFER, { webhookUrl, tenantId: azureApp.tenantId, clientId: azureApp.clientId, autoActivatedPlans: [AZURE_AUTO_PLAN] })
+  configureAzureOffer(null)
 
   // AWS: Metering (ResolveCustomer, BatchMeterUsage), Entitlement Service and STS; SNS beside it.
   const aws = createAwsEmulator()
@@ -283,6 +292,7 @@ async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces>
     },
     async setNotificationUrls(urls) {
       notificationUrls = urls
+      configureAzureOffer(urls.azure)
       void pump()
       // Subscribing the broker's URL to AWS Marketplace's SNS topics: SNS sends a signed
       // SubscriptionConfirmation, which the broker confirms by visiting its SubscribeURL.
@@ -298,14 +308,18 @@ async function start(closers: Array<() => Promise<void>>): Promise<Marketplaces>
     async buy(partner, planId, landingUrl): Promise<Handoff> {
       if (!LISTINGS[partner].plans.some((plan) => plan.id === planId)) throw new Error(`no plan ${planId} on ${partner}`)
       if (partner === 'azure') {
-        const sub = azure.addSubscription({
+        // An auto-activated plan is Subscribed at once and announced by a Subscribe webhook; the
+        // buyer's "Configure account" then lands on the entitlement that created, without an activate.
+        const bought = await azureAuto.purchase({
           appId: azureApp.clientId,
           name: `${PRODUCT_NAME} for Contoso`,
           publisherId: 'acme',
           offerId: AZURE_OFFER,
           planId,
         })
+        const sub = bought.subscription
         purchases.set(`azure:${sub.id}`, { partner, planId, azureSubscriptionId: sub.id })
+        if (bought.delivery) record('azure', 'Connection webhook: Subscribe', 'status' in bought.delivery ? bought.delivery.status : 0, sub.id)
         const url = new URL(landingUrl)
         url.searchParams.set('token', azure.issuePurchaseToken(sub.id))
         return { method: 'GET', url: url.toString(), fields: {} }

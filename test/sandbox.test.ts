@@ -149,6 +149,19 @@ describe('the sandbox is reached as a browser reaches it', () => {
     expect(rebound.body).not.toContain('mbk_')
   })
 
+  test('Azure\'s auto-activated plan: Subscribe announces it, the buyer\'s landing finds it ACTIVE, created and activated once', async () => {
+    expect(await (await fetch(sandbox.url)).text()).toContain('Instant')
+    const buy = await post('/buy/azure', { plan: 'instant' })
+    expect(buy.status).toBe(303)
+    const landing = await fetch(buy.headers.get('location')!, { redirect: 'manual' })
+    expect(landing.status).toBe(303)
+    const id = new URL(landing.headers.get('location')!).searchParams.get('sugerEntitlementId')!
+    expect(await api(`/entitlements/${id}`)).toMatchObject({ status: 'ACTIVE', planId: 'instant' })
+    // The Subscribe and the landing may come in either order: one CREATE and one ACTIVATE either way.
+    for (let i = 0; i < 100 && (await api(`/entitlements/${id}/events`)).items.length < 2; i++) await new Promise((r) => setTimeout(r, 20))
+    expect((await api(`/entitlements/${id}/events`)).items.map((e: { type: string }) => e.type)).toEqual(['CREATE', 'ACTIVATE'])
+  })
+
   test('the webhook receiver takes no browser request and no oversized body', async () => {
     const big = await fetch(`${sandbox.url}/acme/webhooks`, { method: 'POST', body: 'x'.repeat(300 * 1024) })
     expect(big.status).toBe(413)
