@@ -27,7 +27,9 @@ const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id'
  * purchase (unique org + partner + external id) in the same statement, so two landings
  * racing for one purchase still leave exactly one row. `created` tells which happened.
  * `json`, when given, is the new row's API JSON (saves the insert trigger its work); on a
- * conflict the update trigger rebuilds it from the updated row.
+ * conflict the update trigger rebuilds it from the updated row. Not a change path (it writes no
+ * event): the broker changes entitlements with `writeEntitlementChange`; this seeds rows (tests,
+ * benchmarks).
  */
 export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise<{ row: EntitlementRow; created: boolean }> {
   const result = await runCompiled(

@@ -115,6 +115,7 @@ export function purchaseOf(row: EntitlementRow): NormalizedPurchase {
   }
 }
 
+/** An event alone, for seeding histories (tests); the broker writes events with their change (lifecycle.ts changeEntitlement). */
 export async function recordEvent(
   deps: AppDeps,
   entitlement: Pick<EntitlementRow, 'id' | 'org_id'>,
