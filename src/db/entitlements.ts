@@ -1,5 +1,4 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
-import { licenseId } from '../../providers/aws/license-arn'
 import { type Statement, atomically, atomicallyReturning } from './batch'
 import { compiledQuery, placeholders, runCompiled } from './compiled'
 import { pageOf } from './outbox'
@@ -52,18 +51,26 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
 }
 
 /**
- * The org's entitlement of one marketplace purchase. An AWS license is found by its `l-…` id
- * whichever print of its ARN is asked for or was stored (providers/aws/license-arn.ts): first
- * the exact key (the index), then the stored ARNs ending in that id, checked exactly here (the
- * LIKE only narrows: SQLite's ignores case, PostgreSQL's does not; an id has no wildcard).
+ * Another print of a purchase's key that names the same purchase (an AWS license ARN with or
+ * without `arn:`): stored keys ending in `endsWith` are candidates, `is` decides exactly. The
+ * domain knows the marketplaces' key rules; this layer only runs the queries.
  */
-export async function findEntitlementByExternalId(db: DB, orgId: string, partner: string, externalId: string) {
+export interface KeyAlias {
+  endsWith: string
+  is: (storedExternalId: string) => boolean
+}
+
+/**
+ * The org's entitlement of one marketplace purchase: the exact key first (the index), then,
+ * given an alias, the stored keys ending in its suffix, checked exactly by it (the LIKE only
+ * narrows: SQLite's ignores case, PostgreSQL's does not). The suffix must hold no LIKE wildcard.
+ */
+export async function findEntitlementByExternalId(db: DB, orgId: string, partner: string, externalId: string, alias?: KeyAlias) {
   const exact = await findByExactExternalId(db, orgId, partner, externalId)
-  const license = partner === 'aws' && !exact ? licenseId(externalId) : null
-  if (!license) return exact
+  if (exact || !alias) return exact
   const candidates = await runCompiled(
     db,
-    'findEntitlementsByLicense',
+    'findEntitlementsByKeySuffix',
     (p) =>
       db
         .selectFrom('entitlements')
@@ -73,9 +80,9 @@ export async function findEntitlementByExternalId(db: DB, orgId: string, partner
         .where('external_id', 'like', p('pattern'))
         .orderBy('created_at')
         .limit(20),
-    { orgId, partner, pattern: `%${license}` },
+    { orgId, partner, pattern: `%${alias.endsWith}` },
   )
-  return candidates.rows.find((row) => licenseId(row.external_id) === license)
+  return candidates.rows.find((row) => alias.is(row.external_id))
 }
 
 async function findByExactExternalId(db: DB, orgId: string, partner: string, externalId: string) {

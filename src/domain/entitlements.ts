@@ -1,3 +1,4 @@
+import { licenseId } from '../../providers/aws/license-arn'
 import type { Buyer, EntitlementStatus, NormalizedPurchase, OfferType, Partner, Term } from '../../providers/types'
 import * as entitlementsDb from '../db/entitlements'
 import type { EntitlementEventRow, EntitlementRow } from '../db/schema'
@@ -179,4 +180,15 @@ export async function listEntitlementEvents(deps: AppDeps, orgId: string, id: st
   const row = await entitlementsDb.findEntitlement(deps.db, orgId, id)
   if (!row) throw notFound('Entitlement')
   return (await entitlementsDb.listEvents(deps.db, id)).map(toEvent)
+}
+
+/**
+ * The stored entitlement of a purchase key, whichever print of it the marketplace used: an AWS
+ * license is found by its `l-…` id (AWS prints its ARN with and without `arn:`;
+ * providers/aws/license-arn.ts), every other key as it is.
+ */
+export function findPurchase(deps: Pick<AppDeps, 'db'>, orgId: string, partner: Partner, externalId: string) {
+  const license = partner === 'aws' ? licenseId(externalId) : null
+  const alias = license ? { endsWith: license, is: (stored: string) => licenseId(stored) === license } : undefined
+  return entitlementsDb.findEntitlementByExternalId(deps.db, orgId, partner, externalId, alias)
 }

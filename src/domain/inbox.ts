@@ -6,7 +6,7 @@ import * as orgsDb from '../db/orgs'
 import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
-import { purchaseOf } from './entitlements'
+import { findPurchase, purchaseOf } from './entitlements'
 import { newId } from './ids'
 import { loadProviderIntegration, notificationUrl } from './integrations'
 import { applyMarketplaceState, storePurchase } from './lifecycle'
@@ -126,7 +126,7 @@ export async function applyNotification(deps: AppDeps, id: string, log: Logger):
     const externalIds = located?.externalIds ?? [row.subject]
     const found: EntitlementRow[] = []
     for (const externalId of externalIds) {
-      const hit = await entitlementsDb.findEntitlementByExternalId(deps.db, row.org_id, partner, externalId)
+      const hit = await findPurchase(deps, row.org_id, partner, externalId)
       if (hit && !found.some((e) => e.id === hit.id)) found.push(hit)
       if (found.length && !located?.all) break
     }

@@ -4,7 +4,7 @@ import * as entitlementsDb from '../db/entitlements'
 import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { EntitlementEvent, EventType } from '../schemas'
-import { entitlementJson, purchaseColumns, statusEvent } from './entitlements'
+import { entitlementJson, findPurchase, purchaseColumns, statusEvent } from './entitlements'
 import { newId } from './ids'
 
 type Source = EntitlementEvent['source']
@@ -87,7 +87,7 @@ export async function storePurchase(
   data: Record<string, unknown> = {},
 ): Promise<{ row: EntitlementRow; created: boolean }> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-    const previous = await entitlementsDb.findEntitlementByExternalId(deps.db, owner.orgId, owner.partner, purchase.externalId)
+    const previous = await findPurchase(deps, owner.orgId, owner.partner, purchase.externalId)
     if (previous) {
       // A row left without events by a version that wrote them separately gets its creation events now.
       const orphan = !(await entitlementsDb.hasEvents(deps.db, previous.id))
