@@ -381,7 +381,7 @@ describe.each(runtimes)('%s', (_runtime, client, inbox) => {
     const productCode = `contract-${org.id.slice(-6)}`
     const customerIdentifier = `cust-${org.id.slice(-8)}`
     const licenseArn = `arn:aws:license-manager::123456789012:license:l-${org.id.slice(-10)}`
-    aws.addEntitlement({ ProductCode: productCode, Dimension: 'seats', CustomerIdentifier: customerIdentifier, Value: { IntegerValue: 5 } })
+    aws.addEntitlement({ ProductCode: productCode, Dimension: 'seats', CustomerIdentifier: customerIdentifier, LicenseArn: licenseArn, Value: { IntegerValue: 5 } })
     const contract = await s.land(productCode, { CustomerIdentifier: customerIdentifier, LicenseArn: licenseArn })
     const seats = aws.entitlements.find((e) => e.CustomerIdentifier === customerIdentifier)!
     seats.Value.IntegerValue = 6

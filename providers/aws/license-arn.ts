@@ -10,8 +10,8 @@
  * another print finds it by the id (src/db/entitlements.ts).
  */
 
-/** A license id: `l-` and letters or digits (AWS's are 32 hex digits). Nothing a SQL LIKE treats as a wildcard. */
-const LICENSE_ID = /(?:^|[:/])(l-[A-Za-z0-9]{1,128})$/
+/** A license id: `l-` and letters, digits, `_` or `-` (AWS's are 32 hex digits; the data layer escapes `_` in its LIKE). */
+const LICENSE_ID = /(?:^|[:/])(l-[\w-]{1,128})$/
 
 /** The `l-…` id of a license ARN in any of AWS's prints, or null when `value` is not one. */
 export function licenseId(value: string | null | undefined): string | null {

@@ -55,6 +55,11 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise
  * without `arn:`): stored keys ending in `endsWith` are candidates, `is` decides exactly. The
  * domain knows the marketplaces' key rules; this layer only runs the queries.
  */
+/** `value` as a LIKE pattern that matches it literally (with `escape '!'`): `_` and `%` are wildcards otherwise. */
+function likeLiteral(value: string) {
+  return value.replace(/[!%_]/g, (c) => `!${c}`)
+}
+
 export interface KeyAlias {
   endsWith: string
   is: (storedExternalId: string) => boolean
@@ -63,7 +68,7 @@ export interface KeyAlias {
 /**
  * The org's entitlement of one marketplace purchase: the exact key first (the index), then,
  * given an alias, the stored keys ending in its suffix, checked exactly by it (the LIKE only
- * narrows: SQLite's ignores case, PostgreSQL's does not). The suffix must hold no LIKE wildcard.
+ * narrows: SQLite's ignores case, PostgreSQL's does not).
  */
 export async function findEntitlementByExternalId(db: DB, orgId: string, partner: string, externalId: string, alias?: KeyAlias) {
   const exact = await findByExactExternalId(db, orgId, partner, externalId)
@@ -77,10 +82,10 @@ export async function findEntitlementByExternalId(db: DB, orgId: string, partner
         .select(ENTITLEMENT_COLUMNS)
         .where('org_id', '=', p('orgId'))
         .where('partner', '=', p('partner'))
-        .where('external_id', 'like', p('pattern'))
+        .where(sql<boolean>`external_id like ${p('pattern')} escape '!'`)
         .orderBy('created_at')
         .limit(20),
-    { orgId, partner, pattern: `%${alias.endsWith}` },
+    { orgId, partner, pattern: `%${likeLiteral(alias.endsWith)}` },
   )
   return candidates.rows.find((row) => alias.is(row.external_id))
 }
@@ -116,9 +121,9 @@ export function findEntitlementsByBuyer(
   if (query.accountId !== undefined) select = select.where(sql`json_extract(buyer, '$.accountId')`, '=', query.accountId)
   if (query.agreementId !== undefined) select = select.where(sql`json_extract(info, '$.agreementId')`, '=', query.agreementId)
   // An AWS LicenseArn, however AWS printed it, ends with `:l-…` or `/l-…`.
-  // (LIKE rather than a negative substr, which PostgreSQL reads differently; an id has no wildcard.)
+  // (LIKE rather than a negative substr, which PostgreSQL reads differently.)
   const license = query.licenseId
-  if (license !== undefined) select = select.where((eb) => eb.or([eb('external_id', 'like', `%:${license}`), eb('external_id', 'like', `%/${license}`)]))
+  if (license !== undefined) select = select.where((eb) => eb.or([sql<boolean>`external_id like ${`%:${likeLiteral(license)}`} escape '!'`, sql<boolean>`external_id like ${`%/${likeLiteral(license)}`} escape '!'`]))
   return select.orderBy('created_at', 'desc').limit(20).execute() as Promise<EntitlementRow[]>
 }
 
