@@ -1,0 +1,31 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { Database } from '../db/schema'
+
+// pg hands int8 (count(*), sum of integers) and numeric (round(…, 6)) back as strings so that no
+// precision is lost; every such value the broker reads fits a double, and SQLite answers numbers.
+const INT8 = 20
+const NUMERIC = 1700
+const parsers: Record<number, (text: string) => unknown> = { [INT8]: Number, [NUMERIC]: Number }
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    parsers[oid] ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+}
+
+export interface PostgresOptions {
+  /** Connections this process keeps at most (DATABASE_POOL_MAX). */
+  poolMax: number
+}
+
+/**
+ * Node's PostgreSQL database: a `pg` pool behind Kysely. The URL is passed to pg as it is, so
+ * `sslmode` (require, verify-full, …) is read the way libpq reads it. A pool whose server goes
+ * away answers errors and reconnects on the next query: nothing here needs a restart.
+ */
+export function createPostgresDb(databaseUrl: string, options: PostgresOptions): Kysely<Database> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolMax, types })
+  // An idle client whose connection dies (server restart) emits 'error' on the pool; unhandled,
+  // that would end the process. The next query opens a new connection.
+  pool.on('error', () => {})
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+}
