@@ -7,12 +7,28 @@ import * as m0005 from './0005_notifications'
 import * as m0006 from './0006_webhooks'
 import * as m0007 from './0007_usage'
 import * as m0008 from './0008_signups'
+import * as p0009 from './0009_postgres_baseline'
+import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
 /**
- * The migration list, imported statically (no file-system scan) so the same migrations run
- * on SQLite under Node and on D1 under Workers. Append only; names sort in order.
+ * The migration lists, imported statically (no file-system scan) so the same list runs on SQLite
+ * under Node, on D1 under Workers and on PostgreSQL. Append only; names sort in order.
+ *
+ * Two histories meet at 0009. SQLite and D1 keep the migrations as they were released (0001–0008
+ * are frozen and SQLite-only: triggers, `rowid`, `real`, probing statements). PostgreSQL starts
+ * with one baseline, 0009_postgres_baseline, equal to their schema after their 0009.
+ *
+ * From 0010 on a migration is written once, for every dialect: a file exporting
+ * `up(db, types)` (see `SharedMigration` in ./dialect.ts) whose columns take their types from
+ * `types` (`types.text`, `types.integer`, `types.double`, never a literal 'text' or 'real'), with
+ * portable SQL only, registered in `shared` below:
+ *
+ *   // 0010_api_key_scopes.ts
+ *   export async function up(db: Kysely<any>, { text }: ColumnTypes) {
+ *     await db.schema.alterTable('api_keys').addColumn('scopes', text).execute()
+ *   }
  */
-export const migrations: Record<string, Migration> = {
+const sqliteHistory: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_claims_and_activations': m0002,
   '0003_entitlement_filters_index': m0003,
@@ -21,4 +37,21 @@ export const migrations: Record<string, Migration> = {
   '0006_webhooks': m0006,
   '0007_usage': m0007,
   '0008_signups': m0008,
+}
+
+const postgresHistory: Record<string, Migration> = {
+  '0009_postgres_baseline': p0009,
+}
+
+/** Every dialect, from 0010 on. */
+const shared: Record<string, SharedMigration> = {}
+
+export function migrationsFor(dialect: MigrationDialect): Record<string, Migration> {
+  const types = columnTypes(dialect)
+  const history = dialect === 'postgres' ? postgresHistory : sqliteHistory
+  const common = Object.entries(shared).map(([name, migration]): [string, Migration] => [
+    name,
+    { up: (db) => migration.up(db, types), ...(migration.down ? { down: (db) => migration.down!(db, types) } : {}) },
+  ])
+  return { ...history, ...Object.fromEntries(common) }
 }

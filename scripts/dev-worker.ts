@@ -21,6 +21,7 @@ import type { D1Database } from '@cloudflare/workers-types'
 import { getPlatformProxy } from 'wrangler'
 import { configSchema } from '../src/config'
 import { createD1Db } from '../src/db/d1'
+import { D1 } from '../src/db/dialect'
 import { migrateToLatest } from '../src/db/migrate'
 import { wranglerBin } from './wrangler-bin'
 
@@ -73,7 +74,7 @@ async function migrateLocalD1() {
     remoteBindings: false,
   })
   try {
-    await migrateToLatest(createD1Db(env.DB))
+    await migrateToLatest(createD1Db(env.DB), D1)
     console.log(`Local D1 migrated (${join(persistTo, 'v3')}).`)
   } finally {
     await dispose()

@@ -3,6 +3,7 @@ import { type App, createApp } from './app'
 import { type Config, ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
 import { createD1Db } from './db/d1'
+import { D1 } from './db/dialect'
 import { buildDeps } from './deps'
 import { runJobs } from './domain/jobs'
 import { createLandingService } from './domain/landing'
@@ -31,7 +32,7 @@ async function build(env: WorkerEnv, origin: string): Promise<App> {
   // Without PUBLIC_URL, the address the Worker is reached at is the public one.
   const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || origin })
   const db = createD1Db(env.DB)
-  await migrateToLatest(db)
+  await migrateToLatest(db, D1)
   const deps = await workerDeps(config, db)
   return createApp(env.ASSETS ? { ...deps, docsAsset: assetsReader(env.ASSETS) } : deps)
 }
@@ -77,7 +78,7 @@ export default {
     // Jobs never print signup URLs, so PUBLIC_URL may stay whatever the bindings say.
     const config = parseConfig({ ...env, PUBLIC_URL: env.PUBLIC_URL || 'http://localhost' })
     const db = createD1Db(env.DB)
-    await migrateToLatest(db)
+    await migrateToLatest(db, D1)
     const deps = await workerDeps(config, db)
     await runJobs(deps, createLandingService(deps), deps.logger.child({ component: 'job' }))
   },

@@ -62,11 +62,17 @@ export interface TestDatabase {
   drop: () => Promise<void>
 }
 
-/** Creates `mb_test_<random>` on the test server; call `drop()` when done (afterAll / the broker's close). */
-export async function createTestDatabase(base = POSTGRES_BASE_URL): Promise<TestDatabase> {
+/**
+ * Creates `mb_test_<random>` on the test server; call `drop()` when done (afterAll / the broker's
+ * close). `icuLocale` gives it that default collation (an ISV's database is often en-US, which
+ * orders text case-insensitively), to show the schema's own collation decides instead.
+ */
+export async function createTestDatabase(options: { base?: string; icuLocale?: string } = {}): Promise<TestDatabase> {
+  const base = options.base ?? POSTGRES_BASE_URL
   const name = `${PREFIX}${randomBytes(8).toString('hex')}`
+  const locale = options.icuLocale ? ` template template0 locale_provider icu icu_locale ${pg.escapeLiteral(options.icuLocale)}` : ''
   await withClient(base, async (client) => {
-    await client.query(`create database ${quote(name)}`)
+    await client.query(`create database ${quote(name)}${locale}`)
     // Who made it and when, for the run's teardown and for a later run's leftover sweep.
     await client.query(`comment on database ${quote(name)} is ${pg.escapeLiteral(`marketbridge test run=${RUN} created=${new Date().toISOString()}`)}`)
   })

@@ -1,14 +1,19 @@
-import { type Kysely, type MigrationProvider, Migrator } from 'kysely'
-import { migrations } from '../../migrations/index'
+import { type Kysely, type MigrationProvider, type MigrationResultSet, Migrator } from 'kysely'
+import { migrationsFor } from '../../migrations/index'
+import type { Dialect } from './dialect'
 
-const provider: MigrationProvider = { getMigrations: async () => migrations }
-
-/** Brings any dialect's database to the latest schema; throws with the failing migration's name. */
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({ db, provider })
-  const { error, results } = await migrator.migrateToLatest()
+/**
+ * Brings the database to the latest schema of its dialect's migration list (migrations/index.ts);
+ * answers the names it applied; throws with the failing migration's name. On PostgreSQL Kysely
+ * runs the whole run in one transaction under an advisory lock, so instances starting together
+ * wait for each other and each migration runs once.
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const provider: MigrationProvider = { getMigrations: async () => migrationsFor(dialect.name) }
+  const { error, results }: MigrationResultSet = await new Migrator({ db, provider }).migrateToLatest()
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${String(error)}`, { cause: error })
   }
+  return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName)
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config'
+import { SQLITE } from '../db/dialect'
 import { migrateToLatest } from '../db/migrate'
 import { type AppDeps, buildDeps } from '../deps'
 import { type Logger, createLogger } from '../logger'
@@ -15,7 +16,7 @@ const docsAsset = createNodeDocsAssets()
 /** Node's dependencies: a migrated SQLite database (better-sqlite3) plus the shared ones. */
 export async function createNodeDeps(config: Config, options: { logger?: Logger } = {}): Promise<AppDeps> {
   const db = createSqliteDb(config.DATABASE_URL)
-  await migrateToLatest(db)
+  await migrateToLatest(db, SQLITE)
   const deps = await buildDeps(config, db, options.logger ?? createLogger({ sink: createStdoutSink() }))
   return {
     ...deps,
