@@ -48,14 +48,29 @@ const base64Key = z
 
 const port = z.coerce.number().int().min(0).max(65535)
 
+/** `postgres://…` or `postgresql://…`: the rest (sslmode and all) is pg's to read, as libpq reads it. */
+export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//i.test(url)
+
+// The message never repeats the value: a PostgreSQL URL carries the database password.
+const databaseUrl = z
+  .string()
+  .trim()
+  .refine((value) => {
+    if (/^sqlite:.+/.test(value)) return true
+    if (!isPostgresUrl(value)) return false
+    try {
+      return Boolean(new URL(value))
+    } catch {
+      return false
+    }
+  }, 'must be sqlite:<path>, sqlite::memory: or postgres://user:password@host:port/database')
+
 export const configSchema = z.object({
   PORT: port.default(8787),
   HOST: z.string().trim().min(1).default('0.0.0.0'),
-  DATABASE_URL: z
-    .string()
-    .trim()
-    .regex(/^sqlite:.+/, 'must be sqlite:<path> or sqlite::memory:')
-    .default('sqlite:./data/marketbridge.db'),
+  DATABASE_URL: databaseUrl.default('sqlite:./data/marketbridge.db'),
+  /** Connections one instance keeps open at most (PostgreSQL). */
+  DATABASE_POOL_MAX: z.coerce.number({ error: 'must be a positive integer' }).int('must be a positive integer').min(1, 'must be a positive integer').default(10),
   PUBLIC_URL: optionalUrl,
   ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters'),
   ENCRYPTION_KEY: base64Key,
@@ -100,18 +115,31 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-/** Parses an environment-like record; empty strings count as unset. */
-export function parseConfig(env: Record<string, unknown>): Config {
+/** Parses an environment-like record with `schema`; empty strings count as unset. */
+function parseEnv<S extends z.ZodObject>(schema: S, env: Record<string, unknown>): z.output<S> {
   const cleaned: Record<string, unknown> = {}
-  for (const key of Object.keys(configSchema.shape)) {
+  for (const key of Object.keys(schema.shape)) {
     const value = env[key]
     if (value !== undefined && value !== '') cleaned[key] = value
   }
-  const result = configSchema.safeParse(cleaned)
+  const result = schema.safeParse(cleaned)
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`)
   }
-  const config = result.data
+  return result.data
+}
+
+/** Parses an environment-like record; empty strings count as unset. */
+export function parseConfig(env: Record<string, unknown>): Config {
+  const config = parseEnv(configSchema, env)
   return { ...config, PUBLIC_URL: config.PUBLIC_URL ?? `http://localhost:${config.PORT}` }
+}
+
+const databaseSchema = configSchema.pick({ DATABASE_URL: true, DATABASE_POOL_MAX: true })
+export type DatabaseConfig = z.output<typeof databaseSchema>
+
+/** Only what opening the database needs (`npm run migrate` needs no keys). */
+export function parseDatabaseConfig(env: Record<string, unknown>): DatabaseConfig {
+  return parseEnv(databaseSchema, env)
 }

@@ -3,10 +3,10 @@ import { createApp } from './app'
 import { runJobs } from './domain/jobs'
 import { createLandingService } from './domain/landing'
 import { ConfigError, parseConfig } from './config'
-import { ensureLocalSecrets } from './node/bootstrap'
+import { ensureLocalSecrets, redactSecrets } from './node/bootstrap'
 import { createNodeDeps } from './node/deps'
 
-/** Node entry: configuration from the environment, SQLite, and an HTTP server. */
+/** Node entry: configuration from the environment, SQLite or PostgreSQL, and an HTTP server. */
 async function main() {
   // Files this server creates (database, generated secrets) are readable by its user only.
   process.umask(0o077)
@@ -78,10 +78,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  if (error instanceof ConfigError) {
-    console.error(`marketbridge: ${error.message}`)
-  } else {
-    console.error(`marketbridge failed to start: ${error instanceof Error ? error.message : String(error)}`)
-  }
+  const message = redactSecrets(error instanceof Error ? error.message : String(error), process.env)
+  console.error(error instanceof ConfigError ? `marketbridge: ${message}` : `marketbridge failed to start: ${message}`)
   process.exit(1)
 })

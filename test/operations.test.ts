@@ -152,12 +152,21 @@ describe('configuration', () => {
     expect(config.AWS_MARKETPLACE_METERING_URL).toBeUndefined()
     expect(parseConfig({ ...testEnv(), PORT: '9000', PUBLIC_URL: '' }).PUBLIC_URL).toBe('http://localhost:9000')
     expect(parseConfig({ ...testEnv(), AZURE_LOGIN_URL: 'http://127.0.0.1:4000/' }).AZURE_LOGIN_URL).toBe('http://127.0.0.1:4000')
+    expect(config.DATABASE_POOL_MAX).toBe(10)
+    expect(parseConfig({ ...testEnv(), DATABASE_POOL_MAX: '25' }).DATABASE_POOL_MAX).toBe(25)
+    // PostgreSQL URLs are kept as given: sslmode and the rest are pg's (libpq's rules) to read.
+    for (const url of ['postgres://app:pw@db.internal:5432/broker?sslmode=verify-full', 'postgresql://app@localhost/broker']) {
+      expect(parseConfig({ ...testEnv(), DATABASE_URL: url }).DATABASE_URL).toBe(url)
+    }
   })
 
   test('bad values are refused with a message naming the variable (and never its value)', () => {
     expect(() => parseConfig({ ...testEnv(), ENCRYPTION_KEY: 'c2hvcnQ=' })).toThrow(/ENCRYPTION_KEY/)
     expect(() => parseConfig({ ...testEnv(), PORT: 'eighty' })).toThrow(ConfigError)
-    expect(() => parseConfig({ ...testEnv(), DATABASE_URL: 'postgres://x' })).toThrow(/DATABASE_URL/)
+    expect(() => parseConfig({ ...testEnv(), DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/)
+    expect(() => parseConfig({ ...testEnv(), DATABASE_URL: 'postgres://user:s3cret@[bad' })).toThrow(/DATABASE_URL/)
+    expect(() => parseConfig({ ...testEnv(), DATABASE_URL: 'postgres://user:s3cret@[bad' })).not.toThrow(/s3cret/)
+    for (const value of ['0', '-1', '2.5', 'ten']) expect(() => parseConfig({ ...testEnv(), DATABASE_POOL_MAX: value })).toThrow(/DATABASE_POOL_MAX: must be a positive integer/)
     expect(() => parseConfig({ ...testEnv(), AZURE_LOGIN_URL: 'not a url' })).toThrow(/AZURE_LOGIN_URL/)
     try {
       parseConfig({ ...testEnv(), ADMIN_TOKEN: 'short-secret' })

@@ -13,7 +13,8 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
   const { error, results }: MigrationResultSet = await new Migrator({ db, provider }).migrateToLatest()
   if (error) {
     const failed = results?.find((result) => result.status === 'Error')
-    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${String(error)}`, { cause: error })
+    const what = failed ? `migration ${failed.migrationName} failed` : 'could not migrate the database'
+    throw new Error(`${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
   }
   return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName)
 }
