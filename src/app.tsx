@@ -27,6 +27,22 @@ const LANDING_BODY_LIMIT = 64 * 1024
 const NOTIFICATION_BODY_LIMIT = 256 * 1024
 
 /** Paths whose errors are JSON in the contract's shape (the marketplaces' notification route is a JSON API too). */
+/**
+ * How long /healthz waits for the database. A load balancer needs a prompt answer: a PostgreSQL
+ * server that hangs (or a pool whose connections are all busy) would otherwise hold the check
+ * until the balancer's own timeout, which it reads as "unknown" rather than "out of rotation".
+ */
+const HEALTH_TIMEOUT_MS = 2_000
+
+/** `work`, or a rejection once `ms` have passed (the work itself carries on and is ignored). */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
+}
+
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/public/notifications/')
 
 function errorJson(c: Context<AppEnv>, code: ErrorCode, message: string, status: number) {
@@ -134,7 +150,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
 
   app.openapi(healthRoute, async (c) => {
     try {
-      await ping(deps.db)
+      await withTimeout(ping(deps.db), HEALTH_TIMEOUT_MS)
       return c.json({ status: 'ok' as const }, 200)
     } catch (error) {
       deps.logger.error('health check: database unavailable', { error: error instanceof Error ? error.message : String(error) })

@@ -159,7 +159,7 @@ export interface Cluster {
   start: () => Promise<void>
   /** pg_ctl stop -m fast: connections are cut, the data stays. */
   stop: () => Promise<void>
-  /** SIGSTOP / SIGCONT of the postmaster: a server that accepts TCP connections and answers nothing. */
+  /** SIGSTOP / SIGCONT of the postmaster and its backends: a server that accepts TCP connections and answers nothing. */
   freeze: () => void
   thaw: () => void
   /** Stops it (if running) and removes its folder. */
@@ -190,17 +190,25 @@ export async function startCluster(): Promise<Cluster> {
     dir,
     start,
     stop,
-    freeze: () => process.kill(postmaster(), 'SIGSTOP'),
-    thaw: () => process.kill(postmaster(), 'SIGCONT'),
+    freeze: () => signalAll(postmaster(), 'SIGSTOP'),
+    thaw: () => signalAll(postmaster(), 'SIGCONT'),
     destroy: async () => {
       if (existsSync(join(data, 'postmaster.pid'))) {
-        try {
-          process.kill(postmaster(), 'SIGCONT')
-        } catch {}
+        signalAll(postmaster(), 'SIGCONT')
         await stop().catch(() => {})
       }
       rmSync(dir, { recursive: true, force: true })
     },
+  }
+}
+
+/** The postmaster and every process it started (backends keep the connections a pool already holds). */
+function signalAll(postmaster: number, signal: NodeJS.Signals) {
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number)
+  for (const pid of [postmaster, ...children]) {
+    try {
+      process.kill(pid, signal)
+    } catch {}
   }
 }
 

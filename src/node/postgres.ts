@@ -12,6 +12,8 @@ const types = {
     parsers[oid] ?? pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 }
 
+const CONNECT_TIMEOUT_MS = 10_000
+
 export interface PostgresOptions {
   /** Connections this process keeps at most (DATABASE_POOL_MAX). */
   poolMax: number
@@ -23,7 +25,9 @@ export interface PostgresOptions {
  * away answers errors and reconnects on the next query: nothing here needs a restart.
  */
 export function createPostgresDb(databaseUrl: string, options: PostgresOptions): Kysely<Database> {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolMax, types })
+  // A connection attempt that gets no answer (a server frozen or unreachable) gives up after
+  // CONNECT_TIMEOUT_MS instead of waiting forever; so does a query waiting for a free connection.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolMax, types, connectionTimeoutMillis: CONNECT_TIMEOUT_MS })
   // An idle client whose connection dies (server restart) emits 'error' on the pool; unhandled,
   // that would end the process. The next query opens a new connection.
   pool.on('error', () => {})
