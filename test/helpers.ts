@@ -4,6 +4,7 @@ import { parseConfig } from '../src/config'
 import { createLogger } from '../src/logger'
 import { createNodeDeps } from '../src/node/deps'
 import { type AzureEmulator, createAzureEmulator } from '../sandbox/emulators/azure'
+import { substituteDatabase } from './postgres'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
 export const PUBLIC_URL = 'http://broker.test'
@@ -45,15 +46,22 @@ export function brokerClient(baseUrl: string, send: (url: string, init: RequestI
   return { request, createOrg }
 }
 
-/** An in-process broker (SQLite in memory unless told otherwise) with its log lines captured. */
+/**
+ * An in-process broker (SQLite in memory unless told otherwise; under the `postgres` project a
+ * fresh PostgreSQL database instead, see substituteDatabase) with its log lines captured.
+ */
 export async function createTestBroker(env: Record<string, string> = {}) {
   const logs: string[] = []
-  const config = parseConfig(testEnv(env))
+  const merged = testEnv(env)
+  const substitute = await substituteDatabase(merged.DATABASE_URL)
+  const config = parseConfig(substitute ? { ...merged, DATABASE_URL: substitute.url } : merged)
   const deps = await createNodeDeps(config, { logger: createLogger({ sink: (line) => logs.push(line) }) })
   const app = createApp(deps)
 
   const { request, createOrg } = brokerClient(PUBLIC_URL, (url, init) => app.request(url, init))
-  return { app, deps, logs, request, createOrg, close: () => deps.db.destroy() }
+  let closed: Promise<void> | undefined
+  const close = () => (closed ??= deps.db.destroy().then(() => substitute?.release()))
+  return { app, deps, logs, request, createOrg, close }
 }
 
 export type TestBroker = Awaited<ReturnType<typeof createTestBroker>>

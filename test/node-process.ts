@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { resolve } from 'node:path'
-import { freePort } from './helpers'
+import { ADMIN_TOKEN, freePort } from './helpers'
+import { substituteDatabase } from './postgres'
+
+/** One key for every server the `postgres` project starts: a restart must open what the last run sealed. */
+const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 1).toString('base64')
 
 /**
  * The real server, as `npm start` runs it: a child process, a SQLite file, no configuration
@@ -20,9 +24,14 @@ export interface Running {
 export async function startServer(cwd: string, env: Record<string, string> = {}, options: { node?: string } = {}): Promise<Running> {
   const port = await freePort()
   let output = ''
+  // Under the `postgres` project: the database that stands in for this SQLite file (the same on
+  // a restart in the same folder), and the keys PostgreSQL needs given.
+  const sqliteUrl = env.DATABASE_URL ?? 'sqlite:./data/marketbridge.db'
+  const substitute = await substituteDatabase(sqliteUrl === 'sqlite::memory:' || !sqliteUrl.startsWith('sqlite:') ? sqliteUrl : `sqlite:${resolve(cwd, sqliteUrl.slice('sqlite:'.length))}`)
+  const dialectEnv = substitute ? { ADMIN_TOKEN, ENCRYPTION_KEY: TEST_ENCRYPTION_KEY, ...env, DATABASE_URL: substitute.url } : env
   const child = spawn(options.node ?? process.execPath, ['--import', tsx, entry], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', ...dialectEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   child.stdout!.on('data', (chunk) => (output += chunk))
@@ -39,7 +48,9 @@ export async function startServer(cwd: string, env: Record<string, string> = {},
     output: () => output,
     stop: async (signal = 'SIGTERM') => {
       child.kill(signal)
-      return exited
+      const code = await exited
+      await substitute?.release()
+      return code
     },
   }
 }

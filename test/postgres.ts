@@ -102,6 +102,35 @@ export async function dropTestDatabases(run: string, base = POSTGRES_BASE_URL): 
   })
 }
 
+/**
+ * The dialect the behaviour suites run on: SQLite (the default project) or, in vitest's
+ * `postgres` project (MB_TEST_DIALECT=postgres), PostgreSQL — the same test files, each broker
+ * on a database of its own (kysely's test-setup.ts drives one suite over its dialects the same way).
+ */
+export const TEST_DIALECT: 'sqlite' | 'postgres' = process.env.MB_TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite'
+
+const byFile = new Map<string, Promise<TestDatabase>>()
+
+/**
+ * Under the `postgres` project, the PostgreSQL database that stands in for a test's SQLite URL
+ * (undefined otherwise, or when the test gave a PostgreSQL URL of its own). `sqlite::memory:` (or
+ * none) is a fresh database, dropped by `release`; a file is the same database for every broker
+ * and restart that names it (it outlives `release`, like the file: the run's teardown drops it).
+ */
+export async function substituteDatabase(sqliteUrl: string | undefined): Promise<{ url: string; release: () => Promise<void> } | undefined> {
+  if (TEST_DIALECT !== 'postgres' || (sqliteUrl !== undefined && !sqliteUrl.startsWith('sqlite:'))) return undefined
+  // Without a server: the clear message in CI; elsewhere the same, as a project of PostgreSQL
+  // runs is no place to fall back to SQLite silently.
+  if (!(await postgresAvailable())) throw new Error(`the postgres project needs a PostgreSQL server: ${await postgresProblem()}`)
+  if (sqliteUrl === undefined || sqliteUrl === 'sqlite::memory:') {
+    const database = await createTestDatabase()
+    return { url: database.url, release: database.drop }
+  }
+  let database = byFile.get(sqliteUrl)
+  if (!database) byFile.set(sqliteUrl, (database = createTestDatabase()))
+  return { url: (await database).url, release: async () => {} }
+}
+
 /** Why the test server cannot be used (null when it answers). */
 export async function postgresProblem(base = POSTGRES_BASE_URL): Promise<string | null> {
   try {
