@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { upsertEntitlement } from '../src/db/entitlements'
+import { entitlementJson } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
 import {
   type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, root, round, start, startEmulator, work,
@@ -97,14 +97,16 @@ async function main() {
       const at = new Date(base + i * 1000).toISOString()
       const id = newId('ent', base + i * 1000)
       const partner = partners[i % 3]!
-      await upsertEntitlement(trx, {
+      const row = {
         id, org_id: org.id, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
         product_id: 'offer', plan_id: 'bench', quantity: 1,
         buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
         term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
         info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
         created_at: at, updated_at: at,
-      })
+      }
+      // New rows of a fresh database: inserted as they are, with the JSON every write stores.
+      await trx.insertInto('entitlements').values({ ...row, json: entitlementJson(row) }).execute()
       ids.push(id)
     }
   })

@@ -7,6 +7,7 @@ import * as m0005 from './0005_notifications'
 import * as m0006 from './0006_webhooks'
 import * as m0007 from './0007_usage'
 import * as m0008 from './0008_signups'
+import * as m0009 from './0009_domain_out_of_triggers'
 import * as p0009 from './0009_postgres_baseline'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
@@ -37,6 +38,7 @@ const sqliteHistory: Record<string, Migration> = {
   '0006_webhooks': m0006,
   '0007_usage': m0007,
   '0008_signups': m0008,
+  '0009_domain_out_of_triggers': m0009,
 }
 
 const postgresHistory: Record<string, Migration> = {

@@ -1,18 +1,20 @@
-import { type Kysely, sql } from 'kysely'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import * as m0009 from '../migrations/0009_domain_out_of_triggers'
 import * as entitlementsDb from '../src/db/entitlements'
 import * as integrationsDb from '../src/db/integrations'
 import * as notificationsDb from '../src/db/notifications'
-import * as m0004 from '../migrations/0004_entitlement_json'
-import * as m0006 from '../migrations/0006_webhooks'
 import { migrationsFor } from '../migrations/index'
 import type { Dialect } from '../src/db/dialect'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
 import * as usageDb from '../src/db/usage'
-import type { Database, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
+import type { DB, EntitlementEventsTable, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
 import { entitlementJson, toEntitlement } from '../src/domain/entitlements'
+import { entitlementEventDelivery } from '../src/domain/envelopes'
 import { newId } from '../src/domain/ids'
+import { settleAnnounced } from '../src/domain/usage-reporter'
+import type { Insertable } from 'kysely'
 
 /**
  * The data layer's behaviour, the same on every dialect: run by data-layer.sqlite.test.ts
@@ -20,9 +22,9 @@ import { newId } from '../src/domain/ids'
  * No interactive transactions: every guarantee below comes from single statements and
  * unique keys, which is all D1 offers.
  */
-export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promise<{ db: Kysely<Database>; close: () => Promise<void> }>) {
+export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promise<{ db: DB; close: () => Promise<void> }>) {
   describe(`data layer on ${name}`, () => {
-    let db: Kysely<Database>
+    let db: DB
     let close: () => Promise<void>
     const at = (n: number) => new Date(Date.UTC(2026, 0, 1) + n * 1000).toISOString()
 
@@ -70,7 +72,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(await migrateToLatest(db, dialect)).toEqual([])
       const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
       expect(rows.map((row) => row.name)).toEqual(Object.keys(migrationsFor(dialect.name)))
-      expect(rows.map((row) => row.name)).toContain(dialect.name === 'postgres' ? '0009_postgres_baseline' : '0008_signups')
+      expect(rows.map((row) => row.name)).toContain(dialect.name === 'postgres' ? '0009_postgres_baseline' : '0009_domain_out_of_triggers')
       await expect(entitlementsDb.ping(db)).resolves.toBeUndefined()
     })
 
@@ -110,28 +112,32 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('entitlement upsert: one row per (org, partner, externalId), even when racing', async () => {
       const { id } = await org()
-      const results = await Promise.all(Array.from({ length: 6 }, () => entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race'))))
+      const results = await Promise.all(Array.from({ length: 6 }, () => entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race'), entitlementJson)))
       expect(new Set(results.map((r) => r.row.id)).size).toBe(1)
       expect(results.filter((r) => r.created)).toHaveLength(1)
-      const again = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { status: 'ACTIVE', quantity: 9, updated_at: at(7) }))
+      const again = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { status: 'ACTIVE', quantity: 9, updated_at: at(7) }), entitlementJson)
       expect(again).toMatchObject({ created: false, row: { id: results[0]!.row.id, status: 'ACTIVE', quantity: 9, created_at: at(1), updated_at: at(7) } })
       // The same external id under another partner or org is another entitlement.
-      expect((await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { partner: 'aws' }))).created).toBe(true)
-      expect((await entitlementsDb.upsertEntitlement(db, entitlement((await org()).id, 'sub-race'))).created).toBe(true)
+      expect((await entitlementsDb.upsertEntitlement(db, entitlement(id, 'sub-race', { partner: 'aws' }), entitlementJson)).created).toBe(true)
+      expect((await entitlementsDb.upsertEntitlement(db, entitlement((await org()).id, 'sub-race'), entitlementJson)).created).toBe(true)
       expect(await entitlementsDb.findEntitlementByExternalId(db, id, 'azure', 'sub-race')).toMatchObject({ id: results[0]!.row.id })
     })
 
+    /** The stored JSON, checked against the builder's output for the row as stored. */
+    const stored = async (orgId: string, entitlementId: string) => {
+      const row = (await entitlementsDb.findEntitlement(db, orgId, entitlementId))!
+      const json = await entitlementsDb.findEntitlementJson(db, orgId, entitlementId)
+      expect(json).toBe(entitlementJson(row))
+      expect(JSON.parse(json!)).toEqual(toEntitlement(row))
+      const page = await entitlementsDb.listEntitlementJson(db, { orgId, limit: 100 })
+      expect(page.rows.map((r) => r.json)).toContain(json)
+      return JSON.parse(json!) as Record<string, unknown>
+    }
+    /** An event and its delivery, built the way the domain builds them for the entitlement as the write leaves it. */
+    const eventWrite = (event: Insertable<EntitlementEventsTable>, after: EntitlementRow) => ({ event, delivery: entitlementEventDelivery(event, after, entitlementJson(after)) })
+
     test('the stored JSON is what entitlementJson builds from the columns, after an insert, an upsert and an update', async () => {
       const { id } = await org()
-      const stored = async (entitlementId: string) => {
-        const row = (await entitlementsDb.findEntitlement(db, id, entitlementId))!
-        const json = await entitlementsDb.findEntitlementJson(db, id, entitlementId)
-        expect(json).toBe(entitlementJson(row))
-        expect(JSON.parse(json!)).toEqual(toEntitlement(row))
-        const page = await entitlementsDb.listEntitlementJson(db, { orgId: id, limit: 10 })
-        expect(page.rows.map((r) => r.json)).toContain(json)
-        return JSON.parse(json!) as Record<string, unknown>
-      }
       // Strings JSON must escape, and some it must not: quotes, backslashes, control characters, non-ASCII.
       const awkward = 'q"uote \\ back\nline\ttab \u0001 \u001f \u007f é 日本 😀 \u2028 </script>'
       const first = entitlement(id, `ext ${awkward}`, {
@@ -143,43 +149,34 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
         is_free_trial: 1,
         info: JSON.stringify({ nested: { list: [1, 2.5, true, null, awkward] } }),
       })
-      const created = await entitlementsDb.upsertEntitlement(db, first)
-      expect(await stored(created.row.id)).toMatchObject({ externalId: `ext ${awkward}`, productId: awkward, planId: null, quantity: null, isFreeTrial: true })
-      // The conflict path keeps id and createdAt and takes the rest from the new sighting; the
-      // JSON the caller brought for its would-be new row is rebuilt by the update trigger.
+      const created = await entitlementsDb.upsertEntitlement(db, first, entitlementJson)
+      expect(await stored(id, created.row.id)).toMatchObject({ externalId: `ext ${awkward}`, productId: awkward, planId: null, quantity: null, isFreeTrial: true })
+      // The conflict path keeps id and createdAt and takes the rest from the new sighting, JSON included.
       const sighting = { ...first, id: newId('ent'), status: 'ACTIVE', plan_id: 'gold', quantity: 3, created_at: at(5), updated_at: at(6) }
-      await entitlementsDb.upsertEntitlement(db, { ...sighting, json: entitlementJson({ ...sighting, is_free_trial: 1, is_test: 0 } as EntitlementRow) })
-      expect(await stored(created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
+      await entitlementsDb.upsertEntitlement(db, sighting, entitlementJson)
+      expect(await stored(id, created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
       const updated = { ...(await entitlementsDb.findEntitlement(db, id, created.row.id))! }
-      await entitlementsDb.writeEntitlementChange(db, { expected: updated, set: {
-        ...updated, status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9),
-      } }, [])
-      expect(await stored(created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
+      const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = updated
+      const set = { ...columns, status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1.25, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9) }
+      await entitlementsDb.writeEntitlementChange(db, { expected: updated, set: { ...set, json: entitlementJson({ ...updated, ...set }) } }, [])
+      expect(await stored(id, created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', quantity: 1.25, isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
       expect(await entitlementsDb.findEntitlementJson(db, (await org()).id, created.row.id)).toBeUndefined()
-      // An insert that brings its own JSON (the broker's landings do) keeps it.
-      const own = entitlement(id, 'own-json', { buyer: JSON.stringify({ name: awkward }) })
-      const ownJson = entitlementJson({ ...own, is_free_trial: 0, is_test: 0 } as EntitlementRow)
-      await entitlementsDb.upsertEntitlement(db, { ...own, json: ownJson })
-      expect(await entitlementsDb.findEntitlementJson(db, id, own.id)).toBe(ownJson)
-      await stored(own.id)
     })
 
-    // 0004 and 0006 are SQLite's own history; PostgreSQL starts from its baseline.
-    test.skipIf(dialect.name === 'postgres')('migration 0004 fills the JSON of rows that existed before it, and can run again after a crash', async () => {
+    test('migration 0009 leaves no trigger behind and can run again; the database no longer writes JSON or deliveries itself', async () => {
       const { id } = await org()
-      // Back to before 0004 (0006's trigger reads the JSON column, so it goes first and comes back last).
-      await m0006.down(db)
-      await m0004.down(db)
-      const row = entitlement(id, 'before-0004', { buyer: '{"name":"Ann \\"A\\""}' })
+      await orgsDb.updateOrg(db, id, { webhook_url: 'https://hooks.example/no-trigger' })
+      if (dialect.name !== 'postgres') {
+        await m0009.up(db)
+        const { rows } = await sql<{ name: string }>`select name from sqlite_master where type = 'trigger'`.execute(db)
+        expect(rows).toEqual([])
+      }
+      // A row and an event written around the broker's writer: nothing is added to them.
+      const row = entitlement(id, 'raw-insert')
       await db.insertInto('entitlements').values(row).execute()
-      await m0004.up(db)
-      await m0004.up(db)
-      await m0006.up(db)
-      const saved = (await entitlementsDb.findEntitlement(db, id, row.id))!
-      expect(await entitlementsDb.findEntitlementJson(db, id, row.id)).toBe(entitlementJson(saved))
-      // The triggers are back: a later update still reaches the JSON.
-      await entitlementsDb.writeEntitlementChange(db, { expected: saved, set: { ...saved, status: 'ACTIVE', updated_at: at(3) } }, [])
-      expect(JSON.parse((await entitlementsDb.findEntitlementJson(db, id, row.id))!)).toMatchObject({ status: 'ACTIVE', updatedAt: at(3) })
+      await db.insertInto('entitlement_events').values({ id: newId('evt'), entitlement_id: row.id, org_id: id, type: 'CREATE', source: 'api', data: '{}', created_at: at(2) }).execute()
+      expect(await entitlementsDb.findEntitlementJson(db, id, row.id)).toBeNull()
+      expect(await db.selectFrom('webhook_deliveries').select('id').where('org_id', '=', id).execute()).toEqual([])
     })
 
     test('keyset pagination is newest first with (created_at, id) ties broken by id, filters included', async () => {
@@ -187,7 +184,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       const ids: Array<{ id: string; created_at: string; partner: string }> = []
       for (let i = 0; i < 13; i++) {
         const row = entitlement(id, `k-${i}`, { created_at: at(Math.floor(i / 4)), partner: i % 2 ? 'aws' : 'azure', status: i % 3 ? 'ACTIVE' : 'CANCELLED' })
-        await entitlementsDb.upsertEntitlement(db, row)
+        await entitlementsDb.upsertEntitlement(db, row, entitlementJson)
         ids.push(row as { id: string; created_at: string; partner: string })
       }
       const expected = [...ids].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1)).map((r) => r.id)
@@ -209,7 +206,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('events list oldest first by their time-sorted ids', async () => {
       const { id } = await org()
-      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'ev'))
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'ev'), entitlementJson)
       for (const type of ['CREATE', 'ACTIVATE', 'SUSPEND', 'REINSTATE']) {
         await entitlementsDb.insertEvent(db, { id: newId('evt'), entitlement_id: row.id, org_id: id, type, source: 'signup', data: '{}', created_at: at(2) })
       }
@@ -218,7 +215,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('landing tokens: saved, found with their entitlement until they expire, then pruned', async () => {
       const { id } = await org()
-      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'tok', { offer_type: 'PRIVATE' }))
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'tok', { offer_type: 'PRIVATE' }), entitlementJson)
       await entitlementsDb.saveLandingToken(db, { token_hash: 'h1', org_id: id, partner: 'azure', entitlement_id: row.id, expires_at: at(100), created_at: at(1) })
       await entitlementsDb.saveLandingToken(db, { token_hash: 'h1', org_id: id, partner: 'azure', entitlement_id: row.id, expires_at: at(200), created_at: at(1) })
       expect(await entitlementsDb.findLandingToken(db, 'h1', at(150))).toMatchObject({ id: row.id, offer_type: 'PRIVATE', org_id: id })
@@ -262,9 +259,9 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('reconciliation: entitlements not cancelled are due a period after their creation or last re-read', async () => {
       const { id } = await org()
-      const { row: old } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-old', { created_at: at(0) }))
-      const { row: cancelled } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-cancelled', { created_at: at(0), status: 'CANCELLED' }))
-      const { row: fresh } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-fresh', { created_at: at(50) }))
+      const { row: old } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-old', { created_at: at(0) }), entitlementJson)
+      const { row: cancelled } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-cancelled', { created_at: at(0), status: 'CANCELLED' }), entitlementJson)
+      const { row: fresh } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-fresh', { created_at: at(50) }), entitlementJson)
       const due = async (before: string) => (await notificationsDb.dueReconciliations(db, before, 1000)).map((r) => r.id)
       expect(await due(at(10))).toContain(old.id)
       expect(await due(at(10))).not.toContain(cancelled.id)
@@ -275,58 +272,87 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(await due(at(10))).toContain(old.id)
     })
 
-    test('an entitlement change and its events are written together or not at all, and only over the row the writer read', async () => {
+    test('an entitlement change, its events and their deliveries are written together or not at all, and only over the row the writer read', async () => {
       const { id } = await org()
       await orgsDb.updateOrg(db, id, { webhook_url: 'https://hooks.example/atomic' })
-      const fresh = entitlement(id, 'atomic')
-      const event = (eventId: string, type: string, entitlementId = fresh.id) => ({ id: eventId, entitlement_id: entitlementId, org_id: id, type, source: 'marketplace', data: '{}', created_at: at(3) })
-      const json = entitlementJson({ ...fresh, is_free_trial: 0, is_test: 0 } as EntitlementRow)
-      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json } }, [event('evt_atomic_0', 'CREATE')]))!
+      const fresh = { ...entitlement(id, 'atomic'), is_free_trial: 0, is_test: 0 } as EntitlementRow
+      const event = (eventId: string, type: string, entitlementId = fresh.id) => ({ id: eventId, entitlement_id: entitlementId, org_id: id, type, source: 'marketplace', data: '{"n":1}', created_at: at(3) })
+      const json = entitlementJson(fresh)
+      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json } }, [eventWrite(event('evt_atomic_0', 'CREATE'), fresh)]))!
       expect(row.id).toBe(fresh.id)
-      // A second first sighting of the purchase writes nothing, not even its events.
-      const other = entitlement(id, 'atomic')
-      expect(await entitlementsDb.writeEntitlementChange(db, { insert: { ...other, json } }, [event('evt_atomic_x', 'CREATE', other.id)])).toBeUndefined()
+      // A second first sighting of the purchase writes nothing, not even its events or deliveries.
+      const other = { ...entitlement(id, 'atomic'), is_free_trial: 0, is_test: 0 } as EntitlementRow
+      expect(await entitlementsDb.writeEntitlementChange(db, { insert: { ...other, json } }, [eventWrite(event('evt_atomic_x', 'CREATE', other.id), other), eventWrite(event('evt_atomic_y', 'ACTIVATE', other.id), other)])).toBeUndefined()
       const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = row
+      const activated = { ...row, status: 'ACTIVE', updated_at: at(4) }
       const activate = (eventIds: string[]) =>
-        entitlementsDb.writeEntitlementChange(db, { expected: row, set: { ...columns, status: 'ACTIVE', updated_at: at(4) } }, eventIds.map((e, i) => event(e, i ? 'UPDATE' : 'ACTIVATE')))
+        entitlementsDb.writeEntitlementChange(
+          db,
+          { expected: row, set: { ...columns, status: 'ACTIVE', updated_at: at(4), json: entitlementJson(activated) } },
+          eventIds.map((e, i) => eventWrite(event(e, i ? 'UPDATE' : 'ACTIVATE'), activated)),
+        )
       // The event cannot be written (its id is taken): the change is not made either.
       await expect(activate(['evt_atomic_0'])).rejects.toThrow()
       expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('PENDING_START')
+      // A second event that cannot be written undoes the first, its delivery and the change.
+      await expect(activate(['evt_atomic_1', 'evt_atomic_0'])).rejects.toThrow()
+      expect((await entitlementsDb.findEntitlement(db, id, row.id))?.status).toBe('PENDING_START')
+      expect(await db.selectFrom('entitlement_events').select('id').where('id', '=', 'evt_atomic_1').execute()).toEqual([])
       expect(await activate(['evt_atomic_1', 'evt_atomic_2'])).toMatchObject({ status: 'ACTIVE', updated_at: at(4) })
-      // Over a row that is no longer as read (someone else activated it): nothing, events included.
+      // Over a row that is no longer as read (someone else activated it): nothing, events and deliveries included.
       expect(await activate(['evt_atomic_3'])).toBeUndefined()
       expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.id)).toEqual(['evt_atomic_0', 'evt_atomic_1', 'evt_atomic_2'])
-      // Each event has its delivery, built with the entitlement as it is after the change.
-      const deliveries = await db.selectFrom('webhook_deliveries').select(['event_id', 'payload']).where('org_id', '=', id).orderBy('event_id').execute()
-      expect(deliveries.map((d) => [d.event_id, (JSON.parse(d.payload) as { entityStatus: string }).entityStatus])).toEqual([
-        ['evt_atomic_0', 'PENDING_START'],
-        ['evt_atomic_1', 'ACTIVE'],
-        ['evt_atomic_2', 'ACTIVE'],
+      // Each event has its delivery, built with the entitlement as it is after the change: the stored JSON itself.
+      const deliveries = await db.selectFrom('webhook_deliveries').select(['id', 'event_id', 'type', 'payload']).where('org_id', '=', id).orderBy('event_id').execute()
+      const storedJson = (await entitlementsDb.findEntitlementJson(db, id, row.id))!
+      expect(storedJson).toBe(entitlementJson((await entitlementsDb.findEntitlement(db, id, row.id))!))
+      expect(deliveries.map((d) => [d.event_id, d.type, (JSON.parse(d.payload) as { entityStatus: string }).entityStatus])).toEqual([
+        ['evt_atomic_0', 'entitlement.created', 'PENDING_START'],
+        ['evt_atomic_1', 'entitlement.activated', 'ACTIVE'],
+        ['evt_atomic_2', 'entitlement.updated', 'ACTIVE'],
       ])
-      expect(JSON.parse((await entitlementsDb.findEntitlementJson(db, id, row.id))!)).toMatchObject({ status: 'ACTIVE', updatedAt: at(4) })
+      expect(deliveries.every((d) => /^msg_[0-9a-z]{26}$/.test(d.id))).toBe(true)
+      expect(deliveries[2]!.payload).toBe(
+        `{"id":"evt_atomic_2","type":"entitlement.updated","createdAt":"${at(3)}","orgId":"${id}","entityType":"ENTITLEMENT","entityId":"${row.id}","action":"UPDATE","entityStatus":"ACTIVE","partner":"azure",` +
+          `"data":{"entitlement":${storedJson},"event":{"id":"evt_atomic_2","entitlementId":"${row.id}","type":"UPDATE","source":"marketplace","data":{"n":1},"createdAt":"${at(3)}"}}}`,
+      )
+    })
+
+    test('an org without a webhookUrl gets its events written without deliveries', async () => {
+      const { id } = await org()
+      const fresh = { ...entitlement(id, 'no-hook'), is_free_trial: 0, is_test: 0 } as EntitlementRow
+      const events = ['CREATE', 'ACTIVATE'].map((type) => eventWrite({ id: newId('evt'), entitlement_id: fresh.id, org_id: id, type, source: 'signup', data: '{}', created_at: at(3) }, fresh))
+      expect(await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json: entitlementJson(fresh) } }, events)).toMatchObject({ id: fresh.id })
+      expect((await entitlementsDb.listEvents(db, fresh.id)).map((e) => e.type)).toEqual(['CREATE', 'ACTIVATE'])
+      expect(await db.selectFrom('webhook_deliveries').select('id').where('org_id', '=', id).execute()).toEqual([])
+      await stored(id, fresh.id)
     })
 
     test('racing writers of one change: exactly one wins, with its events', async () => {
       const { id } = await org()
-      const fresh = entitlement(id, 'cas-race')
-      const json = entitlementJson({ ...fresh, is_free_trial: 0, is_test: 0 } as EntitlementRow)
-      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json } }, []))!
+      await orgsDb.updateOrg(db, id, { webhook_url: 'https://hooks.example/race' })
+      const fresh = { ...entitlement(id, 'cas-race'), is_free_trial: 0, is_test: 0 } as EntitlementRow
+      const row = (await entitlementsDb.writeEntitlementChange(db, { insert: { ...fresh, json: entitlementJson(fresh) } }, []))!
       const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = row
       const results = await Promise.all(
-        Array.from({ length: 6 }, (_, i) =>
-          entitlementsDb.writeEntitlementChange(db, { expected: row, set: { ...columns, status: 'ACTIVE', quantity: i, updated_at: at(5) } }, [
-            { id: newId('evt'), entitlement_id: row.id, org_id: id, type: 'ACTIVATE', source: 'signup', data: '{}', created_at: at(5) },
-          ]),
-        ),
+        Array.from({ length: 6 }, (_, i) => {
+          const after = { ...row, status: 'ACTIVE', quantity: i, updated_at: at(5) }
+          return entitlementsDb.writeEntitlementChange(db, { expected: row, set: { ...columns, status: 'ACTIVE', quantity: i, updated_at: at(5), json: entitlementJson(after) } }, [
+            eventWrite({ id: newId('evt'), entitlement_id: row.id, org_id: id, type: 'ACTIVATE', source: 'signup', data: '{}', created_at: at(5) }, after),
+          ])
+        }),
       )
       expect(results.filter(Boolean)).toHaveLength(1)
       expect((await entitlementsDb.listEvents(db, row.id)).map((e) => e.type)).toEqual(['ACTIVATE'])
+      expect(await db.selectFrom('webhook_deliveries').select('id').where('org_id', '=', id).execute()).toHaveLength(1)
+      // The winner's JSON is the one stored.
+      expect(await stored(id, row.id)).toMatchObject({ status: 'ACTIVE', quantity: results.find(Boolean)!.quantity })
     })
 
     test('usage: records keyed once per org; an hour closes into one summed report per dimension, later records into reports of their own; a settled report is settled once', async () => {
       const { id: orgId } = await org()
       await orgsDb.updateOrg(db, orgId, { webhook_url: 'https://hooks.example/x' })
-      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(orgId, 'metered', { status: 'ACTIVE' }))
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(orgId, 'metered', { status: 'ACTIVE' }), entitlementJson)
       const hour = '2026-01-01T10:00:00.000Z'
       const record = (key: string, dimension: string, quantity: number) => ({
         id: newId('use'), org_id: orgId, entitlement_id: row.id, partner: 'azure', dimension, quantity, timestamp: '2026-01-01T10:20:00.000Z', timestamp_given: 1,
@@ -362,14 +388,12 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect([lateReport.quantity, lateReport.timestamp, lateReport.id]).toEqual([4, late.timestamp, `rpt_${late.id.slice(4)}`])
       expect((await db.selectFrom('usage_reports').select('quantity').where('id', '=', reports[0]!.id).executeTakeFirstOrThrow()).quantity).toBe(3.5)
 
-      let n = 0
-      const ids = { eventId: () => `evt_usage_${n}`, deliveryId: () => `msg_usage_${n++}` }
       const settled = { id: reports[0]!.id, status: 'REPORTED' as const, marketplaceStatus: 'Accepted', error: null, owner: 'lease-1' }
       // Not the lease's holder, nor settled without one while it is held: nothing changes.
-      await usageDb.settleReports(db, [{ ...settled, owner: 'lease-2' }, { ...settled, owner: undefined }], at(5), ids)
+      await settleAnnounced(db, [{ ...settled, owner: 'lease-2' }, { ...settled, owner: undefined }], at(5))
       expect((await db.selectFrom('usage_reports').select('status').where('id', '=', reports[0]!.id).executeTakeFirstOrThrow()).status).toBe('PENDING')
-      await usageDb.settleReports(db, [settled, { id: lateReport.id, status: 'PENDING', error: 'later', nextAttemptAt: at(50) }], at(6), ids)
-      await usageDb.settleReports(db, [settled], at(7), ids)
+      await settleAnnounced(db, [settled, { id: lateReport.id, status: 'PENDING', error: 'later', nextAttemptAt: at(50) }], at(6))
+      await settleAnnounced(db, [settled], at(7))
       const records = await db.selectFrom('usage_records').selectAll().where('entitlement_id', '=', row.id).orderBy('idempotency_key').execute()
       expect(records.map((r) => [r.idempotency_key, r.status, r.marketplace_status])).toEqual([
         ['k1', 'REPORTED', 'Accepted'], ['k2', 'REPORTED', 'Accepted'], ['k3', 'PENDING', null], ['k4', 'PENDING', null], ['k5', 'PENDING', null],

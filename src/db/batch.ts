@@ -1,21 +1,17 @@
-import type { D1Database } from '@cloudflare/workers-types'
 import type { Compilable, CompiledQuery } from 'kysely'
-import type { DB } from './schema'
+import type { DB, Executor } from './handle'
 
 /**
- * Several writes that must happen together or not at all. D1 has no interactive transactions
- * but runs a batch atomically; SQLite (better-sqlite3) runs them in one transaction. The
- * statements are built with the Kysely instance as usual and only compiled here.
+ * Several writes that must happen together or not at all, the way the handle's dialect makes
+ * them so: D1 has no interactive transactions but runs a batch atomically; better-sqlite3 and
+ * PostgreSQL run them in one transaction. The statements are built with the handle as usual and
+ * only compiled here.
  */
-const d1Of = new WeakMap<DB, D1Database>()
-
-/** The D1 entry registers the binding behind its Kysely instance. */
-export function registerD1(db: DB, d1: D1Database): void {
-  d1Of.set(db, d1)
-}
 
 /** A statement to build and compile here, or one compiled already (see compiled.ts). */
 export type Statement = Compilable | CompiledQuery
+
+const compile = (statement: Statement): CompiledQuery => ('compile' in statement ? statement.compile() : statement)
 
 export async function atomically(db: DB, statements: Statement[]): Promise<void> {
   await atomicallyReturning(db, statements)
@@ -24,12 +20,8 @@ export async function atomically(db: DB, statements: Statement[]): Promise<void>
 /** `atomically`, answering each statement's rows (RETURNING or SELECT), in order. */
 export async function atomicallyReturning(db: DB, statements: Statement[]): Promise<unknown[][]> {
   if (statements.length === 0) return []
-  const compiled = statements.map((statement) => ('compile' in statement ? statement.compile() : statement))
-  const d1 = d1Of.get(db)
-  if (d1) {
-    const results = await d1.batch(compiled.map((query) => d1.prepare(query.sql).bind(...(query.parameters as unknown[]))))
-    return results.map((result) => (result.results ?? []) as unknown[])
-  }
+  const compiled = statements.map(compile)
+  if (db.dialect.atomicity === 'batch') return db.batch(compiled)
   return db.transaction().execute(async (trx) => {
     const rows: unknown[][] = []
     for (const query of compiled) rows.push((await trx.executeQuery(query)).rows as unknown[])
@@ -37,5 +29,12 @@ export async function atomicallyReturning(db: DB, statements: Statement[]): Prom
   })
 }
 
-/** Whether `db` is D1 (whose calls belong to the request that makes them: nothing may be shared across requests). */
-export const isD1 = (db: DB) => d1Of.has(db)
+/**
+ * Steps that look at what the one before answered, in one transaction ('transaction' dialects
+ * only; a 'batch' dialect says the same with conditions inside its statements). A step that
+ * throws undoes them all.
+ */
+export function inTransaction<T>(db: DB, work: (run: <R>(statement: Statement) => Promise<R[]>, trx: Executor) => Promise<T>): Promise<T> {
+  if (db.dialect.atomicity !== 'transaction') throw new Error(`${db.dialect.name} has no interactive transactions`)
+  return db.transaction().execute((trx) => work(async <R>(statement: Statement) => (await trx.executeQuery(compile(statement))).rows as R[], trx))
+}

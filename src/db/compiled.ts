@@ -1,5 +1,5 @@
 import type { CompiledQuery, Compilable, QueryResult } from 'kysely'
-import type { DB } from './schema'
+import type { Executor } from './schema'
 
 /**
  * Hot statements compiled once per database and run with new values: building and compiling
@@ -8,7 +8,7 @@ import type { DB } from './schema'
  * the names to values in the compiled parameter order.
  */
 const MARK = '\u0000mb:'
-const cache = new WeakMap<DB, Map<string, CompiledQuery>>()
+const cache = new WeakMap<Executor, Map<string, CompiledQuery>>()
 
 export type Placeholder = <T = any>(name: string) => T
 
@@ -18,7 +18,7 @@ export function placeholders<C extends string>(p: Placeholder, columns: readonly
 }
 
 /** The statement `key` (compiled on first use) with these values in its parameters. */
-export function compiledQuery<R>(db: DB, key: string, build: (p: Placeholder) => Compilable<R>, values: Record<string, unknown>): CompiledQuery<R> {
+export function compiledQuery<R>(db: Executor, key: string, build: (p: Placeholder) => Compilable<R>, values: Record<string, unknown>): CompiledQuery<R> {
   let statements = cache.get(db)
   if (!statements) {
     statements = new Map()
@@ -39,7 +39,7 @@ export function compiledQuery<R>(db: DB, key: string, build: (p: Placeholder) =>
 }
 
 export async function runCompiled<R>(
-  db: DB,
+  db: Executor,
   key: string,
   build: (p: Placeholder) => Compilable<R>,
   values: Record<string, unknown>,

@@ -1,8 +1,8 @@
 import type { D1Database } from '@cloudflare/workers-types'
-import { type DatabaseIntrospector, type DatabaseMetadata, type Kysely, Kysely as KyselyClass, type TableMetadata } from 'kysely'
+import type { DatabaseIntrospector, DatabaseMetadata, Kysely, TableMetadata } from 'kysely'
 import { D1Dialect } from 'kysely-d1'
-import { registerD1 } from './batch'
-import type { Database } from './schema'
+import { D1 } from './dialect'
+import { DB } from './handle'
 
 /**
  * D1 keeps internal tables (`_cf_KV`, ...) in sqlite_master that a Worker may not read.
@@ -39,8 +39,10 @@ class SafeD1Dialect extends D1Dialect {
   }
 }
 
-export function createD1Db(database: D1Database): Kysely<Database> {
-  const db = new KyselyClass<Database>({ dialect: new SafeD1Dialect({ database: database as never }) })
-  registerD1(db, database)
-  return db
+/** Workers' database handle over a D1 binding: several statements are made atomic by one `batch` call. */
+export function createD1Db(database: D1Database): DB {
+  return new DB({ dialect: new SafeD1Dialect({ database: database as never }) }, D1, async (queries) => {
+    const results = await database.batch(queries.map((query) => database.prepare(query.sql).bind(...(query.parameters as unknown[]))))
+    return results.map((result) => (result.results ?? []) as unknown[])
+  })
 }

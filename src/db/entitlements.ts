@@ -1,7 +1,9 @@
-import { type Insertable, type Updateable, sql } from 'kysely'
-import { type Statement, atomically, atomicallyReturning } from './batch'
+import { type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
+import { type Statement, atomicallyReturning, inTransaction } from './batch'
 import { compiledQuery, placeholders, runCompiled } from './compiled'
+import { jsonText, sameAs } from './functions'
 import { pageOf } from './outbox'
+import { type NewDelivery, deliveryIfHooked } from './webhooks'
 import type {
   DB,
   EntitlementEventRow,
@@ -22,32 +24,25 @@ const QUALIFIED_COLUMNS = ENTITLEMENT_COLUMNS.map((column) => `entitlements.${co
 const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id' && column !== 'org_id' && column !== 'partner' && column !== 'external_id' && column !== 'created_at')
 
 /**
- * Inserts the entitlement, or updates the one the org already has for this marketplace
- * purchase (unique org + partner + external id) in the same statement, so two landings
- * racing for one purchase still leave exactly one row. `created` tells which happened.
- * `json`, when given, is the new row's API JSON (saves the insert trigger its work); on a
- * conflict the update trigger rebuilds it from the updated row. Not a change path (it writes no
- * event): the broker changes entitlements with `writeEntitlementChange`; this seeds rows (tests,
- * benchmarks).
+ * Inserts the entitlement, or updates the one the org already has for this marketplace purchase
+ * (unique org + partner + external id; its id and created_at stay), so racing callers still
+ * leave exactly one row. `created` tells which happened. `json` builds the row's stored API JSON
+ * (entitlementJson) from the row as it is stored. Not a change path (it writes no event): the
+ * broker changes entitlements with `writeEntitlementChange`, on which this is built; it seeds
+ * rows (tests, benchmarks).
  */
-export async function upsertEntitlement(db: DB, row: NewEntitlementRow): Promise<{ row: EntitlementRow; created: boolean }> {
-  const result = await runCompiled(
-    db,
-    'upsertEntitlement',
-    (p) =>
-      db
-        .insertInto('entitlements')
-        .values(placeholders(p, [...ENTITLEMENT_COLUMNS, 'json']) as NewEntitlementRow)
-        .onConflict((oc) =>
-          oc
-            .columns(['org_id', 'partner', 'external_id'])
-            .doUpdateSet((eb) => Object.fromEntries(REFRESHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)])) as never),
-        )
-        .returning(ENTITLEMENT_COLUMNS),
-    { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0, json: row.json ?? null },
-  )
-  const saved = result.rows[0]!
-  return { row: saved, created: saved.id === row.id }
+export async function upsertEntitlement(db: DB, row: NewEntitlementRow, json: (row: EntitlementRow) => string): Promise<{ row: EntitlementRow; created: boolean }> {
+  const fresh = { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0 } as EntitlementRow
+  for (;;) {
+    const inserted = await writeEntitlementChange(db, { insert: { ...fresh, json: json(fresh) } }, [])
+    if (inserted) return { row: inserted, created: true }
+    const stored = await findByExactExternalId(db, row.org_id, row.partner, row.external_id)
+    if (!stored) continue
+    const next = { ...fresh, id: stored.id, created_at: stored.created_at }
+    const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...set } = next
+    const updated = await writeEntitlementChange(db, { expected: stored, set: { ...set, json: json(next) } }, [])
+    if (updated) return { row: updated, created: false }
+  }
 }
 
 /**
@@ -117,9 +112,9 @@ export function findEntitlementsByBuyer(
 ): Promise<EntitlementRow[]> {
   let select = db.selectFrom('entitlements').select(ENTITLEMENT_COLUMNS).where('org_id', '=', query.orgId).where('partner', '=', query.partner)
   if (query.productId !== undefined) select = select.where('product_id', '=', query.productId)
-  if (query.customerId !== undefined) select = select.where(sql`json_extract(buyer, '$.customerId')`, '=', query.customerId)
-  if (query.accountId !== undefined) select = select.where(sql`json_extract(buyer, '$.accountId')`, '=', query.accountId)
-  if (query.agreementId !== undefined) select = select.where(sql`json_extract(info, '$.agreementId')`, '=', query.agreementId)
+  if (query.customerId !== undefined) select = select.where(jsonText(db, 'buyer', 'customerId'), '=', query.customerId)
+  if (query.accountId !== undefined) select = select.where(jsonText(db, 'buyer', 'accountId'), '=', query.accountId)
+  if (query.agreementId !== undefined) select = select.where(jsonText(db, 'info', 'agreementId'), '=', query.agreementId)
   // An AWS LicenseArn, however AWS printed it, ends with `:l-…` or `/l-…`.
   // (LIKE rather than a negative substr, which PostgreSQL reads differently.)
   const license = query.licenseId
@@ -195,9 +190,9 @@ function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPa
   )
 }
 
+/** An event alone, without its change or delivery: seeds histories (tests). */
 export async function insertEvent(db: DB, event: Insertable<EntitlementEventsTable>): Promise<void> {
-  const columns = ['id', 'entitlement_id', 'org_id', 'type', 'source', 'data', 'created_at'] as const
-  await runCompiled(db, 'insertEvent', (p) => db.insertInto('entitlement_events').values(placeholders(p, columns) as never), event)
+  await db.executeQuery(insertEventStatement(db, event))
 }
 
 export function listEvents(db: DB, entitlementId: string): Promise<EntitlementEventRow[]> {
@@ -250,80 +245,112 @@ export async function ping(db: DB): Promise<void> {
 /** The fields an entitlement's events are derived from, as a writer read them (see `writeEntitlementChange`). */
 export type EntitlementVersion = Pick<EntitlementRow, 'id' | (typeof VERSION_COLUMNS)[number]>
 const VERSION_COLUMNS = ['external_id', 'status', 'plan_id', 'quantity', 'term'] as const
-/** What an update sets: every column but the key and created_at (callers start from the row they read). */
-const CHANGED_COLUMNS = [...REFRESHED_COLUMNS, 'external_id'] as const
-export type EntitlementColumns = Pick<EntitlementRow, (typeof CHANGED_COLUMNS)[number]>
+/** What an update sets: every column but the key and created_at (callers start from the row they read), and the row's JSON. */
+const CHANGED_COLUMNS = [...REFRESHED_COLUMNS, 'external_id', 'json'] as const
+export type EntitlementColumns = Pick<EntitlementRow, Exclude<(typeof CHANGED_COLUMNS)[number], 'json'>>
 const EVENT_COLUMNS = ['id', 'entitlement_id', 'org_id', 'type', 'source', 'data', 'created_at'] as const
 
 export type EntitlementWrite =
   /** The org's first row for a purchase: written only if it has none yet (unique org + partner + external id). */
   | { insert: NewEntitlementRow & { json: string } }
   /** A stored row, only if it is still as `expected` (compare-and-set). */
-  | { expected: EntitlementVersion; set: EntitlementColumns }
+  | { expected: EntitlementVersion; set: EntitlementColumns & { json: string } }
+
+/** An event of a change, with the webhook delivery that announces it (written only if the org has a webhookUrl). */
+export interface EventWrite {
+  event: Insertable<EntitlementEventsTable>
+  delivery: NewDelivery
+}
 
 /**
- * The one way the broker writes a change of an entitlement: the row (its JSON rewritten by the
- * 0004 triggers), its events (each one's webhook delivery written by the 0006 trigger) and any
- * writes that belong to the change (`also`: settling its activation) in one atomic batch, so no
- * crash leaves a change without its event or an event without its change.
+ * The one way the broker writes a change of an entitlement: the row with its API JSON, its events,
+ * each one's webhook delivery (when the org has a webhookUrl), and any writes that belong to the
+ * change (`also`: settling its activation, remembering a landing's token) in one atomic unit, so no
+ * crash leaves a change without its event, an event without its delivery, or either without
+ * the change.
  *
- * An update is made only while the row still shows what the writer decided on, and the events
- * only when the row was written (SQLite's changes() counts the statement just before; each event
- * insert is that statement for the next): two writers racing on one transition never both write
- * its event. Answers the row as written, or undefined when nothing was (the row is not as expected,
- * or the purchase already has one): the caller reads it again and decides again.
+ * An update is made only while the row still shows what the writer decided on, and the rest only
+ * when the row was written: two writers racing on one transition never both write its event.
+ * Answers the row as written, or undefined when nothing was (the row is not as expected, or the
+ * purchase already has one): the caller reads it again and decides again.
  */
 export async function writeEntitlementChange(
   db: DB,
   write: EntitlementWrite,
-  events: Array<Insertable<EntitlementEventsTable>>,
+  events: EventWrite[],
   also: Statement[] = [],
 ): Promise<EntitlementRow | undefined> {
-  const head =
-    'insert' in write
-      ? compiledQuery(
-          db,
-          'insertEntitlementOnce',
-          (p) =>
-            db
-              .insertInto('entitlements')
-              .values(placeholders(p, [...ENTITLEMENT_COLUMNS, 'json']) as NewEntitlementRow)
-              .onConflict((oc) => oc.columns(['org_id', 'partner', 'external_id']).doNothing())
-              .returning(ENTITLEMENT_COLUMNS),
-          { ...write.insert, is_free_trial: write.insert.is_free_trial ?? 0, is_test: write.insert.is_test ?? 0 },
-        )
-      : compiledQuery(
-          db,
-          'updateEntitlementIfUnchanged',
-          (p) =>
-            db
-              .updateTable('entitlements')
-              .set(placeholders(p, CHANGED_COLUMNS))
-              .where('id', '=', p('id'))
-              // `is`: equal, null included.
-              .where(sql<boolean>`${sql.join(VERSION_COLUMNS.map((column) => sql`${sql.ref(column)} is ${p(`expected_${column}`)}`), sql` and `)}`)
-              .returning(ENTITLEMENT_COLUMNS),
-          {
-            ...write.set,
-            id: write.expected.id,
-            ...Object.fromEntries(VERSION_COLUMNS.map((column) => [`expected_${column}`, write.expected[column]])),
-          },
-        )
-  const inserts = events.map((event) =>
-    compiledQuery(
-      db,
-      'insertEventIfWritten',
-      (p) =>
-        db
-          .insertInto('entitlement_events')
-          .columns(EVENT_COLUMNS)
-          .expression(db.selectNoFrom(EVENT_COLUMNS.map((column) => sql`${p(column)}`.as(column))).where(sql<number>`changes()`, '=', 1)),
-      event,
-    ),
-  )
-  const [rows] = await atomicallyReturning(db, [head, ...inserts, ...also])
+  const head = changeStatement(db, write)
+  if (db.dialect.atomicity === 'transaction') {
+    return inTransaction(db, async (run) => {
+      const [row] = await run<EntitlementRow>(head)
+      if (!row) return undefined
+      for (const { event, delivery } of events) {
+        await run(insertEventStatement(db, event))
+        await run(deliveryIfHooked(db, delivery))
+      }
+      for (const statement of also) await run(statement)
+      return row
+    })
+  }
+  // One batch, without a look at the head's answer: SQLite's changes() counts the rows the
+  // statement just before wrote, so the first event is written only if the head wrote the row,
+  // and everything after it only if that event was written.
+  const first = events[0]?.event.id
+  const written = (p: <T>(name: string) => T) => sql<SqlBool>`exists (select 1 from entitlement_events where id = ${p('firstEventId')})`
+  const statements: Statement[] = [head]
+  for (const [i, { event, delivery }] of events.entries()) {
+    statements.push(
+      i === 0
+        ? compiledQuery(db, 'insertEventIfWritten', (p) => insertEventWhere(db, p, sql<SqlBool>`changes() = 1`), event)
+        : compiledQuery(db, 'insertEventAfterFirst', (p) => insertEventWhere(db, p, written(p)), { ...event, firstEventId: first }),
+    )
+    statements.push(deliveryIfHooked(db, delivery, { key: 'afterFirstEvent', where: written, values: { firstEventId: first } }))
+  }
+  const [rows] = await atomicallyReturning(db, [...statements, ...also])
   return rows?.[0] as EntitlementRow | undefined
 }
+
+/** The head of a change: the insert of a new row or the compare-and-set update of a stored one, answering the row written. */
+function changeStatement(db: DB, write: EntitlementWrite) {
+  if ('insert' in write) {
+    return compiledQuery(
+      db,
+      'insertEntitlementOnce',
+      (p) =>
+        db
+          .insertInto('entitlements')
+          .values(placeholders(p, [...ENTITLEMENT_COLUMNS, 'json']) as NewEntitlementRow)
+          .onConflict((oc) => oc.columns(['org_id', 'partner', 'external_id']).doNothing())
+          .returning(ENTITLEMENT_COLUMNS),
+      { ...write.insert, is_free_trial: write.insert.is_free_trial ?? 0, is_test: write.insert.is_test ?? 0 },
+    )
+  }
+  return compiledQuery(
+    db,
+    'updateEntitlementIfUnchanged',
+    (p) =>
+      db
+        .updateTable('entitlements')
+        .set(placeholders(p, CHANGED_COLUMNS))
+        .where('id', '=', p('id'))
+        .where(sql<SqlBool>`${sql.join(VERSION_COLUMNS.map((column) => sameAs(db, sql.ref(column), p(`expected_${column}`))), sql` and `)}`)
+        .returning(ENTITLEMENT_COLUMNS),
+    {
+      ...write.set,
+      id: write.expected.id,
+      ...Object.fromEntries(VERSION_COLUMNS.map((column) => [`expected_${column}`, write.expected[column]])),
+    },
+  )
+}
+
+function insertEventStatement(db: DB, event: Insertable<EntitlementEventsTable>) {
+  return compiledQuery(db, 'insertEvent', (p) => db.insertInto('entitlement_events').values(placeholders(p, EVENT_COLUMNS) as never), event)
+}
+
+/** `insert into entitlement_events … select <the event's values> where <condition>`. */
+const insertEventWhere = (db: DB, p: <T>(name: string) => T, condition: RawBuilder<SqlBool>) =>
+  db.insertInto('entitlement_events').columns(EVENT_COLUMNS).expression(db.selectNoFrom(EVENT_COLUMNS.map((column) => sql`${p(column)}`.as(column))).where(condition))
 
 /** Whether an entitlement has any event yet. */
 export async function hasEvents(db: DB, entitlementId: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Kysely, Selectable } from 'kysely'
+import type { Generated, Insertable, Selectable } from 'kysely'
 
 /** Table types of the data layer: the only place that knows column names. */
 export interface OrgsTable {
@@ -57,9 +57,10 @@ export interface EntitlementsTable {
   created_at: string
   updated_at: string
   /**
-   * The entitlement's API JSON, written by the database's own triggers (migration 0004) from
-   * the columns above. Only the read paths select it; RETURNING would show it from before the
-   * trigger ran, so no write returns it.
+   * The entitlement's API JSON as `entitlementJson` (src/domain/entitlements.ts) builds it from
+   * the columns above, written with them by every write (db/entitlements.ts): reading one stored
+   * string per row is several times cheaper than reading seventeen columns and serializing them.
+   * Only the read paths select it. Null only in rows written before migration 0004 filled it.
    */
   json: Generated<string | null>
 }
@@ -261,7 +262,7 @@ export interface Database {
   emails: EmailsTable
 }
 
-export type DB = Kysely<Database>
+export type { DB, Executor } from './handle'
 export type OrgRow = Selectable<OrgsTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
 export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>

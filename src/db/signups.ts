@@ -1,7 +1,8 @@
-import type { Compilable, Insertable } from 'kysely'
-import { atomically } from './batch'
-import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable, WebhookDeliveriesTable } from './schema'
+import type { Insertable } from 'kysely'
+import { type Statement, atomically } from './batch'
+import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable } from './schema'
 import { dueIds, notHeld, olderThan, pageOf } from './outbox'
+import { type NewDelivery, deliveryIfHooked } from './webhooks'
 
 /** The hosted signup form's tables (migration 0008). */
 
@@ -54,11 +55,11 @@ export async function saveSubmission(
   token: { nonce: string; expiresAt: string },
   signup: Insertable<SignupsTable>,
   email: Insertable<EmailsTable> | null,
-  delivery: Insertable<WebhookDeliveriesTable> | null,
+  delivery: NewDelivery | null,
 ): Promise<boolean> {
   // The form's token is spent in the same write: a replay stores nothing, a failed write spends nothing.
   if (await db.selectFrom('signup_tokens').select('nonce').where('nonce', '=', token.nonce).executeTakeFirst()) return false
-  const statements: Compilable[] = [
+  const statements: Statement[] = [
     db.insertInto('signup_tokens').values({ nonce: token.nonce, expires_at: token.expiresAt }),
     db
       .insertInto('signups')
@@ -76,7 +77,7 @@ export async function saveSubmission(
       ),
   ]
   if (email) statements.push(db.insertInto('emails').values(email))
-  if (delivery) statements.push(db.insertInto('webhook_deliveries').values(delivery))
+  if (delivery) statements.push(deliveryIfHooked(db, delivery))
   try {
     await atomically(db, statements)
   } catch (error) {

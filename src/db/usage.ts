@@ -1,9 +1,11 @@
 import { type Compilable, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
-import { atomically, atomicallyReturning, isD1 } from './batch'
+import { type Statement, atomically, atomicallyReturning } from './batch'
 import { type Placeholder, compiledQuery, placeholders } from './compiled'
+import { round6 } from './functions'
 import { notHeld, olderThan, pageOf } from './outbox'
 import { ENTITLEMENT_COLUMNS } from './entitlements'
 import type { DB, EntitlementRow, UsageRecordRow, UsageRecordsTable, UsageReportRow } from './schema'
+import { type NewDelivery, deliveryIfHooked } from './webhooks'
 
 /**
  * Usage records and the reports that carry them to the marketplaces (migration 0007). Lists of
@@ -84,7 +86,8 @@ export async function findRecordsByKey(db: DB, orgId: string, keys: string[]): P
  */
 export function insertRecords(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
   if (rows.length === 0) return Promise.resolve(new Set())
-  if (isD1(db)) return insertNow(db, rows)
+  // D1's calls belong to the request that makes them: no other request's write may share one.
+  if (db.dialect.requestScoped) return insertNow(db, rows)
   let group = groups.get(db)
   if (!group) {
     const created: Group = { rows: [], done: [] }
@@ -122,24 +125,29 @@ const RECORD_COLUMNS = [
   'status', 'marketplace_status', 'error', 'reported_at', 'report_id', 'created_at',
 ] as const
 
-/** Rows per multi-row insert on D1 (16 columns: 80 bound parameters, under D1's 100). */
-const D1_ROWS_PER_INSERT = 5
 /** Statements per D1 batch. */
 const D1_BATCH = 50
+/** Rows per multi-row insert where each statement is a round trip (PostgreSQL). */
+const ROWS_PER_INSERT = 500
 
 async function insertNow(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Promise<Set<string>> {
   const insert = (values: Array<Insertable<UsageRecordsTable>>) =>
     db.insertInto('usage_records').values(values).onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).doNothing()).returning('id')
+  // As many rows per statement as the dialect binds parameters for (D1: 100, so 6 rows of 16).
+  const perInsert = Math.min(ROWS_PER_INSERT, Math.floor(db.dialect.maxParameters / RECORD_COLUMNS.length))
   let results: unknown[][]
-  if (isD1(db)) {
+  if (db.dialect.atomicity === 'batch') {
     // Few statements (D1 counts each one): a few rows each, a few batches for a whole bulk request.
-    const statements = chunks(rows, D1_ROWS_PER_INSERT).map(insert)
+    const statements = chunks(rows, perInsert).map(insert)
     results = []
     for (const part of chunks(statements, D1_BATCH)) results.push(...(await atomicallyReturning(db, part)))
-  } else {
-    // Compiled once: a bulk request inserts a thousand of these, in one transaction.
+  } else if (db.dialect.name === 'sqlite') {
+    // In-process: one compiled statement per row costs less than building a multi-row one.
     const build = (p: Placeholder) => insert([placeholders(p, RECORD_COLUMNS) as Insertable<UsageRecordsTable>])
     results = await atomicallyReturning(db, rows.map((row) => compiledQuery(db, 'insertUsageRecord', build, row)))
+  } else {
+    // Over the network: few round trips, in one transaction.
+    results = await atomicallyReturning(db, chunks(rows, perInsert).map(insert))
   }
   return new Set(results.flatMap((rows) => (rows as Array<{ id: string }>).map((row) => row.id)))
 }
@@ -179,10 +187,11 @@ export async function closableHours(db: DB, cutoff: string, limit: number): Prom
  * the same whichever process closes the hour.
  */
 export async function closeHour(db: DB, hour: string, run: string, now: string): Promise<void> {
+  const rounded = (value: RawBuilder<unknown>) => round6(db, value)
   const main = sql<string>`(select m.id from usage_reports m where m.entitlement_id = usage_records.entitlement_id and m.dimension = usage_records.dimension and m.hour = usage_records.hour and m.late = 0 and m.close_run = ${run})`
   const statements = [
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
-        select 'rpt_' || substr(min(r.id), 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.hour, round(sum(r.quantity), 6), count(*), 0, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
+        select 'rpt_' || substr(min(r.id), 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.hour, ${rounded(sql`sum(r.quantity)`)}, count(*), 0, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
         from usage_records r
         where r.report_id is null and r.hour = ${hour}
           and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
@@ -191,7 +200,7 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
     // Records after the close join their hour's report while nobody has tried to send it (a lease
     // counts an attempt in the same statement, so a report being sent is never changed).
     sql`update usage_reports set
-          quantity = round(quantity + (select sum(r.quantity) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension), 6),
+          quantity = ${rounded(sql`quantity + (select sum(r.quantity) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`)},
           records = records + (select count(*) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension),
           close_run = ${run}, updated_at = ${now}
         where hour = ${hour} and late = 0 and status = 'PENDING' and attempts = 0 and lease_until is null
@@ -230,7 +239,8 @@ export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: str
       lease_until: leaseUntil,
       lease_owner: owner,
       attempts: eb('attempts', '+', 1),
-      send_timestamp: sql<string>`coalesce(send_timestamp, max(timestamp, ${floor}))`,
+      // The later of the two (ISO texts compare as times); SQLite's scalar max() is not PostgreSQL's.
+      send_timestamp: sql<string>`coalesce(send_timestamp, case when ${sql.ref('timestamp')} > ${floor} then ${sql.ref('timestamp')} else ${floor} end)`,
       updated_at: now,
     }))
     .where('id', 'in', ids)
@@ -246,29 +256,73 @@ export type ReportSettlement = (
 ) & {
   /** The lease it was sent under; absent: settled without a call, only while nobody holds it. */
   owner?: string
+  /**
+   * Its `usage.reported` delivery (built from `reportsToAnnounce`), and the record count it was
+   * built for: the settlement is made only while the report still carries that many records.
+   */
+  announce?: { delivery: NewDelivery; records: number }
 }
 
 /** Reports settled per atomic write (D1 counts every statement of a batch). */
 const SETTLE_CHUNK = 25
 
 /** Most record ids a usage.reported webhook lists (the count is always there). */
-const WEBHOOK_RECORD_IDS = 1000
+export const WEBHOOK_RECORD_IDS = 1000
 
-/**
- * The outcomes of one batch, in one atomic write: each settled report with its records and, when
- * the org has a webhookUrl, its `usage.reported` delivery (built here from the stored rows, so
- * the record ids are never loaded); a report still pending gets its next attempt. A report is
- * settled once: the statements only touch it while it is PENDING.
- */
-export async function settleReports(db: DB, settlements: ReportSettlement[], now: string, ids: { eventId: () => string; deliveryId: () => string }): Promise<void> {
-  for (const part of chunks(settlements, SETTLE_CHUNK)) await atomically(db, part.flatMap((s) => settleStatements(db, s, now, ids)))
+/** What a `usage.reported` webhook shows of a report. */
+export interface ReportToAnnounce {
+  report: UsageReportRow
+  /** Its entitlement's status (null if the entitlement is gone). */
+  entitlementStatus: string | null
+  /** The ids of its first WEBHOOK_RECORD_IDS records, in order. */
+  recordIds: string[]
 }
 
-function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { eventId: () => string; deliveryId: () => string }): Compilable[] {
+/** The reports among `ids` whose org has a webhookUrl, with what their `usage.reported` shows. */
+export async function reportsToAnnounce(db: DB, ids: string[]): Promise<Map<string, ReportToAnnounce>> {
+  const found = new Map<string, ReportToAnnounce>()
+  for (const part of chunks([...new Set(ids)])) {
+    const rows = await db
+      .selectFrom('usage_reports as r')
+      .innerJoin('orgs as o', 'o.id', 'r.org_id')
+      .leftJoin('entitlements as e', 'e.id', 'r.entitlement_id')
+      .selectAll('r')
+      .select('e.status as entitlement_status')
+      .where('r.id', 'in', part)
+      .where('o.webhook_url', 'is not', null)
+      .execute()
+    for (const { entitlement_status, ...report } of rows) found.set(report.id, { report, entitlementStatus: entitlement_status, recordIds: [] })
+  }
+  for (const part of chunks([...found.keys()])) {
+    const { rows } = await sql<{ report_id: string; id: string }>`
+      select report_id, id from (
+        select report_id, id, row_number() over (partition by report_id order by id) as n from usage_records where report_id in (${sql.join(part)})
+      ) ranked where n <= ${WEBHOOK_RECORD_IDS} order by report_id, id`.execute(db)
+    for (const row of rows) found.get(row.report_id)!.recordIds.push(row.id)
+  }
+  return found
+}
+
+/**
+ * The outcomes of one batch, in one atomic write: each settled report with its records and its
+ * `usage.reported` delivery (when it has one and its org still has a webhookUrl); a report still
+ * pending gets its next attempt. A report is settled once: the statements only touch it while it
+ * is PENDING and this caller may settle it.
+ */
+export async function settleReports(db: DB, settlements: ReportSettlement[], now: string): Promise<void> {
+  for (const part of chunks(settlements, SETTLE_CHUNK)) await atomically(db, part.flatMap((s) => settleStatements(db, s, now)))
+}
+
+function settleStatements(db: DB, s: ReportSettlement, now: string): Statement[] {
   // Only the holder of the lease settles (a lease that ran out may have passed to another process);
-  // a report settled without a call only while nobody holds it.
+  // a report settled without a call only while nobody holds it; an announced one only while it
+  // carries the records its webhook counts.
   // (Only usage_reports has lease columns, so the condition reads the same in every statement below.)
-  const mine = s.owner ? sql<SqlBool>`${sql.ref('lease_owner')} = ${s.owner}` : notHeld(now)
+  const condition = (p: Placeholder) =>
+    sql<SqlBool>`${s.owner ? sql`${sql.ref('lease_owner')} = ${p('owner')}` : notHeld(p('now'))}${s.announce ? sql` and ${sql.ref('records')} = ${p('records')}` : sql``}`
+  const key = `${s.owner ? 'owner' : 'free'}${s.announce ? ':records' : ''}`
+  const values = { owner: s.owner, now, records: s.announce?.records }
+  const mine = condition((name) => values[name as keyof typeof values] as never)
   if (s.status === 'PENDING') {
     return [
       db
@@ -279,24 +333,18 @@ function settleStatements(db: DB, s: ReportSettlement, now: string, ids: { event
         .where(mine),
     ]
   }
-  const eventId = ids.eventId()
-  const recordIds = sql`json((select json_group_array(id) from (select id from usage_records where report_id = r.id order by id limit ${WEBHOOK_RECORD_IDS})))`
   const reportedAt = s.status === 'REPORTED' ? now : null
   return [
-    compilable(
-      db,
-      sql`insert into webhook_deliveries (id, org_id, event_id, type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-          select ${ids.deliveryId()}, r.org_id, ${eventId}, 'usage.reported',
-            json_object('id', ${eventId}, 'type', 'usage.reported', 'createdAt', ${now}, 'orgId', r.org_id, 'entityType', 'ENTITLEMENT',
-              'entityId', r.entitlement_id, 'action', 'USAGE', 'entityStatus', e.status, 'partner', r.partner,
-              'data', json_object('entitlementId', r.entitlement_id, 'dimension', r.dimension, 'hour', r.hour, 'quantity', r.quantity,
-                'status', ${s.status}, 'marketplaceStatus', ${s.marketplaceStatus}, 'error', ${s.error}, 'late', json(case when r.late = 1 then 'true' else 'false' end),
-                'usageRecordIds', ${recordIds}, 'usageRecordCount', r.records)),
-            'PENDING', 0, ${now}, ${now}, ${now}
-          from usage_reports r join orgs o on o.id = r.org_id left join entitlements e on e.id = r.entitlement_id
-          where r.id = ${s.id} and r.status = 'PENDING' and ${mine} and o.webhook_url is not null`,
-    ),
-    // The records first, while the report is still PENDING and held (the next statement settles it).
+    // The delivery first, while the report is still PENDING and held (the last statement settles it).
+    ...(s.announce
+      ? [
+          deliveryIfHooked(db, s.announce.delivery, {
+            key: `usageSettled:${key}`,
+            where: (p) => sql<SqlBool>`exists (select 1 from usage_reports where id = ${p('reportId')} and status = 'PENDING' and ${condition(p)})`,
+            values: { ...values, reportId: s.id },
+          }),
+        ]
+      : []),
     db
       .updateTable('usage_records')
       .set({ status: s.status, marketplace_status: s.marketplaceStatus, error: s.error, reported_at: reportedAt })

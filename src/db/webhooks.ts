@@ -1,11 +1,42 @@
-import type { Insertable } from 'kysely'
-import type { DB, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
+import { type CompiledQuery, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
+import { compiledQuery } from './compiled'
+import type { DB, Executor, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
 import { dueIds, notHeld, olderThan, pageOf } from './outbox'
 
 /** The webhook outbox (migration 0006): each hand-over one statement, as D1 needs. */
 
 export async function insertDelivery(db: DB, row: Insertable<WebhookDeliveriesTable>): Promise<WebhookDeliveryRow> {
   return db.insertInto('webhook_deliveries').values(row).returningAll().executeTakeFirstOrThrow()
+}
+
+/** What a delivery built by the domain (src/domain/envelopes.ts) sets; the rest are the table's defaults. */
+const DELIVERY_COLUMNS = ['id', 'org_id', 'event_id', 'type', 'payload', 'status', 'next_attempt_at', 'created_at', 'updated_at'] as const
+export type NewDelivery = Pick<Insertable<WebhookDeliveriesTable>, (typeof DELIVERY_COLUMNS)[number]>
+
+/**
+ * The insert of a delivery, made only while its org has a webhookUrl (the org's setting at the
+ * moment of the write decides, as it does for the event the delivery is written with), and only
+ * when `condition` holds (compiled once per `key`: the condition's text must be the same for one
+ * key; its values are parameters). Every column is text, so the SELECT's untyped parameters
+ * need no cast on PostgreSQL.
+ */
+export function deliveryIfHooked(
+  db: Executor,
+  row: NewDelivery,
+  condition?: { key: string; where: (p: <T>(name: string) => T) => RawBuilder<SqlBool>; values: Record<string, unknown> },
+): CompiledQuery {
+  return compiledQuery(
+    db,
+    `deliveryIfHooked${condition ? `:${condition.key}` : ''}`,
+    (p) => {
+      let select = db
+        .selectNoFrom(DELIVERY_COLUMNS.map((column) => sql<string>`${p(column)}`.as(column)))
+        .where((eb) => eb.exists(eb.selectFrom('orgs').select('orgs.id').where('orgs.id', '=', p('org_id')).where('orgs.webhook_url', 'is not', null)))
+      if (condition) select = select.where(condition.where(p))
+      return db.insertInto('webhook_deliveries').columns(DELIVERY_COLUMNS).expression(select)
+    },
+    { event_id: null, ...row, ...condition?.values },
+  )
 }
 
 export function findDelivery(db: DB, orgId: string, id: string): Promise<WebhookDeliveryRow | undefined> {

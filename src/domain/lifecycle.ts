@@ -5,6 +5,7 @@ import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { EntitlementEvent, EventType } from '../schemas'
 import { entitlementJson, findPurchase, purchaseColumns, statusEvent } from './entitlements'
+import { entitlementEventDelivery } from './envelopes'
 import { newId } from './ids'
 
 type Source = EntitlementEvent['source']
@@ -40,11 +41,13 @@ export async function changeEntitlement(
       return { row: current, events: [] }
     }
     const at = nowIso(deps)
-    const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = current
+    const next: EntitlementRow = { ...current, updated_at: at, ...decision.set }
+    const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = next
+    const json = entitlementJson(next)
     const written = await entitlementsDb.writeEntitlementChange(
       deps.db,
-      { expected: current, set: { ...columns, updated_at: at, ...decision.set } },
-      decision.events.map((event) => eventRow(current, source, event, at)),
+      { expected: current, set: { ...columns, json } },
+      eventWrites(next, json, decision.events.map((event) => eventRow(current, source, event, at))),
       also,
     )
     if (written) return { row: written, events: decision.events.map((event) => event.type) }
@@ -57,6 +60,11 @@ export async function changeEntitlement(
 
 function eventRow(row: Pick<EntitlementRow, 'id' | 'org_id'>, source: Source, event: PlannedEvent, at: string) {
   return { id: newId('evt'), entitlement_id: row.id, org_id: row.org_id, type: event.type, source, data: JSON.stringify(event.data), created_at: at }
+}
+
+/** Each event with its webhook delivery, built with the entitlement as the change leaves it (`row`, its API JSON `json`). */
+function eventWrites(row: EntitlementRow, json: string, events: Array<ReturnType<typeof eventRow>>): entitlementsDb.EventWrite[] {
+  return events.map((event) => ({ event, delivery: entitlementEventDelivery(event, row, json) }))
 }
 
 /**
@@ -103,7 +111,7 @@ export async function storePurchase(
       return { row, created: false }
     }
     const at = nowIso(deps)
-    const fresh = {
+    const fresh: EntitlementRow = {
       id: newId('ent'),
       org_id: owner.orgId,
       partner: owner.partner,
@@ -113,8 +121,9 @@ export async function storePurchase(
       created_at: at,
       updated_at: at,
     }
-    const events = creationEvents(fresh, data).map((event) => eventRow(fresh, source, event, at))
-    const row = await entitlementsDb.writeEntitlementChange(deps.db, { insert: { ...fresh, json: entitlementJson(fresh) } }, events)
+    const json = entitlementJson(fresh)
+    const events = eventWrites(fresh, json, creationEvents(fresh, data).map((event) => eventRow(fresh, source, event, at)))
+    const row = await entitlementsDb.writeEntitlementChange(deps.db, { insert: { ...fresh, json } }, events)
     if (row) return { row, created: true }
     // Another caller stored this purchase just now: work on theirs.
   }

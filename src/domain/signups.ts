@@ -9,6 +9,7 @@ import type { Logger } from '../logger'
 import { base64UrlDecode, base64UrlEncode, randomBytes, timingSafeEqual } from './crypto'
 import { decodeCursor, encodeCursor } from './cursor'
 import { entitlementJson } from './entitlements'
+import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
 import { formatIssues } from './integrations'
 import { checkRedirectUrl, getOrg } from './orgs'
@@ -234,10 +235,6 @@ export function toSignup(row: SignupRow): Signup {
   }
 }
 
-function msgId(): string {
-  return `msg_${Array.from(randomBytes(13), (b) => b.toString(16).padStart(2, '0')).join('')}`
-}
-
 /**
  * A valid submission is stored in one write with its form token spent: the signup (updated if the
  * entitlement has one), its confirmation email (PENDING, or SKIPPED without SMTP; none when one
@@ -272,33 +269,22 @@ export async function saveSignup(deps: AppDeps, context: FormContext, values: Fo
   }
   const message = confirmationEmail(context, values)
   const org = await getOrg(deps, context.form.org_id)
-  let delivery = null
-  if (org.webhookUrl) {
-    const eventId = newId('evt')
-    const payload = {
-      id: eventId,
-      type: 'signup.submitted',
-      createdAt: now,
-      orgId: org.id,
-      entityType: 'SIGNUP',
-      entityId: signup.id,
-      action: 'SUBMIT',
-      entityStatus: context.entitlement.status,
-      partner: context.entitlement.partner,
-      data: { signup: toSignup(signup), entitlement: JSON.parse(entitlementJson(context.entitlement)) as unknown },
-    }
-    delivery = {
-      id: msgId(),
-      org_id: org.id,
-      event_id: eventId,
-      type: 'signup.submitted',
-      payload: JSON.stringify(payload),
-      status: 'PENDING' as const,
-      next_attempt_at: now,
-      created_at: now,
-      updated_at: now,
-    }
-  }
+  const delivery = org.webhookUrl
+    ? webhookDelivery(
+        {
+          id: newId('evt'),
+          type: 'signup.submitted',
+          createdAt: now,
+          orgId: org.id,
+          entityType: 'SIGNUP',
+          entityId: signup.id,
+          action: 'SUBMIT',
+          entityStatus: context.entitlement.status,
+          partner: context.entitlement.partner,
+        },
+        `{"signup":${JSON.stringify(toSignup(signup))},"entitlement":${entitlementJson(context.entitlement)}}`,
+      )
+    : null
   const emailId = recent ? null : newId('eml')
   const saved = await signupsDb.saveSubmission(
     deps.db,

@@ -1,11 +1,11 @@
 import { ConfigurationError, ProviderError } from '../../providers/errors'
 import { type MarketplaceProvider, type Partner, type ProviderIntegration, type UsageReportItem, type UsageReportOutcome, isPartner } from '../../providers/types'
-import type { EntitlementRow, UsageReportRow } from '../db/schema'
+import type { DB, EntitlementRow, UsageReportRow } from '../db/schema'
 import * as usageDb from '../db/usage'
 import type { AppDeps } from '../deps'
 import type { Logger } from '../logger'
-import { randomBytes } from './crypto'
 import { purchaseOf } from './entitlements'
+import { usageReportedDelivery } from './envelopes'
 import { newId } from './ids'
 import { loadProviderIntegration } from './integrations'
 import { hourOf } from './usage'
@@ -46,10 +46,6 @@ const iso = (ms: number) => new Date(ms).toISOString()
 function nextAttempt(attempts: number, now: number): string {
   const base = RETRY_DELAYS_MS[Math.min(attempts, RETRY_DELAYS_MS.length) - 1] ?? RETRY_DELAYS_MS[0]!
   return iso(now + base * (0.8 + Math.random() * 0.4))
-}
-
-function msgId(): string {
-  return `msg_${Array.from(randomBytes(13), (b) => b.toString(16).padStart(2, '0')).join('')}`
 }
 
 interface Batch {
@@ -95,7 +91,24 @@ export async function reportUsage(deps: AppDeps, log: Logger): Promise<{ closed:
 }
 
 function settle(deps: AppDeps, settlements: Settlement[]) {
-  return usageDb.settleReports(deps.db, settlements, iso((deps.now?.() ?? new Date()).getTime()), { eventId: () => newId('evt'), deliveryId: msgId })
+  return settleAnnounced(deps.db, settlements, iso((deps.now?.() ?? new Date()).getTime()))
+}
+
+/**
+ * Settles reports (usageDb.settleReports), each settled one with its `usage.reported` webhook
+ * when its org has a webhookUrl, built from the report as stored.
+ */
+export async function settleAnnounced(db: DB, settlements: Settlement[], now: string): Promise<void> {
+  const shown = await usageDb.reportsToAnnounce(db, settlements.filter((s) => s.status !== 'PENDING').map((s) => s.id))
+  await usageDb.settleReports(
+    db,
+    settlements.map((s) => {
+      const announced = shown.get(s.id)
+      if (s.status === 'PENDING' || !announced) return s
+      return { ...s, announce: { delivery: usageReportedDelivery(announced, s, now), records: announced.report.records } }
+    }),
+    now,
+  )
 }
 
 const rejected = (id: string, error: string, marketplaceStatus: string | null = null): Settlement => ({ id, status: 'REJECTED', marketplaceStatus, error: error.slice(0, MAX_ERROR) })

@@ -6,6 +6,7 @@ import { type AppDeps, nowIso } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
 import { randomBytes } from './crypto'
+import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
 import { getOrg } from './orgs'
 
@@ -275,20 +276,9 @@ export function kickDeliveries(deps: AppDeps, log: Logger): Promise<void> {
 export async function queuePing(deps: AppDeps, orgId: string): Promise<WebhookDelivery> {
   const org = await getOrg(deps, orgId)
   if (!org.webhookUrl) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
-  const now = nowIso(deps)
-  const eventId = newId('evt')
-  const payload = { id: eventId, type: 'ping', createdAt: now, orgId, entityType: null, entityId: null, action: 'PING', entityStatus: null, partner: null, data: {} }
-  const row = await webhooksDb.insertDelivery(deps.db, {
-    id: `msg_${Array.from(randomBytes(13), (b) => b.toString(16).padStart(2, '0')).join('')}`,
-    org_id: orgId,
-    event_id: null,
-    type: 'ping',
-    payload: JSON.stringify(payload),
-    status: 'PENDING',
-    next_attempt_at: now,
-    created_at: now,
-    updated_at: now,
-  })
+  const head = { id: newId('evt'), type: 'ping', createdAt: nowIso(deps), orgId, entityType: null, entityId: null, action: 'PING', entityStatus: null, partner: null }
+  // A ping is no stored event: its delivery names none.
+  const row = await webhooksDb.insertDelivery(deps.db, webhookDelivery(head, '{}', null))
   return toDelivery(row)
 }
 

@@ -1,6 +1,7 @@
-import { Kysely, PostgresDialect } from 'kysely'
+import { PostgresDialect } from 'kysely'
 import pg from 'pg'
-import type { Database } from '../db/schema'
+import { POSTGRES } from '../db/dialect'
+import { DB } from '../db/handle'
 
 // pg hands int8 (count(*), sum of integers) and numeric (round(…, 6)) back as strings so that no
 // precision is lost; every such value the broker reads fits a double, and SQLite answers numbers.
@@ -24,12 +25,12 @@ export interface PostgresOptions {
  * `sslmode` (require, verify-full, …) is read the way libpq reads it. A pool whose server goes
  * away answers errors and reconnects on the next query: nothing here needs a restart.
  */
-export function createPostgresDb(databaseUrl: string, options: PostgresOptions): Kysely<Database> {
+export function createPostgresDb(databaseUrl: string, options: PostgresOptions): DB {
   // A connection attempt that gets no answer (a server frozen or unreachable) gives up after
   // CONNECT_TIMEOUT_MS instead of waiting forever; so does a query waiting for a free connection.
   const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolMax, types, connectionTimeoutMillis: CONNECT_TIMEOUT_MS })
   // An idle client whose connection dies (server restart) emits 'error' on the pool; unhandled,
   // that would end the process. The next query opens a new connection.
   pool.on('error', () => {})
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return new DB({ dialect: new PostgresDialect({ pool }) }, POSTGRES)
 }

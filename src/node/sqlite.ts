@@ -1,13 +1,14 @@
 import SQLite from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import { SqliteDialect } from 'kysely'
 import { BoundedMap } from '../bounded-map'
-import type { Database } from '../db/schema'
+import { SQLITE } from '../db/dialect'
+import { DB } from '../db/handle'
 import { sqlitePath } from './bootstrap'
 
 const STATEMENT_CACHE = 500
 
 /** Node's database: better-sqlite3 behind Kysely, tuned for a small always-on server. */
-export function createSqliteDb(databaseUrl: string): Kysely<Database> {
+export function createSqliteDb(databaseUrl: string): DB {
   const sqlite = new SQLite(sqlitePath(databaseUrl))
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('synchronous = NORMAL')
@@ -31,5 +32,5 @@ export function createSqliteDb(databaseUrl: string): Kysely<Database> {
       sqlite.close()
     },
   }
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) })
+  return new DB({ dialect: new SqliteDialect({ database }) }, SQLITE)
 }
