@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as m0009 from '../migrations/0009_domain_out_of_triggers'
 import * as entitlementsDb from '../src/db/entitlements'
+import * as claimsDb from '../src/db/claims'
 import * as integrationsDb from '../src/db/integrations'
 import * as notificationsDb from '../src/db/notifications'
 import { migrationsFor } from '../migrations/index'
@@ -9,6 +10,7 @@ import type { Dialect } from '../src/db/dialect'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
 import * as usageDb from '../src/db/usage'
+import * as webhooksDb from '../src/db/webhooks'
 import type { DB, EntitlementEventsTable, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
 import { entitlementJson, toEntitlement } from '../src/domain/entitlements'
 import { entitlementEventDelivery } from '../src/domain/envelopes'
@@ -157,9 +159,9 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(await stored(id, created.row.id)).toMatchObject({ id: created.row.id, status: 'ACTIVE', planId: 'gold', quantity: 3, createdAt: at(1), updatedAt: at(6) })
       const updated = { ...(await entitlementsDb.findEntitlement(db, id, created.row.id))! }
       const { id: _id, org_id: _org, partner: _partner, created_at: _created, ...columns } = updated
-      const set = { ...columns, status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 1.25, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9) }
+      const set = { ...columns, status: 'SUSPENDED', offer_type: 'PRIVATE_OFFER', product_id: 'p', plan_id: 'silver', quantity: 2, buyer: '{}', term: '{}', is_free_trial: 0, is_test: 1, info: '{"a":1}', updated_at: at(9) }
       await entitlementsDb.writeEntitlementChange(db, { expected: updated, set: { ...set, json: entitlementJson({ ...updated, ...set }) } }, [])
-      expect(await stored(id, created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', quantity: 1.25, isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
+      expect(await stored(id, created.row.id)).toMatchObject({ status: 'SUSPENDED', offerType: 'PRIVATE_OFFER', planId: 'silver', quantity: 2, isFreeTrial: false, isTest: true, info: { a: 1 }, updatedAt: at(9) })
       expect(await entitlementsDb.findEntitlementJson(db, (await org()).id, created.row.id)).toBeUndefined()
     })
 
@@ -202,6 +204,23 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(aws.rows.every((r) => r.partner === 'aws' && r.status === 'ACTIVE')).toBe(true)
       expect(aws.rows.length).toBeGreaterThan(0)
       expect(aws.hasMore).toBe(false)
+    })
+
+    test('entitlements found by a buyer field or an info field of their stored JSON, newest first', async () => {
+      const { id } = await org()
+      const rows = [
+        entitlement(id, 'by-buyer-1', { partner: 'aws', buyer: JSON.stringify({ customerId: 'cust-1', accountId: 'acct-1' }), info: JSON.stringify({ agreementId: 'agmt-1' }), created_at: at(1) }),
+        entitlement(id, 'by-buyer-2', { partner: 'aws', product_id: 'other', buyer: JSON.stringify({ customerId: 'cust-1', accountId: 'acct-2' }), info: '{}', created_at: at(2) }),
+        entitlement(id, 'by-buyer-3', { partner: 'aws', buyer: JSON.stringify({ customerId: 'cust-3' }), info: JSON.stringify({ agreementId: 'agmt-3' }), created_at: at(3) }),
+      ]
+      for (const row of rows) await entitlementsDb.upsertEntitlement(db, row, entitlementJson)
+      const found = async (query: Omit<Parameters<typeof entitlementsDb.findEntitlementsByBuyer>[1], 'orgId' | 'partner'>) =>
+        (await entitlementsDb.findEntitlementsByBuyer(db, { orgId: id, partner: 'aws', ...query })).map((row) => row.external_id)
+      expect(await found({ customerId: 'cust-1' })).toEqual(['by-buyer-2', 'by-buyer-1'])
+      expect(await found({ customerId: 'cust-1', productId: 'offer' })).toEqual(['by-buyer-1'])
+      expect(await found({ accountId: 'acct-2' })).toEqual(['by-buyer-2'])
+      expect(await found({ agreementId: 'agmt-3' })).toEqual(['by-buyer-3'])
+      expect(await found({ customerId: 'nobody' })).toEqual([])
     })
 
     test('events list oldest first by their time-sorted ids', async () => {
@@ -255,6 +274,38 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       await notificationsDb.pruneSettled(db, at(100))
       expect(await notificationsDb.findNotificationByMessage(db, id, 'azure', 'op-1')).toBeUndefined()
       expect(await notificationsDb.findNotificationByMessage(db, id, 'azure', 'op-2')).toBeDefined()
+    })
+
+    test('background claims: every due row goes to one of the callers claiming at once; held and future rows to none', async () => {
+      const { id } = await org()
+      const delivery = (n: number, overrides: Record<string, unknown> = {}) => ({
+        id: `msg_claim_${id}_${n}`, org_id: id, event_id: null, type: 'ping', payload: '{}', status: 'PENDING' as const, next_attempt_at: at(n), created_at: at(0), updated_at: at(0), ...overrides,
+      })
+      const due = Array.from({ length: 7 }, (_, n) => delivery(n))
+      for (const row of [...due, delivery(50), delivery(8, { lease_until: at(99) }), delivery(9, { status: 'SUCCEEDED' })]) await webhooksDb.insertDelivery(db, row)
+      const ours = (rows: Array<{ id: string }>) => rows.map((row) => row.id).filter((rowId) => rowId.startsWith(`msg_claim_${id}_`))
+      const claimed = (await Promise.all(Array.from({ length: 5 }, () => webhooksDb.claimDueDeliveries(db, at(20), at(60), 3)))).flatMap(ours)
+      expect(claimed.sort()).toEqual(due.map((row) => row.id).sort())
+      expect(ours(await webhooksDb.claimDueDeliveries(db, at(21), at(60), 50))).toEqual([])
+      // Once its lease has run out, a row is due again.
+      expect(ours(await webhooksDb.claimDueDeliveries(db, at(61), at(120), 50)).sort()).toEqual([...due.map((row) => row.id), delivery(50).id].sort())
+
+      // Landings whose holder died: each taken over once, its attempt counted.
+      for (const n of [1, 2, 3]) {
+        await claimsDb.claimLanding(db, { token_hash: `stale-${id}-${n}`, org_id: id, partner: 'azure', sealed_token: 's', lease_until: at(n), created_at: at(0) }, at(0))
+      }
+      const stale = (await Promise.all(Array.from({ length: 4 }, () => claimsDb.takeStaleClaims(db, at(10), at(60), 2)))).flat().filter((row) => row.org_id === id)
+      expect(stale.map((row) => [row.token_hash, row.attempts]).sort()).toEqual([1, 2, 3].map((n) => [`stale-${id}-${n}`, 1]))
+
+      // Pending activations: the job's claim respects the backoff and the lease.
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'claimed-activation'), entitlementJson)
+      await claimsDb.holdActivation(db, { entitlement_id: row.id, org_id: id, partner: 'azure', lease_until: at(5), created_at: at(0) }, at(0))
+      await claimsDb.activationFailed(db, row.id, { nextAttemptAt: at(30), error: 'x', now: at(5) })
+      const activation = (now: number) => claimsDb.claimDueActivation(db, at(now), at(now + 50)).then((held) => (held?.entitlement_id === row.id ? held : undefined))
+      expect(await activation(20)).toBeUndefined()
+      const taken = await Promise.all([activation(31), activation(31), activation(31)])
+      expect(taken.filter(Boolean)).toHaveLength(1)
+      expect(await activation(40)).toBeUndefined()
     })
 
     test('reconciliation: entitlements not cancelled are due a period after their creation or last re-read', async () => {

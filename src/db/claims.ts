@@ -42,21 +42,20 @@ export async function releaseClaim(db: DB, tokenHash: string): Promise<void> {
   await runCompiled(db, 'releaseClaim', (p) => db.deleteFrom('landing_claims').where('token_hash', '=', p('tokenHash')), { tokenHash })
 }
 
-/** Claims whose holder is gone (lease expired), each taken over with a fresh lease. */
-export async function takeStaleClaims(db: DB, now: string, leaseUntil: string, limit: number): Promise<LandingClaimRow[]> {
-  const candidates = await db.selectFrom('landing_claims').select('token_hash').where('lease_until', '<', now).limit(limit).execute()
-  const taken: LandingClaimRow[] = []
-  for (const { token_hash } of candidates) {
-    const row = await db
-      .updateTable('landing_claims')
-      .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
-      .where('token_hash', '=', token_hash)
-      .where('lease_until', '<', now)
-      .returningAll()
-      .executeTakeFirst()
-    if (row) taken.push(row)
-  }
-  return taken
+/**
+ * Claims whose holder is gone (lease expired), taken over with a fresh lease in one statement
+ * that re-checks the lease as it writes: each goes to one caller (on PostgreSQL the stale rows
+ * are locked SKIP LOCKED, so instances recovering at once take different ones).
+ */
+export function takeStaleClaims(db: DB, now: string, leaseUntil: string, limit: number): Promise<LandingClaimRow[]> {
+  const stale = db.selectFrom('landing_claims').select('token_hash').where('lease_until', '<', now).orderBy('lease_until').limit(limit)
+  return db
+    .updateTable('landing_claims')
+    .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
+    .where('token_hash', 'in', db.dialect.skipLocked ? stale.forUpdate().skipLocked() : stale)
+    .where('lease_until', '<', now)
+    .returningAll()
+    .execute()
 }
 
 /**
@@ -120,13 +119,19 @@ export async function activationFailed(db: DB, entitlementId: string, failure: {
   return row?.attempts ?? 0
 }
 
-export function dueActivations(db: DB, now: string, limit: number) {
+/**
+ * Leases the oldest pending activation whose backoff is over and whose lease ran out, if any, in
+ * one statement that re-checks both as it writes (on PostgreSQL SKIP LOCKED: instances claiming
+ * at once take different ones). The job's counterpart of `holdActivation`.
+ */
+export async function claimDueActivation(db: DB, now: string, leaseUntil: string): Promise<PendingActivationRow | undefined> {
+  const due = db.selectFrom('pending_activations').select('entitlement_id').where('next_attempt_at', '<=', now).where('lease_until', '<', now).orderBy('next_attempt_at').limit(1)
   return db
-    .selectFrom('pending_activations')
-    .selectAll()
+    .updateTable('pending_activations')
+    .set({ lease_until: leaseUntil })
+    .where('entitlement_id', 'in', db.dialect.skipLocked ? due.forUpdate().skipLocked() : due)
     .where('next_attempt_at', '<=', now)
     .where('lease_until', '<', now)
-    .orderBy('next_attempt_at')
-    .limit(limit)
-    .execute()
+    .returningAll()
+    .executeTakeFirst()
 }

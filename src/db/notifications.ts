@@ -1,6 +1,6 @@
 import type { Insertable } from 'kysely'
 import type { DB, NotificationRow, NotificationsTable } from './schema'
-import { dueIds, notHeld } from './outbox'
+import { claimDue, dueIds, notHeld } from './outbox'
 
 /**
  * The notification inbox. Each hand-over is one statement (D1 has no interactive
@@ -27,6 +27,11 @@ export function findNotificationByMessage(db: DB, orgId: string, partner: string
     .where('partner', '=', partner)
     .where('message_id', '=', messageId)
     .executeTakeFirst()
+}
+
+/** Leases the oldest due notification nobody holds, if any (see claimDue). */
+export async function claimDueNotification(db: DB, now: string, leaseUntil: string): Promise<NotificationRow | undefined> {
+  return (await claimDue(db, 'notifications', now, leaseUntil, 1, true))[0]
 }
 
 /** Leases a PENDING notification that is due and that nobody holds. */

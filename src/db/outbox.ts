@@ -1,5 +1,5 @@
-import { type SqlBool, sql } from 'kysely'
-import type { DB } from './schema'
+import { type Selectable, type SqlBool, sql } from 'kysely'
+import type { DB, Database } from './schema'
 
 /**
  * What the broker's outboxes (notifications, webhook deliveries, emails, usage reports) and its
@@ -13,7 +13,7 @@ export const notHeld = (now: string) => sql<SqlBool>`(${sql.ref('lease_until')} 
 type Outbox = 'notifications' | 'webhook_deliveries' | 'emails'
 
 /** PENDING rows whose next attempt is due and that nobody holds, oldest first. */
-export function dueIds(db: DB, table: Outbox, now: string, limit: number): Promise<Array<{ id: string }>> {
+function due(db: DB, table: Outbox, now: string, limit: number) {
   return db
     .selectFrom(table as 'emails')
     .select('id')
@@ -22,7 +22,37 @@ export function dueIds(db: DB, table: Outbox, now: string, limit: number): Promi
     .where(notHeld(now))
     .orderBy('next_attempt_at')
     .limit(limit)
-    .execute()
+}
+
+export function dueIds(db: DB, table: Outbox, now: string, limit: number): Promise<Array<{ id: string }>> {
+  return due(db, table, now, limit).execute()
+}
+
+/**
+ * Leases up to `limit` due rows for one attempt each, in one statement, and answers them as
+ * leased (`countAttempt`: the attempt is counted now, before it is made). The statement re-checks
+ * the lease as it writes, so each row goes to one caller: SQLite and D1 run one writer at a
+ * time; on PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances claiming at
+ * once take different rows instead of queueing behind each other's.
+ */
+export function claimDue<T extends Outbox>(
+  db: DB,
+  table: T,
+  now: string,
+  leaseUntil: string,
+  limit: number,
+  countAttempt: boolean,
+): Promise<Array<Selectable<Database[T]>>> {
+  const chosen = db.dialect.skipLocked ? due(db, table, now, limit).forUpdate().skipLocked() : due(db, table, now, limit)
+  return db
+    .updateTable(table as 'emails')
+    .set((eb) => ({ lease_until: leaseUntil, updated_at: now, ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
+    .where('id', 'in', chosen)
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where(notHeld(now))
+    .returningAll()
+    .execute() as Promise<Array<Selectable<Database[T]>>>
 }
 
 /** Rows after the cursor's row in a newest-first list ordered by (created_at, id). */

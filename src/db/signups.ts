@@ -1,7 +1,7 @@
 import type { Insertable } from 'kysely'
 import { type Statement, atomically } from './batch'
 import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable } from './schema'
-import { dueIds, notHeld, olderThan, pageOf } from './outbox'
+import { claimDue, notHeld, olderThan, pageOf } from './outbox'
 import { type NewDelivery, deliveryIfHooked } from './webhooks'
 
 /** The hosted signup form's tables (migration 0008). */
@@ -105,8 +105,9 @@ export async function listSignups(
 
 // ---- the email outbox ------------------------------------------------------------------------
 
-export function dueEmails(db: DB, now: string, limit: number): Promise<Array<Pick<EmailRow, 'id'>>> {
-  return dueIds(db, 'emails', now, limit)
+/** Leases the oldest due email nobody holds, if any (see claimDue). */
+export async function claimDueEmail(db: DB, now: string, leaseUntil: string): Promise<EmailRow | undefined> {
+  return (await claimDue(db, 'emails', now, leaseUntil, 1, true))[0]
 }
 
 export function leaseEmail(db: DB, id: string, now: string, leaseUntil: string): Promise<EmailRow | undefined> {

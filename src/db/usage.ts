@@ -195,7 +195,7 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
         from usage_records r
         where r.report_id is null and r.hour = ${hour}
           and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
-        group by r.entitlement_id, r.dimension`,
+        group by r.entitlement_id, r.dimension, r.org_id, r.partner, r.hour`,
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     // Records after the close join their hour's report while nobody has tried to send it (a lease
     // counts an attempt in the same statement, so a report being sent is never changed).

@@ -1,7 +1,7 @@
 import { type CompiledQuery, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
 import { compiledQuery } from './compiled'
 import type { DB, Executor, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
-import { dueIds, notHeld, olderThan, pageOf } from './outbox'
+import { claimDue, notHeld, olderThan, pageOf } from './outbox'
 
 /** The webhook outbox (migration 0006): each hand-over one statement, as D1 needs. */
 
@@ -43,9 +43,9 @@ export function findDelivery(db: DB, orgId: string, id: string): Promise<Webhook
   return db.selectFrom('webhook_deliveries').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
 }
 
-/** PENDING deliveries whose next attempt is due and that nobody holds, oldest first. */
-export function dueDeliveries(db: DB, now: string, limit: number): Promise<Array<Pick<WebhookDeliveryRow, 'id'>>> {
-  return dueIds(db, 'webhook_deliveries', now, limit)
+/** Leases up to `limit` due deliveries for one attempt each (see claimDue). */
+export function claimDueDeliveries(db: DB, now: string, leaseUntil: string, limit: number): Promise<WebhookDeliveryRow[]> {
+  return claimDue(db, 'webhook_deliveries', now, leaseUntil, limit, false)
 }
 
 /** Leases a delivery for one attempt: a PENDING one that is due, or (`force`: a manual retry) any one nobody holds. */

@@ -3,7 +3,7 @@ import { type InboundNotification, type NotificationRequest, type Partner, isPar
 import * as entitlementsDb from '../db/entitlements'
 import * as notificationsDb from '../db/notifications'
 import * as orgsDb from '../db/orgs'
-import type { EntitlementRow } from '../db/schema'
+import type { EntitlementRow, NotificationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { findPurchase, purchaseOf } from './entitlements'
@@ -99,10 +99,13 @@ function describe(error: unknown) {
  * applying a state the entitlement already has writes nothing.
  */
 export async function applyNotification(deps: AppDeps, id: string, log: Logger): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
-  const started = Date.now()
-  const now = nowIso(deps)
-  const row = await notificationsDb.leaseNotification(deps.db, id, now, new Date(started + leaseMs(deps)).toISOString())
-  if (!row || !isPartner(row.partner)) return 'busy'
+  const row = await notificationsDb.leaseNotification(deps.db, id, nowIso(deps), new Date(Date.now() + leaseMs(deps)).toISOString())
+  return row ? applyLeased(deps, row, log) : 'busy'
+}
+
+/** `applyNotification` of a row this caller has just leased. */
+async function applyLeased(deps: AppDeps, row: NotificationRow, log: Logger): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
+  if (!isPartner(row.partner)) return 'busy'
   const partner: Partner = row.partner
   const rowLog = log.child({ orgId: row.org_id, partner, notificationId: row.id, action: row.action })
   const integration = await loadProviderIntegration(deps, row.org_id, partner)
@@ -201,9 +204,14 @@ const KEEP_SETTLED_MS = 30 * 24 * 3600 * 1000
 /** The job's part: every due notification, a batch per run; settled ones past their keep are pruned. */
 export async function applyDueNotifications(deps: AppDeps, log: Logger): Promise<number> {
   await notificationsDb.pruneSettled(deps.db, new Date(Date.now() - KEEP_SETTLED_MS).toISOString())
-  const due = await notificationsDb.dueNotifications(deps.db, nowIso(deps), JOB_BATCH)
-  for (const { id } of due) await applyNotification(deps, id, log.child({ job: 'notifications' }))
-  return due.length
+  // One at a time, each leased just before it is applied (a lease covers one notification's calls).
+  let applied = 0
+  for (; applied < JOB_BATCH; applied++) {
+    const row = await notificationsDb.claimDueNotification(deps.db, nowIso(deps), new Date(Date.now() + leaseMs(deps)).toISOString())
+    if (!row) break
+    await applyLeased(deps, row, log.child({ job: 'notifications' }))
+  }
+  return applied
 }
 
 /**

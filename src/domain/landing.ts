@@ -13,7 +13,7 @@ import {
 import * as claimsDb from '../db/claims'
 import * as entitlementsDb from '../db/entitlements'
 import * as orgsDb from '../db/orgs'
-import type { EntitlementRow, OrgRow } from '../db/schema'
+import type { EntitlementRow, OrgRow, PendingActivationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { sha256Hex } from './crypto'
@@ -258,14 +258,18 @@ export function createLandingService(deps: AppDeps) {
     purchase: NormalizedPurchase,
     ctx: ProviderContext,
     mode: 'landing' | 'job',
+    /** The pending activation, when the caller has leased it already (the job). */
+    leased?: PendingActivationRow,
   ): Promise<{ result: ActivationResult; row: EntitlementRow }> {
     const started = now()
-    const held = await claimsDb.holdActivation(
-      deps.db,
-      { entitlement_id: entitlement.id, org_id: work.org.id, partner: work.partner, lease_until: iso(started + leaseMs), created_at: iso(started) },
-      iso(started),
-      { due: mode === 'job' },
-    )
+    const held =
+      leased ??
+      (await claimsDb.holdActivation(
+        deps.db,
+        { entitlement_id: entitlement.id, org_id: work.org.id, partner: work.partner, lease_until: iso(started + leaseMs), created_at: iso(started) },
+        iso(started),
+        { due: mode === 'job' },
+      ))
     if (!held) return { result: 'busy', row: entitlement }
     try {
       let current = mode === 'job' ? await work.provider.refresh(work.integration, purchase, ctx) : purchase
@@ -342,8 +346,11 @@ export function createLandingService(deps: AppDeps) {
 
   /** Pending activations whose backoff is over: ask the marketplace, activate if still needed. */
   async function retryActivations(log: Logger): Promise<number> {
-    const due = await claimsDb.dueActivations(deps.db, nowIso(deps), JOB_BATCH)
-    for (const pending of due) {
+    // One at a time, each leased just before it is worked (a lease covers one activation's calls).
+    let worked = 0
+    for (; worked < JOB_BATCH; worked++) {
+      const pending = await claimsDb.claimDueActivation(deps.db, nowIso(deps), iso(now() + leaseMs))
+      if (!pending) break
       const jobLog = log.child({ orgId: pending.org_id, partner: pending.partner, job: 'activation', entitlementId: pending.entitlement_id })
       try {
         const entitlement = await entitlementsDb.findEntitlement(deps.db, pending.org_id, pending.entitlement_id)
@@ -354,13 +361,13 @@ export function createLandingService(deps: AppDeps) {
           continue
         }
         const work = { org, partner: pending.partner, provider: deps.providers[pending.partner], integration, log: jobLog }
-        const { result } = await activate(work, entitlement, purchaseOf(entitlement), { log: jobLog, deadline: now() + deadlineMs }, 'job')
+        const { result } = await activate(work, entitlement, purchaseOf(entitlement), { log: jobLog, deadline: now() + deadlineMs }, 'job', pending)
         if (result === 'settled') jobLog.info('pending activation completed')
       } catch (error) {
         jobLog.error('activation job failed', { error: describe(error) })
       }
     }
-    return due.length
+    return worked
   }
 
   return { land, recoverClaims, retryActivations, leaseMs }

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi'
 import type { Partner } from '../../providers/types'
 import * as entitlementsDb from '../db/entitlements'
-import type { EntitlementRow, SignupFormRow, SignupRow } from '../db/schema'
+import type { EmailRow, EntitlementRow, SignupFormRow, SignupRow } from '../db/schema'
 import * as signupsDb from '../db/signups'
 import { type AppDeps, nowIso } from '../deps'
 import { ApiError } from '../errors'
@@ -330,9 +330,15 @@ const EMAIL_LEASE_MS = 3 * 60_000
 /** Sends the confirmation emails that are due (a batch per run). */
 export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number> {
   if (!deps.sendEmail || !deps.config.SMTP_URL) return 0
-  const due = await signupsDb.dueEmails(deps.db, new Date().toISOString(), 20)
-  for (const { id } of due) await sendEmail(deps, id, log)
-  return due.length
+  // One at a time, each leased just before it is sent (a lease covers one send).
+  let sent = 0
+  for (; sent < 20; sent++) {
+    const now = Date.now()
+    const email = await signupsDb.claimDueEmail(deps.db, new Date(now).toISOString(), new Date(now + EMAIL_LEASE_MS).toISOString())
+    if (!email) break
+    await sendLeased(deps, deps.sendEmail, email, log)
+  }
+  return sent
 }
 
 /** One email, if this caller can lease it: sent, then settled (retried later on failure). */
@@ -341,7 +347,11 @@ export async function sendEmail(deps: AppDeps, id: string, log: Logger): Promise
   if (!send || !deps.config.SMTP_URL) return
   const now = Date.now()
   const email = await signupsDb.leaseEmail(deps.db, id, new Date(now).toISOString(), new Date(now + EMAIL_LEASE_MS).toISOString())
-  if (!email) return
+  if (email) await sendLeased(deps, send, email, log)
+}
+
+/** An email this caller has just leased: sent, then settled. */
+async function sendLeased(deps: AppDeps, send: NonNullable<AppDeps['sendEmail']>, email: EmailRow, log: Logger): Promise<void> {
   const emailLog = log.child({ emailId: email.id, orgId: email.org_id })
   try {
     await send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html })

@@ -170,9 +170,12 @@ async function readSome(response: Response): Promise<string> {
  * huge body is one failed attempt, recorded, and retried on the schedule.
  */
 export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<WebhookDeliveryRow | undefined> {
-  const now = Date.now()
-  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(now + LEASE_MS).toISOString(), options.force)
-  if (!row) return undefined
+  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(Date.now() + LEASE_MS).toISOString(), options.force)
+  return row ? sendLeased(deps, row, log) : undefined
+}
+
+/** One attempt at a delivery this caller has just leased. */
+async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): Promise<WebhookDeliveryRow | undefined> {
   const org = await orgsDb.findOrg(deps.db, row.org_id)
   const record = (outcome: { ok: boolean; statusCode: number | null; error: string | null }) => {
     const attempts = row.attempts + 1
@@ -234,8 +237,9 @@ const MAX_BATCHES = 100
 export async function deliverDue(deps: AppDeps, log: Logger): Promise<number> {
   let sent = 0
   for (let batch = 0; batch < MAX_BATCHES; batch++) {
-    const due = await webhooksDb.dueDeliveries(deps.db, nowIso(deps), JOB_BATCH)
-    await Promise.all(due.map(({ id }) => attemptDelivery(deps, id, log)))
+    // Leased together, sent at once: each attempt ends (ATTEMPT_TIMEOUT_MS) well inside its lease.
+    const due = await webhooksDb.claimDueDeliveries(deps.db, nowIso(deps), new Date(Date.now() + LEASE_MS).toISOString(), JOB_BATCH)
+    await Promise.all(due.map((row) => sendLeased(deps, row, log)))
     sent += due.length
     if (due.length < JOB_BATCH) break
   }
