@@ -1,4 +1,4 @@
-import type { CompiledQuery, Insertable } from 'kysely'
+import { type CompiledQuery, type Insertable, sql } from 'kysely'
 import { compiledQuery, placeholders, runCompiled } from './compiled'
 import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
 
@@ -39,7 +39,12 @@ export function findClaim(db: DB, tokenHash: string): Promise<LandingClaimRow | 
 }
 
 export async function releaseClaim(db: DB, tokenHash: string): Promise<void> {
-  await runCompiled(db, 'releaseClaim', (p) => db.deleteFrom('landing_claims').where('token_hash', '=', p('tokenHash')), { tokenHash })
+  await db.executeQuery(releaseStatement(db, tokenHash))
+}
+
+/** `releaseClaim` as a statement, to be written with the landing's last write (db/batch.ts). */
+export function releaseStatement(db: DB, tokenHash: string): CompiledQuery {
+  return compiledQuery(db, 'releaseClaim', (p) => db.deleteFrom('landing_claims').where('token_hash', '=', p('tokenHash')), { tokenHash })
 }
 
 /**
@@ -97,6 +102,29 @@ export async function holdActivation(
     { ...row, now },
   )
   return result.rows[0]
+}
+
+/**
+ * The pending activation of an entitlement being created, held by its creator: written with the
+ * entitlement's insert (as `also`), and only if that insert happened (a D1 batch writes it
+ * without looking at the insert's answer; the new entitlement's id exists only if it did).
+ */
+export function holdNewActivation(db: DB, row: Pick<PendingActivationRow, 'entitlement_id' | 'org_id' | 'partner' | 'lease_until' | 'created_at'>): CompiledQuery {
+  const columns = ['entitlement_id', 'org_id', 'partner', 'next_attempt_at', 'lease_until', 'created_at'] as const
+  return compiledQuery(
+    db,
+    'holdNewActivation',
+    (p) =>
+      db
+        .insertInto('pending_activations')
+        .columns(columns)
+        .expression(
+          db
+            .selectNoFrom(columns.map((column) => sql<string>`${p(column)}`.as(column)))
+            .where((eb) => eb.exists(eb.selectFrom('entitlements').select('entitlements.id').where('entitlements.id', '=', p('entitlement_id')))),
+        ),
+    { ...row, next_attempt_at: row.created_at },
+  )
 }
 
 export async function activationSettled(db: DB, entitlementId: string): Promise<void> {

@@ -216,8 +216,13 @@ export async function findLandingToken(db: DB, tokenHash: string, now: string): 
 }
 
 export async function saveLandingToken(db: DB, row: Insertable<LandingTokensTable>): Promise<void> {
+  await db.executeQuery(landingTokenStatement(db, row))
+}
+
+/** `saveLandingToken` as a statement, to be written with the landing's last write (db/batch.ts). */
+export function landingTokenStatement(db: DB, row: Insertable<LandingTokensTable>) {
   const columns = ['token_hash', 'org_id', 'partner', 'entitlement_id', 'expires_at', 'created_at'] as const
-  await runCompiled(
+  return compiledQuery(
     db,
     'saveLandingToken',
     (p) =>

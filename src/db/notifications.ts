@@ -78,6 +78,17 @@ export function dueNotifications(db: DB, now: string, limit: number): Promise<Ar
 
 /** Notifications that waited for their entitlement to exist: due again now. Returns their ids. */
 export async function wakeWaiting(db: DB, orgId: string, partner: string, subject: string, now: string): Promise<string[]> {
+  // Most purchases have nothing waiting for them: a read says so without a write (every landing asks).
+  const waiting = await db
+    .selectFrom('notifications')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('partner', '=', partner)
+    .where('subject', '=', subject)
+    .where('status', '=', 'WAITING')
+    .limit(1)
+    .executeTakeFirst()
+  if (!waiting) return []
   const rows = await db
     .updateTable('notifications')
     .set({ status: 'PENDING', next_attempt_at: now, updated_at: now })

@@ -10,6 +10,7 @@ import {
   type ProviderIntegration,
   isPartner,
 } from '../../providers/types'
+import { type Statement, atomically } from '../db/batch'
 import * as claimsDb from '../db/claims'
 import * as entitlementsDb from '../db/entitlements'
 import * as orgsDb from '../db/orgs'
@@ -186,26 +187,34 @@ export function createLandingService(deps: AppDeps) {
       return resolveFailure(work, error)
     }
 
-    let entitlement = await storePurchase(work, purchase)
+    // The landing's last write remembers the token and releases the claim; with an activation,
+    // it is the activation's own write (the new status, its event, the end of the pending row).
+    const settle = (entitlement: EntitlementRow) => {
+      const at = now()
+      return [
+        entitlementsDb.landingTokenStatement(deps.db, {
+          token_hash: work.tokenHash,
+          org_id: work.org.id,
+          partner: work.partner,
+          entitlement_id: entitlement.id,
+          expires_at: iso(at + LANDING_TOKEN_TTL_MS),
+          created_at: iso(at),
+        }),
+        claimsDb.releaseStatement(deps.db, work.tokenHash),
+      ]
+    }
+    const stored = await storePurchase(work, purchase)
+    let entitlement = stored.row
     if (purchase.needsActivation) {
-      const { result, row } = await activate(work, entitlement, purchase, ctx, 'landing')
+      const { result, row } = await activate(work, entitlement, purchase, ctx, 'landing', stored.held, settle)
       entitlement = row
       if (result !== 'settled') {
         await release()
         return fail(result === 'refused' ? 'upstream' : result === 'configuration' ? 'configuration' : 'activation-pending', work.partner)
       }
+    } else {
+      await atomically(deps.db, settle(entitlement))
     }
-
-    const at = now()
-    await entitlementsDb.saveLandingToken(deps.db, {
-      token_hash: work.tokenHash,
-      org_id: work.org.id,
-      partner: work.partner,
-      entitlement_id: entitlement.id,
-      expires_at: iso(at + LANDING_TOKEN_TTL_MS),
-      created_at: iso(at),
-    })
-    await release()
     return { kind: 'redirect', location: fulfillmentLocation(work.org.fulfillment_url, entitlement), entitlementId: entitlement.id, replay: false }
   }
 
@@ -226,9 +235,20 @@ export function createLandingService(deps: AppDeps) {
     throw error
   }
 
-  async function storePurchase(work: Work, purchase: NormalizedPurchase): Promise<EntitlementRow> {
+  /**
+   * Stores the resolved purchase; a new one that needs activation is stored with its activation
+   * lease held by this caller (`held`), in the same write.
+   */
+  async function storePurchase(work: Work, purchase: NormalizedPurchase): Promise<{ row: EntitlementRow; held?: PendingActivationRow }> {
     const owner = { orgId: work.org.id, partner: work.partner, partnerId: work.integration.partnerId }
-    const { row, created } = await storeResolvedPurchase(deps, owner, purchase, 'signup')
+    const started = now()
+    let held: PendingActivationRow | undefined
+    const { row, created } = await storeResolvedPurchase(deps, owner, purchase, 'signup', {}, (fresh) => {
+      if (!purchase.needsActivation) return []
+      const lease = { entitlement_id: fresh.id, org_id: fresh.org_id, partner: fresh.partner, lease_until: iso(started + leaseMs), created_at: iso(started) }
+      held = { ...lease, attempts: 0, next_attempt_at: lease.created_at, last_error: null }
+      return [claimsDb.holdNewActivation(deps.db, lease)]
+    })
     if (created) {
       // A notification that overtook its buyer (e.g. an unsubscribe before the landing) is applied now.
       // AWS's SNS messages name the product and customer, not the LicenseArn the entitlement may be keyed by.
@@ -245,7 +265,8 @@ export function createLandingService(deps: AppDeps) {
       const woken = await wakeNotifications(deps, work.org.id, work.partner, [...new Set(subjects)])
       if (woken) work.log.info('notifications that waited for this purchase are due', { entitlementId: row.id, notifications: woken })
     }
-    return row
+    // `held` belongs to the row this call inserted, if it did.
+    return { row, held: created && held?.entitlement_id === row.id ? held : undefined }
   }
 
   /**
@@ -258,8 +279,10 @@ export function createLandingService(deps: AppDeps) {
     purchase: NormalizedPurchase,
     ctx: ProviderContext,
     mode: 'landing' | 'job',
-    /** The pending activation, when the caller has leased it already (the job). */
+    /** The pending activation, when the caller holds it already (the job's claim, a landing's new purchase). */
     leased?: PendingActivationRow,
+    /** Writes made with the activation's outcome when it is settled (the landing's token and claim). */
+    settled: (row: EntitlementRow) => Statement[] = () => [],
   ): Promise<{ result: ActivationResult; row: EntitlementRow }> {
     const started = now()
     const held =
@@ -275,7 +298,7 @@ export function createLandingService(deps: AppDeps) {
       let current = mode === 'job' ? await work.provider.refresh(work.integration, purchase, ctx) : purchase
       if (current.needsActivation) current = await work.provider.activate(work.integration, current, ctx)
       // The new status, its event and the end of the pending activation in one write.
-      const row = await applyActivation(entitlement, current, mode === 'job' ? 'marketplace' : 'signup')
+      const row = await applyActivation(entitlement, current, mode === 'job' ? 'marketplace' : 'signup', settled(entitlement))
       return { result: 'settled', row }
     } catch (error) {
       if (error instanceof PurchaseRefusedError || error instanceof InvalidTokenError) {
@@ -302,7 +325,7 @@ export function createLandingService(deps: AppDeps) {
     }
   }
 
-  async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase, source: 'signup' | 'marketplace'): Promise<EntitlementRow> {
+  async function applyActivation(entitlement: EntitlementRow, activated: NormalizedPurchase, source: 'signup' | 'marketplace', also: Statement[]): Promise<EntitlementRow> {
     const set = purchaseColumns(activated)
     const { row } = await changeEntitlement(
       deps,
@@ -312,7 +335,7 @@ export function createLandingService(deps: AppDeps) {
         const type = statusEvent(current.status as EntitlementStatus, set.status)
         return { set, events: type ? [{ type, data: { status: set.status, planId: set.plan_id, quantity: set.quantity } }] : [] }
       },
-      [claimsDb.settleActivation(deps.db, entitlement.id)],
+      [claimsDb.settleActivation(deps.db, entitlement.id), ...also],
     )
     return row
   }

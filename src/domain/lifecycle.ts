@@ -93,6 +93,12 @@ export async function storePurchase(
   source: Source,
   /** Added to each event's data (the notification's action and id). */
   data: Record<string, unknown> = {},
+  /**
+   * Writes that belong to the purchase's creation, made with it (the landing's activation lease).
+   * A D1 batch writes them without looking at whether the insert happened: each must be a no-op
+   * (or harmless) when the row it is given was not inserted.
+   */
+  onCreate: (row: EntitlementRow) => Statement[] = () => [],
 ): Promise<{ row: EntitlementRow; created: boolean }> {
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
     const previous = await findPurchase(deps, owner.orgId, owner.partner, purchase.externalId)
@@ -123,7 +129,7 @@ export async function storePurchase(
     }
     const json = entitlementJson(fresh)
     const events = eventWrites(fresh, json, creationEvents(fresh, data).map((event) => eventRow(fresh, source, event, at)))
-    const row = await entitlementsDb.writeEntitlementChange(deps.db, { insert: { ...fresh, json } }, events)
+    const row = await entitlementsDb.writeEntitlementChange(deps.db, { insert: { ...fresh, json } }, events, onCreate(fresh))
     if (row) return { row, created: true }
     // Another caller stored this purchase just now: work on theirs.
   }
