@@ -1,5 +1,7 @@
-import type { Compilable, CompiledQuery } from 'kysely'
+import { type Compilable, type CompiledQuery, type Expression, type InsertQueryBuilder, type InsertResult, type SqlBool, sql } from 'kysely'
+import type { Placeholder } from './compiled'
 import type { DB, Executor } from './handle'
+import type { Database } from './schema'
 
 /**
  * Several writes that must happen together or not at all, the way the handle's dialect makes
@@ -37,4 +39,21 @@ export async function atomicallyReturning(db: DB, statements: Statement[]): Prom
 export function inTransaction<T>(db: DB, work: (run: <R>(statement: Statement) => Promise<R[]>, trx: Executor) => Promise<T>): Promise<T> {
   if (db.dialect.atomicity !== 'transaction') throw new Error(`${db.dialect.name} has no interactive transactions`)
   return db.transaction().execute((trx) => work(async <R>(statement: Statement) => (await trx.executeQuery(compile(statement))).rows as R[], trx))
+}
+
+/**
+ * `insert into <table> (<columns>) select <each column's placeholder> where <condition>`: a row
+ * written only if something else in the same atomic unit was (what a D1 batch says without
+ * looking at the answers before). For compiled.ts's builders. The values are untyped parameters,
+ * which PostgreSQL takes as text: the columns must be text ones.
+ */
+export function insertWhere<T extends keyof Database & string>(
+  db: Executor,
+  table: T,
+  columns: readonly (keyof Database[T] & string)[],
+  p: Placeholder,
+  condition: Expression<SqlBool>,
+): InsertQueryBuilder<Database, T, InsertResult> {
+  const values = db.selectNoFrom(columns.map((column) => sql<string>`${p(column)}`.as(column))).where(condition)
+  return db.insertInto(table).columns(columns as never).expression(values as never)
 }

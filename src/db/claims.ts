@@ -1,4 +1,5 @@
-import { type CompiledQuery, type Insertable, sql } from 'kysely'
+import { type CompiledQuery, type Insertable, type SqlBool, sql } from 'kysely'
+import { insertWhere } from './batch'
 import { compiledQuery, placeholders, runCompiled } from './compiled'
 import type { DB, LandingClaimRow, LandingClaimsTable, PendingActivationRow } from './schema'
 
@@ -114,15 +115,7 @@ export function holdNewActivation(db: DB, row: Pick<PendingActivationRow, 'entit
   return compiledQuery(
     db,
     'holdNewActivation',
-    (p) =>
-      db
-        .insertInto('pending_activations')
-        .columns(columns)
-        .expression(
-          db
-            .selectNoFrom(columns.map((column) => sql<string>`${p(column)}`.as(column)))
-            .where((eb) => eb.exists(eb.selectFrom('entitlements').select('entitlements.id').where('entitlements.id', '=', p('entitlement_id')))),
-        ),
+    (p) => insertWhere(db, 'pending_activations', columns, p, sql<SqlBool>`exists (select 1 from entitlements where id = ${p('entitlement_id')})`),
     { ...row, next_attempt_at: row.created_at },
   )
 }

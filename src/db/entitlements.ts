@@ -1,5 +1,5 @@
 import { type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
-import { type Statement, atomicallyReturning, inTransaction } from './batch'
+import { type Statement, atomicallyReturning, inTransaction, insertWhere } from './batch'
 import { compiledQuery, placeholders, runCompiled } from './compiled'
 import { jsonText, sameAs } from './functions'
 import { pageOf } from './outbox'
@@ -355,7 +355,7 @@ function insertEventStatement(db: DB, event: Insertable<EntitlementEventsTable>)
 
 /** `insert into entitlement_events … select <the event's values> where <condition>`. */
 const insertEventWhere = (db: DB, p: <T>(name: string) => T, condition: RawBuilder<SqlBool>) =>
-  db.insertInto('entitlement_events').columns(EVENT_COLUMNS).expression(db.selectNoFrom(EVENT_COLUMNS.map((column) => sql`${p(column)}`.as(column))).where(condition))
+  insertWhere(db, 'entitlement_events', EVENT_COLUMNS, p, condition)
 
 /** Whether an entitlement has any event yet. */
 export async function hasEvents(db: DB, entitlementId: string): Promise<boolean> {

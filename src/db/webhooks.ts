@@ -1,4 +1,5 @@
 import { type CompiledQuery, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
+import { insertWhere } from './batch'
 import { compiledQuery } from './compiled'
 import type { DB, Executor, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
 import { claimDue, notHeld, olderThan, pageOf } from './outbox'
@@ -29,11 +30,8 @@ export function deliveryIfHooked(
     db,
     `deliveryIfHooked${condition ? `:${condition.key}` : ''}`,
     (p) => {
-      let select = db
-        .selectNoFrom(DELIVERY_COLUMNS.map((column) => sql<string>`${p(column)}`.as(column)))
-        .where((eb) => eb.exists(eb.selectFrom('orgs').select('orgs.id').where('orgs.id', '=', p('org_id')).where('orgs.webhook_url', 'is not', null)))
-      if (condition) select = select.where(condition.where(p))
-      return db.insertInto('webhook_deliveries').columns(DELIVERY_COLUMNS).expression(select)
+      const hooked = sql<SqlBool>`exists (select 1 from orgs where id = ${p('org_id')} and webhook_url is not null)`
+      return insertWhere(db, 'webhook_deliveries', DELIVERY_COLUMNS, p, condition ? sql<SqlBool>`${hooked} and ${condition.where(p)}` : hooked)
     },
     { event_id: null, ...row, ...condition?.values },
   )
