@@ -308,6 +308,32 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(await activation(40)).toBeUndefined()
     })
 
+    test('usage reports: each due report claimed by one run; a claimed report still takes late-closing records until its batch is leased', async () => {
+      const { id: orgId } = await org()
+      const { row } = await entitlementsDb.upsertEntitlement(db, entitlement(orgId, 'claimed-usage', { status: 'ACTIVE' }), entitlementJson)
+      const hour = '2026-01-03T10:00:00.000Z'
+      const record = (key: string, dimension: string, quantity: number) => ({
+        id: newId('use'), org_id: orgId, entitlement_id: row.id, partner: 'azure', dimension, quantity, timestamp: '2026-01-03T10:20:00.000Z', timestamp_given: 1,
+        hour, idempotency_key: key, status: 'PENDING' as const, marketplace_status: null, error: null, reported_at: null, report_id: null, created_at: at(1),
+      })
+      await usageDb.insertRecords(db, [record('c1', 'a', 1), record('c2', 'b', 2), record('c3', 'c', 3)])
+      await usageDb.closeHour(db, hour, 'claim-run-1', at(2))
+      const mine = <R extends { entitlement_id: string }>(rows: R[]) => rows.filter((r) => r.entitlement_id === row.id)
+      const claims = await Promise.all(['run-a', 'run-b', 'run-c'].map((owner) => usageDb.claimDueReports(db, at(3), at(100), owner, 50).then(mine)))
+      const claimed = claims.flat()
+      expect(claimed.map((r) => r.dimension).sort()).toEqual(['a', 'b', 'c'])
+      expect(claimed.every((r) => r.attempts === 0)).toBe(true)
+      expect(mine(await usageDb.claimDueReports(db, at(4), at(100), 'run-d', 50))).toEqual([])
+      const report = claimed.find((r) => r.dimension === 'a')!
+      await usageDb.insertRecords(db, [record('c4', 'a', 0.5)])
+      await usageDb.closeHour(db, hour, 'claim-run-2', at(5))
+      // Another run cannot lease it; the run that claimed it can, with the record that joined.
+      expect(await usageDb.leaseReports(db, [report.id], at(6), at(100), '', 'other-batch')).toEqual([])
+      expect(await usageDb.leaseReports(db, [report.id], at(6), at(100), '', 'other-batch', 'not-the-claimer')).toEqual([])
+      const leased = await usageDb.leaseReports(db, [report.id], at(6), at(100), '', 'batch-1', report.lease_owner!)
+      expect(leased.map((r) => [r.quantity, r.records, r.attempts, r.lease_owner])).toEqual([[1.5, 2, 1, 'batch-1']])
+    })
+
     test('reconciliation: entitlements not cancelled are due a period after their creation or last re-read', async () => {
       const { id } = await org()
       const { row: old } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'rec-old', { created_at: at(0) }), entitlementJson)

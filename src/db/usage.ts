@@ -198,12 +198,13 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
         group by r.entitlement_id, r.dimension, r.org_id, r.partner, r.hour`,
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     // Records after the close join their hour's report while nobody has tried to send it (a lease
-    // counts an attempt in the same statement, so a report being sent is never changed).
+    // for an attempt counts it in the same statement, so a report being sent is never changed;
+    // one only claimed by a run that is planning its batches still takes them, see claimDueReports).
     sql`update usage_reports set
           quantity = ${rounded(sql`quantity + (select sum(r.quantity) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`)},
           records = records + (select count(*) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension),
           close_run = ${run}, updated_at = ${now}
-        where hour = ${hour} and late = 0 and status = 'PENDING' and attempts = 0 and lease_until is null
+        where hour = ${hour} and late = 0 and status = 'PENDING' and attempts = 0
           and exists (select 1 from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`,
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
@@ -229,10 +230,41 @@ export function dueReports(db: DB, now: string, limit: number): Promise<UsageRep
 }
 
 /**
+ * Claims up to `limit` due reports for one run of the reporter (`owner`), oldest first, in one
+ * statement that re-checks the lease as it writes: each report is planned and sent by one run
+ * (on PostgreSQL SKIP LOCKED: instances claiming at once take different reports). The run then
+ * leases each batch for its attempt (`leaseReports` with `claimedBy`); what it does not get to
+ * is free again when this lease runs out. No attempt is counted here.
+ */
+export async function claimDueReports(db: DB, now: string, leaseUntil: string, owner: string, limit: number): Promise<UsageReportRow[]> {
+  const due = db
+    .selectFrom('usage_reports')
+    .select('id')
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where(notHeld(now))
+    .orderBy('next_attempt_at')
+    .orderBy('id')
+    .limit(limit)
+  const rows = await db
+    .updateTable('usage_reports')
+    .set({ lease_until: leaseUntil, lease_owner: owner })
+    .where('id', 'in', db.dialect.skipLocked ? due.forUpdate().skipLocked() : due)
+    .where('status', '=', 'PENDING')
+    .where('next_attempt_at', '<=', now)
+    .where(notHeld(now))
+    .returningAll()
+    .execute()
+  // RETURNING keeps no order.
+  return rows.sort((a, b) => (a.next_attempt_at === b.next_attempt_at ? (a.id < b.id ? -1 : 1) : a.next_attempt_at < b.next_attempt_at ? -1 : 1))
+}
+
+/**
  * Takes reports for one attempt: counted before the call, and their reporting time fixed at the
  * first one (`floor`: the earliest time the marketplace still takes, '' when it has no bound).
+ * Only reports nobody holds, or held by the run that claimed them (`claimedBy`).
  */
-export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: string, floor: string, owner: string): Promise<UsageReportRow[]> {
+export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: string, floor: string, owner: string, claimedBy?: string): Promise<UsageReportRow[]> {
   return db
     .updateTable('usage_reports')
     .set((eb) => ({
@@ -245,7 +277,7 @@ export function leaseReports(db: DB, ids: string[], now: string, leaseUntil: str
     }))
     .where('id', 'in', ids)
     .where('status', '=', 'PENDING')
-    .where(notHeld(now))
+    .where(claimedBy ? sql<SqlBool>`(${notHeld(now)} or ${sql.ref('lease_owner')} = ${claimedBy})` : notHeld(now))
     .returningAll()
     .execute()
 }

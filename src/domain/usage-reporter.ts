@@ -67,16 +67,18 @@ export async function reportUsage(deps: AppDeps, log: Logger): Promise<{ closed:
 
   let settled = 0
   while (Date.now() - started < RUN_BUDGET_MS) {
-    const due = await usageDb.dueReports(deps.db, iso(clock()), DUE_PAGE)
+    // This run's reports: claimed for as long as one batch's attempt may take.
+    const claim = newId('lease')
+    const due = await usageDb.claimDueReports(deps.db, iso(clock()), iso(clock() + leaseMs(deps)), claim, DUE_PAGE)
     if (!due.length) break
     const { batches, settlements } = await plan(deps, due, clock())
-    if (settlements.length) await settle(deps, settlements)
+    if (settlements.length) await settle(deps, settlements.map((s) => ({ ...s, owner: claim })))
     settled += settlements.filter((s) => s.status !== 'PENDING').length
     let next = 0
     const worker = async () => {
       while (next < batches.length && Date.now() - started < RUN_BUDGET_MS) {
         try {
-          settled += await send(deps, batches[next++]!, clock, log)
+          settled += await send(deps, batches[next++]!, clock, log, claim)
         } catch (error) {
           // The database, most likely: the batch's lease runs out and a later run sends it.
           log.error('usage batch failed; retried after its lease', { error: error instanceof Error ? error.message : String(error) })
@@ -195,13 +197,13 @@ function itemOf(row: UsageReportRow, entitlement: EntitlementRow): UsageReportIt
 }
 
 /** One marketplace call for a batch: leased first (the attempt counted before the call), then settled. */
-async function send(deps: AppDeps, batch: Batch, clock: () => number, log: Logger): Promise<number> {
+async function send(deps: AppDeps, batch: Batch, clock: () => number, log: Logger, claim: string): Promise<number> {
   const { rules } = batch.provider.metering
   const now = clock()
   const floor = rules.clampTimestamp ? iso(now - rules.windowMs + 2 * 60_000) : ''
   const owner = newId('lease')
   const leaseUntil = Date.now() + leaseMs(deps)
-  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + leaseMs(deps)), floor, owner)
+  const leased = await usageDb.leaseReports(deps.db, batch.rows.map((row) => row.id), iso(now), iso(now + leaseMs(deps)), floor, owner, claim)
   if (!leased.length) return 0
   const items = leased.map((row) => itemOf(row, batch.entitlements.get(row.entitlement_id)!))
   const batchLog = log.child({ task: 'usage', orgId: batch.integration.orgId, partner: batch.partner, reports: items.length })
