@@ -53,8 +53,10 @@ export function releaseStatement(db: DB, tokenHash: string): CompiledQuery {
  * that re-checks the lease as it writes: each goes to one caller (on PostgreSQL the stale rows
  * are locked SKIP LOCKED, so instances recovering at once take different ones).
  */
-export function takeStaleClaims(db: DB, now: string, leaseUntil: string, limit: number): Promise<LandingClaimRow[]> {
+export async function takeStaleClaims(db: DB, now: string, leaseUntil: string, limit: number): Promise<LandingClaimRow[]> {
   const stale = db.selectFrom('landing_claims').select('token_hash').where('lease_until', '<', now).orderBy('lease_until').limit(limit)
+  // Usually there is none: a read says so without a write.
+  if (!(await stale.executeTakeFirst())) return []
   return db
     .updateTable('landing_claims')
     .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
@@ -147,6 +149,8 @@ export async function activationFailed(db: DB, entitlementId: string, failure: {
  */
 export async function claimDueActivation(db: DB, now: string, leaseUntil: string): Promise<PendingActivationRow | undefined> {
   const due = db.selectFrom('pending_activations').select('entitlement_id').where('next_attempt_at', '<=', now).where('lease_until', '<', now).orderBy('next_attempt_at').limit(1)
+  // Usually there is none: a read says so without a write.
+  if (!(await due.executeTakeFirst())) return undefined
   return db
     .updateTable('pending_activations')
     .set({ lease_until: leaseUntil })

@@ -35,7 +35,7 @@ export function dueIds(db: DB, table: Outbox, now: string, limit: number): Promi
  * time; on PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances claiming at
  * once take different rows instead of queueing behind each other's.
  */
-export function claimDue<T extends Outbox>(
+export async function claimDue<T extends Outbox>(
   db: DB,
   table: T,
   now: string,
@@ -43,8 +43,11 @@ export function claimDue<T extends Outbox>(
   limit: number,
   countAttempt: boolean,
 ): Promise<Array<Selectable<Database[T]>>> {
+  // Most calls find nothing due (every write request kicks the webhook outbox): a read says so
+  // without taking the database's write lock.
+  if ((await dueIds(db, table, now, 1)).length === 0) return []
   const chosen = db.dialect.skipLocked ? due(db, table, now, limit).forUpdate().skipLocked() : due(db, table, now, limit)
-  return db
+  return (await db
     .updateTable(table as 'emails')
     .set((eb) => ({ lease_until: leaseUntil, updated_at: now, ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
     .where('id', 'in', chosen)
@@ -52,7 +55,7 @@ export function claimDue<T extends Outbox>(
     .where('next_attempt_at', '<=', now)
     .where(notHeld(now))
     .returningAll()
-    .execute() as Promise<Array<Selectable<Database[T]>>>
+    .execute()) as Array<Selectable<Database[T]>>
 }
 
 /** Rows after the cursor's row in a newest-first list ordered by (created_at, id). */

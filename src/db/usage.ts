@@ -246,6 +246,8 @@ export async function claimDueReports(db: DB, now: string, leaseUntil: string, o
     .orderBy('next_attempt_at')
     .orderBy('id')
     .limit(limit)
+  // Usually there is none: a read says so without a write.
+  if (!(await due.executeTakeFirst())) return []
   const rows = await db
     .updateTable('usage_reports')
     .set({ lease_until: leaseUntil, lease_owner: owner })
