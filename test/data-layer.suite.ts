@@ -317,7 +317,11 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
         hour, idempotency_key: key, status: 'PENDING' as const, marketplace_status: null, error: null, reported_at: null, report_id: null, created_at: at(1),
       })
       await usageDb.insertRecords(db, [record('c1', 'a', 1), record('c2', 'b', 2), record('c3', 'c', 3)])
-      await usageDb.closeHour(db, hour, 'claim-run-1', at(2))
+      // Several instances closing the hour at once make one report per dimension.
+      await Promise.all(['claim-run-1', 'claim-run-1b', 'claim-run-1c'].map((run) => usageDb.closeHour(db, hour, run, at(2))))
+      expect((await db.selectFrom('usage_reports').select(['dimension', 'late']).where('entitlement_id', '=', row.id).orderBy('dimension').execute())).toEqual(
+        ['a', 'b', 'c'].map((dimension) => ({ dimension, late: 0 })),
+      )
       const mine = <R extends { entitlement_id: string }>(rows: R[]) => rows.filter((r) => r.entitlement_id === row.id)
       const claims = await Promise.all(['run-a', 'run-b', 'run-c'].map((owner) => usageDb.claimDueReports(db, at(3), at(100), owner, 50).then(mine)))
       const claimed = claims.flat()

@@ -184,7 +184,9 @@ export async function closableHours(db: DB, cutoff: string, limit: number): Prom
  * records are linked to it; records for an hour whose report exists but was never tried are added
  * to it; every other record of the hour came after its hour's report was sent and gets a report
  * of its own (`late`). Report ids come from the first record they carry, so they are
- * the same whichever process closes the hour.
+ * the same whichever process closes the hour. Two instances closing one hour at once
+ * (PostgreSQL): the second's inserts wait for the first's to commit and then do nothing (`on
+ * conflict`), and its later statements see the first's links, so it adds nothing.
  */
 export async function closeHour(db: DB, hour: string, run: string, now: string): Promise<void> {
   const rounded = (value: RawBuilder<unknown>) => round6(db, value)
@@ -195,7 +197,8 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
         from usage_records r
         where r.report_id is null and r.hour = ${hour}
           and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
-        group by r.entitlement_id, r.dimension, r.org_id, r.partner, r.hour`,
+        group by r.entitlement_id, r.dimension, r.org_id, r.partner, r.hour
+        on conflict do nothing`,
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     // Records after the close join their hour's report while nobody has tried to send it (a lease
     // for an attempt counts it in the same statement, so a report being sent is never changed;
@@ -209,7 +212,8 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
     sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
         select 'rpt_' || substr(r.id, 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.timestamp, r.quantity, 1, 1, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
-        from usage_records r where r.report_id is null and r.hour = ${hour}`,
+        from usage_records r where r.report_id is null and r.hour = ${hour}
+        on conflict do nothing`,
     sql`update usage_records set report_id = 'rpt_' || substr(id, 5) where report_id is null and hour = ${hour}`,
   ]
   await atomically(db, statements.map((statement) => compilable(db, statement)))
