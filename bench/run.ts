@@ -11,7 +11,9 @@ import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
+import type { EntitlementRow } from '../src/db/schema'
 import { entitlementJson } from '../src/domain/entitlements'
+import { entitlementEventDelivery } from '../src/domain/envelopes'
 import { newId } from '../src/domain/ids'
 import {
   type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, root, round, start, startEmulator, work,
@@ -84,7 +86,7 @@ async function main() {
   const fast = { url: await startEmulator(0) }
   const slow = { url: await startEmulator(100) }
 
-  // Seed through the data layer: one org, its Azure integration, 100,000 entitlements.
+  // Seed: one org and its Azure integration through the domain, 100,000 entitlements inserted with their JSON.
   const databaseUrl = `sqlite:${join(work, 'bench.db')}`
   const seedStarted = Date.now()
   const { deps, org, apiKey } = await createBenchOrg(databaseUrl, fast.url)
@@ -111,7 +113,7 @@ async function main() {
     }
   })
   await deps.db.destroy()
-  console.log(`seeded ${ENTITLEMENTS} entitlements through the data layer in ${round((Date.now() - seedStarted) / 1000)} s`)
+  console.log(`seeded ${ENTITLEMENTS} entitlements in ${round((Date.now() - seedStarted) / 1000)} s`)
 
   // Servers under test.
   const brokerPort = nextPort()
@@ -222,15 +224,23 @@ async function main() {
   versus('landing, org with a webhookUrl (2 deliveries each), c=10', hookedLandings!, plainRow, 'no webhook', 0.9)
   const received = async () => ((await (await fetch(`${receiverUrl}/count`)).json()) as { count: number }).count
   for (let i = 0; i < 600 && (await received()) < (hookedLandings!.length + 1) * LANDING_RUN * 2; i++) await new Promise((r) => setTimeout(r, 100))
-  // 10,000 events written straight into the database (each gets its delivery from the trigger), then sent.
+  // 10,000 events written straight into the database, each with its delivery as the broker builds
+  // it (src/domain/envelopes.ts), then sent.
   const writer = new SQLite(join(work, 'bench.db'))
   writer.pragma('busy_timeout = 5000')
-  const target = writer.prepare("SELECT id FROM entitlements WHERE org_id = ? LIMIT 1").get(hooked.org.id) as { id: string }
+  const target = writer.prepare('SELECT * FROM entitlements WHERE org_id = ? LIMIT 1').get(hooked.org.id) as EntitlementRow & { json: string }
   const before = await received()
   const rssBefore = memoryOf(broker.child.pid!).rssMb
-  const insert = writer.prepare("INSERT INTO entitlement_events (id, entitlement_id, org_id, type, source, data, created_at) VALUES (?, ?, ?, 'UPDATE', 'api', '{}', ?)")
+  const insertEvent = writer.prepare('INSERT INTO entitlement_events (id, entitlement_id, org_id, type, source, data, created_at) VALUES (@id, @entitlement_id, @org_id, @type, @source, @data, @created_at)')
+  const insertDelivery = writer.prepare(
+    'INSERT INTO webhook_deliveries (id, org_id, event_id, type, payload, status, next_attempt_at, created_at, updated_at) VALUES (@id, @org_id, @event_id, @type, @payload, @status, @next_attempt_at, @created_at, @updated_at)',
+  )
   writer.transaction(() => {
-    for (let i = 0; i < WEBHOOK_EVENTS; i++) insert.run(`evt_bench${String(i).padStart(8, '0')}`, target.id, hooked.org.id, new Date().toISOString())
+    for (let i = 0; i < WEBHOOK_EVENTS; i++) {
+      const event = { id: `evt_bench${String(i).padStart(8, '0')}`, entitlement_id: target.id, org_id: hooked.org.id, type: 'UPDATE', source: 'api', data: '{}', created_at: new Date().toISOString() }
+      insertEvent.run(event)
+      insertDelivery.run(entitlementEventDelivery(event, target, target.json))
+    }
   })()
   writer.close()
   const sendStarted = performance.now()

@@ -33,7 +33,7 @@ const REFRESHED_COLUMNS = ENTITLEMENT_COLUMNS.filter((column) => column !== 'id'
  */
 export async function upsertEntitlement(db: DB, row: NewEntitlementRow, json: (row: EntitlementRow) => string): Promise<{ row: EntitlementRow; created: boolean }> {
   const fresh = { ...row, is_free_trial: row.is_free_trial ?? 0, is_test: row.is_test ?? 0 } as EntitlementRow
-  for (;;) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const inserted = await writeEntitlementChange(db, { insert: { ...fresh, json: json(fresh) } }, [])
     if (inserted) return { row: inserted, created: true }
     const stored = await findByExactExternalId(db, row.org_id, row.partner, row.external_id)
@@ -43,6 +43,7 @@ export async function upsertEntitlement(db: DB, row: NewEntitlementRow, json: (r
     const updated = await writeEntitlementChange(db, { expected: stored, set: { ...set, json: json(next) } }, [])
     if (updated) return { row: updated, created: false }
   }
+  throw new Error(`entitlement ${row.external_id} kept changing under this upsert`)
 }
 
 /**
@@ -134,7 +135,7 @@ export async function findEntitlement(db: DB, orgId: string, id: string): Promis
 
 /**
  * The API's hottest query: one entitlement's stored JSON. Undefined when the org has no such
- * entitlement; null if its row has no JSON (see migration 0004).
+ * entitlement; null if its row has no JSON (see EntitlementsTable.json).
  */
 export async function findEntitlementJson(db: DB, orgId: string, id: string): Promise<string | null | undefined> {
   const result = await runCompiled(db, 'findEntitlementJson', (p) => db.selectFrom('entitlements').select('json').where('org_id', '=', p('orgId')).where('id', '=', p('id')), {

@@ -60,7 +60,8 @@ export interface EntitlementsTable {
    * The entitlement's API JSON as `entitlementJson` (src/domain/entitlements.ts) builds it from
    * the columns above, written with them by every write (db/entitlements.ts): reading one stored
    * string per row is several times cheaper than reading seventeen columns and serializing them.
-   * Only the read paths select it. Null only in rows written before migration 0004 filled it.
+   * Only the read paths select it; they serialize the columns of a row without it (none is
+   * written so: migration 0004 filled the rows that existed before it).
    */
   json: Generated<string | null>
 }

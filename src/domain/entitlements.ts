@@ -140,8 +140,8 @@ export async function recordEvent(
 
 /**
  * A page of entitlements as the JSON text of `{"items": Entitlement[], "nextCursor"}`, from
- * each row's stored JSON (see migration 0004). A row without it (which the database's triggers
- * leave no room for) is serialized from its columns instead.
+ * each row's stored JSON (written with the row by every write, see db/entitlements.ts). A row
+ * without it (none is written so; a row edited by hand could be) is serialized from its columns.
  */
 export async function listEntitlementsJson(
   deps: AppDeps,
