@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import { type TestBroker, createTestBroker, startHookReceiver } from './helpers'
+import { type TestBroker, createTestBroker, startHookReceiver, waitFor } from './helpers'
 import { GCP_PRODUCT, GCP_SERVICE, type Marketplaces, type MeteredOrg, awsHours, hourStart, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
 
 /**
@@ -351,8 +351,12 @@ describe('reporting', () => {
       body: JSON.stringify(event),
     })
     expect(delivered.status).toBe(200)
-    await job()
-    expect((await json(await broker.request(`/api/v1/orgs/${org.orgId}/entitlements/${ended.id}`, { token: org.apiKey }))).status).toBe('CANCELLED')
+    // The receipt applies the event in the background under the notification's lease; a job run
+    // meanwhile leaves it to that apply. Either way it ends CANCELLED: wait for that, running jobs.
+    await waitFor('the deprovisioned license CANCELLED', async () => {
+      await job()
+      return (await json(await broker.request(`/api/v1/orgs/${org.orgId}/entitlements/${ended.id}`, { token: org.apiKey }))).status === 'CANCELLED'
+    })
     const cancelledAt = Date.parse((await json(await broker.request(`/api/v1/orgs/${org.orgId}/entitlements/${ended.id}/events`, { token: org.apiKey }))).items.find((e: { type: string }) => e.type === 'CANCEL').createdAt)
     m.aws.endLicense(ended.licenseArn!, cancelledAt)
     const hour = Date.parse(hourStart(new Date(cancelledAt).toISOString()))
