@@ -24,8 +24,8 @@ export const AWS_KEY = { accessKeyId: 'AKIAMETERING00000001', secretAccessKey: '
 export const GCP_PRODUCT = 'metered-saas'
 export const GCP_SERVICE = 'metered-saas.gcpmarketplace.example.com'
 
-export async function startMarketplaces(options: { azureMeteringDelayMs?: number } = {}): Promise<Marketplaces> {
-  const azure = await startAzure({ meteringAnswerDelayMs: options.azureMeteringDelayMs })
+export async function startMarketplaces(options: { azureMeteringDelayMs?: number; azureLatencyMs?: number } = {}): Promise<Marketplaces> {
+  const azure = await startAzure({ meteringAnswerDelayMs: options.azureMeteringDelayMs, latencyMs: options.azureLatencyMs })
   const aws = createAwsEmulator()
   const awsServer = await aws.listen()
   aws.addCredentials(AWS_KEY.accessKeyId, AWS_KEY.secretAccessKey)

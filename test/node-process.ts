@@ -9,7 +9,8 @@ const TEST_ENCRYPTION_KEY = Buffer.alloc(32, 1).toString('base64')
 /**
  * The real server, as `npm start` runs it: a child process, a SQLite file, no configuration
  * but what the test passes. Run from a scratch folder so `./data` is the scratch one.
- * `options.node` runs it on another Node binary than the suite's own (the Node 22 smoke run).
+ * `options.node` runs it on another Node binary than the suite's own (the Node 22 smoke run);
+ * `options.startTimeoutMs` (30 s) is longer where several start at once on a shared machine.
  */
 export const entry = resolve(import.meta.dirname, '../src/node.ts')
 export const tsx = import.meta.resolve('tsx')
@@ -21,7 +22,7 @@ export interface Running {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export async function startServer(cwd: string, env: Record<string, string> = {}, options: { node?: string } = {}): Promise<Running> {
+export async function startServer(cwd: string, env: Record<string, string> = {}, options: { node?: string; startTimeoutMs?: number } = {}): Promise<Running> {
   const port = await freePort()
   let output = ''
   // Under the `postgres` project: the database that stands in for this SQLite file (the same on
@@ -37,9 +38,13 @@ export async function startServer(cwd: string, env: Record<string, string> = {},
   child.stdout!.on('data', (chunk) => (output += chunk))
   child.stderr!.on('data', (chunk) => (output += chunk))
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000)
   while (!output.includes('listening on')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`)
+    if (child.exitCode !== null || Date.now() > deadline) {
+      // Not left running behind a failed start: nobody else holds its handle.
+      child.kill('SIGKILL')
+      throw new Error(`server did not start:\n${output}`)
+    }
     await new Promise((r) => setTimeout(r, 50))
   }
   return {
