@@ -7,7 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Kysely } from 'kysely'
 import { parseConfig } from '../src/config'
+import { upsertEntitlement } from '../src/db/entitlements'
+import type { Database } from '../src/db/schema'
+import { newId } from '../src/domain/ids'
 import { configureIntegration } from '../src/domain/integrations'
 import { createOrg } from '../src/domain/orgs'
 import { createLogger } from '../src/logger'
@@ -127,6 +131,32 @@ export async function createBenchOrg(databaseUrl: string, emulatorUrl: string, o
   const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup', webhookUrl: options.webhookUrl })
   await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
   return { deps, org, apiKey }
+}
+
+export const partners = ['azure', 'aws', 'gcp'] as const
+export const statuses = ['ACTIVE', 'PENDING_START', 'SUSPENDED', 'CANCELLED'] as const
+
+/** `count` entitlements of `orgId` written through the data layer in one transaction (every partner and status); answers their ids. */
+export async function seedEntitlements(db: Kysely<Database>, orgId: string, count: number): Promise<string[]> {
+  const ids: string[] = []
+  const base = Date.parse('2026-01-01T00:00:00Z')
+  await db.transaction().execute(async (trx) => {
+    for (let i = 0; i < count; i++) {
+      const at = new Date(base + i * 1000).toISOString()
+      const id = newId('ent', base + i * 1000)
+      const partner = partners[i % 3]!
+      await upsertEntitlement(trx, {
+        id, org_id: orgId, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
+        product_id: 'offer', plan_id: 'bench', quantity: 1,
+        buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
+        term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
+        info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
+        created_at: at, updated_at: at,
+      })
+      ids.push(id)
+    }
+  })
+  return ids
 }
 
 /** A load-generator job: `amount` landings on `url`, each with a fresh purchase token from the emulator at `marketplace`. */

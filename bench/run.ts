@@ -12,12 +12,12 @@ import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import type { EntitlementRow } from '../src/db/schema'
-import { entitlementJson } from '../src/domain/entitlements'
 import { entitlementEventDelivery } from '../src/domain/envelopes'
-import { newId } from '../src/domain/ids'
 import {
-  type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, root, round, start, startEmulator, work,
+  type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, partners, root, round, seedEntitlements, start, startEmulator,
+  statuses, work,
 } from './harness'
+import { type PostgresBench, runPostgresBench } from './postgres'
 import { printSoak, runSoak } from './soak'
 import { printUsage, runUsageBench } from './usage'
 
@@ -47,7 +47,7 @@ const rows: Row[] = []
 
 function summarize(scenario: string, runs: LoadResult[], extra: Partial<Row> & { target: string }): Row {
   const rps = runs.map((r) => r.rps)
-  const bad = runs.reduce((n, r) => n + (r.statuses['5xx'] ?? 0) + (r.statuses.errors ?? 0) + (r.statuses.timeouts ?? 0), 0)
+  const bad = failures(runs)
   const row: Row = {
     scenario,
     rps: round(median(rps)),
@@ -90,28 +90,7 @@ async function main() {
   const databaseUrl = `sqlite:${join(work, 'bench.db')}`
   const seedStarted = Date.now()
   const { deps, org, apiKey } = await createBenchOrg(databaseUrl, fast.url)
-  const partners = ['azure', 'aws', 'gcp'] as const
-  const statuses = ['ACTIVE', 'PENDING_START', 'SUSPENDED', 'CANCELLED'] as const
-  const ids: string[] = []
-  const base = Date.parse('2026-01-01T00:00:00Z')
-  await deps.db.transaction().execute(async (trx) => {
-    for (let i = 0; i < ENTITLEMENTS; i++) {
-      const at = new Date(base + i * 1000).toISOString()
-      const id = newId('ent', base + i * 1000)
-      const partner = partners[i % 3]!
-      const row = {
-        id, org_id: org.id, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
-        product_id: 'offer', plan_id: 'bench', quantity: 1,
-        buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
-        term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
-        info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
-        created_at: at, updated_at: at,
-      }
-      // New rows of a fresh database: inserted as they are, with the JSON every write stores.
-      await trx.insertInto('entitlements').values({ ...row, json: entitlementJson(row) }).execute()
-      ids.push(id)
-    }
-  })
+  const ids = await seedEntitlements(deps.db, org.id, ENTITLEMENTS)
   await deps.db.destroy()
   console.log(`seeded ${ENTITLEMENTS} entitlements in ${round((Date.now() - seedStarted) / 1000)} s`)
 
@@ -175,7 +154,7 @@ async function main() {
     () => landingJob(brokerUrl, org.id, fast.url, LANDING_RUN, 10),
   )
   const rowB = summarize('B: bare Hono, Resolve + Activate, 303', baselineB!, { target: 'baseline' })
-  versus('landing, zero-latency marketplace, c=10', landings!, rowB, 'B', 0.7)
+  const landingRow = versus('landing, zero-latency marketplace, c=10', landings!, rowB, 'B', 0.7)
 
   // 4b: authenticated Azure notifications (Entra JWT verified against the JWKS, stored, the
   // operation confirmed and the subscription read back from the zero-latency emulator, the
@@ -314,6 +293,19 @@ async function main() {
   slowRow.notes = `added latency p50 ${added.p50} ms, p99 ${added.p99} ms (baseline B adds ${added.baselineP50}/${added.baselineP99}); Entra token requests: ${brokerTokenCalls}`
   slowRow.peakRssMb = round(memoryOf(slowBroker.child.pid!).peakMb)
 
+  // 9: the PostgreSQL column (bench/postgres.ts), with the SQLite brokers stopped and the baselines still up.
+  slowBroker.child.kill('SIGTERM')
+  await slowBroker.exited
+  const postgres = await runPostgresBench({
+    emulatorUrl: fast.url,
+    baselineAUrl: `http://127.0.0.1:${basePortA}`,
+    baselineBUrl: `http://127.0.0.1:${basePortB}`,
+    entitlements: ENTITLEMENTS,
+    duration: DURATION,
+    landingRun: LANDING_RUN,
+    interleave,
+  })
+
   const memory = {
     afterSeedMb: round(memoryAfterSeed.rssMb),
     afterFirstLandingsMb: round(afterFirst.rssMb),
@@ -340,17 +332,12 @@ async function main() {
     `${memory.afterSeedMb} → ${memory.afterFirstLandingsMb} → ${memory.afterSecondLandingsMb} MB`,
     '', '', '', '', '', 'second step ≤ +10 %', `${memory.met ? 'yes' : 'NO'} (${memory.growthPercent >= 0 ? '+' : ''}${memory.growthPercent} %)`,
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)))
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
-  console.log('')
-  console.log(line(header))
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
-  for (const row of body) console.log(line(row))
+  printTable(header, body)
   for (const row of rows) if (row.notes) console.log(`  ${row.scenario}: ${row.notes}`)
   console.log(`  entitlement JSON: ${entitlementSize} bytes; baseline A answers a body of the same size`)
+  printDatabases({ read: readRow, list: listRow, landing: landingRow }, postgres)
 
   // 7: the Node 24 soak (landings over restarts on one database), with every other server stopped.
-  slowBroker.child.kill('SIGTERM')
   const soak = await runSoak()
   printSoak(soak)
 
@@ -360,9 +347,51 @@ async function main() {
 
   writeFileSync(
     join(root, 'bench/results.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, soak, usage }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, postgres, soak, usage }, null, 2),
   )
   console.log('\nwrote bench/results.json')
+}
+
+/** A Markdown table, each column as wide as its widest cell. */
+function printTable(header: string[], body: string[][]) {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)))
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
+  console.log('')
+  console.log(line(header))
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`)
+  for (const row of body) console.log(line(row))
+}
+
+/** Requests of these runs that failed: 5xx, connection errors, timeouts. */
+const failures = (runs: LoadResult[]) => runs.reduce((n, r) => n + (r.statuses['5xx'] ?? 0) + (r.statuses.errors ?? 0) + (r.statuses.timeouts ?? 0), 0)
+
+/**
+ * SQLite beside PostgreSQL for the scenarios §12 names: req/s (median of 3), p99, and the ratio to
+ * the baseline measured interleaved with each (the PostgreSQL runs had their own A and B runs).
+ */
+function printDatabases(sqlite: { read: Row; list: Row; landing: Row }, postgres: PostgresBench) {
+  const cell = (rps: number, p99: number, ratio: string) => [`${round(rps)}`, `${p99}`, ratio]
+  const ofRow = (row: Row) => cell(row.rps, row.p99, row.ratio === null ? '' : `${row.ratio} × ${row.baseline}`)
+  const ofRuns = (runs: LoadResult[], baseline?: { runs: LoadResult[]; name: string }) => {
+    const rps = median(runs.map((r) => r.rps))
+    return cell(rps, median(runs.map((r) => r.p99)), baseline ? `${round(rps / median(baseline.runs.map((r) => r.rps)), 2)} × ${baseline.name}` : '')
+  }
+  const none = postgres.available ? null : ['n/a (no PostgreSQL)', '', '']
+  const pg = (make: (p: Extract<PostgresBench, { available: true }>) => string[]) => (postgres.available ? make(postgres) : none!)
+  const body = [
+    ['read one entitlement (API key), c=10', ...ofRow(sqlite.read), ...pg((p) => ofRuns(p.read, { runs: p.baselineA, name: 'A' }))],
+    ['list, limit=100, partner+status filters, c=10', ...ofRow(sqlite.list), ...pg((p) => ofRuns(p.list))],
+    ['Azure landing, zero-latency marketplace, c=10', ...ofRow(sqlite.landing), ...pg((p) => ofRuns(p.landing, { runs: p.baselineB, name: 'B' }))],
+    ['Azure landing, 3 instances on one database, c=10 in all', 'n/a (one process per SQLite file)', '', '', ...pg((p) => ofRuns(p.landing3, { runs: p.baselineB, name: 'B' }))],
+  ]
+  const header = ['scenario', 'SQLite req/s', 'p99 ms', 'vs', 'PostgreSQL req/s', 'p99 ms', 'vs']
+  printTable(header, body)
+  if (postgres.available) {
+    const errors = { read: failures(postgres.read), list: failures(postgres.list), landing: failures(postgres.landing), landing3: failures(postgres.landing3) }
+    console.log(`  PostgreSQL: ${postgres.seedSeconds.toFixed(1)} s to seed; errors/5xx ${JSON.stringify(errors)}; 3-instance p99 over every response of the three`)
+  } else {
+    console.log(`  PostgreSQL: ${postgres.reason}`)
+  }
 }
 
 try {
