@@ -34,8 +34,9 @@ let receiving = true
 describe.skipIf(!available && !required)('several npm start instances on one PostgreSQL database', () => {
   beforeAll(async () => {
     if (!available) throw new Error('PostgreSQL does not answer at TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres); CI needs it for the multi-instance tests')
-    // Resolve and Activate take 40 ms, so concurrent landings really overlap at Microsoft.
-    m = await startMarketplaces({ azureLatencyMs: 40 })
+    // Resolve and Activate take 40 ms, so concurrent landings really overlap at Microsoft; metering
+    // answers 300 ms after it took the events, so a report stays in flight over several job runs.
+    m = await startMarketplaces({ azureLatencyMs: 40, azureMeteringDelayMs: 300 })
     receiver = await startHookReceiver(() => receiving)
   })
   afterAll(() => cleanUp(() => receiver?.close(), () => m?.close()))
@@ -289,6 +290,11 @@ describe.skipIf(!available && !required)('several npm start instances on one Pos
       expect(reports.map((report) => [report.status, report.quantity]).sort()).toEqual([['REPORTED', sum], ['REPORTED', awsSum]].sort())
       expect(m.azure.emulator.usageEventsFor(azure.subscriptionId).map((event) => [event.dimension, event.quantity, Date.parse(event.effectiveStartTime)])).toEqual([['calls', sum, Date.parse(hourStart(past))]])
       expect(m.aws.meteringRecords.filter((record) => record.LicenseArn === aws.licenseArn).map((record) => record.Quantity)).toEqual([awsSum])
+      // Sent once, too: both marketplaces would take a second send as a duplicate and bill once, so what they billed alone would not show it.
+      const mentions = (bodies: string[], id: string) => bodies.reduce((n, body) => n + body.split(id).length - 1, 0)
+      const azureBodies = [...m.azure.emulator.callsTo('usageEvent'), ...m.azure.emulator.callsTo('batchUsageEvent')].map((call) => call.body)
+      expect(mentions(azureBodies, azure.subscriptionId), 'usage events sent to Azure').toBe(1)
+      expect(mentions(m.aws.callsTo('BatchMeterUsage').map((call) => call.body), aws.licenseArn!), 'usage records sent to AWS').toBe(1)
     } finally {
       await cleanUp(() => recorders?.close(), () => reporters?.close(), async () => {
         await db.destroy()
