@@ -141,6 +141,9 @@ export function instanceEnv(databaseUrl: string, env: Record<string, string> = {
     // Short enough that a killed instance's leases run out within seconds (landing lease 3 s).
     UPSTREAM_TIMEOUT_MS: '500',
     JOB_INTERVAL_MS: '250',
+    // The shared server takes 100 connections in all, other suites' included: five per instance
+    // is plenty for these loads, and six instances at once stay well under it.
+    DATABASE_POOL_MAX: '5',
     ...env,
   }
 }
