@@ -1,13 +1,10 @@
-import { execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Kysely } from 'kysely'
-import pg from 'pg'
 import type { Database } from '../src/db/schema'
 import { createPostgresDb } from '../src/node/postgres'
-import { ADMIN_TOKEN, brokerClient, freePort } from './helpers'
+import { ADMIN_TOKEN, brokerClient } from './helpers'
 import { type Running, startServer } from './node-process'
 
 /**
@@ -16,104 +13,6 @@ import { type Running, startServer } from './node-process'
  * the same). Requests go round-robin or to a chosen instance; the test reads the database itself
  * to count what only the database knows (migrations, deliveries, leases).
  */
-
-// ---- PostgreSQL for the tests ---------------------------------------------------------------
-// TEMPORARY until pg-infra's test/postgres.ts is on main (then: createTestDatabase() and its
-// private-cluster helpers replace this block).
-
-/** The server the tests create their databases on (the machine's own, trust auth). */
-const SERVER_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-
-/** Whether a PostgreSQL server answers at `url` (within 3 s). */
-export async function postgresAnswers(url = SERVER_URL): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 })
-  try {
-    await client.connect()
-    await client.query('select 1')
-    return true
-  } catch {
-    return false
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
-
-export interface TestDatabase {
-  url: string
-  drop: () => Promise<void>
-}
-
-/** A fresh, empty database `mb_test_<random>` on `serverUrl`; `drop()` removes it (connections and all). */
-export async function createTestDatabase(serverUrl = SERVER_URL): Promise<TestDatabase> {
-  const name = `mb_test_${randomBytes(6).toString('hex')}`
-  const admin = async (statement: string) => {
-    const client = new pg.Client({ connectionString: serverUrl })
-    await client.connect()
-    try {
-      await client.query(statement)
-    } finally {
-      await client.end()
-    }
-  }
-  await admin(`create database ${name}`)
-  const url = new URL(serverUrl)
-  url.pathname = `/${name}`
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
-}
-
-export interface PrivateCluster {
-  /** postgres://… of its `postgres` database. */
-  url: string
-  port: number
-  stop: () => void
-  start: () => void
-  /** Stops it (if running) and removes its folder. */
-  destroy: () => void
-}
-
-/**
- * A PostgreSQL cluster of this test alone, in a temp folder on a free port: the one a test may
- * stop and start (the shared server on 5432 is never stopped). initdb refuses to run as root, so
- * as root the cluster belongs to the `postgres` user.
- */
-export async function startPrivateCluster(): Promise<PrivateCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'marketbridge-pg-'))
-  const data = join(dir, 'data')
-  const asRoot = process.getuid?.() === 0
-  if (asRoot) {
-    const { uid, gid } = userIds('postgres')
-    chownSync(dir, uid, gid)
-  }
-  const run = (command: string, args: string[]) =>
-    asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', command, ...args], { stdio: 'pipe' }) : execFileSync(command, args, { stdio: 'pipe' })
-  run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'])
-  const port = await freePort()
-  const log = join(dir, 'server.log')
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`
-  const start = () => void run('pg_ctl', ['-D', data, '-o', options, '-l', log, '-w', 'start'])
-  const stop = () => void run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'])
-  start()
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    port,
-    start,
-    stop,
-    destroy: () => {
-      try {
-        stop()
-      } catch {
-        // Already stopped.
-      }
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
-function userIds(name: string) {
-  const [uid, gid] = execFileSync('id', ['-u', name]).toString().trim().split('\n').concat(execFileSync('id', ['-g', name]).toString().trim())
-  return { uid: Number(uid), gid: Number(gid) }
-}
-// ---- end of the temporary block -------------------------------------------------------------
 
 export interface Instances {
   /** The instances running now (a killed one is removed). */
