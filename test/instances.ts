@@ -54,7 +54,7 @@ export async function startInstances(n: number, env: Record<string, string>): Pr
   const dirs: string[] = []
   let turn = 0
   const add = async (count: number, extra: Record<string, string> = {}) => {
-    const started = await Promise.all(
+    const outcomes = await Promise.allSettled(
       Array.from({ length: count }, async () => {
         // Each its own working folder: nothing of one instance may be shared through the disk.
         const dir = mkdtempSync(join(tmpdir(), 'marketbridge-instance-'))
@@ -62,8 +62,12 @@ export async function startInstances(n: number, env: Record<string, string>): Pr
         return startServer(dir, { ...env, ...extra }, { startTimeoutMs: 60_000 })
       }),
     )
+    // Those that did start are ours to stop even when another failed (close() kills them).
+    const started = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []))
     all.push(...started)
     everyone.push(...started)
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected')
+    if (failed) throw (failed as PromiseRejectedResult).reason
     return started
   }
   const next = () => all[turn++ % all.length]!
