@@ -9,8 +9,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { parseConfig } from '../src/config'
-import { upsertEntitlement } from '../src/db/entitlements'
 import type { Database } from '../src/db/schema'
+import { entitlementJson } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
 import { configureIntegration } from '../src/domain/integrations'
 import { createOrg } from '../src/domain/orgs'
@@ -145,14 +145,16 @@ export async function seedEntitlements(db: Kysely<Database>, orgId: string, coun
       const at = new Date(base + i * 1000).toISOString()
       const id = newId('ent', base + i * 1000)
       const partner = partners[i % 3]!
-      await upsertEntitlement(trx, {
+      const row = {
         id, org_id: orgId, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
         product_id: 'offer', plan_id: 'bench', quantity: 1,
         buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
         term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
         info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
         created_at: at, updated_at: at,
-      })
+      }
+      // New rows of a fresh database: inserted as they are, with the JSON every write stores.
+      await trx.insertInto('entitlements').values({ ...row, json: entitlementJson(row) }).execute()
       ids.push(id)
     }
   })
