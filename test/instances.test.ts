@@ -325,8 +325,17 @@ describe.runIf(available)('several npm start instances on one PostgreSQL databas
         expect(response.status).toBe(303)
         return new URL(response.headers.get('location')!).searchParams.get('sugerEntitlementId')!
       }
+      try {
+        await restartCase(instances, landThrough, client, org.id, apiKey)
+      } catch (error) {
+        const outputs = instances.all.map((instance, i) => `--- instance ${i} (exit ${instance.child.exitCode ?? instance.child.signalCode})\n${instance.output().slice(-3000)}`).join('\n')
+        throw new Error(`${(error as Error).message}\n${outputs}`, { cause: error })
+      }
+    }, 120_000)
+
+    async function restartCase(instances: Instances, landThrough: (url: string) => Promise<string>, client: ReturnType<Instances['client']>, orgId: string, apiKey: string) {
       const before = await Promise.all(instances.all.map((instance) => landThrough(instance.url)))
-      const health = () => Promise.all(instances!.all.map(async (instance) => (await fetch(`${instance.url}/healthz`, { signal: AbortSignal.timeout(10_000) })).status))
+      const health = () => Promise.all(instances.all.map(async (instance) => (await fetch(`${instance.url}/healthz`, { signal: AbortSignal.timeout(10_000) })).status))
       expect(await health()).toEqual([200, 200, 200])
 
       await cluster.stop()
@@ -336,12 +345,12 @@ describe.runIf(available)('several npm start instances on one PostgreSQL databas
 
       const after = await Promise.all(instances.all.map((instance) => landThrough(instance.url)))
       for (const id of [...before, ...after]) {
-        const response = await client.request(`/api/v1/orgs/${org.id}/entitlements/${id}`, { token: apiKey })
+        const response = await client.request(`/api/v1/orgs/${orgId}/entitlements/${id}`, { token: apiKey })
         expect(response.status).toBe(200)
         expect(((await response.json()) as { status: string }).status).toBe('ACTIVE')
       }
       // The same processes throughout: none was restarted.
       for (const instance of instances.all) expect(instance.child.exitCode).toBeNull()
-    }, 120_000)
+    }
   })
 })
