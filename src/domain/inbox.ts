@@ -8,6 +8,7 @@ import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { findPurchase, purchaseOf } from './entitlements'
 import { newId } from './ids'
+import { type RetryPolicy, doubling, nextAttempt } from './retry'
 import { loadProviderIntegration, notificationUrl } from './integrations'
 import { applyMarketplaceState, storePurchase } from './lifecycle'
 
@@ -17,10 +18,8 @@ import { applyMarketplaceState, storePurchase } from './lifecycle'
  * are taken over after that.
  */
 const leaseMs = (deps: AppDeps) => 4 * 2 * deps.config.UPSTREAM_TIMEOUT_MS + 2_000
-/** Retries back off from this, doubling, up to the cap; after MAX_ATTEMPTS the row is given up (IGNORED, logged). */
-const BACKOFF_MS = 5_000
-const BACKOFF_CAP_MS = 30 * 60 * 1000
-const MAX_ATTEMPTS = 60
+/** Retries back off from 5 s, doubling, up to 30 min (×0.5–1); after 60 attempts the row is given up (IGNORED, logged). */
+export const NOTIFICATION_RETRY: RetryPolicy = { delaysMs: doubling(5_000, 30 * 60 * 1000), jitter: [0.5, 1], giveUpAfterMs: null, maxAttempts: 60 }
 const JOB_BATCH = 25
 
 export type ReceiveOutcome =
@@ -183,14 +182,14 @@ async function applyLeased(deps: AppDeps, row: NotificationRow, log: Logger): Pr
     return outcome
   } catch (error) {
     if (!(error instanceof ProviderError)) rowLog.error('notification could not be applied', { error: describe(error) })
-    if (row.attempts >= MAX_ATTEMPTS) {
+    const next = nextAttempt(NOTIFICATION_RETRY, row.attempts, Date.now())
+    if (next.giveUp) {
       rowLog.error('notification given up after retries', { attempts: row.attempts, error: describe(error) })
       await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), `gave up: ${describe(error)}`.slice(0, 500))
       return 'ignored'
     }
-    const backoff = Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** (row.attempts - 1)) * (0.5 + Math.random() / 2)
     rowLog.warn('notification will be retried', { attempts: row.attempts, error: describe(error) })
-    await notificationsDb.retryNotificationLater(deps.db, row.id, new Date(Date.now() + backoff).toISOString(), describe(error).slice(0, 500), nowIso(deps))
+    await notificationsDb.retryNotificationLater(deps.db, row.id, new Date(next.at).toISOString(), describe(error).slice(0, 500), nowIso(deps))
     return 'retry'
   }
 }

@@ -20,6 +20,7 @@ import type { Logger } from '../logger'
 import { sha256Hex } from './crypto'
 import { purchaseColumns, purchaseOf, statusEvent } from './entitlements'
 import { newId } from './ids'
+import { type RetryPolicy, doubling, nextAttempt } from './retry'
 import { wakeNotifications } from './inbox'
 import { loadProviderIntegration } from './integrations'
 import { changeEntitlement, storePurchase as storeResolvedPurchase } from './lifecycle'
@@ -28,9 +29,8 @@ import { changeEntitlement, storePurchase as storeResolvedPurchase } from './lif
 const LANDING_TOKEN_TTL_MS = 24 * 3600 * 1000
 /** Waiters look for the owner's outcome this often. */
 const WAIT_POLL_MS = 100
-/** The activation job backs off from this, doubling per failed attempt, up to the cap. */
-const ACTIVATION_BACKOFF_MS = 5_000
-const ACTIVATION_BACKOFF_CAP_MS = 30 * 60 * 1000
+/** The activation job backs off from 5 s, doubling per failed attempt, up to 30 min (×0.5–1), and never gives up: the buyer paid. */
+export const ACTIVATION_RETRY: RetryPolicy = { delaysMs: doubling(5_000, 30 * 60 * 1000), jitter: [0.5, 1], giveUpAfterMs: null, maxAttempts: null }
 /** A crashed landing is retried by the job this many times before its claim is dropped. */
 const MAX_CLAIM_ATTEMPTS = 5
 const JOB_BATCH = 25
@@ -314,8 +314,8 @@ export function createLandingService(deps: AppDeps) {
         return { result: 'refused', row: entitlement }
       }
       const attempts = held.attempts
-      const backoff = Math.min(ACTIVATION_BACKOFF_CAP_MS, ACTIVATION_BACKOFF_MS * 2 ** attempts) * (0.5 + Math.random() / 2)
-      await claimsDb.activationFailed(deps.db, entitlement.id, { nextAttemptAt: iso(now() + backoff), error: describe(error), now: nowIso(deps) })
+      const next = nextAttempt(ACTIVATION_RETRY, attempts + 1, now())
+      await claimsDb.activationFailed(deps.db, entitlement.id, { nextAttemptAt: iso(next.at), error: describe(error), now: nowIso(deps) })
       if (error instanceof ConfigurationError) {
         work.log.error('integration misconfigured: activation refused our credentials', { entitlementId: entitlement.id, error: error.message, ...error.detail })
       } else {

@@ -11,6 +11,7 @@ import { decodeCursor, encodeCursor } from './cursor'
 import { entitlementJson } from './entitlements'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
+import { type RetryPolicy, nextAttempt } from './retry'
 import { formatIssues } from './integrations'
 import { checkRedirectUrl, getOrg } from './orgs'
 
@@ -320,9 +321,8 @@ export async function listSignups(deps: AppDeps, orgId: string, query: { limit: 
 
 // ---- the outbox --------------------------------------------------------------------------------
 
-/** Retries after about 1, 5, 15 and 30 minutes, then hourly, for a day; then FAILED. */
-const EMAIL_RETRY_MS = [60_000, 300_000, 900_000, 1_800_000, 3_600_000]
-const EMAIL_GIVE_UP_MS = 24 * 3600_000
+/** Retries after 1, 5, 15 and 30 minutes, then hourly, for a day; then FAILED. */
+export const EMAIL_RETRY: RetryPolicy = { delaysMs: [60_000, 300_000, 900_000, 1_800_000, 3_600_000], jitter: [1, 1], giveUpAfterMs: 24 * 3600_000, maxAttempts: null }
 
 /** Longer than a send can take (connect, TLS, AUTH, DATA with up to 11 recipients, each step timed out). */
 const EMAIL_LEASE_MS = 3 * 60_000
@@ -360,9 +360,8 @@ async function sendLeased(deps: AppDeps, send: NonNullable<AppDeps['sendEmail']>
   } catch (error) {
     // The SMTP server's answer, never the URL (it carries the credentials).
     const reason = (error instanceof Error ? `${(error as Error & { code?: string }).code ?? error.name}: ${error.message}` : String(error)).replace(/smtps?:\/\/[^\s]*/gi, 'smtp://…').slice(0, 1024)
-    const next = Date.now() + (EMAIL_RETRY_MS[Math.min(email.attempts, EMAIL_RETRY_MS.length) - 1] ?? 3_600_000)
-    const giveUp = next - Date.parse(email.created_at) > EMAIL_GIVE_UP_MS
-    await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(next).toISOString(), now: nowIso(deps) })
+    const { at, giveUp } = nextAttempt(EMAIL_RETRY, email.attempts, Date.now(), Date.parse(email.created_at))
+    await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(at).toISOString(), now: nowIso(deps) })
     emailLog.warn('confirmation email failed', { attempt: email.attempts, error: reason, final: giveUp })
   }
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../logger'
 import { purchaseOf } from './entitlements'
 import { usageReportedDelivery } from './envelopes'
 import { newId } from './ids'
+import { type RetryPolicy, nextAttempt } from './retry'
 import { loadProviderIntegration } from './integrations'
 import { hourOf } from './usage'
 
@@ -36,17 +37,20 @@ const PARALLEL_BATCHES = 4
 const leaseMs = (deps: AppDeps) => 10 * deps.config.UPSTREAM_TIMEOUT_MS + 10_000
 /** One run stops taking new batches after this long (the next run goes on). */
 const RUN_BUDGET_MS = 25_000
-/** Retries after network errors, 5xx and refusals of the seller's credentials (±20 %). */
-const RETRY_DELAYS_MS = [30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 1_800_000, 3_600_000]
+/**
+ * Retries after network errors, 5xx and refusals of the seller's credentials (±20 %). When to give
+ * up is the marketplace's rule (its metering.rules.retryForMs after the hour), see retryOrGiveUp.
+ */
+export const USAGE_RETRY: RetryPolicy = {
+  delaysMs: [30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 1_800_000, 3_600_000],
+  jitter: [0.8, 1.2],
+  giveUpAfterMs: null,
+  maxAttempts: null,
+}
 /** Kept in a report's error. */
 const MAX_ERROR = 1024
 
 const iso = (ms: number) => new Date(ms).toISOString()
-
-function nextAttempt(attempts: number, now: number): string {
-  const base = RETRY_DELAYS_MS[Math.min(attempts, RETRY_DELAYS_MS.length) - 1] ?? RETRY_DELAYS_MS[0]!
-  return iso(now + base * (0.8 + Math.random() * 0.4))
-}
 
 interface Batch {
   partner: string
@@ -118,7 +122,7 @@ const rejected = (id: string, error: string, marketplaceStatus: string | null = 
 /** A report that could not be sent now: tried again later, or rejected once its marketplace's window has passed. */
 function retryOrGiveUp(row: UsageReportRow, attempts: number, reason: string, retryForMs: number, now: number): Settlement {
   if (now >= Date.parse(row.hour) + retryForMs) return rejected(row.id, `not reported within the marketplace's window: ${reason}`)
-  return { id: row.id, status: 'PENDING', error: reason.slice(0, MAX_ERROR), nextAttemptAt: nextAttempt(Math.max(attempts, 1), now) }
+  return { id: row.id, status: 'PENDING', error: reason.slice(0, MAX_ERROR), nextAttemptAt: iso(nextAttempt(USAGE_RETRY, attempts, now).at) }
 }
 
 /** Sorts due reports into batches a marketplace takes in one call; what cannot be sent is settled here. */

@@ -8,6 +8,7 @@ import type { Logger } from '../logger'
 import { randomBytes } from './crypto'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
+import { type RetryPolicy, nextAttempt } from './retry'
 import { getOrg } from './orgs'
 
 /**
@@ -21,8 +22,12 @@ const SECRET_PREFIX = 'whsec_'
 /** After a rotation the old secret keeps signing this long, so receivers can switch over. */
 const PREVIOUS_SECRET_MS = 24 * 3600 * 1000
 /** Retries after about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, then every 8 h (±20 %), for 3 days. */
-const RETRY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000]
-const GIVE_UP_AFTER_MS = 3 * 24 * 3600 * 1000
+export const WEBHOOK_RETRY: RetryPolicy = {
+  delaysMs: [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000],
+  jitter: [0.8, 1.2],
+  giveUpAfterMs: 3 * 24 * 3600 * 1000,
+  maxAttempts: null,
+}
 const ATTEMPT_TIMEOUT_MS = 10_000
 /** Of a receiver's answer only this much is read, and kept in lastError. */
 const MAX_BODY_BYTES = 4096
@@ -134,9 +139,8 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
 
 /** When the next attempt is due after `attempts` failed ones, or null once 3 days have passed (FAILED). */
 export function nextAttemptAt(createdAt: string, attempts: number, now: number): string | null {
-  const base = RETRY_DELAYS_MS[Math.min(attempts, RETRY_DELAYS_MS.length) - 1] ?? RETRY_DELAYS_MS.at(-1)!
-  const at = now + base * (0.8 + Math.random() * 0.4)
-  return at - Date.parse(createdAt) > GIVE_UP_AFTER_MS ? null : new Date(at).toISOString()
+  const next = nextAttempt(WEBHOOK_RETRY, attempts, now, Date.parse(createdAt))
+  return next.giveUp ? null : new Date(next.at).toISOString()
 }
 
 /** Reads at most MAX_BODY_BYTES of a receiver's answer and drops the rest. */
