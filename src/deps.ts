@@ -23,8 +23,11 @@ export interface AppDeps {
   providers: ProviderRegistry
   secrets: SecretBox
   logger: Logger
-  /** Injectable for tests; defaults to the wall clock. */
-  now?: () => Date
+  /**
+   * The clock: every time the domain stores or compares (created_at, leases, next attempts,
+   * expiries) is read here, never from Date.now(), so a test can move time. Entries pass wallClock.
+   */
+  now: () => Date
   /**
    * The SSRF guard for webhook deliveries, asked at every send: a reason to refuse the URL, or
    * null. Node resolves the host and refuses private, loopback and link-local addresses (unless
@@ -51,14 +54,20 @@ export interface AppDeps {
   docsAsset?: (file: string) => Promise<Response | null>
 }
 
-export const nowIso = (deps: Pick<AppDeps, 'now'>) => (deps.now?.() ?? new Date()).toISOString()
+/** The real time, for the entries to hand in as `AppDeps.now`. */
+export const wallClock = (): Date => new Date()
 
-/** The runtime-neutral part of the dependencies; each entry brings its own database and logger. */
-export async function buildDeps(config: Config, db: DB, logger: Logger): Promise<AppDeps> {
+export const nowIso = (deps: Pick<AppDeps, 'now'>) => deps.now().toISOString()
+/** The clock in epoch milliseconds. */
+export const nowMs = (deps: Pick<AppDeps, 'now'>) => deps.now().getTime()
+
+/** The runtime-neutral part of the dependencies; each entry brings its own database, logger and clock. */
+export async function buildDeps(config: Config, db: DB, logger: Logger, now: () => Date): Promise<AppDeps> {
   return {
     config,
     db,
     logger,
+    now,
     secrets: await createSecretBox(config.ENCRYPTION_KEY),
     providers: createProviders({
       azure: { apiUrl: config.AZURE_MARKETPLACE_API_URL, loginUrl: config.AZURE_LOGIN_URL },

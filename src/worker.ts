@@ -4,7 +4,7 @@ import { type Config, ConfigError, parseConfig } from './config'
 import { migrateToLatest } from './db/migrate'
 import { createD1Db } from './db/d1'
 import { D1 } from './db/dialect'
-import { buildDeps } from './deps'
+import { buildDeps, wallClock } from './deps'
 import { runJobs } from './domain/jobs'
 import { createLandingService } from './domain/landing'
 import { createLogger } from './logger'
@@ -39,7 +39,7 @@ async function build(env: WorkerEnv, origin: string): Promise<App> {
 
 /** The shared dependencies plus what only Workers has: SMTP over `cloudflare:sockets`. */
 async function workerDeps(config: Config, db: DB) {
-  const deps = await buildDeps(config, db, createLogger())
+  const deps = await buildDeps(config, db, createLogger(), wallClock)
   return config.SMTP_URL ? { ...deps, sendEmail: createWorkerEmailSender(config.SMTP_URL) } : deps
 }
 

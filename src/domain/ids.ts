@@ -10,6 +10,8 @@ let lastRandom: number[] = []
  * milliseconds then 16 random ones, so ids created later sort later and are unguessable.
  * Within one millisecond the random part is incremented (as monotonic ULIDs do), so events
  * written in quick succession keep their order when sorted by id.
+ * The time part is the process's wall clock (one sequence per process, whatever clock a test
+ * gives its deps); a caller may pass its own (usage records pass the injected clock's).
  */
 export function newId(prefix: string, now = Date.now()): string {
   let random: number[]

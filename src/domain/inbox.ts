@@ -4,7 +4,7 @@ import * as entitlementsDb from '../db/entitlements'
 import * as notificationsDb from '../db/notifications'
 import * as orgsDb from '../db/orgs'
 import type { EntitlementRow, NotificationRow } from '../db/schema'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import type { Logger } from '../logger'
 import { findPurchase, purchaseOf } from './entitlements'
 import { newId } from './ids'
@@ -98,7 +98,7 @@ function describe(error: unknown) {
  * applying a state the entitlement already has writes nothing.
  */
 export async function applyNotification(deps: AppDeps, id: string, log: Logger): Promise<'applied' | 'ignored' | 'waiting' | 'retry' | 'busy'> {
-  const row = await notificationsDb.leaseNotification(deps.db, id, nowIso(deps), new Date(Date.now() + leaseMs(deps)).toISOString())
+  const row = await notificationsDb.leaseNotification(deps.db, id, nowIso(deps), new Date(nowMs(deps) + leaseMs(deps)).toISOString())
   return row ? applyLeased(deps, row, log) : 'busy'
 }
 
@@ -182,7 +182,7 @@ async function applyLeased(deps: AppDeps, row: NotificationRow, log: Logger): Pr
     return outcome
   } catch (error) {
     if (!(error instanceof ProviderError)) rowLog.error('notification could not be applied', { error: describe(error) })
-    const next = nextAttempt(NOTIFICATION_RETRY, row.attempts, Date.now())
+    const next = nextAttempt(NOTIFICATION_RETRY, row.attempts, nowMs(deps))
     if (next.giveUp) {
       rowLog.error('notification given up after retries', { attempts: row.attempts, error: describe(error) })
       await notificationsDb.settleNotification(deps.db, row.id, 'IGNORED', nowIso(deps), `gave up: ${describe(error)}`.slice(0, 500))
@@ -202,11 +202,11 @@ const KEEP_SETTLED_MS = 30 * 24 * 3600 * 1000
 
 /** The job's part: every due notification, a batch per run; settled ones past their keep are pruned. */
 export async function applyDueNotifications(deps: AppDeps, log: Logger): Promise<number> {
-  await notificationsDb.pruneSettled(deps.db, new Date(Date.now() - KEEP_SETTLED_MS).toISOString())
+  await notificationsDb.pruneSettled(deps.db, new Date(nowMs(deps) - KEEP_SETTLED_MS).toISOString())
   // One at a time, each leased just before it is applied (a lease covers one notification's calls).
   let applied = 0
   for (; applied < JOB_BATCH; applied++) {
-    const row = await notificationsDb.claimDueNotification(deps.db, nowIso(deps), new Date(Date.now() + leaseMs(deps)).toISOString())
+    const row = await notificationsDb.claimDueNotification(deps.db, nowIso(deps), new Date(nowMs(deps) + leaseMs(deps)).toISOString())
     if (!row) break
     await applyLeased(deps, row, log.child({ job: 'notifications' }))
   }

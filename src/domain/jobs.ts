@@ -1,4 +1,4 @@
-import type { AppDeps } from '../deps'
+import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
@@ -34,7 +34,7 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   const webhooks = await task('webhooks', () => deliverDue(deps, log), 0)
   const emails = await task('emails', () => sendDueEmails(deps, log), 0)
   await task('prune', () => pruneLandingTokens(deps), undefined)
-  await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, new Date().toISOString()), undefined)
+  await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, nowIso(deps)), undefined)
   if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
   return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }

@@ -15,7 +15,7 @@ import * as claimsDb from '../db/claims'
 import * as entitlementsDb from '../db/entitlements'
 import * as orgsDb from '../db/orgs'
 import type { EntitlementRow, OrgRow, PendingActivationRow } from '../db/schema'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import type { Logger } from '../logger'
 import { sha256Hex } from './crypto'
 import { purchaseColumns, purchaseOf, statusEvent } from './entitlements'
@@ -105,7 +105,7 @@ export function createLandingService(deps: AppDeps) {
   const deadlineMs = 2 * timeoutMs
   // A claim's holder must have finished (or died) by the end of its lease.
   const leaseMs = deadlineMs + Math.max(2_000, deadlineMs / 2)
-  const now = () => (deps.now?.() ?? new Date()).getTime()
+  const now = () => nowMs(deps)
   const iso = (ms: number) => new Date(ms).toISOString()
   const fail = (reason: LandingFailure, partner: Partner | null = null): LandingOutcome => ({ kind: 'failure', reason, partner })
 

@@ -1,7 +1,7 @@
 import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
 import type { OrgRow } from '../db/schema'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
 import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
@@ -117,9 +117,9 @@ export async function authenticate(deps: AppDeps, bearer: string | null): Promis
   if (!bearer.startsWith(API_KEY_PREFIX)) return null
   const hash = await keyHash(bearer)
   const cached = keyOrgs.get(hash)
-  if (cached && cached.until > Date.now()) return { kind: 'org', orgId: cached.orgId }
+  if (cached && cached.until > nowMs(deps)) return { kind: 'org', orgId: cached.orgId }
   const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, hash)
   if (!orgId) return null
-  keyOrgs.set(hash, { orgId, until: Date.now() + KEY_CACHE_MS })
+  keyOrgs.set(hash, { orgId, until: nowMs(deps) + KEY_CACHE_MS })
   return { kind: 'org', orgId }
 }

@@ -3,7 +3,7 @@ import { isPartner } from '../../providers/types'
 import * as entitlementsDb from '../db/entitlements'
 import * as notificationsDb from '../db/notifications'
 import type { EntitlementRow } from '../db/schema'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
 import { getEntitlementJson, purchaseOf } from './entitlements'
@@ -51,7 +51,7 @@ export async function refreshEntitlement(deps: AppDeps, orgId: string, id: strin
 
 /** The job's part: the entitlements due for their daily re-read, a batch per run. */
 export async function reconcileDue(deps: AppDeps, log: Logger): Promise<number> {
-  const now = Date.now()
+  const now = nowMs(deps)
   const due = await notificationsDb.dueReconciliations(deps.db, new Date(now - RECONCILE_EVERY_MS).toISOString(), JOB_BATCH)
   for (const { id, org_id } of due) {
     const jobLog = log.child({ job: 'reconcile', orgId: org_id, entitlementId: id })

@@ -3,7 +3,7 @@ import type { Partner } from '../../providers/types'
 import * as entitlementsDb from '../db/entitlements'
 import type { EmailRow, EntitlementRow, SignupFormRow, SignupRow } from '../db/schema'
 import * as signupsDb from '../db/signups'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError } from '../errors'
 import type { Logger } from '../logger'
 import { base64UrlDecode, base64UrlEncode, randomBytes, timingSafeEqual } from './crypto'
@@ -119,7 +119,7 @@ async function mac(deps: AppDeps, text: string): Promise<string> {
 
 export async function issueFormToken(deps: AppDeps, signupId: string, entitlementId: string): Promise<string> {
   const nonce = base64UrlEncode(randomBytes(16))
-  const expires = Date.now() + TOKEN_TTL_MS
+  const expires = nowMs(deps) + TOKEN_TTL_MS
   return `${nonce}.${expires}.${await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`)}`
 }
 
@@ -128,7 +128,7 @@ export async function checkFormToken(deps: AppDeps, token: string, signupId: str
   const [nonce, expires, signature, extra] = token.split('.')
   if (!nonce || !expires || !signature || extra !== undefined || !/^\d{1,15}$/.test(expires)) return null
   if (!timingSafeEqual(signature, await mac(deps, `${signupId}|${entitlementId}|${nonce}|${expires}`))) return null
-  return { nonce, expiresAt: new Date(Number(expires)).toISOString(), expired: Number(expires) < Date.now() }
+  return { nonce, expiresAt: new Date(Number(expires)).toISOString(), expired: Number(expires) < nowMs(deps) }
 }
 
 // ---- the public form ---------------------------------------------------------------------------
@@ -252,7 +252,7 @@ const EMAIL_EVERY_MS = 10 * 60_000
 export async function saveSignup(deps: AppDeps, context: FormContext, values: FormValues, token: { nonce: string; expiresAt: string }): Promise<{ signup: SignupRow; emailId: string | null } | null> {
   const now = nowIso(deps)
   const existing = await signupsDb.findSignupByEntitlement(deps.db, context.entitlement.id)
-  const recent = existing ? await signupsDb.latestEmailSince(deps.db, existing.id, new Date(Date.now() - EMAIL_EVERY_MS).toISOString()) : undefined
+  const recent = existing ? await signupsDb.latestEmailSince(deps.db, existing.id, new Date(Date.parse(now) - EMAIL_EVERY_MS).toISOString()) : undefined
   const sending = Boolean(deps.config.SMTP_URL && deps.sendEmail)
   const signup: SignupRow = {
     // One signup per entitlement, named after it: two tabs submitting at once still make one.
@@ -333,7 +333,7 @@ export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number>
   // One at a time, each leased just before it is sent (a lease covers one send).
   let sent = 0
   for (; sent < 20; sent++) {
-    const now = Date.now()
+    const now = nowMs(deps)
     const email = await signupsDb.claimDueEmail(deps.db, new Date(now).toISOString(), new Date(now + EMAIL_LEASE_MS).toISOString())
     if (!email) break
     await sendLeased(deps, deps.sendEmail, email, log)
@@ -345,7 +345,7 @@ export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number>
 export async function sendEmail(deps: AppDeps, id: string, log: Logger): Promise<void> {
   const send = deps.sendEmail
   if (!send || !deps.config.SMTP_URL) return
-  const now = Date.now()
+  const now = nowMs(deps)
   const email = await signupsDb.leaseEmail(deps.db, id, new Date(now).toISOString(), new Date(now + EMAIL_LEASE_MS).toISOString())
   if (email) await sendLeased(deps, send, email, log)
 }
@@ -360,7 +360,7 @@ async function sendLeased(deps: AppDeps, send: NonNullable<AppDeps['sendEmail']>
   } catch (error) {
     // The SMTP server's answer, never the URL (it carries the credentials).
     const reason = (error instanceof Error ? `${(error as Error & { code?: string }).code ?? error.name}: ${error.message}` : String(error)).replace(/smtps?:\/\/[^\s]*/gi, 'smtp://…').slice(0, 1024)
-    const { at, giveUp } = nextAttempt(EMAIL_RETRY, email.attempts, Date.now(), Date.parse(email.created_at))
+    const { at, giveUp } = nextAttempt(EMAIL_RETRY, email.attempts, nowMs(deps), Date.parse(email.created_at))
     await signupsDb.settleEmail(deps.db, email, { status: giveUp ? 'FAILED' : 'PENDING', error: reason, nextAttemptAt: new Date(at).toISOString(), now: nowIso(deps) })
     emailLog.warn('confirmation email failed', { attempt: email.attempts, error: reason, final: giveUp })
   }

@@ -114,7 +114,7 @@ function inFinalWindow(final: { at: number; until: number } | undefined, input: 
  * transaction. Inputs must already have passed the schema.
  */
 export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInput[]): Promise<UsageResult[]> {
-  const nowMs = (deps.now?.() ?? new Date()).getTime()
+  const nowMs = deps.now().getTime()
   const now = new Date(nowMs).toISOString()
   const results: Array<UsageResult | undefined> = new Array(inputs.length)
   const entitlements = await usageDb.findUsageEntitlements(deps.db, orgId, inputs.map((input) => input.entitlementId))

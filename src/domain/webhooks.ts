@@ -2,7 +2,7 @@ import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
 import type { OrgRow, WebhookDeliveryRow } from '../db/schema'
 import * as webhooksDb from '../db/webhooks'
-import { type AppDeps, nowIso } from '../deps'
+import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
 import { randomBytes } from './crypto'
@@ -97,7 +97,7 @@ export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise
   await orgsDb.updateWebhookSecret(deps.db, orgId, {
     webhook_secret: await sealWebhookSecret(deps, orgId, secret),
     webhook_secret_previous: org.webhook_secret,
-    webhook_secret_previous_until: org.webhook_secret ? new Date(Date.now() + PREVIOUS_SECRET_MS).toISOString() : null,
+    webhook_secret_previous_until: org.webhook_secret ? new Date(nowMs(deps) + PREVIOUS_SECRET_MS).toISOString() : null,
     updated_at: nowIso(deps),
   })
   return secret
@@ -174,7 +174,7 @@ async function readSome(response: Response): Promise<string> {
  * huge body is one failed attempt, recorded, and retried on the schedule.
  */
 export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<WebhookDeliveryRow | undefined> {
-  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(Date.now() + LEASE_MS).toISOString(), options.force)
+  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(nowMs(deps) + LEASE_MS).toISOString(), options.force)
   return row ? sendLeased(deps, row, log) : undefined
 }
 
@@ -183,7 +183,7 @@ async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): 
   const org = await orgsDb.findOrg(deps.db, row.org_id)
   const record = (outcome: { ok: boolean; statusCode: number | null; error: string | null }) => {
     const attempts = row.attempts + 1
-    const next = outcome.ok ? null : nextAttemptAt(row.created_at, attempts, Date.now())
+    const next = outcome.ok ? null : nextAttemptAt(row.created_at, attempts, nowMs(deps))
     return webhooksDb.recordAttempt(deps.db, row.id, {
       status: outcome.ok ? 'SUCCEEDED' : next ? 'PENDING' : 'FAILED',
       statusCode: outcome.statusCode,
@@ -203,8 +203,8 @@ async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): 
     deliveryLog.warn('webhook refused by the address guard', { reason: refused })
     return record({ ok: false, statusCode: null, error: `refused: ${refused}` })
   }
-  const timestamp = Math.floor(Date.now() / 1000)
-  const started = Date.now()
+  const timestamp = Math.floor(nowMs(deps) / 1000)
+  const started = performance.now()
   try {
     const response = await fetch(url, {
       method: 'POST',
@@ -221,13 +221,13 @@ async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): 
     })
     const body = await readSome(response)
     const ok = response.status >= 200 && response.status < 300
-    deliveryLog.info('webhook attempt', { status: response.status, attempt: row.attempts + 1, latencyMs: Date.now() - started })
+    deliveryLog.info('webhook attempt', { status: response.status, attempt: row.attempts + 1, latencyMs: Math.round(performance.now() - started) })
     return record({ ok, statusCode: response.status, error: ok ? null : `HTTP ${response.status}${body ? `: ${body}` : ''}`.slice(0, MAX_BODY_BYTES) })
   } catch (error) {
     // fetch's own message is "fetch failed"; the cause says why (CERT_HAS_EXPIRED, ECONNRESET, …).
     const cause = error instanceof Error && error.cause instanceof Error ? ` (${(error.cause as Error & { code?: string }).code ?? error.cause.message})` : ''
     const reason = error instanceof Error ? (error.name === 'TimeoutError' ? `no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s` : `${error.name}: ${error.message}${cause}`) : String(error)
-    deliveryLog.warn('webhook attempt failed', { error: reason, attempt: row.attempts + 1, latencyMs: Date.now() - started })
+    deliveryLog.warn('webhook attempt failed', { error: reason, attempt: row.attempts + 1, latencyMs: Math.round(performance.now() - started) })
     return record({ ok: false, statusCode: null, error: reason.slice(0, MAX_BODY_BYTES) })
   }
 }
@@ -242,7 +242,7 @@ export async function deliverDue(deps: AppDeps, log: Logger): Promise<number> {
   let sent = 0
   for (let batch = 0; batch < MAX_BATCHES; batch++) {
     // Leased together, sent at once: each attempt ends (ATTEMPT_TIMEOUT_MS) well inside its lease.
-    const due = await webhooksDb.claimDueDeliveries(deps.db, nowIso(deps), new Date(Date.now() + LEASE_MS).toISOString(), JOB_BATCH)
+    const due = await webhooksDb.claimDueDeliveries(deps.db, nowIso(deps), new Date(nowMs(deps) + LEASE_MS).toISOString(), JOB_BATCH)
     await Promise.all(due.map((row) => sendLeased(deps, row, log)))
     sent += due.length
     if (due.length < JOB_BATCH) break

@@ -2,7 +2,7 @@ import { type Config, type DatabaseConfig, isPostgresUrl } from '../config'
 import { type Dialect, POSTGRES, SQLITE } from '../db/dialect'
 import { migrateToLatest } from '../db/migrate'
 import type { DB } from '../db/schema'
-import { type AppDeps, buildDeps } from '../deps'
+import { type AppDeps, buildDeps, wallClock } from '../deps'
 import { type Logger, createLogger } from '../logger'
 import { createNodeDocsAssets } from './docs-assets'
 import { createNodeEmailSender } from './email'
@@ -32,7 +32,7 @@ export async function openNodeDatabase(config: DatabaseConfig): Promise<{ db: DB
 /** Node's dependencies: a migrated database plus the shared ones. */
 export async function createNodeDeps(config: Config, options: { logger?: Logger } = {}): Promise<AppDeps> {
   const { db } = await openNodeDatabase(config)
-  const deps = await buildDeps(config, db, options.logger ?? createLogger({ sink: createStdoutSink() }))
+  const deps = await buildDeps(config, db, options.logger ?? createLogger({ sink: createStdoutSink() }), wallClock)
   return {
     ...deps,
     checkWebhookTarget,
