@@ -1,11 +1,15 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import type { AppEnv } from './env'
-import { type ProviderRegistry, createProviders } from '../providers/index'
-import { retryPolicyFor } from '../providers/shared/http'
+import type { ProviderRegistry } from '../providers/index'
 import type { Config } from './config'
 import type { DB } from './db/schema'
-import { type SecretBox, createSecretBox } from './domain/crypto'
+import type { SecretBox } from './domain/crypto'
+import type { AppEnv } from './env'
 import type { Logger } from './logger'
+
+/*
+ * A leaf: the dependencies' types and the clock, imported by everything, importing nothing at
+ * run time. Building them (providers, the secret box) is src/composition.ts, for the entries.
+ */
 
 export interface EmailMessage {
   from: string
@@ -60,31 +64,3 @@ export const wallClock = (): Date => new Date()
 export const nowIso = (deps: Pick<AppDeps, 'now'>) => deps.now().toISOString()
 /** The clock in epoch milliseconds. */
 export const nowMs = (deps: Pick<AppDeps, 'now'>) => deps.now().getTime()
-
-/** The runtime-neutral part of the dependencies; each entry brings its own database, logger and clock. */
-export async function buildDeps(config: Config, db: DB, logger: Logger, now: () => Date): Promise<AppDeps> {
-  return {
-    config,
-    db,
-    logger,
-    now,
-    secrets: await createSecretBox(config.ENCRYPTION_KEY),
-    providers: createProviders({
-      azure: { apiUrl: config.AZURE_MARKETPLACE_API_URL, loginUrl: config.AZURE_LOGIN_URL },
-      aws: {
-        meteringUrl: config.AWS_MARKETPLACE_METERING_URL,
-        entitlementUrl: config.AWS_MARKETPLACE_ENTITLEMENT_URL,
-        agreementUrl: config.AWS_MARKETPLACE_AGREEMENT_URL,
-        stsUrl: config.AWS_STS_URL,
-        snsTrustedCertPrefix: config.AWS_SNS_TRUSTED_CERT_PREFIX,
-      },
-      gcp: {
-        certsUrl: config.GCP_MARKETPLACE_CERTS_URL,
-        procurementUrl: config.GCP_PROCUREMENT_API_URL,
-        tokenUrl: config.GCP_OAUTH_TOKEN_URL,
-        oidcCertsUrl: config.GCP_OIDC_CERTS_URL,
-        serviceControlUrl: config.GCP_SERVICE_CONTROL_URL,
-      },
-    }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS)),
-  }
-}

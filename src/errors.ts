@@ -1,3 +1,7 @@
+import type { Hook } from '@hono/zod-openapi'
+import type { z } from 'zod'
+import type { AppEnv } from './env'
+
 /**
  * One error model for the JSON API (contract §2). Domain code throws `ApiError` with an
  * UPPER_SNAKE code; the app's `onError` turns it into
@@ -42,3 +46,18 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError('NOT_FOUND', `${what} was not found.`)
+
+/** A schema's first few issues, `path: message; …`, for a VALIDATION_ERROR's message. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+    .join('; ')
+}
+
+/** Validation failures of any route schema become the contract's 400 error shape. */
+export const validationHook: Hook<any, AppEnv, any, any> = (result) => {
+  if (!result.success) {
+    throw new ApiError('VALIDATION_ERROR', `Invalid request: ${formatIssues(result.error)}.`)
+  }
+}

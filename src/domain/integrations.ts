@@ -1,11 +1,10 @@
-import type { z } from 'zod'
 import { integrationSpecs } from '../../providers/index'
 import type { Partner, ProviderIntegration } from '../../providers/types'
 import { BoundedMap } from '../bounded-map'
 import * as integrationsDb from '../db/integrations'
 import type { IntegrationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
-import { ApiError, notFound } from '../errors'
+import { ApiError, formatIssues, notFound } from '../errors'
 import type { Integration } from '../schemas'
 import { randomSecret, sha256Hex } from './crypto'
 import { newId } from './ids'
@@ -32,13 +31,6 @@ export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   }
-}
-
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-    .join('; ')
 }
 
 export async function configureIntegration(deps: AppDeps, orgId: string, partner: Partner, body: unknown): Promise<Integration> {

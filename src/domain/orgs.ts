@@ -4,9 +4,10 @@ import type { OrgRow } from '../db/schema'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
+import type { Caller } from './caller'
 import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
 import { newId } from './ids'
-import { newWebhookSecret, sealWebhookSecret } from './webhooks'
+import { newWebhookSecret, sealWebhookSecret } from './webhook-signing'
 
 export const API_KEY_PREFIX = 'mbk_'
 
@@ -96,8 +97,6 @@ export async function updateOrg(
   if (!row) throw notFound('Org')
   return { ...toOrg(row), ...(webhookSecret ? { webhookSecret } : {}) }
 }
-
-export type Caller = { kind: 'admin' } | { kind: 'org'; orgId: string }
 
 const keyHash = createHashCache()
 

@@ -12,7 +12,7 @@ import { entitlementJson } from './entitlements'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
 import { type RetryPolicy, nextAttempt } from './retry'
-import { formatIssues } from './integrations'
+import { formatIssues } from '../errors'
 import { checkRedirectUrl, getOrg } from './orgs'
 
 /**

@@ -7,7 +7,7 @@ import { ApiError, type ErrorCode, errorStatus, notFound } from '../errors'
 import { BulkUsageRecordSchema, type UsageRecordSchema } from '../schemas'
 import { decodeCursor, encodeCursor } from './cursor'
 import { newId } from './ids'
-import { formatIssues } from './integrations'
+import { formatIssues } from '../errors'
 
 /**
  * Recording usage (contract §9): one record per idempotency key in the org, checked against the

@@ -1,26 +1,17 @@
-import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
-import type { OrgRow, WebhookDeliveryRow } from '../db/schema'
+import type { WebhookDeliveryRow } from '../db/schema'
 import * as webhooksDb from '../db/webhooks'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
-import { randomBytes } from './crypto'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
-import { type RetryPolicy, nextAttempt } from './retry'
 import { getOrg } from './orgs'
+import { type RetryPolicy, nextAttempt } from './retry'
+import { signatures } from './webhook-signing'
 
-/**
- * Webhooks to the ISV (contract §8), signed per Standard Webhooks: `webhook-id` (the delivery's
- * msg_ id, the same on every attempt), `webhook-timestamp` (unix seconds), `webhook-signature`
- * `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` keyed with the secret's bytes; during the
- * 24 h after a rotation the old secret's signature goes along, space-separated.
- */
+/** Webhooks to the ISV (contract §8): written with their event, sent, retried; signed by webhook-signing.ts. */
 
-const SECRET_PREFIX = 'whsec_'
-/** After a rotation the old secret keeps signing this long, so receivers can switch over. */
-const PREVIOUS_SECRET_MS = 24 * 3600 * 1000
 /** Retries after about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, then every 8 h (±20 %), for 3 days. */
 export const WEBHOOK_RETRY: RetryPolicy = {
   delaysMs: [5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000],
@@ -33,81 +24,6 @@ const ATTEMPT_TIMEOUT_MS = 10_000
 const MAX_BODY_BYTES = 4096
 const LEASE_MS = ATTEMPT_TIMEOUT_MS + 5_000
 const JOB_BATCH = 50
-
-const sealContext = (orgId: string) => `webhook:${orgId}`
-
-function base64(bytes: Uint8Array): string {
-  let binary = ''
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary)
-}
-
-/** `whsec_<base64 of 32 random bytes>`: what Standard Webhooks libraries take as the key. */
-export function newWebhookSecret(): string {
-  return `${SECRET_PREFIX}${base64(randomBytes(32))}`
-}
-
-export async function sealWebhookSecret(deps: AppDeps, orgId: string, secret: string): Promise<string> {
-  return deps.secrets.seal(secret, sealContext(orgId))
-}
-
-function secretBytes(secret: string): Uint8Array<ArrayBuffer> {
-  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret
-  const binary = atob(encoded)
-  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0))
-}
-
-const hmacKey = (secret: string) => crypto.subtle.importKey('raw', secretBytes(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-
-/** The `v1,<signature>` of one secret's key over `{id}.{timestamp}.{body}`. */
-async function signWith(key: CryptoKey, id: string, timestamp: number, body: string): Promise<string> {
-  const mac = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${id}.${timestamp}.${body}`))
-  return `v1,${base64(new Uint8Array(mac))}`
-}
-
-/**
- * HMAC keys by org and sealed secret, per key holder: a delivery does not decrypt the secret and
- * import the key again (most of a send's CPU besides the request itself). A rotated secret is new
- * sealed text, so it is never served from here stale.
- */
-const keysByBox = new WeakMap<object, BoundedMap<string, Promise<CryptoKey>>>()
-
-function signingKey(deps: AppDeps, orgId: string, sealed: string): Promise<CryptoKey> {
-  let keys = keysByBox.get(deps.secrets)
-  if (!keys) {
-    keys = new BoundedMap(1000)
-    keysByBox.set(deps.secrets, keys)
-  }
-  const cacheKey = `${orgId}\n${sealed}`
-  let key = keys.get(cacheKey)
-  if (!key) {
-    key = deps.secrets.open(sealed, sealContext(orgId)).then(hmacKey)
-    key.catch(() => keys.delete(cacheKey))
-    keys.set(cacheKey, key)
-  }
-  return key
-}
-
-/** `POST /api/v1/orgs/{orgId}/webhook-secret`: a new secret, shown once; the old one signs along for 24 h. */
-export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise<string> {
-  const org = await orgsDb.findOrg(deps.db, orgId)
-  if (!org) throw notFound('Org')
-  if (!org.webhook_url) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
-  const secret = newWebhookSecret()
-  await orgsDb.updateWebhookSecret(deps.db, orgId, {
-    webhook_secret: await sealWebhookSecret(deps, orgId, secret),
-    webhook_secret_previous: org.webhook_secret,
-    webhook_secret_previous_until: org.webhook_secret ? new Date(nowMs(deps) + PREVIOUS_SECRET_MS).toISOString() : null,
-    updated_at: nowIso(deps),
-  })
-  return secret
-}
-
-async function signatures(deps: AppDeps, org: OrgRow, id: string, timestamp: number, body: string): Promise<string> {
-  const sealed = [org.webhook_secret!]
-  if (org.webhook_secret_previous && org.webhook_secret_previous_until && org.webhook_secret_previous_until > nowIso(deps)) sealed.push(org.webhook_secret_previous)
-  return (await Promise.all(sealed.map(async (secret) => signWith(await signingKey(deps, org.id, secret), id, timestamp, body)))).join(' ')
-}
 
 export interface WebhookDelivery {
   id: string

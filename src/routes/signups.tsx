@@ -15,7 +15,8 @@ import {
   sendEmail,
   validateSubmission,
 } from '../domain/signups'
-import { type AppEnv, validationHook } from '../env'
+import type { AppEnv } from '../env'
+import { validationHook } from '../errors'
 import { SignupFormPage, SignupProblemPage, ThankYouPage } from '../pages/signup-form'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonBody, jsonResponse } from './common'
