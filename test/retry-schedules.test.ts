@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest'
 import { NOTIFICATION_RETRY } from '../src/domain/inbox'
 import { ACTIVATION_RETRY } from '../src/domain/landing'
 import { type RetryPolicy, nextAttempt } from '../src/domain/retry'
-import { EMAIL_RETRY } from '../src/domain/signups'
+import { EMAIL_LEASE_MS, EMAIL_RETRY, EMAIL_SEND_DEADLINE_MS } from '../src/domain/signups'
 import { USAGE_RETRY } from '../src/domain/usage-reporter'
 import { WEBHOOK_RETRY, nextAttemptAt } from '../src/domain/webhooks'
 
@@ -71,5 +71,12 @@ describe('giving up', () => {
 
   test("usage reports give up by the marketplace's window (usage-reporter's retryOrGiveUp), never by the policy", () => {
     expect(nextAttempt(USAGE_RETRY, 10_000, NOW, NOW - 365 * 24 * h).giveUp).toBe(false)
+  })
+})
+
+describe('email lease', () => {
+  test('a send gives up before its lease ends, and the lease is within §12’s two minutes for another instance to take over', () => {
+    expect(EMAIL_SEND_DEADLINE_MS).toBeLessThan(EMAIL_LEASE_MS)
+    expect(EMAIL_LEASE_MS).toBeLessThanOrEqual(120_000)
   })
 })

@@ -324,8 +324,28 @@ export async function listSignups(deps: AppDeps, orgId: string, query: { limit: 
 /** Retries after 1, 5, 15 and 30 minutes, then hourly, for a day; then FAILED. */
 export const EMAIL_RETRY: RetryPolicy = { delaysMs: [60_000, 300_000, 900_000, 1_800_000, 3_600_000], jitter: [1, 1], giveUpAfterMs: 24 * 3600_000, maxAttempts: null }
 
-/** Longer than a send can take (connect, TLS, AUTH, DATA with up to 11 recipients, each step timed out). */
-const EMAIL_LEASE_MS = 3 * 60_000
+/**
+ * A send not finished by then counts as failed and is retried later. Each SMTP step has its own
+ * timeout, but a server answering slowly step after step could otherwise outlast the lease and let
+ * another instance send the same email while this one still is.
+ */
+export const EMAIL_SEND_DEADLINE_MS = 100_000
+
+/** Longer than the send's deadline, and within §12's two minutes for another instance to take over. */
+export const EMAIL_LEASE_MS = 2 * 60_000
+
+/** `work`, or a rejection once `ms` have passed (the timer never outlives the work). */
+async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`${what} took longer than ${ms / 1000} s`), { code: 'ETIMEDOUT' })), ms)
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** Sends the confirmation emails that are due (a batch per run). */
 export async function sendDueEmails(deps: AppDeps, log: Logger): Promise<number> {
@@ -354,7 +374,11 @@ export async function sendEmail(deps: AppDeps, id: string, log: Logger): Promise
 async function sendLeased(deps: AppDeps, send: NonNullable<AppDeps['sendEmail']>, email: EmailRow, log: Logger): Promise<void> {
   const emailLog = log.child({ emailId: email.id, orgId: email.org_id })
   try {
-    await send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html })
+    await withDeadline(
+      send({ from: deps.config.EMAIL_FROM, to: email.to_address, cc: JSON.parse(email.cc) as string[], subject: email.subject, text: email.text, html: email.html }),
+      EMAIL_SEND_DEADLINE_MS,
+      'the SMTP send',
+    )
     await signupsDb.settleEmail(deps.db, email, { status: 'SENT', error: null, nextAttemptAt: null, now: nowIso(deps) })
     emailLog.info('confirmation email sent', { attempt: email.attempts })
   } catch (error) {
