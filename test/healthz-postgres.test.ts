@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type TestBroker, createTestBroker, waitFor } from './helpers'
 import { type Cluster, createTestDatabase, postgresAvailable, startCluster } from './postgres'
@@ -40,6 +41,21 @@ describe.runIf(await postgresAvailable())('/healthz on PostgreSQL', () => {
     expect(down.status).toBe(503)
     expect(down.ms).toBeLessThan(2_500)
     await expect(createOrg()).rejects.toThrow()
+    await cluster.start()
+    await waitFor('healthz 200 after the restart', async () => (await health()).status === 200, { timeoutMs: 10_000 })
+    expect(await createOrg()).toBe(true)
+  })
+
+  test('a server stopped while a transaction holds a connection: the transaction fails, the process lives on', async () => {
+    // pg emits 'error' on a checked-out client whose connection dies; with no listener that is an
+    // uncaught exception, which ends the process (vitest reports it as an unhandled error).
+    const outcome = broker.deps.db.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx)
+      await cluster.stop()
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await sql`select 1`.execute(trx)
+    })
+    await expect(outcome).rejects.toThrow()
     await cluster.start()
     await waitFor('healthz 200 after the restart', async () => (await health()).status === 200, { timeoutMs: 10_000 })
     expect(await createOrg()).toBe(true)

@@ -32,5 +32,10 @@ export function createPostgresDb(databaseUrl: string, options: PostgresOptions):
   // An idle client whose connection dies (server restart) emits 'error' on the pool; unhandled,
   // that would end the process. The next query opens a new connection.
   pool.on('error', () => {})
+  // A client checked out of the pool (inside a transaction, between two statements) whose
+  // connection dies emits 'error' itself, with no listener of pg's attached: unhandled, it would end
+  // the process on a PostgreSQL restart. Its next statement fails instead (the transaction rolls
+  // back, the request answers 5xx), and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => {}))
   return new DB({ dialect: new PostgresDialect({ pool }) }, POSTGRES)
 }
