@@ -20,7 +20,9 @@ export function jsonText(db: DB, column: string, key: string): RawBuilder<string
  * precision column takes the numeric back as it is.
  */
 export function round6(db: DB, value: RawBuilder<unknown>): RawBuilder<number> {
-  if (db.dialect.name === 'postgres') return sql<number>`round((${value})::numeric, 6)`
+  // Through text: a double cast straight to numeric keeps only 15 significant digits
+  // (1234567890.1234567 would round to …123460), its text is the shortest exact form (PostgreSQL 12+).
+  if (db.dialect.name === 'postgres') return sql<number>`round((${value})::text::numeric, 6)`
   return sql<number>`round(${value}, 6)`
 }
 

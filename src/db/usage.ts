@@ -191,30 +191,38 @@ export async function closableHours(db: DB, cutoff: string, limit: number): Prom
 export async function closeHour(db: DB, hour: string, run: string, now: string): Promise<void> {
   const rounded = (value: RawBuilder<unknown>) => round6(db, value)
   const main = sql<string>`(select m.id from usage_reports m where m.entitlement_id = usage_records.entitlement_id and m.dimension = usage_records.dimension and m.hour = usage_records.hour and m.late = 0 and m.close_run = ${run})`
+  // The hour's unreported records are claimed first, in the first statement, and every later one
+  // works on that claim only. On PostgreSQL (READ COMMITTED) each statement sees what others
+  // committed before it began: a record another instance stored meanwhile would otherwise be
+  // linked to a report whose sum was taken without it (or to no report at all). A record stored
+  // after the claim waits for the next close and joins its hour's report then. The claim never
+  // outlives the write: the last statement links every claimed record.
+  const claim = `closing:${run}`
   const statements = [
+    sql`update usage_records set report_id = ${claim} where report_id is null and hour = ${hour}`,
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
         select 'rpt_' || substr(min(r.id), 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.hour, ${rounded(sql`sum(r.quantity)`)}, count(*), 0, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
         from usage_records r
-        where r.report_id is null and r.hour = ${hour}
+        where r.report_id = ${claim} and r.hour = ${hour}
           and not exists (select 1 from usage_reports m where m.entitlement_id = r.entitlement_id and m.dimension = r.dimension and m.hour = r.hour and m.late = 0)
         group by r.entitlement_id, r.dimension, r.org_id, r.partner, r.hour
         on conflict do nothing`,
-    sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
+    sql`update usage_records set report_id = ${main} where report_id = ${claim} and ${main} is not null`,
     // Records after the close join their hour's report while nobody has tried to send it (a lease
     // for an attempt counts it in the same statement, so a report being sent is never changed;
     // one only claimed by a run that is planning its batches still takes them, see claimDueReports).
     sql`update usage_reports set
-          quantity = ${rounded(sql`quantity + (select sum(r.quantity) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`)},
-          records = records + (select count(*) from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension),
+          quantity = ${rounded(sql`quantity + (select sum(r.quantity) from usage_records r where r.report_id = ${claim} and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`)},
+          records = records + (select count(*) from usage_records r where r.report_id = ${claim} and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension),
           close_run = ${run}, updated_at = ${now}
         where hour = ${hour} and late = 0 and status = 'PENDING' and attempts = 0
-          and exists (select 1 from usage_records r where r.report_id is null and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`,
-    sql`update usage_records set report_id = ${main} where report_id is null and hour = ${hour} and ${main} is not null`,
+          and exists (select 1 from usage_records r where r.report_id = ${claim} and r.hour = usage_reports.hour and r.entitlement_id = usage_reports.entitlement_id and r.dimension = usage_reports.dimension)`,
+    sql`update usage_records set report_id = ${main} where report_id = ${claim} and ${main} is not null`,
     sql`insert into usage_reports (id, org_id, entitlement_id, partner, dimension, hour, timestamp, quantity, records, late, status, attempts, next_attempt_at, close_run, created_at, updated_at)
         select 'rpt_' || substr(r.id, 5), r.org_id, r.entitlement_id, r.partner, r.dimension, r.hour, r.timestamp, r.quantity, 1, 1, 'PENDING', 0, ${now}, ${run}, ${now}, ${now}
-        from usage_records r where r.report_id is null and r.hour = ${hour}
+        from usage_records r where r.report_id = ${claim} and r.hour = ${hour}
         on conflict do nothing`,
-    sql`update usage_records set report_id = 'rpt_' || substr(id, 5) where report_id is null and hour = ${hour}`,
+    sql`update usage_records set report_id = 'rpt_' || substr(id, 5) where report_id = ${claim}`,
   ]
   await atomically(db, statements.map((statement) => compilable(db, statement)))
 }
