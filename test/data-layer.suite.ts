@@ -353,6 +353,23 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(await due(at(10))).toContain(old.id)
     })
 
+    test('reconciliation claims: of callers that read the same due row at once, one takes it, never re-read, or re-read before', async () => {
+      const { id } = await org()
+      const { row: never } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'claim-never', { created_at: at(0) }), entitlementJson)
+      const { row: before } = await entitlementsDb.upsertEntitlement(db, entitlement(id, 'claim-before', { created_at: at(0) }), entitlementJson)
+      await notificationsDb.markReconciled(db, before.id, at(3))
+      const seen = new Map((await notificationsDb.dueReconciliations(db, at(10), 1000)).map((r) => [r.id, r.checked_at]))
+      expect([seen.get(never.id), seen.get(before.id)]).toEqual([null, at(3)])
+      for (const row of [never, before]) {
+        const results = await Promise.all([1, 2, 3].map((n) => notificationsDb.claimReconciliation(db, row.id, seen.get(row.id)!, at(100 + n))))
+        expect(results.filter(Boolean)).toHaveLength(1)
+      }
+      // Claimed: due again only at the claim's time.
+      expect((await notificationsDb.dueReconciliations(db, at(10), 1000)).map((r) => r.id)).not.toContain(never.id)
+      // A caller that read before another's claim no longer gets it.
+      expect(await notificationsDb.claimReconciliation(db, before.id, at(3), at(200))).toBe(false)
+    })
+
     test('an entitlement change, its events and their deliveries are written together or not at all, and only over the row the writer read', async () => {
       const { id } = await org()
       await orgsDb.updateOrg(db, id, { webhook_url: 'https://hooks.example/atomic' })

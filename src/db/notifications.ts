@@ -102,17 +102,29 @@ export async function wakeWaiting(db: DB, orgId: string, partner: string, subjec
 }
 
 /** Entitlements not cancelled whose last re-read (else their creation) is older than `before`, oldest first. */
-export async function dueReconciliations(db: DB, before: string, limit: number): Promise<Array<{ id: string; org_id: string; partner: string }>> {
+export async function dueReconciliations(db: DB, before: string, limit: number): Promise<Array<{ id: string; org_id: string; partner: string; checked_at: string | null }>> {
   return db
     .selectFrom('entitlements')
     .leftJoin('reconciliations', 'reconciliations.entitlement_id', 'entitlements.id')
-    .select(['entitlements.id', 'entitlements.org_id', 'entitlements.partner'])
+    .select(['entitlements.id', 'entitlements.org_id', 'entitlements.partner', 'reconciliations.checked_at'])
     .where('entitlements.status', '!=', 'CANCELLED')
     // A new entitlement was read from its marketplace when it was created: its first re-read is due a period later.
     .where((eb) => eb.fn.coalesce('reconciliations.checked_at', 'entitlements.created_at'), '<', before)
     .orderBy((eb) => eb.fn.coalesce('reconciliations.checked_at', 'entitlements.created_at'))
     .limit(limit)
     .execute()
+}
+
+/**
+ * Takes a due re-read for this caller: its time moves to `claimAt` (due again then, should the
+ * caller die) only if it is still what the caller read (`seen`, null when never re-read), so of
+ * several instances reading the same due row one re-reads it. True when this caller got it.
+ */
+export async function claimReconciliation(db: DB, entitlementId: string, seen: string | null, claimAt: string): Promise<boolean> {
+  const rows = seen === null
+    ? await db.insertInto('reconciliations').values({ entitlement_id: entitlementId, checked_at: claimAt }).onConflict((oc) => oc.doNothing()).returning('entitlement_id').execute()
+    : await db.updateTable('reconciliations').set({ checked_at: claimAt }).where('entitlement_id', '=', entitlementId).where('checked_at', '=', seen).returning('entitlement_id').execute()
+  return rows.length === 1
 }
 
 export async function markReconciled(db: DB, entitlementId: string, at: string): Promise<void> {

@@ -14,6 +14,9 @@ import { applyMarketplaceState } from './lifecycle'
 const RECONCILE_EVERY_MS = 24 * 3600 * 1000
 /** After a failed re-read, the next try comes this long later (not on every job run). */
 const RETRY_AFTER_MS = 3600 * 1000
+
+/** A re-read taken by an instance that died is due again after this (§12: taken over within 2 minutes). */
+const RECONCILE_LEASE_MS = 90_000
 /** Re-reads per job run: a slow trickle that stays within every marketplace's rate limits. */
 const JOB_BATCH = 20
 
@@ -53,8 +56,10 @@ export async function refreshEntitlement(deps: AppDeps, orgId: string, id: strin
 export async function reconcileDue(deps: AppDeps, log: Logger): Promise<number> {
   const now = nowMs(deps)
   const due = await notificationsDb.dueReconciliations(deps.db, new Date(now - RECONCILE_EVERY_MS).toISOString(), JOB_BATCH)
-  for (const { id, org_id } of due) {
+  for (const { id, org_id, checked_at } of due) {
     const jobLog = log.child({ job: 'reconcile', orgId: org_id, entitlementId: id })
+    // Another instance that read the same due row may have taken it: then it is theirs to re-read.
+    if (!(await notificationsDb.claimReconciliation(deps.db, id, checked_at, new Date(now - RECONCILE_EVERY_MS + RECONCILE_LEASE_MS).toISOString()))) continue
     const row = await entitlementsDb.findEntitlement(deps.db, org_id, id)
     if (!row) continue
     try {
