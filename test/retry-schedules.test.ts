@@ -77,6 +77,6 @@ describe('giving up', () => {
 describe('email lease', () => {
   test('a send gives up before its lease ends, and the lease is within §12’s two minutes for another instance to take over', () => {
     expect(EMAIL_SEND_DEADLINE_MS).toBeLessThan(EMAIL_LEASE_MS)
-    expect(EMAIL_LEASE_MS).toBeLessThanOrEqual(120_000)
+    expect(EMAIL_LEASE_MS + 5_000).toBeLessThanOrEqual(120_000)
   })
 })

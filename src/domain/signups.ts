@@ -329,10 +329,10 @@ export const EMAIL_RETRY: RetryPolicy = { delaysMs: [60_000, 300_000, 900_000, 1
  * timeout, but a server answering slowly step after step could otherwise outlast the lease and let
  * another instance send the same email while this one still is.
  */
-export const EMAIL_SEND_DEADLINE_MS = 100_000
+export const EMAIL_SEND_DEADLINE_MS = 80_000
 
-/** Longer than the send's deadline, and within §12's two minutes for another instance to take over. */
-export const EMAIL_LEASE_MS = 2 * 60_000
+/** Longer than the send's deadline, and within §12’s two minutes (a job interval included) for another instance to take over. */
+export const EMAIL_LEASE_MS = 100_000
 
 /** `work`, or a rejection once `ms` have passed (the timer never outlives the work). */
 async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
