@@ -243,6 +243,21 @@ export interface EmailsTable {
   updated_at: string
 }
 
+/** The audit log (migration 0012): one row per change made through the API. */
+export interface AuditLogTable {
+  id: string
+  org_id: string
+  action: string
+  /** JSON: {type, id, name}. */
+  actor: string
+  target_type: string
+  target_id: string | null
+  request_id: string | null
+  /** JSON: {field: {from, to}}, secrets already redacted. */
+  changes: string
+  created_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -261,10 +276,12 @@ export interface Database {
   signups: SignupsTable
   signup_tokens: SignupTokensTable
   emails: EmailsTable
+  audit_log: AuditLogTable
 }
 
 export type { DB, Executor } from './handle'
 export type OrgRow = Selectable<OrgsTable>
+export type AuditLogRow = Selectable<AuditLogTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
 export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>
 export type NewEntitlementRow = Insertable<EntitlementsTable>
