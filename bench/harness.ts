@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { parseConfig } from '../src/config'
 import type { Database } from '../src/db/schema'
+import type { AuditContext } from '../src/domain/audit'
 import { entitlementJson } from '../src/domain/entitlements'
 import { newId } from '../src/domain/ids'
 import { configureIntegration } from '../src/domain/integrations'
@@ -19,6 +20,8 @@ import { createNodeDeps } from '../src/node/deps'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const tsx = import.meta.resolve('tsx')
+/** The bench sets its org up in-process, as the operator would with the ADMIN_TOKEN. */
+const BENCH_AUDIT: AuditContext = { actor: { type: 'admin', id: null, name: null }, requestId: null }
 export const work = mkdtempSync(join(tmpdir(), 'marketbridge-bench-'))
 const children: ChildProcess[] = []
 export const app = { tenantId: 'bench-tenant', clientId: 'bench-client', clientSecret: 'bench~secret' }
@@ -128,8 +131,8 @@ export function brokerEnv(databaseUrl: string, emulatorUrl: string) {
  */
 export async function createBenchOrg(databaseUrl: string, emulatorUrl: string, options: { webhookUrl?: string } = {}) {
   const deps = await createNodeDeps(parseConfig(brokerEnv(databaseUrl, emulatorUrl)), { logger: createLogger({ silent: true }) })
-  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup', webhookUrl: options.webhookUrl })
-  await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } })
+  const { org, apiKey } = await createOrg(deps, { name: 'Bench', fulfillmentUrl: 'https://app.example/signup', webhookUrl: options.webhookUrl }, BENCH_AUDIT)
+  await configureIntegration(deps, org.id, 'azure', { ...app, offerTypes: { bench: 'DEFAULT' } }, BENCH_AUDIT)
   return { deps, org, apiKey }
 }
 

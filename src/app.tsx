@@ -12,6 +12,7 @@ import type { AppEnv } from './env'
 import { ApiError, codeForStatus, type ErrorCode, validationHook } from './errors'
 import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGER_UI_FILES } from './pages/docs'
 import { ErrorPage } from './pages/landing'
+import { auditRoutes } from './routes/audit'
 import { requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
@@ -163,6 +164,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/api/v1/orgs', webhookRoutes(deps))
   app.route('/api/v1/orgs', usageRoutes(deps))
   app.route('/api/v1/orgs', signupApiRoutes(deps))
+  app.route('/api/v1/orgs', auditRoutes(deps))
   app.route('/public/signup/newclient', signupPageRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))

@@ -31,6 +31,12 @@ export async function atomicallyReturning(db: DB, statements: Statement[]): Prom
   })
 }
 
+/** The rows of one statement (RETURNING), written in one atomic unit with `also` (its audit entry, say). */
+export async function returningWith<R>(db: DB, statement: Statement, also: Statement[]): Promise<R[]> {
+  const [rows] = await atomicallyReturning(db, [statement, ...also])
+  return rows as R[]
+}
+
 /**
  * Steps that look at what the one before answered, in one transaction ('transaction' dialects
  * only; a 'batch' dialect says the same with conditions inside its statements). A step that

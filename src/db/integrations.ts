@@ -1,10 +1,14 @@
 import type { Insertable } from 'kysely'
+import { type Statement, atomically, returningWith } from './batch'
 import { runCompiled } from './compiled'
 import type { DB, IntegrationRow, IntegrationsTable } from './schema'
 
-/** Creates or replaces an org's integration for one partner; the partnerId and createdAt of an existing one are kept. */
-export function upsertIntegration(db: DB, row: Insertable<IntegrationsTable>): Promise<IntegrationRow> {
-  return db
+/**
+ * Creates or replaces an org's integration for one partner, with `also` (its audit entry) in the
+ * same atomic write; the partnerId and createdAt of an existing one are kept.
+ */
+export async function upsertIntegration(db: DB, row: Insertable<IntegrationsTable>, also: Statement[] = []): Promise<IntegrationRow> {
+  const upsert = db
     .insertInto('integrations')
     .values(row)
     .onConflict((oc) =>
@@ -15,7 +19,7 @@ export function upsertIntegration(db: DB, row: Insertable<IntegrationsTable>): P
       })),
     )
     .returningAll()
-    .executeTakeFirstOrThrow()
+  return (await returningWith<IntegrationRow>(db, upsert, also))[0]!
 }
 
 export function listIntegrations(db: DB, orgId: string): Promise<IntegrationRow[]> {
@@ -32,14 +36,10 @@ export async function findIntegration(db: DB, orgId: string, partner: string): P
   return result.rows[0]
 }
 
-/** Replaces the notification secret's hash; false when the org has no such integration. */
-export async function setNotificationSecretHash(db: DB, orgId: string, partner: string, hash: string, now: string): Promise<boolean> {
-  const updated = await db
-    .updateTable('integrations')
-    .set({ notification_secret_hash: hash, updated_at: now })
-    .where('org_id', '=', orgId)
-    .where('partner', '=', partner)
-    .returning('partner')
-    .executeTakeFirst()
-  return updated !== undefined
+/** Replaces the notification secret's hash, with `also` (its audit entry) in the same atomic write. */
+export async function setNotificationSecretHash(db: DB, orgId: string, partner: string, hash: string, now: string, also: Statement[] = []): Promise<void> {
+  await atomically(db, [
+    db.updateTable('integrations').set({ notification_secret_hash: hash, updated_at: now }).where('org_id', '=', orgId).where('partner', '=', partner),
+    ...also,
+  ])
 }

@@ -1,17 +1,12 @@
 import type { Insertable, Updateable } from 'kysely'
+import { type Statement, atomically, atomicallyReturning, returningWith } from './batch'
 import { runCompiled } from './compiled'
 import type { ApiKeysTable, DB, OrgRow, OrgsTable } from './schema'
 
-/** Inserts an org and its first API key. D1 has no interactive transactions, so a failed key insert removes the org again. */
-export async function insertOrgWithKey(db: DB, org: Insertable<OrgsTable>, key: Insertable<ApiKeysTable>): Promise<OrgRow> {
-  const row = await db.insertInto('orgs').values(org).returningAll().executeTakeFirstOrThrow()
-  try {
-    await db.insertInto('api_keys').values(key).execute()
-  } catch (error) {
-    await db.deleteFrom('orgs').where('id', '=', org.id).execute()
-    throw error
-  }
-  return row
+/** Inserts an org, its first API key and `also` (its audit entry) in one atomic write. */
+export async function insertOrgWithKey(db: DB, org: Insertable<OrgsTable>, key: Insertable<ApiKeysTable>, also: Statement[] = []): Promise<OrgRow> {
+  const [rows] = await atomicallyReturning(db, [db.insertInto('orgs').values(org).returningAll(), db.insertInto('api_keys').values(key), ...also])
+  return rows![0] as OrgRow
 }
 
 export async function findOrg(db: DB, id: string): Promise<OrgRow | undefined> {
@@ -19,8 +14,9 @@ export async function findOrg(db: DB, id: string): Promise<OrgRow | undefined> {
   return result.rows[0]
 }
 
-export function updateOrg(db: DB, id: string, patch: Updateable<OrgsTable>): Promise<OrgRow | undefined> {
-  return db.updateTable('orgs').set(patch).where('id', '=', id).returningAll().executeTakeFirst()
+/** Updates an org, with `also` (its audit entry) in the same atomic write. */
+export async function updateOrg(db: DB, id: string, patch: Updateable<OrgsTable>, also: Statement[] = []): Promise<OrgRow | undefined> {
+  return (await returningWith<OrgRow>(db, db.updateTable('orgs').set(patch).where('id', '=', id).returningAll(), also))[0]
 }
 
 export async function findOrgIdByKeyHash(db: DB, keyHash: string): Promise<string | undefined> {
@@ -37,6 +33,7 @@ export async function updateWebhookSecret(
   db: DB,
   orgId: string,
   secrets: { webhook_secret: string; webhook_secret_previous: string | null; webhook_secret_previous_until: string | null; updated_at: string },
+  also: Statement[] = [],
 ): Promise<void> {
-  await db.updateTable('orgs').set(secrets).where('id', '=', orgId).execute()
+  await atomically(db, [db.updateTable('orgs').set(secrets).where('id', '=', orgId), ...also])
 }

@@ -1,5 +1,5 @@
 import type { Insertable } from 'kysely'
-import { type Statement, atomically } from './batch'
+import { type Statement, atomically, returningWith } from './batch'
 import type { DB, EmailRow, EmailsTable, SignupFormRow, SignupFormsTable, SignupRow, SignupsTable } from './schema'
 import { claimDue, notHeld, olderThan, pageOf } from './outbox'
 import { type NewDelivery, deliveryIfHooked } from './webhooks'
@@ -14,9 +14,9 @@ export function findFormBySignupId(db: DB, signupId: string): Promise<SignupForm
   return db.selectFrom('signup_forms').selectAll().where('signup_id', '=', signupId).executeTakeFirst()
 }
 
-/** Creates or replaces the org's form settings; the signup id of an existing form is kept. */
-export function upsertForm(db: DB, row: Insertable<SignupFormsTable>): Promise<SignupFormRow> {
-  return db
+/** Creates or replaces the org's form settings, with `also` (its audit entry) in the same atomic write; the signup id of an existing form is kept. */
+export async function upsertForm(db: DB, row: Insertable<SignupFormsTable>, also: Statement[] = []): Promise<SignupFormRow> {
+  const upsert = db
     .insertInto('signup_forms')
     .values(row)
     .onConflict((oc) =>
@@ -30,7 +30,7 @@ export function upsertForm(db: DB, row: Insertable<SignupFormsTable>): Promise<S
       }),
     )
     .returningAll()
-    .executeTakeFirstOrThrow()
+  return (await returningWith<SignupFormRow>(db, upsert, also))[0]!
 }
 
 /** Spent tokens are kept only until they would have expired anyway. */

@@ -1,13 +1,14 @@
 import { type CompiledQuery, type Insertable, type RawBuilder, type SqlBool, sql } from 'kysely'
-import { insertWhere } from './batch'
+import { type Statement, insertWhere, returningWith } from './batch'
 import { compiledQuery } from './compiled'
 import type { DB, Executor, WebhookDeliveriesTable, WebhookDeliveryRow } from './schema'
 import { claimDue, notHeld, olderThan, pageOf } from './outbox'
 
 /** The webhook outbox (migration 0006): each hand-over one statement, as D1 needs. */
 
-export async function insertDelivery(db: DB, row: Insertable<WebhookDeliveriesTable>): Promise<WebhookDeliveryRow> {
-  return db.insertInto('webhook_deliveries').values(row).returningAll().executeTakeFirstOrThrow()
+/** Inserts a delivery, with `also` (its audit entry) in the same atomic write. */
+export async function insertDelivery(db: DB, row: Insertable<WebhookDeliveriesTable>, also: Statement[] = []): Promise<WebhookDeliveryRow> {
+  return (await returningWith<WebhookDeliveryRow>(db, db.insertInto('webhook_deliveries').values(row).returningAll(), also))[0]!
 }
 
 /** What a delivery built by the domain (src/domain/envelopes.ts) sets; the rest are the table's defaults. */
@@ -46,15 +47,22 @@ export function claimDueDeliveries(db: DB, now: string, leaseUntil: string, limi
   return claimDue(db, 'webhook_deliveries', now, leaseUntil, limit, false)
 }
 
-/** Leases a delivery for one attempt: a PENDING one that is due, or (`force`: a manual retry) any one nobody holds. */
-export function leaseDelivery(db: DB, id: string, now: string, leaseUntil: string, force = false): Promise<WebhookDeliveryRow | undefined> {
+/** The delivery holds the lease `leaseUntil` (the one a statement before in the same atomic write took). */
+export const leasedAs = (id: string, leaseUntil: string) =>
+  sql<SqlBool>`exists (select 1 from webhook_deliveries where id = ${id} and lease_until = ${leaseUntil})`
+
+/**
+ * Leases a delivery for one attempt: a PENDING one that is due, or (`force`: a manual retry) any
+ * one nobody holds; `also` (a retry's audit entry, conditioned on leasedAs) in the same atomic write.
+ */
+export async function leaseDelivery(db: DB, id: string, now: string, leaseUntil: string, force = false, also: Statement[] = []): Promise<WebhookDeliveryRow | undefined> {
   let query = db
     .updateTable('webhook_deliveries')
     .set({ lease_until: leaseUntil, updated_at: now })
     .where('id', '=', id)
     .where(notHeld(now))
   query = force ? query : query.where('status', '=', 'PENDING').where('next_attempt_at', '<=', now)
-  return query.returningAll().executeTakeFirst()
+  return (await returningWith<WebhookDeliveryRow>(db, query.returningAll(), also))[0]
 }
 
 export async function recordAttempt(

@@ -6,6 +6,7 @@ import type { IntegrationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import { ApiError, formatIssues, notFound } from '../errors'
 import type { Integration } from '../schemas'
+import { type AuditContext, REDACTED, auditStatement, diffFields } from './audit'
 import { randomSecret, sha256Hex } from './crypto'
 import { newId } from './ids'
 import { getOrg } from './orgs'
@@ -33,11 +34,21 @@ export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
   }
 }
 
-export async function configureIntegration(deps: AppDeps, orgId: string, partner: Partner, body: unknown): Promise<Integration> {
+export async function configureIntegration(deps: AppDeps, orgId: string, partner: Partner, body: unknown, audit: AuditContext): Promise<Integration> {
   await getOrg(deps, orgId)
   const parsed = integrationSpecs[partner].schema.safeParse(body)
   if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid ${partner} integration: ${formatIssues(parsed.error)}.`)
   const { settings, secrets } = integrationSpecs[partner].split(parsed.data)
+  // The audit entry's changes: settings as they are, secrets compared opened but shown redacted.
+  const before = await integrationsDb.findIntegration(deps.db, orgId, partner)
+  const changes = diffFields(
+    before ? (JSON.parse(before.settings) as Record<string, unknown>) : null,
+    settings as Record<string, unknown>,
+    secrets as Record<string, unknown>,
+    before ? await openSecrets(deps, before, orgId, partner) : null,
+  )
+  // The same integration PUT again: nothing is written, and no audit entry (see domain/audit.ts).
+  if (before && Object.keys(changes).length === 0) return toIntegration(deps, before)
   const now = nowIso(deps)
   // AWS EventBridge API destinations authenticate with a secret the broker issues when the
   // integration is first created; a later PUT keeps it (the upsert leaves the hash alone).
@@ -52,7 +63,16 @@ export async function configureIntegration(deps: AppDeps, orgId: string, partner
     notification_secret_hash: notificationSecretHash,
     created_at: now,
     updated_at: now,
-  })
+  }, [
+    auditStatement(deps, audit, {
+      orgId,
+      action: before ? 'integration.updated' : 'integration.created',
+      targetType: 'integration',
+      // As the API addresses it (…/integrations/{partner}): one per org and partner.
+      targetId: partner,
+      changes,
+    }),
+  ])
   const integration = toIntegration(deps, row)
   // Shown once: in the answer that created it.
   if (notificationSecret && row.notification_secret_hash === notificationSecretHash) integration.notificationSecret = notificationSecret
@@ -62,11 +82,20 @@ export async function configureIntegration(deps: AppDeps, orgId: string, partner
 const newNotificationSecret = () => `mbn_${randomSecret(32)}`
 
 /** `POST …/integrations/aws/notification-secret`: a new EventBridge secret; the old one is refused from now on. */
-export async function rotateNotificationSecret(deps: AppDeps, orgId: string): Promise<string> {
+export async function rotateNotificationSecret(deps: AppDeps, orgId: string, audit: AuditContext): Promise<string> {
   await getOrg(deps, orgId)
+  const integration = await integrationsDb.findIntegration(deps.db, orgId, 'aws')
+  if (!integration) throw notFound('AWS integration')
   const secret = newNotificationSecret()
-  const updated = await integrationsDb.setNotificationSecretHash(deps.db, orgId, 'aws', await sha256Hex(secret), nowIso(deps))
-  if (!updated) throw notFound('AWS integration')
+  await integrationsDb.setNotificationSecretHash(deps.db, orgId, 'aws', await sha256Hex(secret), nowIso(deps), [
+    auditStatement(deps, audit, {
+      orgId,
+      action: 'notification_secret.rotated',
+      targetType: 'integration',
+      targetId: 'aws',
+      changes: { notificationSecret: { from: integration.notification_secret_hash ? REDACTED : null, to: REDACTED } },
+    }),
+  ])
   return secret
 }
 

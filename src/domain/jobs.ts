@@ -1,5 +1,6 @@
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
+import { pruneAuditLog } from './audit'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
 import { reconcileDue } from './reconcile'
@@ -14,7 +15,7 @@ import { deliverDue } from './webhooks'
  * is over, apply marketplace notifications that are due (retries, and those that waited for
  * their landing), re-read entitlements due for reconciliation, report usage (hours that have
  * ended, and retries), send webhook deliveries that are due (first attempts a request missed, and retries), and forget expired landing-token
- * hashes. Each task works a bounded batch per run.
+ * hashes and audit-log entries past AUDIT_RETENTION_DAYS. Each task works a bounded batch per run.
  */
 export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
   // Each task on its own: one that fails (a database hiccup, a bug) does not stop the others.
@@ -35,6 +36,7 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   const emails = await task('emails', () => sendDueEmails(deps, log), 0)
   await task('prune', () => pruneLandingTokens(deps), undefined)
   await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, nowIso(deps)), undefined)
+  await task('prune-audit-log', () => pruneAuditLog(deps), 0)
   if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
   return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }

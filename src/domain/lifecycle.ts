@@ -31,13 +31,15 @@ export async function changeEntitlement(
   row: EntitlementRow,
   source: Source,
   decide: (current: EntitlementRow) => Decision,
-  also: Statement[] = [],
+  alsoWrites: Statement[] | ((current: EntitlementRow, next: EntitlementRow) => Statement[]) = [],
 ): Promise<{ row: EntitlementRow; events: EventType[] }> {
+  // `also` may depend on what the decision makes of the row (an audit entry's changes): built per attempt.
+  const also = (before: EntitlementRow, after: EntitlementRow) => (typeof alsoWrites === 'function' ? alsoWrites(before, after) : alsoWrites)
   let current = row
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
     const decision = decide(current)
     if (!decision) {
-      await atomically(deps.db, also)
+      await atomically(deps.db, also(current, current))
       return { row: current, events: [] }
     }
     const at = nowIso(deps)
@@ -48,7 +50,7 @@ export async function changeEntitlement(
       deps.db,
       { expected: current, set: { ...columns, json } },
       eventWrites(next, json, decision.events.map((event) => eventRow(current, source, event, at))),
-      also,
+      also(current, next),
     )
     if (written) return { row: written, events: decision.events.map((event) => event.type) }
     const reread = await entitlementsDb.findEntitlement(deps.db, row.org_id, row.id)
@@ -148,6 +150,7 @@ export async function applyMarketplaceState(
   row: EntitlementRow,
   next: NormalizedPurchase | ((current: EntitlementRow) => NormalizedPurchase),
   data: Record<string, unknown>,
+  also?: (current: EntitlementRow, next: EntitlementRow) => Statement[],
 ): Promise<{ row: EntitlementRow; event: EventType | null }> {
   const { row: updated, events } = await changeEntitlement(deps, row, 'marketplace', (current) => {
     const purchase = typeof next === 'function' ? next(current) : next
@@ -173,6 +176,6 @@ export async function applyMarketplaceState(
       ...(renamed ? { externalId: purchase.externalId, previousExternalId: current.external_id } : {}),
     }
     return { set: { ...columns, external_id: purchase.externalId }, events: [{ type, data: eventData }] }
-  })
+  }, also)
   return { row: updated, event: events[0] ?? null }
 }

@@ -4,6 +4,7 @@ import type { OrgRow } from '../db/schema'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
+import { type AuditContext, auditStatement, diffFields } from './audit'
 import type { Caller } from './caller'
 import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
 import { newId } from './ids'
@@ -47,6 +48,7 @@ export function toOrg(row: OrgRow): Org {
 export async function createOrg(
   deps: AppDeps,
   input: { name: string; fulfillmentUrl: string; webhookUrl?: string | null },
+  audit: AuditContext,
 ): Promise<{ org: Org; apiKey: string; webhookSecret?: string }> {
   const fulfillmentUrl = checkRedirectUrl('fulfillmentUrl', input.fulfillmentUrl)
   const webhookUrl = input.webhookUrl ? checkRedirectUrl('webhookUrl', input.webhookUrl) : null
@@ -67,6 +69,15 @@ export async function createOrg(
       updated_at: now,
     },
     { id: newId('key'), org_id: orgId, key_hash: await sha256Hex(apiKey), prefix: apiKey.slice(0, 12), created_at: now, revoked_at: null },
+    [
+      auditStatement(deps, audit, {
+        orgId,
+        action: 'org.created',
+        targetType: 'org',
+        targetId: orgId,
+        changes: diffFields(null, { name: input.name, fulfillmentUrl, webhookUrl }, webhookSecret ? { webhookSecret } : {}),
+      }),
+    ],
   )
   return { org: toOrg(row), apiKey, ...(webhookSecret ? { webhookSecret } : {}) }
 }
@@ -81,19 +92,32 @@ export async function updateOrg(
   deps: AppDeps,
   orgId: string,
   patch: { name?: string; fulfillmentUrl?: string; webhookUrl?: string | null },
+  audit: AuditContext,
 ): Promise<Org & { webhookSecret?: string }> {
   const webhookUrl = patch.webhookUrl === undefined || patch.webhookUrl === null ? patch.webhookUrl : checkRedirectUrl('webhookUrl', patch.webhookUrl)
   const before = await orgsDb.findOrg(deps.db, orgId)
   if (!before) throw notFound('Org')
   // A webhookUrl set for the first time brings the org its signing secret, shown only in this answer.
   const webhookSecret = webhookUrl && !before.webhook_secret ? newWebhookSecret() : undefined
-  const row = await orgsDb.updateOrg(deps.db, orgId, {
+  const set = {
     ...(patch.name !== undefined ? { name: patch.name } : {}),
     ...(patch.fulfillmentUrl !== undefined ? { fulfillment_url: checkRedirectUrl('fulfillmentUrl', patch.fulfillmentUrl) } : {}),
     ...(webhookUrl !== undefined ? { webhook_url: webhookUrl } : {}),
-    ...(webhookSecret ? { webhook_secret: await sealWebhookSecret(deps, orgId, webhookSecret) } : {}),
-    updated_at: nowIso(deps),
-  })
+  }
+  const old = toOrg(before)
+  const changes = diffFields(
+    { name: old.name, fulfillmentUrl: old.fulfillmentUrl, webhookUrl: old.webhookUrl },
+    { name: set.name ?? old.name, fulfillmentUrl: set.fulfillment_url ?? old.fulfillmentUrl, webhookUrl: set.webhook_url === undefined ? old.webhookUrl : set.webhook_url },
+    webhookSecret ? { webhookSecret } : {},
+  )
+  // Nothing differs: nothing is written, and no audit entry (see domain/audit.ts).
+  if (Object.keys(changes).length === 0) return old
+  const row = await orgsDb.updateOrg(
+    deps.db,
+    orgId,
+    { ...set, ...(webhookSecret ? { webhook_secret: await sealWebhookSecret(deps, orgId, webhookSecret) } : {}), updated_at: nowIso(deps) },
+    [auditStatement(deps, audit, { orgId, action: 'org.updated', targetType: 'org', targetId: orgId, changes })],
+  )
   if (!row) throw notFound('Org')
   return { ...toOrg(row), ...(webhookSecret ? { webhookSecret } : {}) }
 }

@@ -6,6 +6,7 @@ import type { EntitlementRow } from '../db/schema'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
+import { type AuditContext, auditStatement, diffFields } from './audit'
 import { getEntitlementJson, purchaseOf } from './entitlements'
 import { loadProviderIntegration } from './integrations'
 import { applyMarketplaceState } from './lifecycle'
@@ -26,23 +27,32 @@ const JOB_BATCH = 20
  * telling us: Azure sends no webhook for a publisher's own API changes, and a lost message is
  * only noticed this way.
  */
-async function reconcile(deps: AppDeps, row: EntitlementRow, log: Logger): Promise<EntitlementRow> {
+async function reconcile(deps: AppDeps, row: EntitlementRow, log: Logger, audit?: AuditContext): Promise<EntitlementRow> {
   if (!isPartner(row.partner)) return row
   const integration = await loadProviderIntegration(deps, row.org_id, row.partner)
   if (!integration) return row
   const current = await deps.providers[row.partner].refresh(integration, purchaseOf(row), { log })
-  const { row: updated, event } = await applyMarketplaceState(deps, row, current, { action: 'reconcile', reconciled: true })
+  // A refresh asked through the API is audited with what it changed (maybe nothing); the job's own re-reads are not changes made through the API.
+  const also = audit
+    ? (before: EntitlementRow, after: EntitlementRow) => [
+        auditStatement(deps, audit, { orgId: row.org_id, action: 'entitlement.refreshed', targetType: 'entitlement', targetId: row.id, changes: diffFields(auditedFields(before), auditedFields(after)) }),
+      ]
+    : undefined
+  const { row: updated, event } = await applyMarketplaceState(deps, row, current, { action: 'reconcile', reconciled: true }, also)
   await notificationsDb.markReconciled(deps.db, row.id, nowIso(deps))
   if (event) log.info('reconciliation changed an entitlement', { entitlementId: row.id, event })
   return updated
 }
 
+/** What an entitlement refresh's audit entry compares (the marketplace's raw detail, `info`, is left out). */
+const auditedFields = (row: EntitlementRow) => ({ status: row.status, planId: row.plan_id, quantity: row.quantity, term: JSON.parse(row.term) as unknown, externalId: row.external_id })
+
 /** `POST /api/v1/orgs/{orgId}/entitlements/{id}/refresh`: reconcile now, answer the Entitlement as GET shows it. */
-export async function refreshEntitlement(deps: AppDeps, orgId: string, id: string, log: Logger): Promise<string> {
+export async function refreshEntitlement(deps: AppDeps, orgId: string, id: string, log: Logger, audit: AuditContext): Promise<string> {
   const row = await entitlementsDb.findEntitlement(deps.db, orgId, id)
   if (!row) throw notFound('Entitlement')
   try {
-    await reconcile(deps, row, log.child({ orgId, partner: row.partner, entitlementId: id }))
+    await reconcile(deps, row, log.child({ orgId, partner: row.partner, entitlementId: id }), audit)
   } catch (error) {
     if (error instanceof ProviderError) {
       throw new ApiError('UPSTREAM_ERROR', `The ${row.partner} marketplace could not be asked now; try again later.`)

@@ -6,6 +6,7 @@ import * as signupsDb from '../db/signups'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError } from '../errors'
 import type { Logger } from '../logger'
+import { type AuditContext, auditStatement, diffFields } from './audit'
 import { base64UrlDecode, base64UrlEncode, randomBytes, timingSafeEqual } from './crypto'
 import { decodeCursor, encodeCursor } from './cursor'
 import { entitlementJson } from './entitlements'
@@ -64,7 +65,7 @@ export function toSignupForm(deps: AppDeps, row: SignupFormRow): SignupForm {
 }
 
 /** `PUT …/signup-form`: the org's form settings; a later PUT keeps the signup id and URL. */
-export async function putSignupForm(deps: AppDeps, orgId: string, body: unknown): Promise<SignupForm> {
+export async function putSignupForm(deps: AppDeps, orgId: string, body: unknown, audit: AuditContext): Promise<SignupForm> {
   await getOrg(deps, orgId)
   const parsed = SignupFormInputSchema.safeParse(body)
   if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid signup form: ${formatIssues(parsed.error)}.`)
@@ -73,17 +74,28 @@ export async function putSignupForm(deps: AppDeps, orgId: string, body: unknown)
   // name and email are always asked; the others as configured (default: all).
   const optional = input.fields ? OPTIONAL_FIELDS.filter((f) => input.fields!.includes(f)) : [...OPTIONAL_FIELDS]
   const now = nowIso(deps)
-  const row = await signupsDb.upsertForm(deps.db, {
-    org_id: orgId,
-    signup_id: newId('sgn'),
-    company_name: input.companyName,
-    logo_url: logoUrl,
-    public_notes: input.publicNotes || null,
-    cc_emails: JSON.stringify([...new Set(input.ccEmails ?? [])]),
-    fields: JSON.stringify(['name', 'email', ...optional]),
-    created_at: now,
-    updated_at: now,
-  })
+  const settings = { companyName: input.companyName, logoUrl, publicNotes: input.publicNotes || null, ccEmails: [...new Set(input.ccEmails ?? [])], fields: ['name', 'email', ...optional] }
+  const before = await signupsDb.findFormByOrg(deps.db, orgId)
+  const old = before ? toSignupForm(deps, before) : null
+  const changes = diffFields(old && { companyName: old.companyName, logoUrl: old.logoUrl, publicNotes: old.publicNotes, ccEmails: old.ccEmails, fields: old.fields }, settings)
+  // The same settings PUT again: nothing is written, and no audit entry (see domain/audit.ts).
+  if (old && Object.keys(changes).length === 0) return old
+  const signupId = before?.signup_id ?? newId('sgn')
+  const row = await signupsDb.upsertForm(
+    deps.db,
+    {
+      org_id: orgId,
+      signup_id: signupId,
+      company_name: settings.companyName,
+      logo_url: settings.logoUrl,
+      public_notes: settings.publicNotes,
+      cc_emails: JSON.stringify(settings.ccEmails),
+      fields: JSON.stringify(settings.fields),
+      created_at: now,
+      updated_at: now,
+    },
+    [auditStatement(deps, audit, { orgId, action: before ? 'signup_form.updated' : 'signup_form.created', targetType: 'signup_form', targetId: signupId, changes })],
+  )
   return toSignupForm(deps, row)
 }
 

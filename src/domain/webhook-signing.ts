@@ -3,6 +3,7 @@ import * as orgsDb from '../db/orgs'
 import type { OrgRow } from '../db/schema'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
+import { type AuditContext, REDACTED, auditStatement } from './audit'
 import { randomBytes } from './crypto'
 
 /**
@@ -70,7 +71,7 @@ function signingKey(deps: AppDeps, orgId: string, sealed: string): Promise<Crypt
 }
 
 /** `POST /api/v1/orgs/{orgId}/webhook-secret`: a new secret, shown once; the old one signs along for 24 h. */
-export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise<string> {
+export async function rotateWebhookSecret(deps: AppDeps, orgId: string, audit: AuditContext): Promise<string> {
   const org = await orgsDb.findOrg(deps.db, orgId)
   if (!org) throw notFound('Org')
   if (!org.webhook_url) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
@@ -80,7 +81,15 @@ export async function rotateWebhookSecret(deps: AppDeps, orgId: string): Promise
     webhook_secret_previous: org.webhook_secret,
     webhook_secret_previous_until: org.webhook_secret ? new Date(nowMs(deps) + PREVIOUS_SECRET_MS).toISOString() : null,
     updated_at: nowIso(deps),
-  })
+  }, [
+    auditStatement(deps, audit, {
+      orgId,
+      action: 'webhook_secret.rotated',
+      targetType: 'org',
+      targetId: orgId,
+      changes: { webhookSecret: { from: org.webhook_secret ? REDACTED : null, to: REDACTED } },
+    }),
+  ])
   return secret
 }
 

@@ -4,6 +4,8 @@ import * as webhooksDb from '../db/webhooks'
 import { type AppDeps, nowIso, nowMs } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
+import { type AuditContext, auditStatement } from './audit'
+import type { Statement } from '../db/batch'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
 import { getOrg } from './orgs'
@@ -89,8 +91,14 @@ async function readSome(response: Response): Promise<string> {
  * state). Never throws for the receiver's sake: a hang, a 5xx, a redirect, a reset connection or a
  * huge body is one failed attempt, recorded, and retried on the schedule.
  */
-export async function attemptDelivery(deps: AppDeps, id: string, log: Logger, options: { force?: boolean } = {}): Promise<WebhookDeliveryRow | undefined> {
-  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), new Date(nowMs(deps) + LEASE_MS).toISOString(), options.force)
+export async function attemptDelivery(
+  deps: AppDeps,
+  id: string,
+  log: Logger,
+  options: { force?: boolean; also?: (leaseUntil: string) => Statement[] } = {},
+): Promise<WebhookDeliveryRow | undefined> {
+  const leaseUntil = new Date(nowMs(deps) + LEASE_MS).toISOString()
+  const row = await webhooksDb.leaseDelivery(deps.db, id, nowIso(deps), leaseUntil, options.force, options.also?.(leaseUntil))
   return row ? sendLeased(deps, row, log) : undefined
 }
 
@@ -197,19 +205,29 @@ export function kickDeliveries(deps: AppDeps, log: Logger): Promise<void> {
 }
 
 /** `POST …/webhooks/test`: queues a `ping` (sent at once by the caller's background run). */
-export async function queuePing(deps: AppDeps, orgId: string): Promise<WebhookDelivery> {
+export async function queuePing(deps: AppDeps, orgId: string, audit: AuditContext): Promise<WebhookDelivery> {
   const org = await getOrg(deps, orgId)
   if (!org.webhookUrl) throw new ApiError('VALIDATION_ERROR', 'The org has no webhookUrl; set one first (PATCH /api/v1/orgs/{orgId}).')
   const head = { id: newId('evt'), type: 'ping', createdAt: nowIso(deps), orgId, entityType: null, entityId: null, action: 'PING', entityStatus: null, partner: null }
   // A ping is no stored event: its delivery names none.
-  const row = await webhooksDb.insertDelivery(deps.db, webhookDelivery(head, '{}', null))
+  const delivery = webhookDelivery(head, '{}', null)
+  const row = await webhooksDb.insertDelivery(deps.db, delivery, [
+    auditStatement(deps, audit, { orgId, action: 'webhook.test_sent', targetType: 'webhook_delivery', targetId: delivery.id, changes: {} }),
+  ])
   return toDelivery(row)
 }
 
 /** `POST …/webhook-deliveries/{id}/retry`: one attempt now, whatever the delivery's state. */
-export async function retryDelivery(deps: AppDeps, orgId: string, id: string, log: Logger): Promise<WebhookDelivery> {
+export async function retryDelivery(deps: AppDeps, orgId: string, id: string, log: Logger, audit: AuditContext): Promise<WebhookDelivery> {
   const existing = await webhooksDb.findDelivery(deps.db, orgId, id)
   if (!existing) throw notFound('Webhook delivery')
-  const attempted = await attemptDelivery(deps, id, log, { force: true })
+  // Recorded with the lease that starts the attempt, and only if this retry took it (an attempt
+  // already under way elsewhere means this one makes none). The outcome is the delivery's own record.
+  const attempted = await attemptDelivery(deps, id, log, {
+    force: true,
+    also: (leaseUntil) => [
+      auditStatement(deps, audit, { orgId, action: 'webhook_delivery.retried', targetType: 'webhook_delivery', targetId: id, changes: {}, when: webhooksDb.leasedAs(id, leaseUntil) }),
+    ],
+  })
   return toDelivery(attempted ?? existing)
 }

@@ -6,6 +6,7 @@ import { refreshEntitlement } from '../domain/reconcile'
 import type { AppEnv } from '../env'
 import { validationHook } from '../errors'
 import { EntitlementSchema, EntitlementStatusSchema, EventSchema, PartnerSchema } from '../schemas'
+import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonResponse } from './common'
 
@@ -93,7 +94,7 @@ export function entitlementRoutes(deps: AppDeps) {
   app.openapi(refreshRoute, async (c) => {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return jsonText(c, await refreshEntitlement(deps, orgId, id, c.get('log')))
+    return jsonText(c, await refreshEntitlement(deps, orgId, id, c.get('log'), auditContext(c)))
   })
 
   return app

@@ -6,6 +6,7 @@ import { createOrg, getOrg, updateOrg } from '../domain/orgs'
 import type { AppEnv } from '../env'
 import { ApiError, validationHook } from '../errors'
 import { CreateOrgSchema, CreatedOrgSchema, IntegrationSchema, OrgSchema, UpdateOrgSchema } from '../schemas'
+import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonBody, jsonResponse } from './common'
 
@@ -84,7 +85,7 @@ export function orgRoutes(deps: AppDeps) {
 
   app.openapi(createOrgRoute, async (c) => {
     if (c.get('caller')?.kind !== 'admin') throw new ApiError('UNAUTHORIZED', 'Creating an org needs the ADMIN_TOKEN.')
-    const created = await createOrg(deps, c.req.valid('json'))
+    const created = await createOrg(deps, c.req.valid('json'), auditContext(c))
     c.set('logFields', { orgId: created.org.id })
     return c.json(created, 201)
   })
@@ -98,13 +99,13 @@ export function orgRoutes(deps: AppDeps) {
   app.openapi(patchOrgRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json(await updateOrg(deps, orgId, c.req.valid('json')), 200)
+    return c.json(await updateOrg(deps, orgId, c.req.valid('json'), auditContext(c)), 200)
   })
 
   app.openapi(putIntegrationRoute, async (c) => {
     const { orgId, partner } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    const integration = await configureIntegration(deps, orgId, partner, c.req.valid('json'))
+    const integration = await configureIntegration(deps, orgId, partner, c.req.valid('json'), auditContext(c))
     c.set('logFields', { orgId, partner })
     return c.json({ integration }, 200)
   })
@@ -112,7 +113,7 @@ export function orgRoutes(deps: AppDeps) {
   app.openapi(rotateNotificationSecretRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json({ notificationSecret: await rotateNotificationSecret(deps, orgId) }, 200)
+    return c.json({ notificationSecret: await rotateNotificationSecret(deps, orgId, auditContext(c)) }, 200)
   })
 
   app.openapi(listIntegrationsRoute, async (c) => {

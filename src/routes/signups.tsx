@@ -18,6 +18,7 @@ import {
 import type { AppEnv } from '../env'
 import { validationHook } from '../errors'
 import { SignupFormPage, SignupProblemPage, ThankYouPage } from '../pages/signup-form'
+import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonBody, jsonResponse } from './common'
 
@@ -93,7 +94,7 @@ export function signupApiRoutes(deps: AppDeps) {
   app.openapi(putRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json({ signupForm: await putSignupForm(deps, orgId, c.req.valid('json')) }, 200)
+    return c.json({ signupForm: await putSignupForm(deps, orgId, c.req.valid('json'), auditContext(c)) }, 200)
   })
   app.openapi(getRoute, async (c) => {
     const { orgId } = c.req.valid('param')

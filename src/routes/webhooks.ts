@@ -8,6 +8,7 @@ import { queuePing, retryDelivery, toDelivery } from '../domain/webhooks'
 import type { AppEnv } from '../env'
 import { validationHook } from '../errors'
 import { WebhookDeliverySchema } from '../schemas'
+import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonResponse } from './common'
 
@@ -79,19 +80,19 @@ export function webhookRoutes(deps: AppDeps) {
   app.openapi(retryRoute, async (c) => {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json(await retryDelivery(deps, orgId, id, c.get('log')), 200)
+    return c.json(await retryDelivery(deps, orgId, id, c.get('log'), auditContext(c)), 200)
   })
 
   app.openapi(testRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json(await queuePing(deps, orgId), 202)
+    return c.json(await queuePing(deps, orgId, auditContext(c)), 202)
   })
 
   app.openapi(rotateRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    return c.json({ webhookSecret: await rotateWebhookSecret(deps, orgId) }, 200)
+    return c.json({ webhookSecret: await rotateWebhookSecret(deps, orgId, auditContext(c)) }, 200)
   })
 
   return app
