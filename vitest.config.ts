@@ -14,7 +14,7 @@ const POSTGRES_BEHAVIOUR = [
   'orgs-api', 'integrations-api', 'entitlements-api', 'operations', 'hostile', 'url-overrides', 'providers.contract',
   'landing-azure', 'landing-aws', 'landing-gcp', 'azure-auto-activation', 'reliability',
   'lifecycle-azure', 'lifecycle-aws', 'lifecycle-gcp',
-  'webhooks', 'usage', 'signup-form',
+  'webhooks', 'usage', 'signup-form', 'audit-log',
   'dialect-loop',
 ].map((name) => `test/${name}.test.ts`)
 
