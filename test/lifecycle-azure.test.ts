@@ -324,6 +324,14 @@ describe('reconciliation', () => {
     const down = await s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${s.entitlementId}/refresh`, { method: 'POST', token: s.apiKey })
     expect(down.status).toBe(502)
     expect(((await down.json()) as { error: { code: string } }).error.code).toBe('UPSTREAM_ERROR')
+    // The audit log (§13): each refresh made through the API, with what it changed (the second, nothing); the failed one, none.
+    const audit = (await (await s.broker.request(`/api/v1/orgs/${s.org.id}/audit-log?action=entitlement.refreshed`, { token: s.apiKey })).json()) as {
+      items: Array<{ targetType: string; targetId: string; requestId: string; changes: Record<string, unknown> }>
+    }
+    expect(audit.items).toEqual([
+      expect.objectContaining({ targetType: 'entitlement', targetId: s.entitlementId, changes: {} }),
+      expect.objectContaining({ targetType: 'entitlement', targetId: s.entitlementId, requestId: refreshed.headers.get('x-request-id'), changes: expect.objectContaining({ status: { from: 'ACTIVE', to: 'SUSPENDED' } }) }),
+    ])
   })
 
   test('the job re-reads every entitlement that is not cancelled once a day', async () => {
