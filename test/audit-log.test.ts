@@ -179,6 +179,20 @@ describe('one entry per change', () => {
   })
 })
 
+test('a retry that finds its delivery held by an attempt under way makes none and writes no entry', async () => {
+  const { org, apiKey } = await broker.createOrg({ webhookUrl: 'http://127.0.0.1:9/hook' })
+  const ping = await change(`/api/v1/orgs/${org.id}/webhooks/test`, { method: 'POST', token: apiKey }, 202)
+  const id = ping.body.id as string
+  await until(async () => (await broker.deps.db.selectFrom('webhook_deliveries').select('attempts').where('id', '=', id).where('lease_until', 'is', null).where('attempts', '>', 0).executeTakeFirst()), 'the ping attempted')
+  const held = new Date(Date.now() + 3600_000).toISOString()
+  await broker.deps.db.updateTable('webhook_deliveries').set({ lease_until: held }).where('id', '=', id).execute()
+  await change(`/api/v1/orgs/${org.id}/webhook-deliveries/${id}/retry`, { method: 'POST', token: apiKey })
+  expect((await all(org.id)).map((e) => e.action)).toEqual(['webhook.test_sent', 'org.created'])
+  await broker.deps.db.updateTable('webhook_deliveries').set({ lease_until: null }).where('id', '=', id).execute()
+  await change(`/api/v1/orgs/${org.id}/webhook-deliveries/${id}/retry`, { method: 'POST', token: apiKey })
+  expect((await all(org.id)).map((e) => e.action)).toEqual(['webhook_delivery.retried', 'webhook.test_sent', 'org.created'])
+})
+
 describe('the list', () => {
   let orgId: string
   let apiKey: string
