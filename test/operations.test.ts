@@ -57,6 +57,7 @@ describe('OpenAPI', () => {
         'GET /api/v1/orgs/{orgId}/entitlements/{id}/usage',
         'GET /api/v1/orgs/{orgId}/signup-form',
         'GET /api/v1/orgs/{orgId}/signups',
+        'GET /api/v1/orgs/{orgId}/audit-log',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)
