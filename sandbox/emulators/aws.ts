@@ -45,6 +45,11 @@ import { listenOnLoopback } from './listen'
  *   `CUSTOMER_AWS_ACCOUNT_ID` (mutually exclusive: InvalidParameterException), `LICENSE_ARN`,
  *   `DIMENSION`; values of one key are unioned, keys intersected.
  * - STS speaks the query protocol: a form `Action=AssumeRole&Version=2011-06-15&...`, XML back.
+ *   `GetCallerIdentity` (STS API reference; no permission needed) answers the caller's `Arn`,
+ *   `UserId` and `Account`: an IAM user's ARN and `AIDA…` id for a static key, the session's
+ *   `arn:aws:sts::<account>:assumed-role/<role>/<session>` and `AROA…:<session>` for assumed-role
+ *   credentials. An unknown access key is 403 `InvalidClientTokenId`, a wrong secret 403
+ *   `SignatureDoesNotMatch` (the query protocol's names for them).
  * - Every request must carry a valid SigV4 signature by a configured access key (and its
  *   session token, for assumed-role credentials): else 403 UnrecognizedClientException,
  *   InvalidSignatureException or (STS) SignatureDoesNotMatch.
@@ -78,7 +83,7 @@ export interface AwsCall {
   body: string
 }
 
-export type AwsRoute = 'ResolveCustomer' | 'GetEntitlements' | 'AssumeRole' | 'BatchMeterUsage'
+export type AwsRoute = 'ResolveCustomer' | 'GetEntitlements' | 'AssumeRole' | 'GetCallerIdentity' | 'BatchMeterUsage'
 
 /** A UsageRecord as awsJson carries it (Timestamp in epoch seconds). */
 export interface AwsUsageRecord {
@@ -117,15 +122,29 @@ export interface AwsMeteringRecord {
 
 export type AwsUsageRecordStatus = 'Success' | 'CustomerNotSubscribed' | 'DuplicateRecord'
 
+/** Who a credential is, as GetCallerIdentity answers it. */
+export interface CallerIdentity {
+  arn: string
+  userId: string
+  account: string
+}
+
 export interface Credential {
   secretAccessKey: string
   sessionToken?: string
   expiresAt?: number
+  /** Set by this emulator (the others that share `verifySignature` have no STS). */
+  identity?: CallerIdentity
 }
+
+/** The account of an IAM ARN (`arn:aws:iam::<account>:…`). */
+const accountOf = (arn: string) => arn.split(':')[4] ?? ''
+/** IAM unique ids (IAM User Guide, "Unique identifiers"): a four-letter prefix by kind, then 17 characters. */
+const uniqueId = (prefix: 'AIDA' | 'AROA') => `${prefix}${randomBytes(12).toString('hex').toUpperCase().slice(0, 17)}`
 
 export function createAwsEmulator() {
   const credentials = new Map<string, Credential>()
-  const roles = new Map<string, { externalId?: string; trusted: Set<string> }>()
+  const roles = new Map<string, { externalId?: string; trusted: Set<string>; roleId: string }>()
   const tokens = new Map<string, { customer: EmulatedCustomer; expiresAt: number }>()
   const entitlements: EmulatedEntitlement[] = []
   const calls: AwsCall[] = []
@@ -175,20 +194,39 @@ export function createAwsEmulator() {
     }
 
     if (form) {
-      if (form.get('Action') !== 'AssumeRole' || form.get('Version') !== '2011-06-15') return xmlError(400, 'InvalidAction', 'Unsupported action.')
+      if (form.get('Version') !== '2011-06-15') return xmlError(400, 'InvalidAction', 'Unsupported version.')
       if (auth.service !== 'sts') return xmlError(403, 'SignatureDoesNotMatch', 'Credential should be scoped to correct service: sts.')
+      const requestId = `<ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata>`
+      const action = form.get('Action')
+      if (action === 'GetCallerIdentity') {
+        // No permission is needed (STS API reference): any caller whose signature holds learns who it is.
+        const who = credentials.get(auth.accessKeyId)!.identity!
+        return c.body(
+          `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>${who.arn}</Arn><UserId>${who.userId}</UserId><Account>${who.account}</Account></GetCallerIdentityResult>${requestId}</GetCallerIdentityResponse>`,
+          200,
+          { 'content-type': 'text/xml' },
+        )
+      }
+      if (action !== 'AssumeRole') return xmlError(400, 'InvalidAction', 'Unsupported action.')
       const roleArn = form.get('RoleArn') ?? ''
       const role = roles.get(roleArn)
       if (!role || !role.trusted.has(auth.accessKeyId!)) return xmlError(403, 'AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`)
       if (role.externalId !== undefined && form.get('ExternalId') !== role.externalId) {
         return xmlError(403, 'AccessDenied', `User is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`)
       }
-      if (!form.get('RoleSessionName')) return xmlError(400, 'ValidationError', 'RoleSessionName is required.')
+      const session = form.get('RoleSessionName')
+      if (!session) return xmlError(400, 'ValidationError', 'RoleSessionName is required.')
+      // The session's identity (IAM "aws:userid" for a role session: role-id:session-name).
+      const identity = {
+        arn: `${roleArn.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/${session}`,
+        userId: `${role.roleId}:${session}`,
+        account: accountOf(roleArn),
+      }
       const issued = { accessKeyId: `ASIA${randomBytes(8).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64'), sessionToken: randomBytes(64).toString('base64') }
       const expiresAt = Date.now() + Number(form.get('DurationSeconds') ?? 3600) * 1000
-      credentials.set(issued.accessKeyId, { secretAccessKey: issued.secretAccessKey, sessionToken: issued.sessionToken, expiresAt })
+      credentials.set(issued.accessKeyId, { secretAccessKey: issued.secretAccessKey, sessionToken: issued.sessionToken, expiresAt, identity })
       return c.body(
-        `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${issued.accessKeyId}</AccessKeyId><SecretAccessKey>${issued.secretAccessKey}</SecretAccessKey><SessionToken>${issued.sessionToken}</SessionToken><Expiration>${new Date(expiresAt).toISOString()}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROA:${form.get('RoleSessionName')}</AssumedRoleId><Arn>${roleArn.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/${form.get('RoleSessionName')}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>${randomUUID()}</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+        `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${issued.accessKeyId}</AccessKeyId><SecretAccessKey>${issued.secretAccessKey}</SecretAccessKey><SessionToken>${issued.sessionToken}</SessionToken><Expiration>${new Date(expiresAt).toISOString()}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>${identity.userId}</AssumedRoleId><Arn>${identity.arn}</Arn></AssumedRoleUser></AssumeRoleResult>${requestId}</AssumeRoleResponse>`,
         200,
         { 'content-type': 'text/xml' },
       )
@@ -400,13 +438,16 @@ export function createAwsEmulator() {
   return {
     app,
     calls,
-    /** An IAM user's (or the seller's) static access key. */
-    addCredentials(accessKeyId: string, secretAccessKey: string) {
-      credentials.set(accessKeyId, { secretAccessKey })
+    /**
+     * An IAM user's (or the seller's) static access key; GetCallerIdentity names it `userArn`
+     * (default: user `seller` of account 111122223333).
+     */
+    addCredentials(accessKeyId: string, secretAccessKey: string, userArn = 'arn:aws:iam::111122223333:user/seller') {
+      credentials.set(accessKeyId, { secretAccessKey, identity: { arn: userArn, userId: uniqueId('AIDA'), account: accountOf(userArn) } })
     },
     /** A role that `trustedAccessKeyId` may assume (with `externalId` when given). */
     addRole(roleArn: string, trustedAccessKeyId: string, externalId?: string) {
-      roles.set(roleArn, { externalId, trusted: new Set([trustedAccessKeyId]) })
+      roles.set(roleArn, { externalId, trusted: new Set([trustedAccessKeyId]), roleId: roles.get(roleArn)?.roleId ?? uniqueId('AROA') })
     },
     /** A buyer who clicked "Set up your account": returns the registration token AWS would post. */
     addCustomer(customer: Partial<EmulatedCustomer> & { ProductCode: string }, options: { expiresInMs?: number } = {}) {
