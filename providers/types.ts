@@ -127,6 +127,21 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
   readonly notifications?: NotificationHandler<TSettings, TSecrets>
   /** Usage metering (contract §9): the marketplace's rules and its reporting call. */
   readonly metering: MeteringHandler<TSettings, TSecrets>
+  /**
+   * Credentials check (contract §13): real calls with the integration's credentials that change
+   * nothing at the marketplace and reuse no cached token, so a secret revoked since the last
+   * landing shows. Never throws for what the marketplace answers: each step is a check, failed
+   * with the reason. Messages never carry a secret or a token (nor the marketplace's own error
+   * text, which may echo what was sent).
+   */
+  checkCredentials(integration: ProviderIntegration<TSettings, TSecrets>, ctx: ProviderContext): Promise<CredentialCheck[]>
+}
+
+/** One step of a credentials check: `name` is the marketplace call (`sts:GetCallerIdentity`, ...). */
+export interface CredentialCheck {
+  name: string
+  ok: boolean
+  message: string
 }
 
 // ---- lifecycle notifications (contract §7) ---------------------------------------------

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-marketplace-entitlement-service'
 import { MarketplaceAgreementClient, SearchAgreementsCommand } from '@aws-sdk/client-marketplace-agreement'
 import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomerResult } from '@aws-sdk/client-marketplace-metering'
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
+import { AssumeRoleCommand } from '@aws-sdk/client-sts'
 import { ConfigurationError, InvalidTokenError, NotificationFormatError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
 import { withoutActivation } from '../shared/no-activation'
@@ -14,6 +14,7 @@ import { pickOfferType } from '../shared/offer-type'
 import { field, nonEmpty as text } from '../shared/notification-body'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { InboundNotification, MarketplaceProvider, NormalizedPurchase, NotificationHandler, ProviderContext, ProviderIntegration } from '../types'
+import { checkAwsCredentials, createStsClient, roleSessionName, staticKeysOf } from './check'
 import { EVENTBRIDGE_SOURCE, parseEventBridgeEvent, saasKindOf } from './eventbridge'
 import { licenseId } from './license-arn'
 import { createAwsMetering } from './metering'
@@ -152,25 +153,18 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
   const clients = new Map<string, { metering: MarketplaceMeteringClient; entitlement: MarketplaceEntitlementServiceClient }>()
   const requestHandler = { requestTimeout: policy.timeoutMs, connectionTimeout: Math.min(policy.timeoutMs, 5_000) }
 
+  const stsOptions = { stsUrl: options.stsUrl, maxAttempts: policy.attempts, requestHandler }
+
   function credentialsFor(integration: AwsIntegration): Credentials | (() => Promise<Credentials>) {
-    const { settings, secrets } = integration
-    const staticKeys =
-      settings.accessKeyId && secrets.secretAccessKey
-        ? { accessKeyId: settings.accessKeyId, secretAccessKey: secrets.secretAccessKey, ...(secrets.sessionToken ? { sessionToken: secrets.sessionToken } : {}) }
-        : undefined
+    const { settings } = integration
+    const staticKeys = staticKeysOf(integration)
     if (!settings.roleArn) {
       if (!staticKeys) throw new ConfigurationError('AWS integration has neither credentials nor a roleArn')
       return staticKeys
     }
     // A role to assume (cross-account access without long-lived keys in the broker), with the
     // static keys as the caller if given, else the SDK's default chain (env, instance role).
-    const sts = new STSClient({
-      region: settings.region,
-      ...(options.stsUrl ? { endpoint: options.stsUrl } : {}),
-      ...(staticKeys ? { credentials: staticKeys } : {}),
-      maxAttempts: policy.attempts,
-      requestHandler,
-    })
+    const sts = createStsClient(stsOptions, settings.region, staticKeys)
     let cached: Credentials | undefined
     let pending: Promise<Credentials> | undefined
     return async () => {
@@ -179,7 +173,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
         .send(
           new AssumeRoleCommand({
             RoleArn: settings.roleArn,
-            RoleSessionName: `marketbridge-${integration.orgId}`.slice(0, 64),
+            RoleSessionName: roleSessionName(integration.orgId),
             ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
           }),
         )
@@ -226,7 +220,8 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     return pair
   }
 
-  async function send<T>(
+  /** One SDK call inside the landing's deadline, logged; the SDK's own error is rethrown as it came. */
+  async function sendRaw<T>(
     label: string,
     ctx: ProviderContext,
     run: (options: { abortSignal: AbortSignal }) => Promise<T & { $metadata?: { attempts?: number; httpStatusCode?: number } }>,
@@ -240,6 +235,14 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     } catch (error) {
       const sdk = error as SdkError & { $metadata?: { attempts?: number } }
       ctx.log.info('upstream call', { call: label, attempts: sdk.$metadata?.attempts ?? null, status: sdk.$metadata?.httpStatusCode ?? null, error: sdk.name ?? 'Error', latencyMs: Date.now() - started })
+      throw error
+    }
+  }
+
+  const send: typeof sendRaw = async (label, ctx, run) => {
+    try {
+      return await sendRaw(label, ctx, run)
+    } catch (error) {
       throw classify(error, label)
     }
   }
@@ -483,5 +486,7 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
 
     // Reconciliation: a contract's entitlements re-read; a subscription's status has no API to ask (notifications carry it).
     refresh: async (integration, purchase, ctx) => withAgreement(await rereadContract(integration, purchase, ctx), agreementOf(purchase)),
+
+    checkCredentials: (integration, ctx) => checkAwsCredentials(integration, ctx, stsOptions, sendRaw),
   } satisfies MarketplaceProvider<AwsSettings, AwsSecrets>
 }

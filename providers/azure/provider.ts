@@ -1,5 +1,6 @@
 import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, defaultRetryPolicy, fetchWithRetry } from '../shared/http'
+import { failed as failedCheck, passed } from '../shared/check'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
 import type { InboundNotification, MarketplaceProvider, NotificationEffect, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
@@ -287,5 +288,17 @@ export function createAzureProvider(options: AzureProviderOptions) {
     },
 
     refresh: refreshPurchase,
+
+    // Contract §13: a client-credentials token for the marketplace scope, fresh from Entra (a
+    // cached one would hide a secret deleted or expired since the last landing).
+    async checkCredentials(integration, ctx) {
+      const { tenantId, clientId } = integration.settings
+      try {
+        await tokens.verify({ tenantId, clientId, clientSecret: integration.secrets.clientSecret }, ctx)
+        return [passed('entra:token', `Entra ID issued app ${clientId} of tenant ${tenantId} a token for the marketplace API`)]
+      } catch (error) {
+        return [failedCheck('entra:token', error)]
+      }
+    },
   } satisfies MarketplaceProvider<AzureSettings, AzureSecrets>
 }

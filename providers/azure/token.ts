@@ -1,6 +1,7 @@
 import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node'
 import { ConfigurationError, UpstreamError } from '../errors'
-import { type RetryPolicy, fetchWithRetry } from '../shared/http'
+import { type RetryOptions, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import type { ProviderContext } from '../types'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
 
 export interface EntraCredentials {
@@ -12,6 +13,11 @@ export interface EntraCredentials {
 export interface EntraTokenSource {
   /** A bearer token for the marketplace API; cached by MSAL until close to its expiry. */
   getToken(credentials: EntraCredentials, cacheKey: string): Promise<string>
+  /**
+   * Asks Entra for a new token with these credentials, past every cache (the credentials check):
+   * resolves with the token's expiry, or throws ConfigurationError / UpstreamError as getToken does.
+   */
+  verify(credentials: EntraCredentials, ctx: ProviderContext): Promise<{ expiresOn: Date | null }>
 }
 
 const SCOPE = `${AZURE_MARKETPLACE_RESOURCE}/.default`
@@ -34,11 +40,9 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
   const basePath = login.pathname.replace(/\/+$/, '')
   const clients = new Map<string, ConfidentialClientApplication>()
 
-  function clientFor(credentials: EntraCredentials, cacheKey: string) {
-    let client = clients.get(cacheKey)
-    if (client) return client
+  function buildClient(credentials: EntraCredentials, network: INetworkModule) {
     const tenantBase = `${options.loginUrl}/${encodeURIComponent(credentials.tenantId)}`
-    client = new ConfidentialClientApplication({
+    return new ConfidentialClientApplication({
       auth: {
         clientId: credentials.clientId,
         clientSecret: credentials.clientSecret,
@@ -52,8 +56,14 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
           jwks_uri: `${tenantBase}/discovery/v2.0/keys`,
         }),
       },
-      system: { networkClient },
+      system: { networkClient: network },
     })
+  }
+
+  function clientFor(credentials: EntraCredentials, cacheKey: string) {
+    let client = clients.get(cacheKey)
+    if (client) return client
+    client = buildClient(credentials, networkClient)
     if (clients.size >= MAX_CLIENTS) clients.delete(clients.keys().next().value!)
     clients.set(cacheKey, client)
     return client
@@ -83,6 +93,21 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
   }
 
   return {
+    async verify(credentials, ctx) {
+      // A client of its own (an empty token cache, kept nowhere) whose calls share the check's deadline and log.
+      // MSAL reports a failed fetch as a bare network_error; the reason (a timeout) is kept here.
+      const failures: unknown[] = []
+      const client = buildClient(credentials, createMsalNetworkClient(options.retryPolicy, { log: ctx.log, deadline: ctx.deadline, failures }))
+      try {
+        const result = await client.acquireTokenByClientCredential({ scopes: [SCOPE], skipCache: true })
+        if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
+        return { expiresOn: result.expiresOn ?? null }
+      } catch (error) {
+        const cause = failures.at(-1)
+        throw cause instanceof UpstreamError && (error as { errorCode?: string }).errorCode === 'network_error' ? cause : classifyMsalError(error)
+      }
+    },
+
     getToken(credentials, cacheKey) {
       const cached = tokens.get(cacheKey)
       if (cached && cached.refreshAt > Date.now()) return Promise.resolve(cached.token)
@@ -96,6 +121,20 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
   }
 }
 
+/**
+ * What the commonest AADSTS codes mean for an ISV's app registration ("Microsoft Entra
+ * authentication and authorization error codes"), for messages that say what to fix.
+ */
+const AADSTS_HINTS: Record<string, string> = {
+  AADSTS7000215: 'the client secret is wrong (give the secret Value, not its ID)',
+  AADSTS7000222: 'the client secret has expired',
+  AADSTS700016: 'no app with this clientId in the tenant (wrong clientId or tenantId)',
+  AADSTS90002: 'the tenant does not exist',
+  AADSTS900023: 'the tenantId is neither a tenant GUID nor a domain name',
+  AADSTS7000112: 'the application is disabled',
+  AADSTS70011: 'the marketplace scope is not valid for this app',
+}
+
 /** 4xx from Entra means the ISV's app registration or secret is wrong; the rest is an outage. */
 function classifyMsalError(error: unknown): Error {
   if (error instanceof UpstreamError || error instanceof ConfigurationError) return error
@@ -104,8 +143,9 @@ function classifyMsalError(error: unknown): Error {
   if (status !== null && status >= 400 && status < 500 && status !== 429) {
     // errorMessage carries AADSTS codes (e.g. AADSTS7000215 invalid secret): useful to the ISV, never secret.
     const aadsts = /AADSTS\d+/.exec(msal.message ?? '')?.[0] ?? null
+    const hint = (aadsts && AADSTS_HINTS[aadsts]) ?? 'check tenantId, clientId and clientSecret'
     return new ConfigurationError(
-      `Entra ID refused the client credentials (${msal.errorCode ?? 'error'}${aadsts ? `, ${aadsts}` : ''}): check tenantId, clientId and clientSecret`,
+      `Entra ID refused the client credentials (${msal.errorCode ?? 'error'}${aadsts ? `, ${aadsts}` : ''}): ${hint}`,
       { entraError: msal.errorCode ?? null, aadsts, status },
     )
   }
@@ -117,11 +157,16 @@ function classifyMsalError(error: unknown): Error {
  * same retries (network errors, 429, 5xx; 3 attempts) as every other marketplace call, instead
  * of MSAL's own fetch with no timeout. Entra's 4xx answers pass through for MSAL to read.
  */
-function createMsalNetworkClient(policy?: RetryPolicy): INetworkModule {
+function createMsalNetworkClient(policy?: RetryPolicy, extra: Pick<RetryOptions, 'log' | 'deadline'> & { failures?: unknown[] } = {}): INetworkModule {
   async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
     const response = await fetchWithRetry((input, init) => fetch(input, init), url, { method, headers: options?.headers, body: options?.body }, {
       label: 'azure.entraToken',
       policy,
+      log: extra.log,
+      deadline: extra.deadline,
+    }).catch((error: unknown) => {
+      extra.failures?.push(error)
+      throw error
     })
     const text = await response.text()
     let body: unknown = {}

@@ -1,6 +1,7 @@
 import { cloudcommerceprocurement, type cloudcommerceprocurement_v1 } from '@googleapis/cloudcommerceprocurement'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
+import { failed as failedCheck, passed } from '../shared/check'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
@@ -69,6 +70,11 @@ export function createGcpProvider(options: GcpProviderOptions) {
     run: (requestOptions: Record<string, unknown>) => Promise<{ data: T; status: number }>,
   ): Promise<Outcome<T>> {
     const bearer = await tokens.getToken(integration.secrets.serviceAccountKey, `${integration.orgId}:${integration.version}`, ctx.log)
+    return callWith(bearer, ctx, label, run)
+  }
+
+  /** One Procurement API call with `bearer`, under our retry policy and the context's deadline. */
+  function callWith<T>(bearer: string, ctx: ProviderContext, label: string, run: (requestOptions: Record<string, unknown>) => Promise<{ data: T; status: number }>) {
     return withRetry<Outcome<T>>(
       async (signal): Promise<AttemptOutcome<Outcome<T>>> => {
         try {
@@ -359,5 +365,50 @@ export function createGcpProvider(options: GcpProviderOptions) {
       const entitlement = await getEntitlement(integration, purchase.externalId, ctx)
       return entitlement ? fromEntitlement(purchase, entitlement) : purchase
     },
+
+    // Contract §13: the key exchanged for a new token (a cached one would hide a key deleted
+    // since), then one entitlement listed with it, a read that shows whether the service
+    // account may act for the provider at all.
+    async checkCredentials(integration, ctx) {
+      const { providerId, serviceAccountEmail } = integration.settings
+      const LIST = 'procurement:entitlements.list'
+      let bearer: string
+      try {
+        bearer = await tokens.fresh(integration.secrets.serviceAccountKey, ctx)
+      } catch (error) {
+        return [failedCheck('oauth2:token', error), { name: LIST, ok: false, message: 'not tried: Google issued no access token' }]
+      }
+      const checks = [passed('oauth2:token', `Google issued ${serviceAccountEmail} an access token`)]
+      try {
+        const listed = await callWith(bearer, ctx, 'gcp.check.entitlements.list', (o) =>
+          api.providers.entitlements.list({ parent: `providers/${providerId}`, pageSize: 1 }, o),
+        )
+        checks.push(
+          listed.ok
+            ? passed(LIST, `listed the entitlements of provider ${providerId} (${listed.data.entitlements?.length ? 'it has some' : 'none yet'})`)
+            : { name: LIST, ok: false, message: procurementRefusal(listed, providerId, serviceAccountEmail) },
+        )
+      } catch (error) {
+        checks.push(failedCheck(LIST, error))
+      }
+      return checks
+    },
   } satisfies MarketplaceProvider<GcpSettings, GcpSecrets>
+}
+
+/** Why the Procurement API refused a credentials check, from its status and Google's status code (never its message). */
+function procurementRefusal(outcome: { status: number | null; reason: string | null }, providerId: string, account: string): string {
+  const code = outcome.reason && /^[A-Z_]{1,64}$/.test(outcome.reason) ? ` ${outcome.reason}` : ''
+  switch (outcome.status) {
+    case null:
+      return 'no answer from the Procurement API in time'
+    case 401:
+      return `Google did not accept the access token of ${account} (401${code})`
+    case 403:
+      return `${account} may not act for provider ${providerId} (403${code}): it is not one of the provider's service accounts, or providerId is wrong`
+    case 404:
+      return `Google does not know provider ${providerId} (404${code})`
+    default:
+      return `the Procurement API answered ${outcome.status}${code}`
+  }
 }
