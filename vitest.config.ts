@@ -11,7 +11,7 @@ import { defineConfig } from 'vitest/config'
  * PostgreSQL-only already (data-layer.postgres, migrations-postgres, healthz-postgres).
  */
 const POSTGRES_BEHAVIOUR = [
-  'orgs-api', 'integrations-api', 'entitlements-api', 'operations', 'hostile', 'url-overrides', 'providers.contract',
+  'orgs-api', 'integrations-api', 'integrations-check', 'entitlements-api', 'operations', 'hostile', 'url-overrides', 'providers.contract',
   'landing-azure', 'landing-aws', 'landing-gcp', 'azure-auto-activation', 'reliability',
   'lifecycle-azure', 'lifecycle-aws', 'lifecycle-gcp',
   'webhooks', 'usage', 'signup-form', 'audit-log',

@@ -70,6 +70,23 @@ export const IntegrationSchema = z
   .catchall(z.unknown())
   .openapi('Integration')
 
+export const IntegrationCheckSchema = z
+  .object({
+    ok: z.boolean().openapi({ description: 'True when every check passed.' }),
+    checks: z.array(
+      z
+        .object({
+          name: z.string().openapi({ example: 'sts:GetCallerIdentity', description: 'The marketplace call made.' }),
+          ok: z.boolean(),
+          message: z.string().openapi({ description: 'What worked, or why it failed. Never a secret.' }),
+        })
+        .openapi('CredentialCheck'),
+    ),
+  })
+  .openapi('IntegrationCheck')
+
+export type IntegrationCheck = z.infer<typeof IntegrationCheckSchema>
+
 const BuyerSchema = z.object({
   accountId: z.string().nullable(),
   customerId: z.string().nullable(),

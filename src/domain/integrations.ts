@@ -1,11 +1,11 @@
 import { integrationSpecs } from '../../providers/index'
-import type { Partner, ProviderIntegration } from '../../providers/types'
+import type { CredentialCheck, Partner, ProviderIntegration, ProviderLogger } from '../../providers/types'
 import { BoundedMap } from '../bounded-map'
 import * as integrationsDb from '../db/integrations'
 import type { IntegrationRow } from '../db/schema'
 import { type AppDeps, nowIso } from '../deps'
 import { ApiError, formatIssues, notFound } from '../errors'
-import type { Integration } from '../schemas'
+import type { Integration, IntegrationCheck } from '../schemas'
 import { type AuditContext, REDACTED, auditStatement, diffFields } from './audit'
 import { randomSecret, sha256Hex } from './crypto'
 import { newId } from './ids'
@@ -103,6 +103,58 @@ export async function listIntegrations(deps: AppDeps, orgId: string): Promise<In
   await getOrg(deps, orgId)
   const rows = await integrationsDb.listIntegrations(deps.db, orgId)
   return rows.map((row) => toIntegration(deps, row))
+}
+
+/**
+ * `POST …/integrations/{partner}/check` (contract §13): the provider's credentials check with the
+ * stored integration. It writes nothing. The marketplace's calls share one deadline (twice
+ * UPSTREAM_TIMEOUT_MS, a landing's budget), and a hard bound just after it answers even if a
+ * call ignores its deadline, so a marketplace that hangs cannot hold the request.
+ */
+export async function checkIntegration(deps: AppDeps, orgId: string, partner: Partner, log: ProviderLogger): Promise<IntegrationCheck> {
+  await getOrg(deps, orgId)
+  const integration = await loadProviderIntegration(deps, orgId, partner)
+  if (!integration) throw notFound(`The ${partner} integration`)
+  const budgetMs = 2 * deps.config.UPSTREAM_TIMEOUT_MS
+  // The providers time their calls on the wall clock (providers/shared/http.ts), so does their deadline.
+  const deadline = Date.now() + budgetMs
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const bound = new Promise<CredentialCheck[]>((resolve) => {
+    timer = setTimeout(() => resolve([{ name: partner, ok: false, message: `no answer from the marketplace within ${budgetMs} ms` }]), budgetMs + CHECK_MARGIN_MS)
+  })
+  const checked = deps.providers[partner].checkCredentials(integration, { log, deadline }).catch((error: unknown) => {
+    // The providers answer failures as checks; a throw is a defect, named but not repeated.
+    log.error('credentials check failed unexpectedly', { partner, error: error instanceof Error ? error.name : 'unknown' })
+    return [{ name: partner, ok: false, message: 'the check failed unexpectedly' }]
+  })
+  const checks = await Promise.race([checked, bound]).finally(() => clearTimeout(timer))
+  const safe = checks.map((check) => ({ name: check.name, ok: check.ok, message: redact(check.message, integration.secrets) }))
+  const ok = safe.length > 0 && safe.every((check) => check.ok)
+  log.info('integration checked', { partner, ok, failed: safe.filter((check) => !check.ok).map((check) => check.name) })
+  return { ok, checks: safe }
+}
+
+const CHECK_MARGIN_MS = 1_000
+
+/** The sealed fields that are secrets; a service account key also seals its email and ids, which are not. */
+const SECRET_FIELD = /secret|private|token|password/i
+
+/**
+ * Every secret of the integration (client secret, secret access key, session token, private key
+ * and each line of its PEM) cut out of a message: the providers never put one there, and this
+ * keeps a slip in one of them from reaching an answer.
+ */
+function redact(message: string, secrets: Record<string, unknown>): string {
+  const found: string[] = []
+  const walk = (value: unknown, secret: boolean) => {
+    if (typeof value === 'string' && secret) {
+      for (const piece of [value, ...value.split(/\r?\n/)]) if (piece.trim().length >= 8 && !piece.startsWith('-----')) found.push(piece.trim())
+    } else if (value && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) walk(inner, secret || SECRET_FIELD.test(key))
+    }
+  }
+  walk(secrets, false)
+  return found.sort((a, b) => b.length - a.length).reduce((text, secret) => text.split(secret).join('[redacted]'), message)
 }
 
 /**

@@ -1,11 +1,11 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import { PARTNERS } from '../../providers/types'
 import type { AppDeps } from '../deps'
-import { configureIntegration, listIntegrations, rotateNotificationSecret } from '../domain/integrations'
+import { checkIntegration, configureIntegration, listIntegrations, rotateNotificationSecret } from '../domain/integrations'
 import { createOrg, getOrg, updateOrg } from '../domain/orgs'
 import type { AppEnv } from '../env'
 import { ApiError, validationHook } from '../errors'
-import { CreateOrgSchema, CreatedOrgSchema, IntegrationSchema, OrgSchema, UpdateOrgSchema } from '../schemas'
+import { CreateOrgSchema, CreatedOrgSchema, IntegrationCheckSchema, IntegrationSchema, OrgSchema, UpdateOrgSchema } from '../schemas'
 import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonBody, jsonResponse } from './common'
@@ -42,6 +42,8 @@ const patchOrgRoute = createRoute({
   responses: { 200: jsonResponse(OrgSchema, 'The updated org'), ...errorResponses(400, 401, 404, 413) },
 })
 
+const PartnerParam = z.enum(PARTNERS).openapi({ param: { name: 'partner', in: 'path' } })
+
 const putIntegrationRoute = createRoute({
   method: 'put',
   path: '/{orgId}/integrations/{partner}',
@@ -51,7 +53,7 @@ const putIntegrationRoute = createRoute({
     'Bodies — azure: {tenantId, clientId, clientSecret, offerTypes?}; aws: {region?, credentials? {accessKeyId, secretAccessKey, sessionToken?}, roleArn?, externalId?, offerTypes?}; gcp: {providerId, audience, serviceAccountKey, offerTypes?}. Secrets are encrypted at rest and never returned.',
   security,
   request: {
-    params: z.object({ orgId: OrgIdParam, partner: z.enum(PARTNERS).openapi({ param: { name: 'partner', in: 'path' } }) }),
+    params: z.object({ orgId: OrgIdParam, partner: PartnerParam }),
     body: jsonBody(z.record(z.string(), z.unknown()).openapi('IntegrationInput')),
   },
   responses: {
@@ -78,6 +80,18 @@ const rotateNotificationSecretRoute = createRoute({
   security,
   request: { params: z.object({ orgId: OrgIdParam }) },
   responses: { 200: jsonResponse(z.object({ notificationSecret: z.string() }), 'The new secret, shown only here'), ...errorResponses(401, 404) },
+})
+
+const checkIntegrationRoute = createRoute({
+  method: 'post',
+  path: '/{orgId}/integrations/{partner}/check',
+  tags: ['Integrations'],
+  summary: 'Check the integration’s credentials against the marketplace (changes nothing)',
+  description:
+    'Real calls with the stored credentials — azure: an Entra ID token for the marketplace API; aws: sts:AssumeRole (with a roleArn), then sts:GetCallerIdentity; gcp: a service-account token, then one entitlement of the provider listed. Always 200 when the integration exists: `ok` is false when a check failed, and its `message` says why. No secret or token is ever returned. Bounded by twice UPSTREAM_TIMEOUT_MS.',
+  security,
+  request: { params: z.object({ orgId: OrgIdParam, partner: PartnerParam }) },
+  responses: { 200: jsonResponse(IntegrationCheckSchema, 'What works and what does not'), ...errorResponses(400, 401, 404) },
 })
 
 export function orgRoutes(deps: AppDeps) {
@@ -114,6 +128,13 @@ export function orgRoutes(deps: AppDeps) {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
     return c.json({ notificationSecret: await rotateNotificationSecret(deps, orgId, auditContext(c)) }, 200)
+  })
+
+  app.openapi(checkIntegrationRoute, async (c) => {
+    const { orgId, partner } = c.req.valid('param')
+    assertOrgAccess(c.get('caller'), orgId)
+    c.set('logFields', { orgId, partner })
+    return c.json(await checkIntegration(deps, orgId, partner, c.get('log')), 200)
   })
 
   app.openapi(listIntegrationsRoute, async (c) => {
