@@ -202,7 +202,7 @@ const EVENT_FOR_STATE: Record<string, string> = {
 export async function createGcpEmulator() {
   const signing: SigningKey[] = [await makeSigningKey()]
   const oidcKeys: OidcKey[] = [await makeOidcKey()]
-  const serviceAccounts = new Map<string, { providerId: string; publicKeyPem: string }>()
+  const serviceAccounts = new Map<string, { providerId: string; publicKeyPem: string; keyDeleted?: boolean }>()
   const accessTokens = new Map<string, { providerId: string; expiresAt: number }>()
   const accounts = new Map<string, EmulatedAccount>()
   const entitlements = new Map<string, EmulatedGcpEntitlement>()
@@ -430,6 +430,7 @@ export async function createGcpEmulator() {
     const claims = JSON.parse(Buffer.from(assertion.split('.')[1] ?? '', 'base64url').toString() || '{}') as { iss?: string }
     const account = serviceAccounts.get(claims.iss ?? '')
     if (!account) return c.json({ error: 'invalid_grant', error_description: 'Invalid issuer: unknown service account.' }, 400)
+    if (account.keyDeleted) return c.json({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }, 400)
     try {
       const { payload } = await jwtVerify(assertion, await importSPKI(account.publicKeyPem, 'RS256'), {
         algorithms: ['RS256'],
@@ -680,6 +681,15 @@ export async function createGcpEmulator() {
         client_id: String(Math.floor(Math.random() * 1e20)),
         token_uri: GOOGLE_TOKEN_AUDIENCE,
       }
+    },
+    /**
+     * The ISV deleted the account's key (IAM "Delete service account keys"): assertions signed with
+     * it are refused (invalid_grant); access tokens already issued with it stay valid until they expire.
+     */
+    deleteServiceAccountKey(email: string) {
+      const account = serviceAccounts.get(email)
+      if (!account) throw new Error(`deleteServiceAccountKey: no service account ${email}`)
+      account.keyDeleted = true
     },
     /** A buyer's procurement account awaiting the "signup" approval, with one entitlement (or none). */
     addPurchase(input: {
