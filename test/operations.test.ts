@@ -58,6 +58,7 @@ describe('OpenAPI', () => {
         'GET /api/v1/orgs/{orgId}/signup-form',
         'GET /api/v1/orgs/{orgId}/signups',
         'GET /api/v1/orgs/{orgId}/audit-log',
+        'POST /api/v1/orgs/{orgId}/integrations/{partner}/check',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)
