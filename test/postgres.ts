@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -195,8 +195,11 @@ export interface Cluster {
   destroy: () => Promise<void>
 }
 
-/** A new, running cluster on a free port (trust auth for the `postgres` user, fsync off: it is thrown away). */
-export async function startCluster(): Promise<Cluster> {
+/**
+ * A new, running cluster on a free port (trust auth for the `postgres` user, fsync off: it is thrown away).
+ * `tls`: a server certificate and key (PEM) to serve TLS with (`ssl = on`).
+ */
+export async function startCluster(options: { tls?: { cert: string; key: string } } = {}): Promise<Cluster> {
   const bin = postgresBinDir()
   const dir = mkdtempSync(join(tmpdir(), 'mb-pg-'))
   const data = join(dir, 'data')
@@ -204,12 +207,20 @@ export async function startCluster(): Promise<Cluster> {
   const [initdb, initArgs] = command(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale', 'C.UTF-8'])
   await run(initdb, initArgs)
   const port = await freePort()
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`
+  let settings = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`
+  if (options.tls) {
+    // The key must belong to the server's user and be readable by it alone.
+    for (const [name, pem] of [['server.crt', options.tls.cert], ['server.key', options.tls.key]] as const) {
+      writeFileSync(join(dir, name), pem, { mode: 0o600 })
+      if (asRoot) chownSync(join(dir, name), uid('postgres'), gid('postgres'))
+    }
+    settings += ` -c ssl=on -c ssl_cert_file=${join(dir, 'server.crt')} -c ssl_key_file=${join(dir, 'server.key')}`
+  }
   const pgCtl = (...args: string[]) => {
     const [file, argv] = command(join(bin, 'pg_ctl'), ['-D', data, ...args])
     return run(file, argv).then(() => undefined)
   }
-  const start = () => pgCtl('-o', options, '-l', join(dir, 'server.log'), '-w', 'start')
+  const start = () => pgCtl('-o', settings, '-l', join(dir, 'server.log'), '-w', 'start')
   const stop = () => pgCtl('-m', 'fast', '-w', 'stop')
   const postmaster = () => Number(execFileSync('head', ['-1', join(data, 'postmaster.pid')], { encoding: 'utf8' }).trim())
   await start()
