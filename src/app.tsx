@@ -14,6 +14,7 @@ import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGE
 import { ErrorPage } from './pages/landing'
 import { auditRoutes } from './routes/audit'
 import { requireCaller } from './routes/auth'
+import { limitRate, requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
@@ -130,6 +131,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     ),
   )
   app.use('/api/v1/*', requireCaller(deps))
+  app.use('/api/v1/*', limitRate(deps))
   // After the caller is known: a request without a valid key is refused before its body is read.
   if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))

@@ -109,6 +109,13 @@ export const configSchema = z.object({
   JOB_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
   /** How long audit-log entries are kept (contract §13); the background job deletes older ones. */
   AUDIT_RETENTION_DAYS: z.coerce.number({ error: 'must be a whole number of days' }).int('must be a whole number of days').min(1, 'must be at least 1').max(36_500, 'must be at most 36500').default(400),
+  /** Requests per minute an API key may make unless the key has its own limit (contract §13); 0: no such limit. */
+  RATE_LIMIT_PER_MINUTE: z.coerce
+    .number({ error: 'must be a whole number from 0 to 1000000000' })
+    .int('must be a whole number from 0 to 1000000000')
+    .min(0, 'must be a whole number from 0 to 1000000000')
+    .max(1_000_000_000, 'must be a whole number from 0 to 1000000000')
+    .default(1200),
 })
 
 export type Config = Omit<z.output<typeof configSchema>, 'PUBLIC_URL'> & { PUBLIC_URL: string }

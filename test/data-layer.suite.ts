@@ -80,13 +80,13 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('orgs and API keys: found by hash, updated, a revoked key no longer matches', async () => {
       const created = await org()
-      expect(await orgsDb.findOrgIdByKeyHash(db, created.keyHash)).toBe(created.id)
-      expect(await orgsDb.findOrgIdByKeyHash(db, 'nope')).toBeUndefined()
+      expect((await orgsDb.findKeyByHash(db, created.keyHash))?.org_id).toBe(created.id)
+      expect(await orgsDb.findKeyByHash(db, 'nope')).toBeUndefined()
       const updated = await orgsDb.updateOrg(db, created.id, { name: 'Acme 2', updated_at: at(5) })
       expect(updated).toMatchObject({ id: created.id, name: 'Acme 2', created_at: at(0) })
       expect(await orgsDb.updateOrg(db, 'org_missing', { name: 'x' })).toBeUndefined()
       await db.updateTable('api_keys').set({ revoked_at: at(9) }).where('org_id', '=', created.id).execute()
-      expect(await orgsDb.findOrgIdByKeyHash(db, created.keyHash)).toBeUndefined()
+      expect(await orgsDb.findKeyByHash(db, created.keyHash)).toBeUndefined()
     })
 
     test('a failed API key insert leaves no org behind', async () => {

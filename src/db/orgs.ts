@@ -19,14 +19,13 @@ export async function updateOrg(db: DB, id: string, patch: Updateable<OrgsTable>
   return (await returningWith<OrgRow>(db, db.updateTable('orgs').set(patch).where('id', '=', id).returningAll(), also))[0]
 }
 
-export async function findOrgIdByKeyHash(db: DB, keyHash: string): Promise<string | undefined> {
-  const row = await db
+export async function findKeyByHash(db: DB, keyHash: string): Promise<{ id: string; org_id: string } | undefined> {
+  return db
     .selectFrom('api_keys')
-    .select('org_id')
+    .select(['id', 'org_id'])
     .where('key_hash', '=', keyHash)
     .where('revoked_at', 'is', null)
     .executeTakeFirst()
-  return row?.org_id
 }
 
 export async function updateWebhookSecret(

@@ -191,6 +191,14 @@ export interface UsageReportsTable {
   updated_at: string
 }
 
+/** Requests counted per API key and fixed one-minute window (migration 0011). */
+export interface RateLimitsTable {
+  key_id: string
+  /** The window's number: epoch milliseconds / 60 000, rounded down. */
+  window: number
+  count: number
+}
+
 export interface SignupFormsTable {
   org_id: string
   signup_id: string
@@ -277,6 +285,7 @@ export interface Database {
   signup_tokens: SignupTokensTable
   emails: EmailsTable
   audit_log: AuditLogTable
+  rate_limits: RateLimitsTable
 }
 
 export type { DB, Executor } from './handle'

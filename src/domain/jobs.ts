@@ -3,6 +3,7 @@ import type { Logger } from '../logger'
 import { pruneAuditLog } from './audit'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
+import { pruneRateLimitWindows } from './rate-limits'
 import { reconcileDue } from './reconcile'
 import { deleteExpiredTokens } from '../db/signups'
 import { sendDueEmails } from './signups'
@@ -15,7 +16,8 @@ import { deliverDue } from './webhooks'
  * is over, apply marketplace notifications that are due (retries, and those that waited for
  * their landing), re-read entitlements due for reconciliation, report usage (hours that have
  * ended, and retries), send webhook deliveries that are due (first attempts a request missed, and retries), and forget expired landing-token
- * hashes and audit-log entries past AUDIT_RETENTION_DAYS. Each task works a bounded batch per run.
+ * hashes, audit-log entries past AUDIT_RETENTION_DAYS and finished rate-limit windows. Each task
+ * works a bounded batch per run.
  */
 export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
   // Each task on its own: one that fails (a database hiccup, a bug) does not stop the others.
@@ -37,6 +39,7 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   await task('prune', () => pruneLandingTokens(deps), undefined)
   await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, nowIso(deps)), undefined)
   await task('prune-audit-log', () => pruneAuditLog(deps), 0)
+  await task('prune-rate-limits', () => pruneRateLimitWindows(deps), undefined)
   if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
   return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }

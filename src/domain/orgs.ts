@@ -131,7 +131,7 @@ const keyHash = createHashCache()
  */
 const KEY_CACHE_MS = 30_000
 const KEY_CACHE_SIZE = 10_000
-const keyOrgs = new BoundedMap<string, { orgId: string; until: number }>(KEY_CACHE_SIZE)
+const keyOrgs = new BoundedMap<string, { orgId: string; keyId: string; until: number }>(KEY_CACHE_SIZE)
 
 /** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
 export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
@@ -140,9 +140,9 @@ export async function authenticate(deps: AppDeps, bearer: string | null): Promis
   if (!bearer.startsWith(API_KEY_PREFIX)) return null
   const hash = await keyHash(bearer)
   const cached = keyOrgs.get(hash)
-  if (cached && cached.until > nowMs(deps)) return { kind: 'org', orgId: cached.orgId }
-  const orgId = await orgsDb.findOrgIdByKeyHash(deps.db, hash)
-  if (!orgId) return null
-  keyOrgs.set(hash, { orgId, until: nowMs(deps) + KEY_CACHE_MS })
-  return { kind: 'org', orgId }
+  if (cached && cached.until > nowMs(deps)) return { kind: 'org', orgId: cached.orgId, keyId: cached.keyId }
+  const key = await orgsDb.findKeyByHash(deps.db, hash)
+  if (!key) return null
+  keyOrgs.set(hash, { orgId: key.org_id, keyId: key.id, until: nowMs(deps) + KEY_CACHE_MS })
+  return { kind: 'org', orgId: key.org_id, keyId: key.id }
 }

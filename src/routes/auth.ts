@@ -1,6 +1,7 @@
 import { createMiddleware } from 'hono/factory'
 import type { AppDeps } from '../deps'
 import { authenticate } from '../domain/orgs'
+import { rateLimitHeaders, takeRequest } from '../domain/rate-limits'
 import type { AppEnv } from '../env'
 import { ApiError, notFound } from '../errors'
 
@@ -27,3 +28,24 @@ export function assertOrgAccess(caller: AppEnv['Variables']['caller'], orgId: st
   if (caller?.kind === 'org' && caller.orgId === orgId) return
   throw notFound('Org')
 }
+
+/**
+ * The caller's rate limit (contract §13), after requireCaller: a request with a bad key was
+ * refused there and counts against no key; the operator is never limited. Every answer to a key
+ * with a limit carries the RateLimit-Policy and RateLimit fields, errors included (they are set
+ * on the context before the route runs, so onError's answer has them too); over the limit the
+ * route does not run at all.
+ */
+export const limitRate = (deps: AppDeps) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const caller = c.get('caller')
+    const state = caller ? await takeRequest(deps, caller) : null
+    if (state) {
+      for (const [name, value] of Object.entries(rateLimitHeaders(state))) c.header(name, value)
+      if (!state.allowed) {
+        c.header('Retry-After', String(state.resetSeconds))
+        throw new ApiError('RATE_LIMITED', `This API key may make ${state.limit} requests a minute; try again in ${state.resetSeconds} s.`)
+      }
+    }
+    await next()
+  })
