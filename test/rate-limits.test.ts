@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
-import { limitFor, takeRequest } from '../src/domain/rate-limits'
+import { limitFor, sliceOf, takeRequest } from '../src/domain/rate-limits'
 import { ADMIN_TOKEN, type TestBroker, createTestBroker } from './helpers'
 
 /**
@@ -238,6 +238,35 @@ describe('two brokers on one database', () => {
     const remaining = answers.filter((response) => response.status === 200).map((response) => fields(response).remaining)
     expect(remaining.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i))
   })
+
+  test('a high limit is handed out in slices: together they never pass it, and fall short by less than a slice each', async () => {
+    const [a, b] = brokers as [TestBroker, TestBroker]
+    const keyId = (await a.deps.db.selectFrom('api_keys').select('id').executeTakeFirstOrThrow()).id
+    // Not a multiple of the slice: the last claim passes the limit and must be cut to what fits.
+    const LIMIT = 3001
+    const caller = { kind: 'org' as const, orgId: 'org_unused', keyId, rateLimitPerMinute: LIMIT }
+    const slice = sliceOf(LIMIT)
+    expect(slice).toBe(3)
+    for (const broker of brokers) broker.deps.now = () => new Date(WINDOW_START + 7 * 60_000)
+    // Ten callers on each instance, each taking until refused.
+    const taken = await Promise.all(
+      [a, b].flatMap((broker) =>
+        Array.from({ length: 10 }, async () => {
+          let allowed = 0
+          while ((await takeRequest(broker.deps, caller))?.allowed) allowed++
+          return allowed
+        }),
+      ),
+    )
+    const total = taken.reduce((sum, n) => sum + n, 0)
+    expect(total).toBeLessThanOrEqual(LIMIT)
+    expect(total).toBeGreaterThan(LIMIT - 2 * slice)
+    // Both instances spent from the one budget, which the database handed out in slices.
+    expect(taken.slice(0, 10).some((n) => n > 0) && taken.slice(10).some((n) => n > 0)).toBe(true)
+    const row = await a.deps.db.selectFrom('rate_limits').select('count').where('key_id', '=', keyId).where('window', '=', Math.floor((WINDOW_START + 7 * 60_000) / 60_000)).executeTakeFirstOrThrow()
+    expect(Number(row.count)).toBeGreaterThanOrEqual(LIMIT)
+    expect(Number(row.count)).toBeLessThan(LIMIT + slice)
+  })
 })
 
 describe('properties', () => {
@@ -257,7 +286,8 @@ describe('properties', () => {
   test('for any limit and requests in one window: the first min(n, limit) are answered, the rest 429, never a 5xx, the fields consistent, a refused change not made', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 1, max: 8 }),
+        // Small limits (exact, a slice of one) and large ones (spent from slices of limit/1000).
+        fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1000, max: 1_000_000 })),
         fc.array(fc.constantFrom('GET', 'PATCH'), { maxLength: 14 }),
         fc.integer({ min: 0, max: 59_999 }),
         async (limit, methods, offset) => {
