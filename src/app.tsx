@@ -13,7 +13,6 @@ import { ApiError, codeForStatus, type ErrorCode, validationHook } from './error
 import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGER_UI_FILES } from './pages/docs'
 import { ErrorPage } from './pages/landing'
 import { auditRoutes } from './routes/audit'
-import { requireCaller } from './routes/auth'
 import { limitRate, requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
