@@ -61,6 +61,24 @@ const healthRoute = createRoute({
   },
 })
 
+/** `\u0000` in JSON text not preceded by an escaped backslash: a string holding the NUL character. */
+const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/i
+
+/**
+ * A JSON body whose strings hold U+0000 is refused (400) on every database alike: PostgreSQL's text
+ * cannot store it (SQLite can), so it would be a 500 there and a stored value elsewhere. The body
+ * is read as text once (it stays cached for the validators). Not JSON, or not JSON at all: the
+ * route's own validation answers.
+ */
+const refuseNulInJson: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.method === 'GET' || c.req.method === 'HEAD' || !/json/i.test(c.req.header('content-type') ?? '')) return next()
+  const text = await c.req.text().catch(() => '')
+  if (text.includes('\\') && JSON_NUL.test(text)) {
+    return errorJson(c, 'VALIDATION_ERROR', 'Invalid request: strings may not contain the NUL character (U+0000).', 400)
+  }
+  return next()
+}
+
 /**
  * Applies a body limit to requests that can carry a body: looking at a GET's body would make
  * the Node adapter build a full Request object for nothing, on every read.
@@ -134,6 +152,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   // After the caller is known: a request without a valid key is refused before its body is read.
   if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
+  app.use('/api/v1/*', refuseNulInJson)
   // A request that may have written events (landing, notification, API) sends their webhooks right
   // after it is answered (Workers: inside waitUntil); the job sends whatever this misses.
   app.use('*', async (c, next) => {

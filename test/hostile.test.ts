@@ -176,4 +176,23 @@ describe('the API under random input', () => {
     )
     expect(await snapshot()).toBe(before)
   })
+
+  test('a string holding U+0000 is 400 on every database (PostgreSQL cannot store it); a backslash followed by u0000 is text like any other', async () => {
+    const before = await snapshot()
+    for (const body of [
+      { name: 'a\u0000b', fulfillmentUrl: 'https://app.acme.example/signup' },
+      { name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup', nested: { ['k\u0000']: 1 } },
+      { name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup\u0000' },
+    ]) {
+      const response = await scenario.broker.request('/api/v1/orgs', { method: 'POST', json: body })
+      expect(response.status).toBe(400)
+      expect((await response.json()).error).toMatchObject({ code: 'VALIDATION_ERROR', message: expect.stringMatching(/NUL/) })
+    }
+    const patched = await scenario.broker.request(`/api/v1/orgs/${otherOrgId}`, { method: 'PATCH', json: { name: 'x\u0000' }, token: otherKey })
+    expect(patched.status).toBe(400)
+    expect(await snapshot()).toBe(before)
+    const literal = await scenario.broker.request('/api/v1/orgs', { method: 'POST', json: { name: 'back\\u0000slash', fulfillmentUrl: 'https://app.acme.example/signup' } })
+    expect(literal.status).toBe(201)
+    expect((await literal.json()).org.name).toBe('back\\u0000slash')
+  })
 })
