@@ -1,13 +1,11 @@
-/** Who made an API request: the operator (ADMIN_TOKEN) or one org (by its API key). See authenticate() in orgs.ts. */
+/** What a key may do (contract §13): `full` everything its org may; `read` GET (and HEAD) routes only. */
+export type KeyScope = 'full' | 'read'
+
+/**
+ * Who made an API request: the operator (ADMIN_TOKEN) or one org, by one of its API keys. The
+ * key's id, name, scope and own limit ride along so the scope check, the rate limiter and the
+ * audit log's actor need no second look-up. See authenticate() in orgs.ts.
+ */
 export type Caller =
   | { kind: 'admin' }
-  | {
-      kind: 'org'
-      orgId: string
-      /** The API key's id (`api_keys.id`): what its rate limit is counted by, and the audit log's actor. */
-      keyId?: string
-      /** The key's name, for the audit log's actor (absent until authenticate knows it). */
-      keyName?: string
-      /** The key's own requests per minute; null or absent: RATE_LIMIT_PER_MINUTE. */
-      rateLimitPerMinute?: number | null
-    }
+  | { kind: 'org'; orgId: string; keyId: string; keyName: string; scope: KeyScope; rateLimitPerMinute: number | null }

@@ -131,7 +131,8 @@ const keyHash = createHashCache()
  */
 const KEY_CACHE_MS = 30_000
 const KEY_CACHE_SIZE = 10_000
-const keyOrgs = new BoundedMap<string, { orgId: string; keyId: string; until: number }>(KEY_CACHE_SIZE)
+type KeyCaller = Extract<Caller, { kind: 'org' }>
+const keyOrgs = new BoundedMap<string, { caller: KeyCaller; until: number }>(KEY_CACHE_SIZE)
 
 /** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
 export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
@@ -140,9 +141,11 @@ export async function authenticate(deps: AppDeps, bearer: string | null): Promis
   if (!bearer.startsWith(API_KEY_PREFIX)) return null
   const hash = await keyHash(bearer)
   const cached = keyOrgs.get(hash)
-  if (cached && cached.until > nowMs(deps)) return { kind: 'org', orgId: cached.orgId, keyId: cached.keyId }
+  if (cached && cached.until > nowMs(deps)) return cached.caller
   const key = await orgsDb.findKeyByHash(deps.db, hash)
   if (!key) return null
-  keyOrgs.set(hash, { orgId: key.org_id, keyId: key.id, until: nowMs(deps) + KEY_CACHE_MS })
-  return { kind: 'org', orgId: key.org_id, keyId: key.id }
+  // Until keys have rows of their own (names, scopes, limits), every key is its org's full `default`.
+  const caller: KeyCaller = { kind: 'org', orgId: key.org_id, keyId: key.id, keyName: 'default', scope: 'full', rateLimitPerMinute: null }
+  keyOrgs.set(hash, { caller, until: nowMs(deps) + KEY_CACHE_MS })
+  return caller
 }
