@@ -9,6 +9,7 @@ import * as m0007 from './0007_usage'
 import * as m0008 from './0008_signups'
 import * as m0009 from './0009_domain_out_of_triggers'
 import * as p0009 from './0009_postgres_baseline'
+import * as m0010 from './0010_api_keys'
 import * as m0011 from './0011_rate_limits'
 import * as m0012 from './0012_audit_log'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
@@ -49,6 +50,7 @@ const postgresHistory: Record<string, Migration> = {
 
 /** Every dialect, from 0010 on. */
 const shared: Record<string, SharedMigration> = {
+  '0010_api_keys': m0010,
   '0011_rate_limits': m0011,
   '0012_audit_log': m0012,
 }

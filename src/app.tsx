@@ -12,6 +12,7 @@ import type { AppEnv } from './env'
 import { ApiError, codeForStatus, type ErrorCode, validationHook } from './errors'
 import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGER_UI_FILES } from './pages/docs'
 import { ErrorPage } from './pages/landing'
+import { apiKeyRoutes } from './routes/api-keys'
 import { auditRoutes } from './routes/audit'
 import { limitRate, requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
@@ -180,6 +181,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   })
 
   app.route('/api/v1/orgs', orgRoutes(deps))
+  app.route('/api/v1/orgs', apiKeyRoutes(deps))
   app.route('/api/v1/orgs', entitlementRoutes(deps))
   app.route('/api/v1/orgs', webhookRoutes(deps))
   app.route('/api/v1/orgs', usageRoutes(deps))

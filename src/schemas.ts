@@ -187,6 +187,13 @@ const printable = (max: number) =>
 /** ISO 8601 with a UTC designator or offset, so no record means another time on another machine. */
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i
 
+const isoTimestamp = () =>
+  z
+    .string()
+    .max(64)
+    .regex(ISO_TIMESTAMP, 'must be an ISO 8601 date-time with Z or an offset')
+    .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a valid date-time')
+
 /** The largest quantity one record may carry (beyond it doubles lose whole units). */
 export const MAX_USAGE_QUANTITY = 1e12
 
@@ -198,11 +205,7 @@ export const usageFields = {
     .positive()
     .max(MAX_USAGE_QUANTITY)
     .openapi({ example: 150, description: 'Greater than 0; whole units for AWS entitlements' }),
-  timestamp: z
-    .string()
-    .max(64)
-    .regex(ISO_TIMESTAMP, 'must be an ISO 8601 date-time with Z or an offset')
-    .refine((value) => !Number.isNaN(Date.parse(value)), 'must be a valid date-time')
+  timestamp: isoTimestamp()
     .optional()
     .openapi({ example: '2026-11-22T09:15:00Z', description: 'When the usage happened; default: when the record is first accepted' }),
   idempotencyKey: printable(255).openapi({ example: 'acme-2026-11-22T09:00-api_calls' }),
@@ -210,3 +213,51 @@ export const usageFields = {
 
 export const RecordUsageSchema = z.strictObject(usageFields).openapi('RecordUsage')
 export const BulkUsageRecordSchema = z.strictObject({ entitlementId: z.string().min(1).max(64), ...usageFields })
+
+/** Contract §13. The secret itself is never part of it (only `start`, to tell keys apart). */
+export const ApiKeySchema = z
+  .object({
+    id: z.string().openapi({ example: 'key_01jd0000000000000000000000' }),
+    name: z.string(),
+    start: z.string().openapi({ example: 'mbk_AbC1', description: '`mbk_` and the next 4 characters of the key' }),
+    scope: z.enum(['full', 'read']),
+    rateLimitPerMinute: z.number().int().nullable().openapi({ description: 'null: RATE_LIMIT_PER_MINUTE' }),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable().openapi({ description: 'May lag up to a minute behind' }),
+    revokedAt: z.string().nullable(),
+    status: z.enum(['ACTIVE', 'EXPIRED', 'REVOKED']),
+  })
+  .openapi('ApiKey')
+export type ApiKey = z.infer<typeof ApiKeySchema>
+
+export const MAX_KEY_RATE_LIMIT = 100_000
+/** A week: long enough to redeploy every consumer of a rotated key, short enough to bound a leak. */
+export const MAX_ROTATION_GRACE_SECONDS = 604_800
+
+export const CreateApiKeySchema = z
+  .strictObject({
+    name: z.string().min(1).max(100).openapi({ example: 'ci-deploy' }),
+    scope: z.enum(['full', 'read']).optional().openapi({ description: 'Default full; read may call GET routes only' }),
+    expiresAt: isoTimestamp()
+      .optional()
+      .openapi({ example: '2027-01-01T00:00:00Z', description: 'In the future; absent: the key does not expire' }),
+    rateLimitPerMinute: z.number().int().min(1).max(MAX_KEY_RATE_LIMIT).optional(),
+  })
+  .openapi('CreateApiKey')
+
+export const RotateApiKeySchema = z
+  .strictObject({
+    gracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_ROTATION_GRACE_SECONDS)
+      .optional()
+      .openapi({ description: 'How long the old key keeps working; default 86400 (a day)' }),
+  })
+  .openapi('RotateApiKey')
+
+export const CreatedApiKeySchema = z
+  .object({ apiKey: ApiKeySchema, key: z.string().openapi({ description: 'The secret (mbk_…), shown only here; only its hash is stored.' }) })
+  .openapi('CreatedApiKey')

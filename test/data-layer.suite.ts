@@ -9,6 +9,7 @@ import { migrationsFor } from '../migrations/index'
 import type { Dialect } from '../src/db/dialect'
 import { migrateToLatest } from '../src/db/migrate'
 import * as orgsDb from '../src/db/orgs'
+import * as apiKeysDb from '../src/db/api-keys'
 import * as usageDb from '../src/db/usage'
 import * as webhooksDb from '../src/db/webhooks'
 import type { DB, EntitlementEventsTable, EntitlementRow, NewEntitlementRow } from '../src/db/schema'
@@ -44,7 +45,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       const row = await orgsDb.insertOrgWithKey(
         db,
         { id, name, fulfillment_url: 'https://a.example/s', webhook_url: null, created_at: at(0), updated_at: at(0) },
-        { id: newId('key'), org_id: id, key_hash: keyHash, prefix: 'mbk_x', created_at: at(0), revoked_at: null },
+        { id: newId('key'), org_id: id, key_hash: keyHash, prefix: 'mbk_x', name: 'default', scope: 'full', created_at: at(0), revoked_at: null },
       )
       return { ...row, keyHash }
     }
@@ -80,13 +81,13 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
 
     test('orgs and API keys: found by hash, updated, a revoked key no longer matches', async () => {
       const created = await org()
-      expect(await orgsDb.findKeyByHash(db, created.keyHash)).toMatchObject({ org_id: created.id })
-      expect(await orgsDb.findKeyByHash(db, 'nope')).toBeUndefined()
+      expect(await apiKeysDb.findKeyByHash(db, created.keyHash)).toMatchObject({ org_id: created.id })
+      expect(await apiKeysDb.findKeyByHash(db, 'nope')).toBeUndefined()
       const updated = await orgsDb.updateOrg(db, created.id, { name: 'Acme 2', updated_at: at(5) })
       expect(updated).toMatchObject({ id: created.id, name: 'Acme 2', created_at: at(0) })
       expect(await orgsDb.updateOrg(db, 'org_missing', { name: 'x' })).toBeUndefined()
       await db.updateTable('api_keys').set({ revoked_at: at(9) }).where('org_id', '=', created.id).execute()
-      expect(await orgsDb.findKeyByHash(db, created.keyHash)).toBeUndefined()
+      expect(await apiKeysDb.findKeyByHash(db, created.keyHash)).toBeUndefined()
     })
 
     test('a failed API key insert leaves no org behind', async () => {
@@ -96,7 +97,7 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
         orgsDb.insertOrgWithKey(
           db,
           { id, name: 'dup', fulfillment_url: 'https://a.example', webhook_url: null, created_at: at(0), updated_at: at(0) },
-          { id: newId('key'), org_id: id, key_hash: first.keyHash, prefix: 'x', created_at: at(0), revoked_at: null },
+          { id: newId('key'), org_id: id, key_hash: first.keyHash, prefix: 'x', name: 'default', scope: 'full', created_at: at(0), revoked_at: null },
         ),
       ).rejects.toThrow()
       expect(await orgsDb.findOrg(db, id)).toBeUndefined()

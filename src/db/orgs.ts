@@ -19,10 +19,6 @@ export async function updateOrg(db: DB, id: string, patch: Updateable<OrgsTable>
   return (await returningWith<OrgRow>(db, db.updateTable('orgs').set(patch).where('id', '=', id).returningAll(), also))[0]
 }
 
-export function findKeyByHash(db: DB, keyHash: string): Promise<{ id: string; org_id: string } | undefined> {
-  return db.selectFrom('api_keys').select(['id', 'org_id']).where('key_hash', '=', keyHash).where('revoked_at', 'is', null).executeTakeFirst()
-}
-
 export async function updateWebhookSecret(
   db: DB,
   orgId: string,

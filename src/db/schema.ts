@@ -19,7 +19,15 @@ export interface ApiKeysTable {
   id: string
   org_id: string
   key_hash: string
+  /** The key's first characters (`mbk_` and 4 more), to tell keys apart: never enough to use. */
   prefix: string
+  name: string
+  scope: 'full' | 'read'
+  expires_at: string | null
+  /** The key's own limit; null: RATE_LIMIT_PER_MINUTE. */
+  rate_limit_per_minute: number | null
+  /** Written at most once a minute per key: may lag up to a minute. */
+  last_used_at: string | null
   created_at: string
   revoked_at: string | null
 }
@@ -291,6 +299,7 @@ export interface Database {
 export type { DB, Executor } from './handle'
 export type OrgRow = Selectable<OrgsTable>
 export type AuditLogRow = Selectable<AuditLogTable>
+export type ApiKeyRow = Selectable<ApiKeysTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
 export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>
 export type NewEntitlementRow = Insertable<EntitlementsTable>

@@ -1,16 +1,14 @@
-import { BoundedMap } from '../bounded-map'
 import * as orgsDb from '../db/orgs'
 import type { OrgRow } from '../db/schema'
-import { type AppDeps, nowIso, nowMs } from '../deps'
+import { type AppDeps, nowIso } from '../deps'
 import { ApiError, notFound } from '../errors'
 import type { Org } from '../schemas'
 import { type AuditContext, auditStatement, diffFields } from './audit'
 import type { Caller } from './caller'
-import { createHashCache, randomSecret, sha256Hex, timingSafeEqual } from './crypto'
+import { API_KEY_PREFIX, authenticateKey, newDefaultKey } from './api-keys'
+import { timingSafeEqual } from './crypto'
 import { newId } from './ids'
 import { newWebhookSecret, sealWebhookSecret } from './webhook-signing'
-
-export const API_KEY_PREFIX = 'mbk_'
 
 /**
  * Where buyers are sent: an absolute https URL (plain http only for localhost/127.0.0.1,
@@ -54,7 +52,7 @@ export async function createOrg(
   const webhookUrl = input.webhookUrl ? checkRedirectUrl('webhookUrl', input.webhookUrl) : null
   const now = nowIso(deps)
   const orgId = newId('org')
-  const apiKey = `${API_KEY_PREFIX}${randomSecret(32)}`
+  const { key: apiKey, row: keyRow } = await newDefaultKey(deps, orgId)
   // The webhook signing secret, when there is a webhookUrl: sealed at rest, shown only in this answer.
   const webhookSecret = webhookUrl ? newWebhookSecret() : undefined
   const row = await orgsDb.insertOrgWithKey(
@@ -68,7 +66,7 @@ export async function createOrg(
       created_at: now,
       updated_at: now,
     },
-    { id: newId('key'), org_id: orgId, key_hash: await sha256Hex(apiKey), prefix: apiKey.slice(0, 12), created_at: now, revoked_at: null },
+    keyRow,
     [
       auditStatement(deps, audit, {
         orgId,
@@ -122,30 +120,13 @@ export async function updateOrg(
   return { ...toOrg(row), ...(webhookSecret ? { webhookSecret } : {}) }
 }
 
-const keyHash = createHashCache()
-
 /**
- * API key -> org, remembered briefly: every API request authenticates, and a key's org never
- * changes. Keys cannot be revoked through the API yet; when they can, revocation must clear
- * this cache (today a row revoked by hand is honoured within KEY_CACHE_MS).
+ * Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (one of its API keys).
+ * `background` takes work that must not delay the answer (see authenticateKey).
  */
-const KEY_CACHE_MS = 30_000
-const KEY_CACHE_SIZE = 10_000
-type KeyCaller = Extract<Caller, { kind: 'org' }>
-const keyOrgs = new BoundedMap<string, { caller: KeyCaller; until: number }>(KEY_CACHE_SIZE)
-
-/** Who a bearer token belongs to: the operator (ADMIN_TOKEN) or one org (an API key, by hash). */
-export async function authenticate(deps: AppDeps, bearer: string | null): Promise<Caller | null> {
+export async function authenticate(deps: AppDeps, bearer: string | null, background?: (work: Promise<unknown>) => void): Promise<Caller | null> {
   if (!bearer || bearer.length > 512) return null
   if (timingSafeEqual(bearer, deps.config.ADMIN_TOKEN)) return { kind: 'admin' }
   if (!bearer.startsWith(API_KEY_PREFIX)) return null
-  const hash = await keyHash(bearer)
-  const cached = keyOrgs.get(hash)
-  if (cached && cached.until > nowMs(deps)) return cached.caller
-  const key = await orgsDb.findKeyByHash(deps.db, hash)
-  if (!key) return null
-  // Until keys have rows of their own (names, scopes, limits), every key is its org's full `default`.
-  const caller: KeyCaller = { kind: 'org', orgId: key.org_id, keyId: key.id, keyName: 'default', scope: 'full', rateLimitPerMinute: null }
-  keyOrgs.set(hash, { caller, until: nowMs(deps) + KEY_CACHE_MS })
-  return caller
+  return authenticateKey(deps, bearer, background)
 }

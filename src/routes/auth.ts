@@ -1,3 +1,4 @@
+import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import type { AppDeps } from '../deps'
 import { authenticate } from '../domain/orgs'
@@ -10,11 +11,28 @@ function bearerOf(header: string | undefined): string | null {
   return match ? match[1]! : null
 }
 
-/** Requires a valid bearer (admin token or an org's API key); 401 otherwise. */
+/** Work that must not delay the answer: inside waitUntil on Workers; on Node it simply runs on. */
+function inBackground(c: Context<AppEnv>) {
+  return (work: Promise<unknown>) => {
+    try {
+      c.executionCtx.waitUntil(work)
+    } catch {
+      // Node: no execution context.
+    }
+  }
+}
+
+/**
+ * Requires a valid bearer (admin token or an org's API key); 401 otherwise. A `read` key may
+ * only read (GET, and HEAD, which is a GET without its body): 403 for anything else.
+ */
 export const requireCaller = (deps: AppDeps) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    const caller = await authenticate(deps, bearerOf(c.req.header('authorization')))
+    const caller = await authenticate(deps, bearerOf(c.req.header('authorization')), inBackground(c))
     if (!caller) throw new ApiError('UNAUTHORIZED', 'A valid API key is required (Authorization: Bearer <key>).')
+    if (caller.kind === 'org' && caller.scope === 'read' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      throw new ApiError('FORBIDDEN', 'This API key may only read (scope read): use a full key to make changes.')
+    }
     c.set('caller', caller)
     await next()
   })

@@ -13,6 +13,7 @@ const errorDescriptions: Record<number, string> = {
   400: 'Invalid input',
   401: 'Missing or invalid API key',
   404: 'Not found (also for another org’s objects)',
+  403: 'The key’s scope does not allow this',
   409: 'Conflict',
   413: 'Body too large',
 }
