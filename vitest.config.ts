@@ -14,7 +14,7 @@ const POSTGRES_BEHAVIOUR = [
   'orgs-api', 'integrations-api', 'integrations-check', 'entitlements-api', 'operations', 'hostile', 'url-overrides', 'providers.contract',
   'landing-azure', 'landing-aws', 'landing-gcp', 'azure-auto-activation', 'reliability',
   'lifecycle-azure', 'lifecycle-aws', 'lifecycle-gcp',
-  'webhooks', 'usage', 'signup-form', 'audit-log',
+  'webhooks', 'usage', 'signup-form', 'audit-log', 'api-keys',
   'dialect-loop', 'rate-limits',
 ].map((name) => `test/${name}.test.ts`)
 
