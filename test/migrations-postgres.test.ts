@@ -61,10 +61,11 @@ async function postgresSchema(db: Kysely<any>): Promise<Schema> {
   const { rows: columns } = await sql<{ table_name: string; column_name: string; data_type: string; collation_name: string | null; is_nullable: string; column_default: string | null }>`
     select table_name, column_name, data_type, collation_name, is_nullable, column_default from information_schema.columns
     where table_schema = current_schema() order by table_name, ordinal_position`.execute(db)
+  // A text default comes back with its cast ('full'::text); SQLite gives it as written ('full').
   for (const column of columns.filter(({ table_name }) => !INTERNAL.test(table_name))) {
     const type = column.data_type === 'text' ? (column.collation_name === 'C' ? 'text' : `text collate ${column.collation_name ?? 'default'}`)
       : ({ bigint: 'integer', 'double precision': 'double' }[column.data_type] ?? `?${column.data_type}`)
-    ;(tables[column.table_name] ??= []).push({ name: column.column_name, type, notNull: column.is_nullable === 'NO', default: column.column_default })
+    ;(tables[column.table_name] ??= []).push({ name: column.column_name, type, notNull: column.is_nullable === 'NO', default: column.column_default?.replace(/::text$/, '') ?? null })
   }
   const { rows: indexRows } = await sql<{ table: string; name: string; columns: string[]; unique: boolean; where: string | null; constraint: boolean }>`
     select t.relname as table, i.relname as name, x.indisunique as unique, pg_get_expr(x.indpred, x.indrelid) as where,
