@@ -169,7 +169,7 @@ describe('a key with its own limit (rateLimitPerMinute)', () => {
   afterAll(() => broker?.close())
 
   test('its limit replaces the default: exactly 3 of 5, counted in the same table', async () => {
-    const caller = { kind: 'org' as const, orgId, keyId, rateLimitPerMinute: 3 }
+    const caller = { kind: 'org' as const, orgId, keyId, keyName: 'default', scope: 'full' as const, rateLimitPerMinute: 3 }
     const states = []
     for (let i = 0; i < 5; i++) states.push(await takeRequest(broker.deps, caller))
     expect(states.map((state) => [state?.allowed, state?.remaining, state?.limit])).toEqual([
@@ -178,7 +178,7 @@ describe('a key with its own limit (rateLimitPerMinute)', () => {
   })
 
   test('which limit applies: the key’s own, else RATE_LIMIT_PER_MINUTE; 0 turns off only the default', () => {
-    const key = { kind: 'org' as const, orgId: 'org_x', keyId: 'key_x' }
+    const key = { kind: 'org' as const, orgId: 'org_x', keyId: 'key_x', keyName: 'default', scope: 'full' as const, rateLimitPerMinute: null }
     expect(limitFor(key, { RATE_LIMIT_PER_MINUTE: 1200 })).toBe(1200)
     expect(limitFor({ ...key, rateLimitPerMinute: null }, { RATE_LIMIT_PER_MINUTE: 1200 })).toBe(1200)
     expect(limitFor({ ...key, rateLimitPerMinute: 7 }, { RATE_LIMIT_PER_MINUTE: 1200 })).toBe(7)
@@ -244,7 +244,7 @@ describe('two brokers on one database', () => {
     const keyId = (await a.deps.db.selectFrom('api_keys').select('id').executeTakeFirstOrThrow()).id
     // Not a multiple of the slice: the last claim passes the limit and must be cut to what fits.
     const LIMIT = 3001
-    const caller = { kind: 'org' as const, orgId: 'org_unused', keyId, rateLimitPerMinute: LIMIT }
+    const caller = { kind: 'org' as const, orgId: 'org_unused', keyId, keyName: 'default', scope: 'full' as const, rateLimitPerMinute: LIMIT }
     const slice = sliceOf(LIMIT)
     expect(slice).toBe(3)
     for (const broker of brokers) broker.deps.now = () => new Date(WINDOW_START + 7 * 60_000)

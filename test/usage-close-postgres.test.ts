@@ -47,7 +47,7 @@ describe.runIf(await postgresAvailable())('closing an hour on PostgreSQL', () =>
     await orgsDb.insertOrgWithKey(
       db,
       { id: orgId, name: 'Acme', fulfillment_url: 'https://a.example/s', webhook_url: null, created_at: at, updated_at: at },
-      { id: newId('key'), org_id: orgId, key_hash: `hash-${orgId}`, prefix: 'mbk_x', created_at: at, revoked_at: null },
+      { id: newId('key'), org_id: orgId, key_hash: `hash-${orgId}`, prefix: 'mbk_x', name: 'default', scope: 'full', created_at: at, revoked_at: null },
     )
     const { row } = await entitlementsDb.upsertEntitlement(db, {
       id: newId('ent'), org_id: orgId, partner: 'azure', partner_id: 'azure_x', external_id: newId('ext'), status: 'ACTIVE', offer_type: 'DEFAULT',
