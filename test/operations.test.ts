@@ -59,6 +59,10 @@ describe('OpenAPI', () => {
         'GET /api/v1/orgs/{orgId}/signups',
         'GET /api/v1/orgs/{orgId}/audit-log',
         'POST /api/v1/orgs/{orgId}/integrations/{partner}/check',
+        'GET /api/v1/orgs/{orgId}/api-keys',
+        'POST /api/v1/orgs/{orgId}/api-keys',
+        'DELETE /api/v1/orgs/{orgId}/api-keys/{id}',
+        'POST /api/v1/orgs/{orgId}/api-keys/{id}/rotate',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)
