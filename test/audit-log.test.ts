@@ -337,3 +337,30 @@ describe('atomicity: the change and its entry are one write', () => {
     expect((await all(org.id)).map((e) => e.action)).toEqual(['org.updated', 'org.created'])
   })
 })
+
+describe('API-key changes', () => {
+  test('create, rotate and revoke each write one entry with the calling key as actor; a second revoke writes none; no key secret anywhere', async () => {
+    const { org, apiKey } = await broker.createOrg()
+    const callerId = ((await (await broker.request(`/api/v1/orgs/${org.id}/api-keys`, { token: apiKey })).json()) as { items: Array<{ id: string }> }).items[0]!.id
+    const created = await broker.request(`/api/v1/orgs/${org.id}/api-keys`, { method: 'POST', token: apiKey, json: { name: 'billing', scope: 'read', rateLimitPerMinute: 60 } })
+    expect(created.status).toBe(201)
+    const made = (await created.json()) as { apiKey: { id: string }; key: string }
+    const rotated = await broker.request(`/api/v1/orgs/${org.id}/api-keys/${made.apiKey.id}/rotate`, { method: 'POST', token: apiKey, json: { gracePeriodSeconds: 60 } })
+    expect(rotated.status).toBe(201)
+    const next = (await rotated.json()) as { apiKey: { id: string }; key: string }
+    for (let i = 0; i < 2; i++) expect((await broker.request(`/api/v1/orgs/${org.id}/api-keys/${next.apiKey.id}`, { method: 'DELETE', token: apiKey })).status).toBe(200)
+
+    const entries = (await all(org.id)).filter((e) => e.action.startsWith('api_key.'))
+    expect(entries.map((e) => [e.action, e.targetId])).toEqual([
+      ['api_key.revoked', next.apiKey.id],
+      ['api_key.rotated', made.apiKey.id],
+      ['api_key.created', made.apiKey.id],
+    ])
+    for (const entry of entries) expect(entry.actor).toEqual({ type: 'api_key', id: callerId, name: 'default' })
+    expect(entries[2]!.changes).toEqual({ name: { from: null, to: 'billing' }, scope: { from: null, to: 'read' }, rateLimitPerMinute: { from: null, to: 60 }, expiresAt: { from: null, to: null } })
+    expect(entries[1]!.changes.replacedBy).toEqual({ from: null, to: next.apiKey.id })
+    expect(entries[1]!.changes.expiresAt!.from).toBeNull()
+    const text = JSON.stringify(await all(org.id))
+    for (const secret of [apiKey, made.key, next.key]) expect(text).not.toContain(secret.slice(8))
+  })
+})

@@ -1,5 +1,5 @@
-import type { Insertable } from 'kysely'
-import { atomically } from './batch'
+import { type Insertable, type SqlBool, sql } from 'kysely'
+import { type Statement, atomically, returningWith } from './batch'
 import type { ApiKeyRow, ApiKeysTable, DB } from './schema'
 
 /** The columns authentication needs: everything but the hash and the prefix. */
@@ -15,8 +15,10 @@ export function findKeyByHash(db: DB, keyHash: string): Promise<KeyForAuth | und
     .executeTakeFirst()
 }
 
-export async function insertKey(db: DB, key: Insertable<ApiKeysTable>): Promise<ApiKeyRow> {
-  return db.insertInto('api_keys').values(key).returningAll().executeTakeFirstOrThrow()
+/** Inserts a key, with `also` (its audit entry) in the same atomic write. */
+export async function insertKey(db: DB, key: Insertable<ApiKeysTable>, also: Statement[] = []): Promise<ApiKeyRow> {
+  const [row] = await returningWith<ApiKeyRow>(db, db.insertInto('api_keys').values(key).returningAll(), also)
+  return row!
 }
 
 /** An org's keys, newest first. */
@@ -28,9 +30,15 @@ export function findKey(db: DB, orgId: string, id: string): Promise<ApiKeyRow | 
   return db.selectFrom('api_keys').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst()
 }
 
-/** Revokes the key unless it is revoked already (a second revocation keeps the first time), and answers it. */
-export async function revokeKey(db: DB, orgId: string, id: string, now: string): Promise<ApiKeyRow | undefined> {
-  await db.updateTable('api_keys').set({ revoked_at: now }).where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null).execute()
+/**
+ * Revokes the key unless it is revoked already (a second revocation keeps the first time), and
+ * answers it. `audit(when)` builds the entry written in the same atomic write, guarded by `when`:
+ * true only when this call is the one that revoked it.
+ */
+export async function revokeKey(db: DB, orgId: string, id: string, now: string, audit?: (when: ReturnType<typeof sql<SqlBool>>) => Statement): Promise<ApiKeyRow | undefined> {
+  const revoke = db.updateTable('api_keys').set({ revoked_at: now }).where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null)
+  const revokedNow = sql<SqlBool>`exists (select 1 from api_keys where id = ${id} and revoked_at = ${now})`
+  await atomically(db, [revoke, ...(audit ? [audit(revokedNow)] : [])])
   return findKey(db, orgId, id)
 }
 
@@ -38,8 +46,9 @@ export async function revokeKey(db: DB, orgId: string, id: string, now: string):
  * A rotation in one atomic write: the new key, and the old one expiring at `oldExpiresAt` — or
  * at its own expiry when that comes sooner (a grace period never lengthens a key's life).
  */
-export async function rotateKey(db: DB, old: { org_id: string; id: string }, oldExpiresAt: string, key: Insertable<ApiKeysTable>): Promise<void> {
+export async function rotateKey(db: DB, old: { org_id: string; id: string }, oldExpiresAt: string, key: Insertable<ApiKeysTable>, also: Statement[] = []): Promise<void> {
   await atomically(db, [
+    ...also,
     db.insertInto('api_keys').values(key),
     db
       .updateTable('api_keys')

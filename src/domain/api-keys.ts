@@ -9,6 +9,7 @@ import type { ApiKey } from '../schemas'
 import type { Caller, KeyScope } from './caller'
 import { createHashCache, randomSecret, sha256Hex } from './crypto'
 import { newId } from './ids'
+import { type AuditContext, auditStatement } from './audit'
 
 export const API_KEY_PREFIX = 'mbk_'
 /** `mbk_` and the next 4 characters: enough to tell keys apart, far too little to guess the rest. */
@@ -73,6 +74,7 @@ export async function createApiKey(
   deps: AppDeps,
   orgId: string,
   input: { name: string; scope?: KeyScope; expiresAt?: string; rateLimitPerMinute?: number },
+  audit: AuditContext,
 ): Promise<{ apiKey: ApiKey; key: string }> {
   const now = nowMs(deps)
   const expires = input.expiresAt === undefined ? null : Date.parse(input.expiresAt)
@@ -84,7 +86,19 @@ export async function createApiKey(
     rateLimitPerMinute: input.rateLimitPerMinute ?? null,
     expiresAt: expires === null ? null : new Date(expires).toISOString(),
   })
-  return { apiKey: toApiKey(await keysDb.insertKey(deps.db, row), now), key }
+  const entry = auditStatement(deps, audit, {
+    orgId,
+    action: 'api_key.created',
+    targetType: 'api_key',
+    targetId: row.id,
+    changes: {
+      name: { from: null, to: row.name },
+      scope: { from: null, to: row.scope },
+      rateLimitPerMinute: { from: null, to: row.rate_limit_per_minute ?? null },
+      expiresAt: { from: null, to: row.expires_at ?? null },
+    },
+  })
+  return { apiKey: toApiKey(await keysDb.insertKey(deps.db, row, [entry]), now), key }
 }
 
 export async function listApiKeys(deps: AppDeps, orgId: string): Promise<ApiKey[]> {
@@ -94,9 +108,13 @@ export async function listApiKeys(deps: AppDeps, orgId: string): Promise<ApiKey[
 }
 
 /** Revokes a key (the calling one included). Revoking it again answers it as it is, revoked at the first time. */
-export async function revokeApiKey(deps: AppDeps, orgId: string, id: string): Promise<ApiKey> {
+export async function revokeApiKey(deps: AppDeps, orgId: string, id: string, audit: AuditContext): Promise<ApiKey> {
   const before = await orgKey(deps, orgId, id)
-  const row = (await keysDb.revokeKey(deps.db, orgId, id, nowIso(deps))) ?? before
+  const now = nowIso(deps)
+  // Written only by the call that revokes it: a second DELETE changes nothing and records nothing.
+  const entry = (when: Parameters<NonNullable<Parameters<typeof keysDb.revokeKey>[4]>>[0]) =>
+    auditStatement(deps, audit, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: id, changes: { revokedAt: { from: null, to: now } }, when })
+  const row = (await keysDb.revokeKey(deps.db, orgId, id, now, entry)) ?? before
   forget(deps, before.key_hash)
   return toApiKey(row, nowMs(deps))
 }
@@ -105,13 +123,21 @@ export async function revokeApiKey(deps: AppDeps, orgId: string, id: string): Pr
  * A new key with the old one's name, scope and limit; the old key keeps working for the grace
  * period (never longer than it would have anyway), so its users can switch without downtime.
  */
-export async function rotateApiKey(deps: AppDeps, orgId: string, id: string, input: { gracePeriodSeconds?: number }): Promise<{ apiKey: ApiKey; key: string }> {
+export async function rotateApiKey(deps: AppDeps, orgId: string, id: string, input: { gracePeriodSeconds?: number }, audit: AuditContext): Promise<{ apiKey: ApiKey; key: string }> {
   const old = await orgKey(deps, orgId, id)
   const now = nowMs(deps)
   if (toApiKey(old, now).status !== 'ACTIVE') throw new ApiError('CONFLICT', 'Only an active API key can be rotated.')
   const { key, row } = await newKey(deps, orgId, { name: old.name, scope: old.scope, rateLimitPerMinute: old.rate_limit_per_minute, expiresAt: null })
   const oldExpiresAt = new Date(now + (input.gracePeriodSeconds ?? DEFAULT_GRACE_SECONDS) * 1000).toISOString()
-  await keysDb.rotateKey(deps.db, old, oldExpiresAt, row)
+  const effective = old.expires_at !== null && old.expires_at < oldExpiresAt ? old.expires_at : oldExpiresAt
+  const entry = auditStatement(deps, audit, {
+    orgId,
+    action: 'api_key.rotated',
+    targetType: 'api_key',
+    targetId: old.id,
+    changes: { expiresAt: { from: old.expires_at, to: effective }, replacedBy: { from: null, to: row.id } },
+  })
+  await keysDb.rotateKey(deps.db, old, oldExpiresAt, row, [entry])
   forget(deps, old.key_hash)
   return { apiKey: toApiKey(await orgKey(deps, orgId, row.id), now), key }
 }

@@ -4,6 +4,7 @@ import { createApiKey, listApiKeys, revokeApiKey, rotateApiKey } from '../domain
 import type { AppEnv } from '../env'
 import { validationHook } from '../errors'
 import { ApiKeySchema, CreateApiKeySchema, CreatedApiKeySchema, RotateApiKeySchema } from '../schemas'
+import { auditContext } from './audit'
 import { assertOrgAccess } from './auth'
 import { OrgIdParam, errorResponses, jsonBody, jsonResponse } from './common'
 
@@ -61,7 +62,7 @@ export function apiKeyRoutes(deps: AppDeps) {
   app.openapi(createKeyRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    const created = await createApiKey(deps, orgId, c.req.valid('json'))
+    const created = await createApiKey(deps, orgId, c.req.valid('json'), auditContext(c))
     c.set('logFields', { orgId, keyId: created.apiKey.id })
     return c.json(created, 201)
   })
@@ -76,13 +77,13 @@ export function apiKeyRoutes(deps: AppDeps) {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
     c.set('logFields', { orgId, keyId: id })
-    return c.json({ apiKey: await revokeApiKey(deps, orgId, id) }, 200)
+    return c.json({ apiKey: await revokeApiKey(deps, orgId, id, auditContext(c)) }, 200)
   })
 
   app.openapi(rotateKeyRoute, async (c) => {
     const { orgId, id } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    const rotated = await rotateApiKey(deps, orgId, id, c.req.valid('json') ?? {})
+    const rotated = await rotateApiKey(deps, orgId, id, c.req.valid('json') ?? {}, auditContext(c))
     c.set('logFields', { orgId, keyId: id, newKeyId: rotated.apiKey.id })
     return c.json(rotated, 201)
   })
