@@ -168,6 +168,19 @@ describe('a key with its own limit (rateLimitPerMinute)', () => {
   })
   afterAll(() => broker?.close())
 
+  test('a key made through the API with rateLimitPerMinute 3: its 4th request in the minute is 429, with its own policy; the org’s default key keeps the default', async () => {
+    const created = await broker.request(`/api/v1/orgs/${orgId}/api-keys`, { method: 'POST', token: ADMIN_TOKEN, json: { name: 'limited', rateLimitPerMinute: 3 } })
+    expect(created.status).toBe(201)
+    const { key } = (await created.json()) as { key: string }
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const response = await broker.request(`/api/v1/orgs/${orgId}`, { token: key })
+      statuses.push(response.status)
+      expect(response.headers.get('ratelimit-policy')).toBe('"default";q=3;w=60')
+    }
+    expect(statuses).toEqual([200, 200, 200, 429])
+  })
+
   test('its limit replaces the default: exactly 3 of 5, counted in the same table', async () => {
     const caller = { kind: 'org' as const, orgId, keyId, keyName: 'default', scope: 'full' as const, rateLimitPerMinute: 3 }
     const states = []
