@@ -227,18 +227,21 @@ export async function closeHour(db: DB, hour: string, run: string, now: string):
   await atomically(db, statements.map((statement) => compilable(db, statement)))
 }
 
-/** Reports due for an attempt that nobody holds, oldest first. */
-export function dueReports(db: DB, now: string, limit: number): Promise<UsageReportRow[]> {
+/** Reports due for an attempt that nobody holds, oldest first (the caller says what to select). */
+function due(db: DB, now: string, limit: number) {
   return db
     .selectFrom('usage_reports')
-    .selectAll()
     .where('status', '=', 'PENDING')
     .where('next_attempt_at', '<=', now)
     .where(notHeld(now))
     .orderBy('next_attempt_at')
     .orderBy('id')
     .limit(limit)
-    .execute()
+}
+
+/** Reports due for an attempt that nobody holds, oldest first. */
+export function dueReports(db: DB, now: string, limit: number): Promise<UsageReportRow[]> {
+  return due(db, now, limit).selectAll().execute()
 }
 
 /**
@@ -249,21 +252,13 @@ export function dueReports(db: DB, now: string, limit: number): Promise<UsageRep
  * is free again when this lease runs out. No attempt is counted here.
  */
 export async function claimDueReports(db: DB, now: string, leaseUntil: string, owner: string, limit: number): Promise<UsageReportRow[]> {
-  const due = db
-    .selectFrom('usage_reports')
-    .select('id')
-    .where('status', '=', 'PENDING')
-    .where('next_attempt_at', '<=', now)
-    .where(notHeld(now))
-    .orderBy('next_attempt_at')
-    .orderBy('id')
-    .limit(limit)
+  const chosen = due(db, now, limit).select('id')
   // Usually there is none: a read says so without a write.
-  if (!(await due.executeTakeFirst())) return []
+  if (!(await chosen.executeTakeFirst())) return []
   const rows = await db
     .updateTable('usage_reports')
     .set({ lease_until: leaseUntil, lease_owner: owner })
-    .where('id', 'in', db.dialect.skipLocked ? due.forUpdate().skipLocked() : due)
+    .where('id', 'in', db.dialect.skipLocked ? chosen.forUpdate().skipLocked() : chosen)
     .where('status', '=', 'PENDING')
     .where('next_attempt_at', '<=', now)
     .where(notHeld(now))
