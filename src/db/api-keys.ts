@@ -1,4 +1,4 @@
-import { type Insertable, type SqlBool, sql } from 'kysely'
+import { type Expression, type Insertable, type SqlBool, sql } from 'kysely'
 import { type Statement, atomically, returningWith } from './batch'
 import type { ApiKeyRow, ApiKeysTable, DB } from './schema'
 
@@ -35,7 +35,7 @@ export function findKey(db: DB, orgId: string, id: string): Promise<ApiKeyRow | 
  * answers it. `audit(when)` builds the entry written in the same atomic write, guarded by `when`:
  * true only when this call is the one that revoked it.
  */
-export async function revokeKey(db: DB, orgId: string, id: string, now: string, audit?: (when: ReturnType<typeof sql<SqlBool>>) => Statement): Promise<ApiKeyRow | undefined> {
+export async function revokeKey(db: DB, orgId: string, id: string, now: string, audit?: (when: Expression<SqlBool>) => Statement): Promise<ApiKeyRow | undefined> {
   const revoke = db.updateTable('api_keys').set({ revoked_at: now }).where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null)
   const revokedNow = sql<SqlBool>`exists (select 1 from api_keys where id = ${id} and revoked_at = ${now})`
   await atomically(db, [revoke, ...(audit ? [audit(revokedNow)] : [])])

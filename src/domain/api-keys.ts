@@ -1,4 +1,4 @@
-import type { Insertable } from 'kysely'
+import type { Expression, Insertable, SqlBool } from 'kysely'
 import { BoundedMap } from '../bounded-map'
 import * as keysDb from '../db/api-keys'
 import { findOrg } from '../db/orgs'
@@ -112,7 +112,7 @@ export async function revokeApiKey(deps: AppDeps, orgId: string, id: string, aud
   const before = await orgKey(deps, orgId, id)
   const now = nowIso(deps)
   // Written only by the call that revokes it: a second DELETE changes nothing and records nothing.
-  const entry = (when: Parameters<NonNullable<Parameters<typeof keysDb.revokeKey>[4]>>[0]) =>
+  const entry = (when: Expression<SqlBool>) =>
     auditStatement(deps, audit, { orgId, action: 'api_key.revoked', targetType: 'api_key', targetId: id, changes: { revokedAt: { from: null, to: now } }, when })
   const row = (await keysDb.revokeKey(deps.db, orgId, id, now, entry)) ?? before
   forget(deps, before.key_hash)
