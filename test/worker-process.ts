@@ -34,6 +34,20 @@ export interface JobRun {
 export const WORKER_JOB_INTERVAL_MS = 300
 
 export async function startWorker(persistTo: string, vars: Record<string, string>): Promise<WorkerProcess> {
+  // A free port is only free when it was looked at: a suite running beside this one can bind it
+  // before workerd does ("Address already in use"). Such a start is tried again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerOnce(persistTo, vars)
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt === 3) throw error
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startWorkerOnce(persistTo: string, vars: Record<string, string>): Promise<WorkerProcess> {
   const port = await freePort()
   // Its own devtools port too: wrangler takes 9229 when it looks free, and two suites starting
   // wrangler at the same moment both saw it free and one of them died binding it.
@@ -61,6 +75,14 @@ export async function startWorker(persistTo: string, vars: Record<string, string
   child.stderr!.on('data', (chunk) => (output += chunk))
   const deadline = Date.now() + 60_000
   while (!/Ready on http/.test(output)) {
+    if (/Address already in use/.test(output)) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+      throw new PortTaken(`wrangler dev found its port taken:\n${output}`)
+    }
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`)
     await new Promise((r) => setTimeout(r, 100))
   }
