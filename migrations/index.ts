@@ -12,6 +12,7 @@ import * as p0009 from './0009_postgres_baseline'
 import * as m0010 from './0010_api_keys'
 import * as m0011 from './0011_rate_limits'
 import * as m0012 from './0012_audit_log'
+import * as m0013 from './0013_console_sessions'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
 /**
@@ -53,6 +54,7 @@ const shared: Record<string, SharedMigration> = {
   '0010_api_keys': m0010,
   '0011_rate_limits': m0011,
   '0012_audit_log': m0012,
+  '0013_console_sessions': m0013,
 }
 
 export function migrationsFor(dialect: MigrationDialect): Record<string, Migration> {

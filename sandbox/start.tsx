@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
 import { type Context, Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
+import { THEME_CSS } from '../src/pages/theme'
 import { type RunningBroker, startBroker } from './broker'
 import { parseMail, startSmtpServer } from './mailbox'
 import { type ActionId, type Marketplaces, PARTNERS, type Partner, USAGE_DIMENSION, startMarketplaces } from './marketplaces'
@@ -30,7 +31,7 @@ import {
  */
 const here = dirname(fileURLToPath(import.meta.url))
 const ASSETS: Record<string, { type: string; body: string }> = {
-  'sandbox.css': { type: 'text/css; charset=utf-8', body: readFileSync(join(here, 'assets/sandbox.css'), 'utf8') },
+  'sandbox.css': { type: 'text/css; charset=utf-8', body: `${THEME_CSS}\n${readFileSync(join(here, 'assets/sandbox.css'), 'utf8')}` },
   'sandbox.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(join(here, 'assets/sandbox.js'), 'utf8') },
 }
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self' http://127.0.0.1:* http://localhost:*; frame-ancestors 'none'"

@@ -14,6 +14,7 @@ import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGE
 import { ErrorPage } from './pages/landing'
 import { apiKeyRoutes } from './routes/api-keys'
 import { auditRoutes } from './routes/audit'
+import { consoleRoutes } from './routes/console/index'
 import { limitRate, requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
@@ -190,6 +191,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/public/signup/newclient', signupPageRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
+  app.route('/console', consoleRoutes(deps))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

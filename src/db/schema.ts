@@ -274,6 +274,20 @@ export interface AuditLogTable {
   created_at: string
 }
 
+/** The console's sessions (migration 0013): keyed by the SHA-256 of the cookie's value. */
+export interface ConsoleSessionsTable {
+  id_hash: string
+  /** Null for an operator (signed in with the admin token). */
+  org_id: string | null
+  key_id: string | null
+  /** An operator session: SHA-256 of the admin token it signed in with (a new token ends it). */
+  credential_hash: string | null
+  csrf_token: string
+  created_at: string
+  last_seen_at: string
+  expires_at: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -294,11 +308,13 @@ export interface Database {
   emails: EmailsTable
   audit_log: AuditLogTable
   rate_limits: RateLimitsTable
+  console_sessions: ConsoleSessionsTable
 }
 
 export type { DB, Executor } from './handle'
 export type OrgRow = Selectable<OrgsTable>
 export type AuditLogRow = Selectable<AuditLogTable>
+export type ConsoleSessionRow = Selectable<ConsoleSessionsTable>
 export type ApiKeyRow = Selectable<ApiKeysTable>
 export type IntegrationRow = Selectable<IntegrationsTable>
 export type EntitlementRow = Omit<Selectable<EntitlementsTable>, 'json'>

@@ -1,6 +1,7 @@
 import { type AppDeps, nowIso } from '../deps'
 import type { Logger } from '../logger'
 import { pruneAuditLog } from './audit'
+import { pruneConsoleSessions } from './console-sessions'
 import { applyDueNotifications } from './inbox'
 import { type LandingService, pruneLandingTokens } from './landing'
 import { pruneRateLimitWindows } from './rate-limits'
@@ -40,6 +41,7 @@ export async function runJobs(deps: AppDeps, landing: LandingService, log: Logge
   await task('prune-signup-tokens', () => deleteExpiredTokens(deps.db, nowIso(deps)), undefined)
   await task('prune-audit-log', () => pruneAuditLog(deps), 0)
   await task('prune-rate-limits', () => pruneRateLimitWindows(deps), undefined)
+  await task('prune-console-sessions', () => pruneConsoleSessions(deps), undefined)
   if (recovered || activations || notifications || reconciled || usage || webhooks || emails) log.info('background job', { recovered, activations, notifications, reconciled, usage, webhooks, emails })
   return { recovered, activations, notifications, reconciled, usage, webhooks, emails }
 }

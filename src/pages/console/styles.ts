@@ -1,0 +1,82 @@
+import { THEME_CSS } from '../theme'
+
+/** The console's own pieces, after the shared theme. One stylesheet, served at /console/assets/console.css. */
+const CONSOLE_ONLY = `
+.skip { position: absolute; left: -9999px; top: 0; background: #fff; color: var(--ink); padding: 8px 12px; border-radius: 8px; z-index: 10; }
+.skip:focus { left: 12px; top: 12px; }
+.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.top .who { display: flex; gap: 10px; align-items: center; font-size: .85rem; color: #cfd2dc; flex-wrap: wrap; }
+.top .who form { margin: 0; }
+.top .who button { padding: 5px 10px; font-size: .85rem; background: #2a2c38; color: #fff; font-weight: 500; }
+.orgbar { background: #fff; border-bottom: 1px solid var(--line); }
+.orgbar nav { max-width: 1120px; margin: 0 auto; padding: 6px 20px; display: flex; gap: 2px; flex-wrap: wrap; }
+.orgbar nav a { color: var(--ink); text-decoration: none; padding: 6px 10px; border-radius: 8px; font-size: .92rem; }
+.orgbar nav a[aria-current="page"] { background: #eceafe; color: var(--brand); font-weight: 600; }
+.orgbar nav a:hover { background: #f3f4f8; }
+.page-head { display: flex; gap: 12px; align-items: flex-end; justify-content: space-between; flex-wrap: wrap; margin-bottom: 16px; }
+.page-head h1 { margin: 0; }
+.crumbs { font-size: .88rem; color: var(--muted); margin: 0 0 4px; }
+.stats { display: grid; gap: 12px; grid-template-columns: repeat(auto-fit, minmax(min(150px, 100%), 1fr)); margin-bottom: 16px; }
+.stat { background: var(--card); border: 1px solid var(--line); border-radius: var(--radius); padding: 12px 14px; }
+.stat b { display: block; font-size: 1.6rem; line-height: 1.2; }
+.stat span { color: var(--muted); font-size: .85rem; }
+.chart { width: 100%; height: auto; display: block; }
+.chart .bar { fill: var(--brand); }
+.chart .axis { stroke: var(--line); }
+.chart text { fill: var(--muted); font-size: 10px; }
+form.stack { display: grid; gap: 4px; max-width: 640px; }
+form.inline { display: inline; margin: 0; }
+.filters { display: flex; gap: 10px; align-items: end; flex-wrap: wrap; margin-bottom: 12px; }
+.filters > div { flex: 1 1 160px; min-width: 0; }
+.filters button { flex: 0 0 auto; }
+input[type=password], input[type=url], input[type=email], input[type=search], input[type=datetime-local], textarea { font: inherit; padding: 8px 10px; border: 1px solid #c9cfda; border-radius: 8px; width: 100%; background: #fff; color: var(--ink); }
+textarea { min-height: 6rem; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .88rem; }
+textarea:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+.hint { color: var(--muted); font-size: .84rem; margin: 2px 0 6px; }
+.field-error { color: var(--bad); font-size: .86rem; margin: 2px 0 6px; }
+.note.ok { background: #ecfdf3; border-color: #abefc6; color: var(--ok); }
+.note.warn { background: #fffaeb; border-color: #fedf89; color: var(--warn); }
+.secret { border: 2px solid var(--brand); background: #f7f6ff; border-radius: var(--radius); padding: 14px 16px; margin: 0 0 16px; }
+.secret h2 { margin-bottom: 6px; }
+.copy { display: flex; gap: 8px; align-items: center; margin: 4px 0 8px; }
+.copy input { flex: 1 1 auto; min-width: 0; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .86rem; }
+.copy button { flex: 0 0 auto; padding: 8px 12px; }
+.buttons { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
+button.small, .button.small { padding: 5px 10px; font-size: .85rem; }
+.pager { display: flex; gap: 10px; justify-content: flex-end; margin-top: 12px; }
+.empty-state { text-align: left; padding: 8px 0; }
+.empty-state h2 { margin-bottom: 6px; }
+.health { list-style: none; padding: 0; margin: 0; display: grid; gap: 8px; }
+.health li { display: flex; gap: 10px; align-items: center; justify-content: space-between; flex-wrap: wrap; }
+.signin { max-width: 440px; margin: 6vh auto 0; }
+.timeline { list-style: none; padding: 0; margin: 0; }
+.timeline li { border-left: 3px solid var(--line); padding: 4px 0 10px 12px; }
+@media (max-width: 480px) {
+  .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }
+  .stat b { font-size: 1.3rem; }
+}
+`
+
+export const CONSOLE_CSS = `${THEME_CSS}\n${CONSOLE_ONLY}`
+
+/**
+ * The console's one script: it only improves pages that work without it. A `data-copy` button
+ * copies its field's value; a form with `data-confirm` asks first.
+ */
+export const CONSOLE_JS = `document.addEventListener('click', function (event) {
+  var button = event.target.closest && event.target.closest('button[data-copy]')
+  if (!button) return
+  var field = document.getElementById(button.getAttribute('data-copy'))
+  if (!field) return
+  event.preventDefault()
+  var done = function () { var text = button.textContent; button.textContent = 'Copied'; setTimeout(function () { button.textContent = text }, 1500) }
+  if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(field.value).then(done, function () { field.select() })
+  else { field.select(); document.execCommand('copy'); done() }
+})
+document.addEventListener('submit', function (event) {
+  var form = event.target
+  var question = form.getAttribute && form.getAttribute('data-confirm')
+  if (question && !window.confirm(question)) event.preventDefault()
+})
+document.querySelectorAll('button[data-copy]').forEach(function (button) { button.hidden = false })
+`
