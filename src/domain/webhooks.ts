@@ -6,6 +6,7 @@ import { ApiError, notFound } from '../errors'
 import type { Logger } from '../logger'
 import { type AuditContext, auditStatement } from './audit'
 import type { Statement } from '../db/batch'
+import { decodeCursor, encodeCursor } from './cursor'
 import { webhookDelivery } from './envelopes'
 import { newId } from './ids'
 import { getOrg } from './orgs'
@@ -53,6 +54,21 @@ export function toDelivery(row: WebhookDeliveryRow): WebhookDelivery {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   }
+}
+
+export const DELIVERY_STATUSES = ['PENDING', 'SUCCEEDED', 'FAILED'] as const satisfies ReadonlyArray<WebhookDeliveryRow['status']>
+
+/** `GET …/webhook-deliveries` (the API and the console's Webhooks page): a page, newest first. */
+export async function listDeliveries(
+  deps: AppDeps,
+  orgId: string,
+  query: { status?: WebhookDeliveryRow['status']; limit: number; cursor?: string },
+): Promise<{ items: WebhookDelivery[]; nextCursor: string | null }> {
+  const before = query.cursor ? decodeCursor(query.cursor) : undefined
+  await getOrg(deps, orgId)
+  const page = await webhooksDb.listDeliveries(deps.db, { orgId, status: query.status, limit: query.limit, before })
+  const last = page.rows.at(-1)
+  return { items: page.rows.map(toDelivery), nextCursor: page.hasMore && last ? encodeCursor(last) : null }
 }
 
 /** When the next attempt is due after `attempts` failed ones, or null once 3 days have passed (FAILED). */

@@ -1,10 +1,7 @@
 import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
-import * as webhooksDb from '../db/webhooks'
 import type { AppDeps } from '../deps'
-import { decodeCursor, encodeCursor } from '../domain/cursor'
-import { getOrg } from '../domain/orgs'
 import { rotateWebhookSecret } from '../domain/webhook-signing'
-import { queuePing, retryDelivery, toDelivery } from '../domain/webhooks'
+import { DELIVERY_STATUSES, listDeliveries, queuePing, retryDelivery } from '../domain/webhooks'
 import type { AppEnv } from '../env'
 import { validationHook } from '../errors'
 import { WebhookDeliverySchema } from '../schemas'
@@ -24,7 +21,7 @@ const listRoute = createRoute({
   request: {
     params: z.object({ orgId: OrgIdParam }),
     query: z.object({
-      status: z.enum(['PENDING', 'SUCCEEDED', 'FAILED']).optional(),
+      status: z.enum(DELIVERY_STATUSES).optional(),
       limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ type: 'integer', minimum: 1, maximum: 1000, default: 100 }),
       cursor: z.string().min(1).max(512).optional(),
     }),
@@ -68,13 +65,7 @@ export function webhookRoutes(deps: AppDeps) {
   app.openapi(listRoute, async (c) => {
     const { orgId } = c.req.valid('param')
     assertOrgAccess(c.get('caller'), orgId)
-    const query = c.req.valid('query')
-    const before = query.cursor ? decodeCursor(query.cursor) : undefined
-    await getOrg(deps, orgId)
-    const page = await webhooksDb.listDeliveries(deps.db, { orgId, status: query.status, limit: query.limit, before })
-    const last = page.rows.at(-1)
-    const nextCursor = page.hasMore && last ? encodeCursor(last) : null
-    return c.json({ items: page.rows.map(toDelivery), nextCursor }, 200)
+    return c.json(await listDeliveries(deps, orgId, c.req.valid('query')), 200)
   })
 
   app.openapi(retryRoute, async (c) => {

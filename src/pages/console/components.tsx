@@ -41,12 +41,15 @@ export function CopyField(props: { id: string; label: string; value: string }) {
   )
 }
 
-/** A secret shown this once (a new API key, a webhook secret): what it is and that it will not be shown again. */
-export function SecretOnce(props: { id: string; title: string; label: string; value: string; children?: Child }) {
+/**
+ * A secret shown this once (a new API key, a webhook secret): what it is and that it will not be
+ * shown again. `kept`: how the broker keeps it, when not as a hash (a webhook secret is encrypted).
+ */
+export function SecretOnce(props: { id: string; title: string; label: string; value: string; kept?: string; children?: Child }) {
   return (
     <section class="secret" aria-labelledby={`${props.id}-title`}>
       <h2 id={`${props.id}-title`}>{props.title}</h2>
-      <p class="small">Copy it now: it is shown only this once, and only a hash of it is kept.</p>
+      <p class="small">Copy it now: it is shown only this once, and {props.kept ?? 'only a hash of it is kept'}.</p>
       <CopyField id={props.id} label={props.label} value={props.value} />
       {props.children ?? null}
     </section>
