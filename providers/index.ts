@@ -1,10 +1,10 @@
 import type { z } from 'zod'
 import { createAwsProvider } from './aws/provider'
-import { awsIntegrationSchema, splitAwsIntegration } from './aws/settings'
+import { awsIntegrationSchema, keepAwsSecrets, splitAwsIntegration } from './aws/settings'
 import { createAzureProvider } from './azure/provider'
-import { azureIntegrationSchema, splitAzureIntegration } from './azure/settings'
+import { azureIntegrationSchema, keepAzureSecrets, splitAzureIntegration } from './azure/settings'
 import { createGcpProvider } from './gcp/provider'
-import { gcpIntegrationSchema, splitGcpIntegration } from './gcp/settings'
+import { gcpIntegrationSchema, keepGcpSecrets, splitGcpIntegration } from './gcp/settings'
 import { type RetryPolicy, defaultRetryPolicy } from './shared/http'
 import type { MarketplaceProvider, Partner } from './types'
 
@@ -13,13 +13,18 @@ export interface IntegrationSpec {
   schema: z.ZodType
   /** Separates what may be shown back (settings) from what is sealed at rest (secrets). */
   split(input: any): { settings: Record<string, unknown>; secrets: Record<string, unknown> }
+  /**
+   * The body with each secret it leaves out taken from the stored integration's (opened) secrets:
+   * an edit that does not retype them (the console's form). The API's PUT does not use it.
+   */
+  keepSecrets(input: Record<string, unknown>, stored: any): Record<string, unknown>
 }
 
 /** How each marketplace's integration is configured; an exhaustive record, so a new partner can't be forgotten. */
 export const integrationSpecs: Record<Partner, IntegrationSpec> = {
-  azure: { schema: azureIntegrationSchema, split: splitAzureIntegration },
-  aws: { schema: awsIntegrationSchema, split: splitAwsIntegration },
-  gcp: { schema: gcpIntegrationSchema, split: splitGcpIntegration },
+  azure: { schema: azureIntegrationSchema, split: splitAzureIntegration, keepSecrets: keepAzureSecrets },
+  aws: { schema: awsIntegrationSchema, split: splitAwsIntegration, keepSecrets: keepAwsSecrets },
+  gcp: { schema: gcpIntegrationSchema, split: splitGcpIntegration, keepSecrets: keepGcpSecrets },
 }
 
 export interface ProviderEndpoints {

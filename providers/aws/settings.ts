@@ -41,3 +41,17 @@ export function splitAwsIntegration(input: AwsIntegrationInput): { settings: Aws
       : {},
   }
 }
+
+/**
+ * An edit whose credentials leave the secret access key out keeps the stored one, and with it
+ * the stored session token (they belong to one key pair); a new secret access key comes with
+ * its own session token or none.
+ */
+export function keepAwsSecrets(input: Record<string, unknown>, stored: AwsSecrets): Record<string, unknown> {
+  const credentials = input.credentials
+  if (!credentials || typeof credentials !== 'object' || Array.isArray(credentials)) return input
+  const given = credentials as Record<string, unknown>
+  if (given.secretAccessKey !== undefined || stored.secretAccessKey === undefined) return input
+  const sessionToken = given.sessionToken ?? stored.sessionToken
+  return { ...input, credentials: { ...given, secretAccessKey: stored.secretAccessKey, ...(sessionToken !== undefined ? { sessionToken } : {}) } }
+}

@@ -27,3 +27,8 @@ export function splitAzureIntegration(input: AzureIntegrationInput) {
   const { clientSecret, ...settings } = input
   return { settings: settings satisfies AzureSettings, secrets: { clientSecret } satisfies AzureSecrets }
 }
+
+/** An edit that leaves the client secret out keeps the stored one (the console's edit form; the API's PUT replaces). */
+export function keepAzureSecrets(input: Record<string, unknown>, stored: Partial<AzureSecrets>): Record<string, unknown> {
+  return input.clientSecret === undefined && stored.clientSecret !== undefined ? { ...input, clientSecret: stored.clientSecret } : input
+}

@@ -39,3 +39,8 @@ export function splitGcpIntegration(input: GcpIntegrationInput): { settings: Gcp
   const { serviceAccountKey, ...rest } = input
   return { settings: { ...rest, serviceAccountEmail: serviceAccountKey.client_email }, secrets: { serviceAccountKey } }
 }
+
+/** An edit that leaves the service account key out keeps the stored one. */
+export function keepGcpSecrets(input: Record<string, unknown>, stored: Partial<GcpSecrets>): Record<string, unknown> {
+  return input.serviceAccountKey === undefined && stored.serviceAccountKey !== undefined ? { ...input, serviceAccountKey: stored.serviceAccountKey } : input
+}

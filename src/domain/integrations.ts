@@ -34,18 +34,33 @@ export function toIntegration(deps: AppDeps, row: IntegrationRow): Integration {
   }
 }
 
-export async function configureIntegration(deps: AppDeps, orgId: string, partner: Partner, body: unknown, audit: AuditContext): Promise<Integration> {
+/**
+ * `PUT …/integrations/{partner}`: creates or replaces the integration. `keepOmittedSecrets` (the
+ * console's edit form, whose secret fields are never pre-filled): a secret the body leaves out is
+ * the stored one, not removed; without it, as the API's PUT, the body is the whole integration.
+ */
+export async function configureIntegration(
+  deps: AppDeps,
+  orgId: string,
+  partner: Partner,
+  body: unknown,
+  audit: AuditContext,
+  options: { keepOmittedSecrets?: boolean } = {},
+): Promise<Integration> {
   await getOrg(deps, orgId)
-  const parsed = integrationSpecs[partner].schema.safeParse(body)
+  const before = await integrationsDb.findIntegration(deps.db, orgId, partner)
+  const keep = options.keepOmittedSecrets && before && isPlainObject(body)
+  const kept = keep ? await openSecrets(deps, before, orgId, partner) : null
+  const parsed = integrationSpecs[partner].schema.safeParse(kept ? integrationSpecs[partner].keepSecrets(body as Record<string, unknown>, kept) : body)
   if (!parsed.success) throw new ApiError('VALIDATION_ERROR', `Invalid ${partner} integration: ${formatIssues(parsed.error)}.`)
   const { settings, secrets } = integrationSpecs[partner].split(parsed.data)
+  const secretsBefore = kept ?? (before ? await openSecrets(deps, before, orgId, partner) : null)
   // The audit entry's changes: settings as they are, secrets compared opened but shown redacted.
-  const before = await integrationsDb.findIntegration(deps.db, orgId, partner)
   const changes = diffFields(
     before ? (JSON.parse(before.settings) as Record<string, unknown>) : null,
     settings as Record<string, unknown>,
     secrets as Record<string, unknown>,
-    before ? await openSecrets(deps, before, orgId, partner) : null,
+    secretsBefore,
   )
   // The same integration PUT again: nothing is written, and no audit entry (see domain/audit.ts).
   if (before && Object.keys(changes).length === 0) return toIntegration(deps, before)
@@ -78,6 +93,8 @@ export async function configureIntegration(deps: AppDeps, orgId: string, partner
   if (notificationSecret && row.notification_secret_hash === notificationSecretHash) integration.notificationSecret = notificationSecret
   return integration
 }
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const newNotificationSecret = () => `mbn_${randomSecret(32)}`
 

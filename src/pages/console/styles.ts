@@ -51,6 +51,21 @@ button.small, .button.small { padding: 5px 10px; font-size: .85rem; }
 .signin { max-width: 440px; margin: 6vh auto 0; }
 .timeline { list-style: none; padding: 0; margin: 0; }
 .timeline li { border-left: 3px solid var(--line); padding: 4px 0 10px 12px; }
+/* Webhooks and Integrations pages */
+.badge.SUCCEEDED { background: #dcfce7; color: var(--ok); }
+.card-head { display: flex; gap: 10px; align-items: center; justify-content: space-between; flex-wrap: wrap; margin-bottom: 10px; }
+.card-head h2 { margin: 0; display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+ul.plain { list-style: none; padding: 0; margin: 0; }
+.checks { border-radius: 10px; padding: 10px 14px; margin: 8px 0 12px; border: 1px solid var(--line); }
+.checks.ok { background: #ecfdf3; border-color: #abefc6; }
+.checks.bad { background: #fef3f2; border-color: #fecdca; }
+.checks li > span { min-width: 0; overflow-wrap: anywhere; }
+.check { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: 2px 8px; align-items: center; margin: 8px 0 4px; }
+.check label { font-size: .88rem; font-weight: 600; }
+.check .hint { grid-column: 2; }
+.check input { width: 1.1rem; height: 1.1rem; margin: 0; }
+td details pre { max-width: 60ch; font-size: .8rem; }
+/* End of the Webhooks and Integrations pages */
 @media (max-width: 480px) {
   .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }
   .stat b { font-size: 1.3rem; }
