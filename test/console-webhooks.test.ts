@@ -7,7 +7,7 @@ import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { time } from '../src/pages/console/components'
 import { consoleUser, textOf } from './console'
-import { type TestBroker, createTestBroker, sleep, waitFor } from './helpers'
+import { ADMIN_TOKEN, type TestBroker, createTestBroker, sleep, waitFor } from './helpers'
 
 /**
  * The console's Webhooks page (contract §14, §8) over HTTP, as a browser without scripts uses it:
@@ -178,6 +178,16 @@ describe('the Webhooks page', () => {
     expect(arrived.headers['webhook-signature']!.split(' ')).toHaveLength(2)
     expect(new Webhook(secret!).verify(arrived.body, arrived.headers)).toMatchObject({ type: 'ping' })
     expect(new Webhook(s.webhookSecret!).verify(arrived.body, arrived.headers)).toMatchObject({ type: 'ping' })
+  })
+
+  test('an operator (the admin token) sees any org’s page and acts on it; the audit log names the operator', async () => {
+    const s = await signedIn({ webhookUrl: hookUrl })
+    const operator = consoleUser((url, init) => broker.app.request(url, init))
+    await operator.signIn(ADMIN_TOKEN)
+    expect((await operator.get(s.path)).status).toBe(200)
+    const rotated = await operator.submit(s.path, `${s.path}/secret`)
+    expect(secretsIn(rotated.html)).toHaveLength(1)
+    expect((await s.audit())[0]).toMatchObject({ action: 'webhook_secret.rotated', actor: { type: 'console', id: null, name: 'operator' } })
   })
 
   test('a refused URL: the form again with the API’s message and the value as typed, escaped; nothing changed', async () => {

@@ -38,7 +38,7 @@ export interface IntegrationField {
 }
 
 const offerTypesHint = (keyName: string) =>
-  `Optional. One a line: ${keyName} = offer type, e.g. gold = SUBSCRIPTION (one of ${OFFER_TYPES.join(', ')}). Unlisted ones are told by the marketplace.`
+  `One a line: ${keyName} = offer type, e.g. gold = SUBSCRIPTION (one of ${OFFER_TYPES.join(', ')}). Unlisted ones are told by the marketplace.`
 
 export const INTEGRATION_FIELDS: Record<Partner, IntegrationField[]> = {
   azure: [
@@ -105,7 +105,7 @@ export const INTEGRATION_FIELDS: Record<Partner, IntegrationField[]> = {
       path: ['roleArn'],
       kind: 'text',
       label: 'Role ARN',
-      hint: 'Optional: a role in your seller account to assume for the marketplace calls (with the keys above, or with the broker’s own credentials).',
+      hint: 'A role in your seller account to assume for the marketplace calls (with the keys above, or with the broker’s own credentials).',
       placeholder: 'arn:aws:iam::123456789012:role/Marketbridge',
     },
     { name: 'externalId', path: ['externalId'], kind: 'text', label: 'External ID', hint: "Only if the role's trust policy asks for one." },
@@ -115,7 +115,7 @@ export const INTEGRATION_FIELDS: Record<Partner, IntegrationField[]> = {
       path: ['notificationTopicArns'],
       kind: 'lines',
       label: 'SNS topics',
-      hint: 'Optional. The aws-mp-subscription-notification-… and aws-mp-entitlement-notification-… topic ARNs to accept, one a line; any AWS Marketplace topic when empty.',
+      hint: 'The aws-mp-subscription-notification-… and aws-mp-entitlement-notification-… topic ARNs to accept, one a line; any AWS Marketplace topic when empty.',
     },
   ],
   gcp: [
@@ -150,7 +150,7 @@ export const INTEGRATION_FIELDS: Record<Partner, IntegrationField[]> = {
       label: 'Pub/Sub push service account',
       hint: "The service account your Pub/Sub push subscription authenticates as. Google's notifications are accepted only once it is set.",
     },
-    { name: 'pushAudience', path: ['pushAudience'], kind: 'text', label: 'Push audience', hint: "Optional: the push subscription's OIDC audience; the notification URL when empty." },
+    { name: 'pushAudience', path: ['pushAudience'], kind: 'text', label: 'Push audience', hint: "The push subscription's OIDC audience; the notification URL when empty." },
     {
       name: 'autoApprovePlanChanges',
       path: ['autoApprovePlanChanges'],
@@ -165,7 +165,7 @@ export const INTEGRATION_FIELDS: Record<Partner, IntegrationField[]> = {
       path: ['serviceNames'],
       kind: 'pairs',
       label: 'Service Control names by product',
-      hint: 'Optional, for usage reports. One a line: product id = service name; the product id when not listed.',
+      hint: 'For usage reports. One a line: product id = service name; the product id when not listed.',
     },
   ],
 }

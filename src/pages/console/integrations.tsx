@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import { PARTNERS, type Partner } from '../../../providers/types'
 import type { Integration, IntegrationCheck, Org } from '../../schemas'
-import { Badge, CopyField, EmptyState, MarketplaceBadge, Notice, PageHead, SecretOnce, marketplaceName, time } from './components'
+import { Badge, CopyField, EmptyState, Notice, PageHead, SecretOnce, marketplaceName, time } from './components'
 import { INTEGRATION_FIELDS, type IntegrationField, settingLabel, settingsOf } from './integration-forms'
 import { CsrfField, type Viewer, orgPath } from './layout'
 
@@ -93,11 +93,9 @@ function IntegrationCard(props: { view: IntegrationsView; partner: Partner }) {
   const base = `${orgPath(view.org.id, 'integrations')}/${partner}`
   const name = marketplaceName(partner)
   return (
-    <section class="card integration" aria-labelledby={`${partner}-title`}>
+    <section class={`card integration ${partner}`} aria-labelledby={`${partner}-title`}>
       <div class="card-head">
-        <h2 id={`${partner}-title`}>
-          <MarketplaceBadge partner={partner} /> {name}
-        </h2>
+        <h2 id={`${partner}-title`}>{name}</h2>
         <Badge value={integration ? 'ok' : 'unset'} label={integration ? 'Configured' : 'Not configured'} />
       </div>
       {integration ? (

@@ -54,7 +54,9 @@ button.small, .button.small { padding: 5px 10px; font-size: .85rem; }
 /* Webhooks and Integrations pages */
 .badge.SUCCEEDED { background: #dcfce7; color: var(--ok); }
 .card-head { display: flex; gap: 10px; align-items: center; justify-content: space-between; flex-wrap: wrap; margin-bottom: 10px; }
-.card-head h2 { margin: 0; display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+.card-head h2 { margin: 0; }
+.card.integration { border-top: 4px solid var(--line); }
+.card.integration.azure { border-top-color: var(--azure); } .card.integration.aws { border-top-color: var(--aws); } .card.integration.gcp { border-top-color: var(--gcp); }
 ul.plain { list-style: none; padding: 0; margin: 0; }
 .checks { border-radius: 10px; padding: 10px 14px; margin: 8px 0 12px; border: 1px solid var(--line); }
 .checks.ok { background: #ecfdf3; border-color: #abefc6; }
@@ -65,6 +67,11 @@ ul.plain { list-style: none; padding: 0; margin: 0; }
 .check .hint { grid-column: 2; }
 .check input { width: 1.1rem; height: 1.1rem; margin: 0; }
 td details pre { max-width: 60ch; font-size: .8rem; }
+.filters.narrow > div { flex: 0 1 260px; }
+table.deliveries th { overflow-wrap: normal; }
+table.deliveries td.when { overflow-wrap: normal; min-width: 11ch; }
+table.deliveries button { white-space: nowrap; }
+table.deliveries td:nth-child(5) { min-width: 26ch; max-width: 48ch; }
 /* End of the Webhooks and Integrations pages */
 @media (max-width: 480px) {
   .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }

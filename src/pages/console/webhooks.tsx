@@ -19,7 +19,7 @@ export const WEBHOOK_NOTICES: Record<string, { kind: 'ok' | 'bad' | 'warn'; text
 }
 
 /** A lastError longer than this is shown folded (it can be up to 4 KiB of the receiver's answer). */
-const LONG_ERROR = 160
+const LONG_ERROR = 100
 
 export interface WebhooksView {
   org: Org
@@ -134,7 +134,7 @@ function Deliveries(props: { view: WebhooksView }) {
   return (
     <section class="card" aria-labelledby="deliveries-title">
       <h2 id="deliveries-title">Deliveries</h2>
-      <form method="get" action={base} class="filters">
+      <form method="get" action={base} class="filters narrow">
         <div>
           <label class="field" for="delivery-status">
             Status
@@ -169,7 +169,7 @@ function Deliveries(props: { view: WebhooksView }) {
           </EmptyState>
         )
       ) : (
-        <table>
+        <table class="deliveries">
           <caption class="sr-only">Webhook deliveries, newest first</caption>
           <thead>
             <tr>
@@ -201,8 +201,8 @@ function Deliveries(props: { view: WebhooksView }) {
                 <td>
                   <LastError text={delivery.lastError} />
                 </td>
-                <td>{time(delivery.nextAttemptAt)}</td>
-                <td>{time(delivery.createdAt)}</td>
+                <td class="when">{time(delivery.nextAttemptAt)}</td>
+                <td class="when">{time(delivery.createdAt)}</td>
                 <td>
                   {delivery.status === 'SUCCEEDED' ? null : (
                     <form method="post" action={`${base}/deliveries/${encodeURIComponent(delivery.id)}/retry${query(back)}`} class="inline">
