@@ -44,7 +44,8 @@ function UrlForm(props: { view: WebhooksView }) {
         Webhook URL
       </label>
       <p class="hint" id="webhook-url-hint">
-        An https: address of your app that answers 2xx (http: only for localhost and 127.0.0.1, while you test). Leave it empty and save to stop webhooks.
+        An https: address of your app that answers 2xx (http: only for localhost and 127.0.0.1, while you test).
+        {org.webhookUrl ? ' Leave it empty and save to stop webhooks.' : ''}
       </p>
       {urlForm ? (
         <p class="field-error" id="webhook-url-error" role="alert">
