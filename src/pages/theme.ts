@@ -65,7 +65,7 @@ dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 .badge.ACTIVE, .badge.REPORTED, .badge.SENT, .badge.ok { background: #dcfce7; color: var(--ok); }
 .badge.PENDING_START, .badge.PENDING, .badge.PENDING_CANCEL { background: #fef3c7; color: var(--warn); }
 .badge.SUSPENDED, .badge.CANCELLED, .badge.REJECTED, .badge.FAILED, .badge.bad { background: #fee4e2; color: var(--bad); }
-.badge.azure { background: #e5f1fb; color: var(--azure); } .badge.aws { background: #fff3e0; color: #8a5300; } .badge.gcp { background: #e8f0fe; color: var(--gcp); }
+.badge.azure { background: #e5f1fb; color: #005a9e; } .badge.aws { background: #fff3e0; color: #8a5300; } .badge.gcp { background: #e8f0fe; color: #1558b0; }
 .note { border-radius: 10px; padding: 10px 14px; margin: 0 0 16px; background: #eef4ff; border: 1px solid #c7d7fe; }
 .note.bad { background: #fef3f2; border-color: #fecdca; color: var(--bad); }
 .empty { color: var(--muted); font-style: italic; }
