@@ -73,8 +73,16 @@ function clientAddress(c: Context): string {
   return incoming?.socket?.remoteAddress ?? c.req.header('cf-connecting-ip') ?? 'unknown'
 }
 
-/** Only a path inside the console may be returned to after sign-in (no open redirect). */
-const safeNext = (next: string | undefined) => (next && /^\/console(\/[A-Za-z0-9._~%!$&'()*+,;=:@\/?-]*)?$/.test(next) && !next.startsWith('//') ? next : '/console')
+/**
+ * Only a path inside the console may be returned to after sign-in (no open redirect, no way out
+ * of /console by dot segments, `%2e%2e` included): the path as a browser resolves it.
+ */
+function safeNext(next: string | undefined): string {
+  if (!next || !/^\/console(\/[A-Za-z0-9._~%!$&'()*+,;=:@\/?-]*)?$/.test(next)) return '/console'
+  const resolved = new URL(next, 'http://console.invalid')
+  const path = resolved.pathname + resolved.search
+  return resolved.origin === 'http://console.invalid' && (resolved.pathname === '/console' || resolved.pathname.startsWith('/console/')) && path === next ? next : '/console'
+}
 
 export function viewerOf(session: ConsoleSession): Viewer {
   return { operator: session.orgId === null, keyName: session.keyName, csrfToken: session.csrfToken }
@@ -190,7 +198,17 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
   app.use('*', async (c, next) => {
     if (c.req.method === 'POST') {
       const type = c.req.header('content-type') ?? ''
-      c.set('form', /^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type) ? formStrings(await c.req.parseBody({ all: true })) : {})
+      let body: Record<string, unknown> = {}
+      if (/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) {
+        try {
+          body = await c.req.parseBody({ all: true })
+        } catch (error) {
+          // A body that is not the form it says it is (a broken multipart): refused, not a 5xx.
+          if (error instanceof ApiError) throw error
+          throw new ApiError('VALIDATION_ERROR', 'This form could not be read. Reload the page and try again.')
+        }
+      }
+      c.set('form', formStrings(body))
     }
     await next()
   })
