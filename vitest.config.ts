@@ -15,7 +15,10 @@ const POSTGRES_BEHAVIOUR = [
   'landing-azure', 'landing-aws', 'landing-gcp', 'azure-auto-activation', 'reliability',
   'lifecycle-azure', 'lifecycle-aws', 'lifecycle-gcp',
   'webhooks', 'usage', 'signup-form', 'audit-log', 'api-keys',
-  'dialect-loop', 'rate-limits', 'console-webhooks', 'console-integrations',
+  'dialect-loop', 'rate-limits',
+  'console-webhooks',
+  'console-integrations',
+  'console-sessions',
 ].map((name) => `test/${name}.test.ts`)
 
 // Without a reachable server the postgres project is left out with a notice, except in CI (`CI`
