@@ -59,7 +59,7 @@ export function BarePage(props: { title: string; children: Child }) {
           </a>
         </div>
       </header>
-      <main id="main">{props.children}</main>
+      <main id="main" tabindex={-1}>{props.children}</main>
     </Document>
   )
 }
@@ -109,7 +109,7 @@ export function ConsolePage(props: { title: string; viewer: Viewer; org?: { id: 
           </nav>
         </div>
       ) : null}
-      <main id="main">{props.children}</main>
+      <main id="main" tabindex={-1}>{props.children}</main>
     </Document>
   )
 }

@@ -4,6 +4,8 @@ import { THEME_CSS } from '../theme'
 const CONSOLE_ONLY = `
 .skip { position: absolute; left: -9999px; top: 0; background: #fff; color: var(--ink); padding: 8px 12px; border-radius: 8px; z-index: 10; }
 .skip:focus { left: 12px; top: 12px; }
+/* The skip link's target takes the focus (tabindex=-1) without an outline around the whole page. */
+main:focus { outline: none; }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .top .who { display: flex; gap: 10px; align-items: center; font-size: .85rem; color: #cfd2dc; flex-wrap: wrap; }
 .top .who form { margin: 0; }
