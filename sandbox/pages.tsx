@@ -106,6 +106,7 @@ export function Shell(props: { title: string; info: ShellInfo; current: 'home' |
             <a href="/mailbox" aria-current={props.current === 'mailbox' ? 'page' : undefined}>
               Mailbox ({info.mails})
             </a>
+            <a href="/console">Console</a>
             <a href={`${info.brokerUrl}/api/docs`}>API docs</a>
           </nav>
           <span class="runtime">broker: {info.runtime === 'workers' ? 'Workers + D1 (wrangler dev)' : 'Node + SQLite'}</span>
@@ -260,6 +261,10 @@ export function HomePage(props: {
         </pre>
         <p class="small">
           <a href={`${info.brokerUrl}/api/docs`}>API reference</a> · <a href={`${info.brokerUrl}/api/openapi.json`}>OpenAPI document</a>
+        </p>
+        <p class="small">
+          Or see it all in the <a href="/console">broker's console</a>, signed in as the demo org with its API key: the purchases, webhook deliveries, integrations,
+          keys and audit log.
         </p>
       </section>
     </Shell>

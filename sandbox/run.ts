@@ -59,7 +59,10 @@ try {
   })
   sandbox = started
   if (stopping) await started.stop()
-  else console.log(`\nSandbox ready: ${started.url}\n\nOpen it and buy on Azure, AWS or Google Cloud. Ctrl+C stops everything (broker log: ${logFile}).`)
+  else
+    console.log(
+      `\nSandbox ready: ${started.url}\n\nOpen it and buy on Azure, AWS or Google Cloud; the broker's console, signed in as the demo org: ${started.url}/console\nCtrl+C stops everything (broker log: ${logFile}).`,
+    )
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error)
   if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {

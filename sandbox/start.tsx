@@ -249,6 +249,31 @@ function mountRoutes(
     return c.body(asset.body, 200, { 'content-type': asset.type, 'cache-control': 'no-cache' })
   })
 
+  // The console, signed in as the demo org. The console refuses a sign-in posted by another
+  // origin (the sandbox is one: another port), so the sandbox signs in itself, server-side with
+  // the broker's own Origin, and hands the browser the session cookie. Cookies are per host name,
+  // not per port: set here for 127.0.0.1, the browser sends it to the broker on 127.0.0.1 too.
+  // (Anyone who can open this page reads the demo key on the home page anyway: loopback only.)
+  app.get('/console', async (c) => {
+    const brokerHost = new URL(broker.url).host.replace(/:\d+$/, '')
+    if (c.req.header('host') !== `${brokerHost}:${ctx.port}`) return c.redirect(`http://${brokerHost}:${ctx.port}/console`, 303)
+    const signedIn = await fetch(`${broker.url}/console/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(broker.url).origin },
+      body: new URLSearchParams({ credential: demo.apiKey, next: `/console/orgs/${demo.orgId}` }).toString(),
+    })
+    const cookie = signedIn.headers.getSetCookie().find((line) => /^(__Host-)?marketbridge_console=[^;]/.test(line))
+    const location = signedIn.headers.get('location')
+    await signedIn.body?.cancel()
+    if (signedIn.status !== 303 || !cookie || !location?.startsWith('/console')) {
+      return c.html(<ProblemPage info={info()} title="The console did not sign in" message={`The broker answered the sign-in with HTTP ${signedIn.status}. Its log: ${ctx.logFile}`} />, 502)
+    }
+    c.header('set-cookie', cookie)
+    c.header('cache-control', 'no-store')
+    return c.redirect(`${broker.url}${location}`, 303)
+  })
+
   const handoffs = new Map<string, { partner: Partner; url: string; fields: Record<string, string> }>()
   const listEntitlements = async (): Promise<Entitlement[]> => {
     const { status, body } = await api('/entitlements?limit=50')

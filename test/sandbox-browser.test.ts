@@ -192,6 +192,16 @@ describe.skipIf(!browserAvailable).each([
     expect(await page.locator('#purchases ~ table tbody tr').count()).toBe(3)
     await page.screenshot({ path: screenshotPath(`sandbox-home-after-${name}`), fullPage: true })
 
+    // The console, one click away: signed in with the demo key, on the demo org's overview (the broker's address).
+    await page.getByRole('link', { name: 'Console', exact: true }).click()
+    await page.waitForURL(/\/console\/orgs\/org_[a-z0-9]+$/)
+    const consoleUrl = new URL(page.url())
+    expect(consoleUrl.hostname).toBe(new URL(sandbox.url).hostname)
+    expect(consoleUrl.port).not.toBe(new URL(sandbox.url).port)
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Acme Analytics')
+    expect(await page.locator('.who').textContent()).toMatch(/Key: /)
+    await page.screenshot({ path: screenshotPath(`sandbox-console-${name}`) })
+
     // A phone-sized screen: nothing wider than it.
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
     const mobile = await phone.newPage()

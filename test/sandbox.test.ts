@@ -149,6 +149,38 @@ describe('the sandbox is reached as a browser reaches it', () => {
     expect(rebound.body).not.toContain('mbk_')
   })
 
+  test('GET /console signs the browser in to the console as the demo org: the session cookie for 127.0.0.1 (the broker\'s host too), then the broker', async () => {
+    // Cookies are per host name, not per port: the sandbox and the broker must share theirs.
+    expect(new URL(sandbox.url).hostname).toBe(new URL(sandbox.brokerUrl).hostname)
+    const answer = await fetch(`${sandbox.url}/console`, { redirect: 'manual' })
+    expect(answer.status).toBe(303)
+    expect(answer.headers.get('location')).toBe(`${sandbox.brokerUrl}/console/orgs/${orgId}`)
+    const [cookie, ...others] = answer.headers.getSetCookie()
+    expect(others).toEqual([])
+    const attributes = cookie!.split(';').map((part) => part.trim().toLowerCase())
+    expect(attributes[0]).toMatch(/^marketbridge_console=.{40,}$/)
+    expect(attributes.slice(1).sort()).toEqual(['httponly', 'path=/', 'samesite=lax'])
+    const overview = await fetch(answer.headers.get('location')!, { headers: { cookie: cookie!.split(';')[0]! }, redirect: 'manual' })
+    expect(overview.status).toBe(200)
+    const html = await overview.text()
+    expect(html).toContain('<h1>Acme Analytics</h1>')
+    expect(html).toContain('Key: ')
+    // A new session each time (a sign-out in the console does not stop the link working).
+    const again = await fetch(`${sandbox.url}/console`, { redirect: 'manual' })
+    expect(again.headers.getSetCookie()[0]!.split(';')[0]).not.toBe(cookie!.split(';')[0])
+    // Opened as localhost:PORT, the sandbox first moves to 127.0.0.1 (a cookie for localhost would not reach the broker).
+    const port = new URL(sandbox.url).port
+    const viaLocalhost = await new Promise<{ status: number; location?: string; cookies?: string[] }>((done, fail) => {
+      const req = request({ host: '127.0.0.1', port: Number(port), path: '/console', headers: { host: `localhost:${port}` } }, (res) => {
+        res.resume()
+        res.on('end', () => done({ status: res.statusCode!, location: res.headers.location, cookies: res.headers['set-cookie'] }))
+      })
+      req.on('error', fail)
+      req.end()
+    })
+    expect(viaLocalhost).toEqual({ status: 303, location: `http://127.0.0.1:${port}/console`, cookies: undefined })
+  })
+
   test('Azure\'s auto-activated plan: Subscribe announces it, the buyer\'s landing finds it ACTIVE, created and activated once', async () => {
     expect(await (await fetch(sandbox.url)).text()).toContain('Instant')
     const buy = await post('/buy/azure', { plan: 'instant' })
