@@ -398,7 +398,7 @@ describe('forged posts', () => {
   test("no _csrf, an empty one, another session's: 403, nothing changed", async () => {
     const { user, page } = await victim()
     const other = await victim()
-    for (const fields of [{}, { _csrf: '' }, { _csrf: other.token }, { _csrf: `${other.token}x` }]) {
+    for (const fields of [{}, { _csrf: '' }, { _csrf: other.token }, { _csrf: `${other.token}x` }] as Array<Record<string, string>>) {
       refused(await user.post('/console/sign-out', fields))
       expect(await signedIn(user, page)).toBe(true)
     }
@@ -416,7 +416,7 @@ describe('forged posts', () => {
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site' },
       { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
-    ]) {
+    ] as Array<Record<string, string>>) {
       refused(await postAs(user, '/console/sign-out', { _csrf: token }, headers))
       expect(await signedIn(user, page), JSON.stringify(headers)).toBe(true)
     }
