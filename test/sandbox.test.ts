@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { request } from 'node:http'
+import { type IncomingHttpHeaders, request } from 'node:http'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -125,6 +125,19 @@ test('the sandbox never empties a folder it did not make (e.g. the real ./data g
   expect(existsSync(join(real, 'marketbridge.db'))).toBe(true)
 })
 
+/** A GET to the sandbox with another Host header than its address (node:http: fetch does not let a caller set Host). */
+function getWithHost(port: number, path: string, host: string) {
+  return new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((done, fail) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      let body = ''
+      res.on('data', (chunk) => (body += chunk))
+      res.on('end', () => done({ status: res.statusCode!, headers: res.headers, body }))
+    })
+    req.on('error', fail)
+    req.end()
+  })
+}
+
 describe('the sandbox is reached as a browser reaches it', () => {
   test('a page opened at localhost:PORT may post (same origin); other hosts and origins may not', async () => {
     const port = new URL(sandbox.url).port
@@ -135,16 +148,7 @@ describe('the sandbox is reached as a browser reaches it', () => {
     expect((await post('/buy/azure', { plan: 'starter' }, { origin: 'null' })).status).toBe(403)
     expect((await post('/buy/azure', { plan: 'starter' }, { origin: `http://localhost:${Number(port) + 1}` })).status).toBe(403)
     // A DNS-rebinding page (another Host name) reads nothing, the demo key included.
-    // (node:http: fetch does not let a caller set Host.)
-    const rebound = await new Promise<{ status: number; body: string }>((done, fail) => {
-      const req = request({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host: `evil.example:${port}` } }, (res) => {
-        let body = ''
-        res.on('data', (chunk) => (body += chunk))
-        res.on('end', () => done({ status: res.statusCode!, body }))
-      })
-      req.on('error', fail)
-      req.end()
-    })
+    const rebound = await getWithHost(Number(port), '/', `evil.example:${port}`)
     expect(rebound.status).toBe(421)
     expect(rebound.body).not.toContain('mbk_')
   })
@@ -170,15 +174,8 @@ describe('the sandbox is reached as a browser reaches it', () => {
     expect(again.headers.getSetCookie()[0]!.split(';')[0]).not.toBe(cookie!.split(';')[0])
     // Opened as localhost:PORT, the sandbox first moves to 127.0.0.1 (a cookie for localhost would not reach the broker).
     const port = new URL(sandbox.url).port
-    const viaLocalhost = await new Promise<{ status: number; location?: string; cookies?: string[] }>((done, fail) => {
-      const req = request({ host: '127.0.0.1', port: Number(port), path: '/console', headers: { host: `localhost:${port}` } }, (res) => {
-        res.resume()
-        res.on('end', () => done({ status: res.statusCode!, location: res.headers.location, cookies: res.headers['set-cookie'] }))
-      })
-      req.on('error', fail)
-      req.end()
-    })
-    expect(viaLocalhost).toEqual({ status: 303, location: `http://127.0.0.1:${port}/console`, cookies: undefined })
+    const viaLocalhost = await getWithHost(Number(port), '/console', `localhost:${port}`)
+    expect([viaLocalhost.status, viaLocalhost.headers.location, viaLocalhost.headers['set-cookie']]).toEqual([303, `http://127.0.0.1:${port}/console`, undefined])
   })
 
   test('Azure\'s auto-activated plan: Subscribe announces it, the buyer\'s landing finds it ACTIVE, created and activated once', async () => {
