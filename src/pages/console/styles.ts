@@ -6,6 +6,8 @@ const CONSOLE_ONLY = `
 .skip:focus { left: 12px; top: 12px; }
 /* The skip link's target takes the focus (tabindex=-1) without an outline around the whole page. */
 main:focus { outline: none; }
+/* On the light parts of the page the focus ring in the brand colour (the theme's light one is for the dark top bar: under 3:1 on white). */
+main :focus-visible, .orgbar :focus-visible { outline-color: var(--brand); }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .top .who { display: flex; gap: 10px; align-items: center; font-size: .85rem; color: #cfd2dc; flex-wrap: wrap; }
 .top .who form { margin: 0; }
