@@ -1,6 +1,7 @@
 import type { Insertable, Updateable } from 'kysely'
 import { type Statement, atomically, atomicallyReturning, returningWith } from './batch'
 import { runCompiled } from './compiled'
+import { olderThan, pageOf } from './outbox'
 import type { ApiKeysTable, DB, OrgRow, OrgsTable } from './schema'
 
 /** Inserts an org, its first API key and `also` (its audit entry) in one atomic write. */
@@ -26,4 +27,12 @@ export async function updateWebhookSecret(
   also: Statement[] = [],
 ): Promise<void> {
   await atomically(db, [db.updateTable('orgs').set(secrets).where('id', '=', orgId), ...also])
+}
+
+/** A page of every org, newest first (the operator's list): `limit` rows and whether there are more. */
+export async function listOrgs(db: DB, query: { limit: number; before?: { createdAt: string; id: string } }): Promise<{ rows: OrgRow[]; hasMore: boolean }> {
+  let select = db.selectFrom('orgs').selectAll()
+  if (query.before) select = select.where(olderThan(query.before))
+  const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
+  return pageOf(rows, query.limit)
 }

@@ -41,6 +41,28 @@ export interface AuditEntry {
   createdAt: string
 }
 
+/**
+ * Every action an entry is written with, and what it means to a reader (the console's filter
+ * offers these; test/console-audit.test.ts checks that each `action:` written under src/domain
+ * is here).
+ */
+export const AUDIT_ACTIONS: Readonly<Record<string, string>> = {
+  'org.created': 'Org created',
+  'org.updated': 'Org updated',
+  'integration.created': 'Integration created',
+  'integration.updated': 'Integration updated',
+  'notification_secret.rotated': 'AWS notification secret rotated',
+  'webhook_secret.rotated': 'Webhook secret rotated',
+  'webhook.test_sent': 'Webhook test ping sent',
+  'webhook_delivery.retried': 'Webhook delivery retried',
+  'api_key.created': 'API key created',
+  'api_key.rotated': 'API key rotated',
+  'api_key.revoked': 'API key revoked',
+  'signup_form.created': 'Signup form created',
+  'signup_form.updated': 'Signup form updated',
+  'entitlement.refreshed': 'Entitlement refreshed from the marketplace',
+}
+
 /** What stands for a secret's value in `changes`: whether it changed is told, never what it was. */
 export const REDACTED = '[redacted]'
 

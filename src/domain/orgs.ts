@@ -7,6 +7,7 @@ import { type AuditContext, auditStatement, diffFields } from './audit'
 import type { Caller } from './caller'
 import { API_KEY_PREFIX, authenticateKey, newDefaultKey } from './api-keys'
 import { timingSafeEqual } from './crypto'
+import { decodeCursor, encodeCursor } from './cursor'
 import { newId } from './ids'
 import { newWebhookSecret, sealWebhookSecret } from './webhook-signing'
 
@@ -84,6 +85,13 @@ export async function getOrg(deps: AppDeps, orgId: string): Promise<Org> {
   const row = await orgsDb.findOrg(deps.db, orgId)
   if (!row) throw notFound('Org')
   return toOrg(row)
+}
+
+/** Every org, newest first, a page at a time (the operator's org list in the console). */
+export async function listOrgs(deps: AppDeps, query: { limit: number; cursor?: string }): Promise<{ items: Org[]; nextCursor: string | null }> {
+  const { rows, hasMore } = await orgsDb.listOrgs(deps.db, { limit: query.limit, before: query.cursor ? decodeCursor(query.cursor) : undefined })
+  const last = rows.at(-1)
+  return { items: rows.map(toOrg), nextCursor: hasMore && last ? encodeCursor(last) : null }
 }
 
 export async function updateOrg(

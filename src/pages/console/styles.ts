@@ -77,6 +77,33 @@ table.deliveries td.when { overflow-wrap: normal; min-width: 11ch; }
 table.deliveries button { white-space: nowrap; }
 table.deliveries td:nth-child(5) { min-width: 26ch; max-width: 48ch; }
 /* End of the Webhooks and Integrations pages */
+/* ---- API keys, audit log, signup form, orgs (c-keys) ---- */
+.table-scroll { overflow-x: auto; position: relative; }
+.table-scroll:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+table.wide th, table.wide td { overflow-wrap: normal; }
+table.wide thead th { white-space: nowrap; }
+table.wide tbody th[scope="row"] { color: var(--ink); font-size: .92rem; text-transform: none; letter-spacing: 0; }
+table.wide td.when { white-space: nowrap; }
+table.wide td.changes-cell { min-width: 18rem; overflow-wrap: anywhere; }
+table.keys { min-width: 980px; }
+table.audit { min-width: 860px; }
+table.signups { min-width: 900px; }
+table.orgs { min-width: 480px; }
+.filters.action-filter > div { flex: 0 1 420px; }
+.key-actions { display: flex; gap: 8px; align-items: flex-start; flex-wrap: wrap; min-width: 11rem; }
+.key-actions details { flex: 1 1 100%; }
+.key-actions details form.stack { margin-top: 6px; }
+.badge.own { background: #eceafe; color: var(--brand); }
+.badge.EXPIRED, .badge.REVOKED { background: #eef0f5; color: var(--muted); }
+ul.changes { margin: 0; padding-left: 1.1rem; }
+ul.changes li { overflow-wrap: anywhere; }
+.pre { white-space: pre-wrap; }
+fieldset.checks { border: 1px solid var(--line); border-radius: 8px; padding: 6px 12px 10px; margin: 8px 0 0; }
+fieldset.checks legend { font-size: .88rem; font-weight: 600; padding: 0 4px; }
+fieldset.checks label { display: inline-flex; gap: 6px; align-items: center; margin-right: 16px; }
+.note.warn form { margin-top: 6px; }
+.note p { margin: 0 0 6px; }
+/* ---- end c-keys ---- */
 @media (max-width: 480px) {
   .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }
   .stat b { font-size: 1.3rem; }
