@@ -19,6 +19,10 @@ const POSTGRES_BEHAVIOUR = [
   'console-webhooks',
   'console-integrations',
   'console-sessions',
+  'console-keys',
+  'console-audit',
+  'console-signup-form',
+  'console-orgs',
 ].map((name) => `test/${name}.test.ts`)
 
 // Without a reachable server the postgres project is left out with a notice, except in CI (`CI`
