@@ -211,6 +211,16 @@ export function ApiKeysView(props: ApiKeysViewProps) {
     <>
       <PageHead title="API keys" crumbs={props.org.name} />
       {props.notice ?? null}
+      {props.errors ? (
+        <Notice kind="bad">
+          No key was created: <a href="#create-key">see what to correct in the form</a>.
+        </Notice>
+      ) : null}
+      {props.rotateError ? (
+        <Notice kind="bad">
+          The key was not rotated: {props.rotateError.message} <a href={`#key-${props.rotateError.keyId}`}>Back to its row</a>.
+        </Notice>
+      ) : null}
       {props.fresh ? <FreshKey fresh={props.fresh} sessionKeyId={props.sessionKeyId} /> : null}
       <KeyTable {...props} />
       <div class="two">

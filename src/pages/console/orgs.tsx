@@ -133,6 +133,11 @@ export function OrgsView(props: OrgsViewProps) {
     <>
       <PageHead title="Orgs" crumbs="Operator" />
       {props.created ? <Created created={props.created} /> : null}
+      {props.errors ? (
+        <Notice kind="bad">
+          No org was created: <a href="#create-org">see what to correct in the form</a>.
+        </Notice>
+      ) : null}
       <div class="two">
         <OrgList {...props} />
         <CreateOrgForm {...props} />

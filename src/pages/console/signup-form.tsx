@@ -202,6 +202,11 @@ export function SignupFormView(props: SignupFormViewProps) {
     <>
       <PageHead title="Signup form" crumbs={props.org.name} />
       {props.notice ?? null}
+      {props.errors ? (
+        <Notice kind="bad">
+          Nothing was saved: <a href="#edit-signup-form">see what to correct in the form</a>.
+        </Notice>
+      ) : null}
       {props.form ? null : (
         <div class="card">
           <EmptyState title="No signup form yet">

@@ -103,6 +103,7 @@ fieldset.checks legend { font-size: .88rem; font-weight: 600; padding: 0 4px; }
 fieldset.checks label { display: inline-flex; gap: 6px; align-items: center; margin-right: 16px; }
 .note.warn form { margin-top: 6px; }
 .note p { margin: 0 0 6px; }
+input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="true"] { border-color: var(--bad); }
 /* ---- end c-keys ---- */
 @media (max-width: 480px) {
   .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }
