@@ -13,6 +13,7 @@ import * as m0010 from './0010_api_keys'
 import * as m0011 from './0011_rate_limits'
 import * as m0012 from './0012_audit_log'
 import * as m0013 from './0013_console_sessions'
+import * as m0014 from './0014_console_landings'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
 /**
@@ -55,6 +56,7 @@ const shared: Record<string, SharedMigration> = {
   '0011_rate_limits': m0011,
   '0012_audit_log': m0012,
   '0013_console_sessions': m0013,
+  '0014_console_landings': m0014,
 }
 
 export function migrationsFor(dialect: MigrationDialect): Record<string, Migration> {

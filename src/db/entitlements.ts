@@ -149,6 +149,11 @@ export interface EntitlementPageQuery {
   orgId: string
   partner?: string
   status?: string
+  /**
+   * Only entitlements whose id is this, or whose external id or buyer email contains it
+   * (ignoring case, as the database's lower() folds it; `%` and `_` are literal).
+   */
+  search?: string
   limit: number
   /** Keyset: only rows strictly older than this (created_at, id) pair. */
   before?: { createdAt: string; id: string }
@@ -169,10 +174,10 @@ export async function listEntitlementJson(db: DB, query: EntitlementPageQuery): 
   return pageOf(result.rows, query.limit)
 }
 
-/** A page query, compiled once per combination of filters (eight at most). */
+/** A page query, compiled once per combination of filters (sixteen at most). */
 function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPageQuery, name: string, columns: readonly C[]) {
-  const { partner, status, before } = query
-  const key = `${name}:${partner ? 'p' : ''}${status ? 's' : ''}${before ? 'b' : ''}`
+  const { partner, status, search, before } = query
+  const key = `${name}:${partner ? 'p' : ''}${status ? 's' : ''}${search ? 'q' : ''}${before ? 'b' : ''}`
   return runCompiled(
     db,
     key,
@@ -180,6 +185,10 @@ function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPa
       let select = db.selectFrom('entitlements').select(columns).where('org_id', '=', p('orgId'))
       if (partner) select = select.where('partner', '=', p('partner'))
       if (status) select = select.where('status', '=', p('status'))
+      if (search) {
+        const contains = (value: RawBuilder<unknown>) => sql<SqlBool>`lower(${value}) like lower(${p('searchPattern')}) escape '!'`
+        select = select.where((eb) => eb.or([eb('id', '=', p('search')), contains(sql.ref('external_id')), contains(jsonText(db, 'buyer', 'email'))]))
+      }
       if (before) {
         select = select.where((eb) =>
           eb.or([eb('created_at', '<', p('beforeCreatedAt')), eb.and([eb('created_at', '=', p('beforeCreatedAt')), eb('id', '<', p('beforeId'))])]),
@@ -187,7 +196,16 @@ function runPage<C extends keyof EntitlementsTable>(db: DB, query: EntitlementPa
       }
       return select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(p('limit'))
     },
-    { orgId: query.orgId, partner, status, beforeCreatedAt: before?.createdAt, beforeId: before?.id, limit: query.limit + 1 },
+    {
+      orgId: query.orgId,
+      partner,
+      status,
+      search,
+      searchPattern: search ? `%${likeLiteral(search)}%` : undefined,
+      beforeCreatedAt: before?.createdAt,
+      beforeId: before?.id,
+      limit: query.limit + 1,
+    },
   )
 }
 
@@ -237,6 +255,32 @@ export function landingTokenStatement(db: DB, row: Insertable<LandingTokensTable
           })),
         ),
     row,
+  )
+}
+
+/**
+ * One more successful landing on the org's counter of that UTC day and marketplace
+ * (migration 0014), for the landing's last write: counted only while the landing's claim
+ * (`token_hash`) is still held, so it must come before the claim's release in that write. A
+ * write that is made again (a D1 batch whose compare-and-set lost runs it with the claim
+ * released already; a second holder after a lease ran out, once the first has written) counts
+ * nothing: one landing, one count.
+ */
+export function landingCountStatement(db: DB, landing: { org_id: string; partner: string; day: string; token_hash: string }) {
+  return compiledQuery(
+    db,
+    'countLanding',
+    (p) =>
+      db
+        .insertInto('landing_counts')
+        .columns(['org_id', 'day', 'partner', 'landings'])
+        .expression(
+          db
+            .selectNoFrom([sql<string>`${p('org_id')}`.as('org_id'), sql<string>`${p('day')}`.as('day'), sql<string>`${p('partner')}`.as('partner'), sql<number>`1`.as('landings')])
+            .where(sql<SqlBool>`exists (select 1 from landing_claims where token_hash = ${p('token_hash')})`),
+        )
+        .onConflict((oc) => oc.columns(['org_id', 'day', 'partner']).doUpdateSet({ landings: sql<number>`landing_counts.landings + 1` })),
+    landing,
   )
 }
 

@@ -288,6 +288,14 @@ export interface ConsoleSessionsTable {
   expires_at: string
 }
 
+/** Buyers' successful landings per org, UTC day (`YYYY-MM-DD`) and marketplace (migration 0014). */
+export interface LandingCountsTable {
+  org_id: string
+  day: string
+  partner: string
+  landings: number
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -309,6 +317,7 @@ export interface Database {
   audit_log: AuditLogTable
   rate_limits: RateLimitsTable
   console_sessions: ConsoleSessionsTable
+  landing_counts: LandingCountsTable
 }
 
 export type { DB, Executor } from './handle'

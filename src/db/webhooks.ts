@@ -96,3 +96,17 @@ export async function listDeliveries(
   const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute()
   return pageOf(rows, query.limit)
 }
+
+/** The deliveries of one entitlement's events (joined by event id), newest first, at most `limit`. */
+export function listEventDeliveries(db: DB, orgId: string, entitlementId: string, limit: number): Promise<WebhookDeliveryRow[]> {
+  return db
+    .selectFrom('webhook_deliveries')
+    .innerJoin('entitlement_events', 'entitlement_events.id', 'webhook_deliveries.event_id')
+    .selectAll('webhook_deliveries')
+    .where('entitlement_events.entitlement_id', '=', entitlementId)
+    .where('webhook_deliveries.org_id', '=', orgId)
+    .orderBy('webhook_deliveries.created_at', 'desc')
+    .orderBy('webhook_deliveries.id', 'desc')
+    .limit(limit)
+    .execute()
+}

@@ -9,7 +9,8 @@ export function encodeCursor(row: { created_at: string; id: string }): string {
 export function decodeCursor(cursor: string): { createdAt: string; id: string } {
   try {
     const value = JSON.parse(new TextDecoder().decode(base64UrlDecode(cursor))) as unknown
-    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
+    // Ours never hold U+0000, which PostgreSQL's text cannot even be compared with (a 500 there).
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && !`${value[0]}${value[1]}`.includes('\u0000')) {
       return { createdAt: value[0], id: value[1] }
     }
   } catch {

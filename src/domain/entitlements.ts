@@ -142,15 +142,17 @@ export async function recordEvent(
  * A page of entitlements as the JSON text of `{"items": Entitlement[], "nextCursor"}`, from
  * each row's stored JSON (written with the row by every write, see db/entitlements.ts). A row
  * without it (none is written so; a row edited by hand could be) is serialized from its columns.
+ * `q` searches: the entitlement with that `ent_` id, or those whose marketplace id (externalId)
+ * or buyer email contains it, ignoring case (the console's search; the API's list has none yet).
  */
 export async function listEntitlementsJson(
   deps: AppDeps,
   orgId: string,
-  query: { partner?: string; status?: string; limit: number; cursor?: string },
+  query: { partner?: string; status?: string; q?: string; limit: number; cursor?: string },
 ): Promise<string> {
   const before = query.cursor ? decodeCursor(query.cursor) : undefined
   await getOrg(deps, orgId)
-  const pageQuery = { orgId, partner: query.partner, status: query.status, limit: query.limit, before }
+  const pageQuery = { orgId, partner: query.partner, status: query.status, search: query.q || undefined, limit: query.limit, before }
   const page = await entitlementsDb.listEntitlementJson(deps.db, pageQuery)
   let items = page.rows.map((row) => row.json)
   let last: Pick<EntitlementRow, 'created_at' | 'id'> | undefined

@@ -187,8 +187,9 @@ export function createLandingService(deps: AppDeps) {
       return resolveFailure(work, error)
     }
 
-    // The landing's last write remembers the token and releases the claim; with an activation,
-    // it is the activation's own write (the new status, its event, the end of the pending row).
+    // The landing's last write remembers the token, counts the landing (for the console's
+    // Overview; while the claim is held, so before its release) and releases the claim; with an
+    // activation, it is the activation's own write (the new status, its event, the end of the pending row).
     const settle = (entitlement: EntitlementRow) => {
       const at = now()
       return [
@@ -200,6 +201,7 @@ export function createLandingService(deps: AppDeps) {
           expires_at: iso(at + LANDING_TOKEN_TTL_MS),
           created_at: iso(at),
         }),
+        entitlementsDb.landingCountStatement(deps.db, { org_id: work.org.id, partner: work.partner, day: iso(at).slice(0, 10), token_hash: work.tokenHash }),
         claimsDb.releaseStatement(deps.db, work.tokenHash),
       ]
     }

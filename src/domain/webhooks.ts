@@ -247,3 +247,8 @@ export async function retryDelivery(deps: AppDeps, orgId: string, id: string, lo
   })
   return toDelivery(attempted ?? existing)
 }
+
+/** The webhook deliveries of an entitlement's events (contract §8: one per Event), newest first, at most `limit`. */
+export async function listEntitlementDeliveries(deps: AppDeps, orgId: string, entitlementId: string, limit = 100): Promise<WebhookDelivery[]> {
+  return (await webhooksDb.listEventDeliveries(deps.db, orgId, entitlementId, limit)).map(toDelivery)
+}
