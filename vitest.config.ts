@@ -23,6 +23,8 @@ const POSTGRES_BEHAVIOUR = [
   'console-audit',
   'console-signup-form',
   'console-orgs',
+  'console-overview',
+  'console-entitlements',
 ].map((name) => `test/${name}.test.ts`)
 
 // Without a reachable server the postgres project is left out with a notice, except in CI (`CI`

@@ -111,6 +111,27 @@ input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="
   .top .bar, .orgbar nav { padding-left: 12px; padding-right: 12px; }
   .stat b { font-size: 1.3rem; }
 }
+
+/* ---- Overview and Entitlements pages ---- */
+a.stat { color: var(--ink); text-decoration: none; display: block; }
+a.stat:hover { border-color: var(--brand); }
+a.stat:hover span { color: var(--brand); }
+.chart .bar.zero { fill: #c9cfda; }
+.chart .y-label, .chart .x-label { font-size: 13px; }
+.chart-table { margin-top: 8px; }
+.chart-table table { margin-top: 8px; }
+.first-step { border-top: 1px solid var(--line); padding-top: 10px; margin-top: 10px; }
+.first-step h3 { margin-bottom: 2px; }
+.badge.none { background: #eef0f5; color: var(--muted); }
+.filters .filter-search { flex: 2 1 240px; }
+.filter-form { margin-bottom: 12px; }
+.filter-form .filters { margin-bottom: 0; }
+.filters .filter-buttons { flex: 0 0 auto; }
+.filters select { min-width: 0; }
+table.events code, table.usage code, table.deliveries code { font-size: .8rem; }
+@media (max-width: 480px) {
+  .filters .filter-buttons { flex: 1 1 100%; }
+}
 `
 
 export const CONSOLE_CSS = `${THEME_CSS}\n${CONSOLE_ONLY}`

@@ -2,6 +2,7 @@ import type { AppDeps } from '../../deps'
 import { apiKeyPages } from './api-keys'
 import { createConsoleApp } from './app'
 import { auditLogPages } from './audit-log'
+import { entitlementPages } from './entitlements'
 import { integrationPages } from './integrations'
 import { orgPages } from './orgs'
 import { overviewPages } from './overview'
@@ -12,6 +13,7 @@ import { webhookPages } from './webhooks'
 export function consoleRoutes(deps: AppDeps) {
   return createConsoleApp(deps, [
     overviewPages,
+    entitlementPages,
     webhookPages,
     integrationPages,
     apiKeyPages,
