@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as m0009 from '../migrations/0009_domain_out_of_triggers'
 import * as entitlementsDb from '../src/db/entitlements'
 import * as claimsDb from '../src/db/claims'
+import * as consoleDb from '../src/db/console'
+import { atomically } from '../src/db/batch'
 import * as integrationsDb from '../src/db/integrations'
 import * as notificationsDb from '../src/db/notifications'
 import { migrationsFor } from '../migrations/index'
@@ -503,6 +505,94 @@ export function dataLayerSuite(name: string, dialect: Dialect, open: () => Promi
       expect(payload).toMatchObject({ type: 'usage.reported', entityId: row.id, action: 'USAGE', entityStatus: 'ACTIVE', data: { dimension: 'calls', hour, quantity: 3.5, status: 'REPORTED', marketplaceStatus: 'Accepted', late: false, usageRecordCount: 2 } })
       expect(payload.data.usageRecordIds.sort()).toEqual([first[0]!.id, first[1]!.id].sort())
       expect((await usageDb.dueReports(db, at(60), 10)).map((r) => r.id)).toContain(lateReport.id)
+    })
+
+    test('console: a landing is counted on its org, UTC day and marketplace once, while its claim is held; a write made again counts nothing', async () => {
+      const { id: orgId } = await org()
+      const { id: otherOrg } = await org('Other')
+      let n = 0
+      // The landing's last write as the landing makes it: the count, then the claim's release, atomically.
+      const land = async (owner: string, partner: string, day: string, times = 1) => {
+        const tokenHash = `hash-${owner}-${n++}`
+        await claimsDb.claimLanding(db, { token_hash: tokenHash, org_id: owner, partner, partner_id: null, sealed_token: 'sealed', lease_until: at(100), created_at: at(0) }, at(0))
+        for (let i = 0; i < times; i++) {
+          await atomically(db, [entitlementsDb.landingCountStatement(db, { org_id: owner, partner, day, token_hash: tokenHash }), claimsDb.releaseStatement(db, tokenHash)])
+        }
+      }
+      await land(orgId, 'azure', '2026-03-01', 3)
+      await land(orgId, 'azure', '2026-03-01')
+      await land(orgId, 'aws', '2026-03-01')
+      await land(orgId, 'azure', '2026-03-02')
+      await land(otherOrg, 'azure', '2026-03-01')
+      // Without a claim (never claimed, or released already): nothing.
+      await atomically(db, [entitlementsDb.landingCountStatement(db, { org_id: orgId, partner: 'gcp', day: '2026-03-01', token_hash: 'never-claimed' })])
+      const counts = await consoleDb.landingCounts(db, orgId, '2026-03-01', '2026-03-31')
+      expect(counts.sort((a, b) => `${a.day}${a.partner}`.localeCompare(`${b.day}${b.partner}`))).toEqual([
+        { day: '2026-03-01', partner: 'aws', landings: 1 },
+        { day: '2026-03-01', partner: 'azure', landings: 2 },
+        { day: '2026-03-02', partner: 'azure', landings: 1 },
+      ])
+      expect(await consoleDb.landingCounts(db, orgId, '2026-03-02', '2026-03-02')).toEqual([{ day: '2026-03-02', partner: 'azure', landings: 1 }])
+      expect(await consoleDb.landingCounts(db, otherOrg, '2026-03-01', '2026-03-01')).toEqual([{ day: '2026-03-01', partner: 'azure', landings: 1 }])
+    })
+
+    test('console: entitlements searched by id, marketplace id or buyer email; counted by marketplace and status; open deliveries and usage counted', async () => {
+      const { id: orgId } = await org()
+      await orgsDb.updateOrg(db, orgId, { webhook_url: 'https://hooks.example/console' })
+      const buyer = (email: string | null) => JSON.stringify({ accountId: null, customerId: null, email, tenantId: null, name: null })
+      const seed = async (externalId: string, email: string | null, overrides: Partial<NewEntitlementRow> = {}) =>
+        (await entitlementsDb.upsertEntitlement(db, entitlement(orgId, externalId, { buyer: buyer(email), ...overrides }), entitlementJson)).row
+      const a = await seed('A1B2-c3d4', 'Ada@Contoso.example', { created_at: at(1) })
+      const b = await seed('arn:aws:license-manager::1:license:l-50%_off', 'grace@contoso.example', { partner: 'aws', status: 'ACTIVE', created_at: at(2) })
+      const c = await seed('plain', null, { status: 'ACTIVE', created_at: at(3) })
+      const search = async (text: string, filters: { partner?: string; status?: string } = {}) =>
+        (await entitlementsDb.listEntitlements(db, { orgId, search: text, limit: 10, ...filters })).rows.map((row) => row.id)
+      expect(await search(a.id)).toEqual([a.id])
+      expect(await search(a.id.toUpperCase())).toEqual([])
+      expect(await search('c3D4')).toEqual([a.id])
+      expect(await search('contoso.EXAMPLE')).toEqual([b.id, a.id])
+      expect(await search('contoso', { partner: 'aws' })).toEqual([b.id])
+      expect(await search('contoso', { status: 'PENDING_START' })).toEqual([a.id])
+      expect(await search('50%_')).toEqual([b.id])
+      expect(await search('5%')).toEqual([])
+      expect(await search('_')).toEqual([b.id])
+      expect(await search('plain')).toEqual([c.id])
+      expect((await entitlementsDb.listEntitlementJson(db, { orgId, search: 'grace@', limit: 10 })).rows.map((row) => JSON.parse(row.json!).id)).toEqual([b.id])
+
+      const counts = await consoleDb.entitlementCounts(db, orgId)
+      expect(counts.sort((x, y) => `${x.partner}${x.status}`.localeCompare(`${y.partner}${y.status}`))).toEqual([
+        { partner: 'aws', status: 'ACTIVE', count: 1 },
+        { partner: 'azure', status: 'ACTIVE', count: 1 },
+        { partner: 'azure', status: 'PENDING_START', count: 1 },
+      ])
+
+      // Deliveries of a's events, and one of c's; usage records of every status.
+      const eventOf = (row: EntitlementRow, eventId: string) => ({ id: eventId, entitlement_id: row.id, org_id: orgId, type: 'UPDATE', source: 'api', data: '{}', created_at: at(5) })
+      await entitlementsDb.writeEntitlementChange(db, { expected: a, set: { ...a, json: entitlementJson(a) } }, [eventWrite(eventOf(a, newId('evt')), a), eventWrite(eventOf(a, newId('evt')), a)])
+      await entitlementsDb.writeEntitlementChange(db, { expected: c, set: { ...c, json: entitlementJson(c) } }, [eventWrite(eventOf(c, newId('evt')), c)])
+      const ofA = await webhooksDb.listEventDeliveries(db, orgId, a.id, 10)
+      expect(ofA).toHaveLength(2)
+      const aEvents = (await entitlementsDb.listEvents(db, a.id)).map((event) => event.id)
+      expect(ofA.every((delivery) => aEvents.includes(delivery.event_id!))).toBe(true)
+      expect(await webhooksDb.listEventDeliveries(db, orgId, a.id, 1)).toHaveLength(1)
+      expect(await webhooksDb.listEventDeliveries(db, 'org_other', a.id, 10)).toEqual([])
+      await webhooksDb.recordAttempt(db, ofA[0]!.id, { status: 'FAILED', statusCode: 500, error: 'x', nextAttemptAt: null, now: at(6) })
+      const [cDelivery] = await webhooksDb.listEventDeliveries(db, orgId, c.id, 10)
+      await webhooksDb.recordAttempt(db, cDelivery!.id, { status: 'SUCCEEDED', statusCode: 200, error: null, nextAttemptAt: null, now: at(6) })
+      expect((await consoleDb.openDeliveryCounts(db, orgId)).sort((x, y) => x.status.localeCompare(y.status))).toEqual([
+        { status: 'FAILED', count: 1 },
+        { status: 'PENDING', count: 1 },
+      ])
+      const record = (key: string, status: 'PENDING' | 'REPORTED' | 'REJECTED') => ({
+        id: newId('use'), org_id: orgId, entitlement_id: b.id, partner: 'aws', dimension: 'd', quantity: 1, timestamp: at(1), timestamp_given: 1,
+        hour: '2026-01-01T00:00:00.000Z', idempotency_key: key, status, marketplace_status: null, error: null, reported_at: null, report_id: null, created_at: at(1),
+      })
+      await usageDb.insertRecords(db, [record('u1', 'PENDING'), record('u2', 'PENDING'), record('u3', 'REJECTED'), record('u4', 'REPORTED')])
+      expect((await consoleDb.openUsageCounts(db, orgId)).sort((x, y) => x.status.localeCompare(y.status))).toEqual([
+        { status: 'PENDING', count: 2 },
+        { status: 'REJECTED', count: 1 },
+      ])
+      expect(await consoleDb.openUsageCounts(db, 'org_other')).toEqual([])
     })
   })
 }
