@@ -284,7 +284,7 @@ describe('one entitlement', () => {
     expect(page.status).toBe(200)
     const text = textOf(page.html)
     // The JSON the API answers, as it is.
-    const shown = /<pre id="entitlement-json">([\s\S]*?)<\/pre>/.exec(page.html)![1]!
+    const shown = /<pre id="entitlement-json"[^>]*>([\s\S]*?)<\/pre>/.exec(page.html)![1]!
     expect(JSON.parse(textOf(shown))).toEqual(entitlement)
     // Each field where people read it.
     for (const value of [entitlement.id, entitlement.partnerId, entitlement.offerType, entitlement.externalId, entitlement.productId!, entitlement.planId!, entitlement.orgId]) {

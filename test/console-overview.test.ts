@@ -182,7 +182,8 @@ describe('the counts', () => {
       // suspended meanwhile (REJECTED when reported), and one of the current hour (PENDING).
       const record = (id: string, body: Record<string, unknown>) =>
         s.broker.request(`/api/v1/orgs/${s.org.id}/entitlements/${id}/usage`, { method: 'POST', token: s.apiKey, json: { dimension: 'api', idempotencyKey: randomUUID(), ...body } })
-      const hourAgo = new Date(Math.floor(s.clock.ms / 3600_000) * 3600_000 - 3600_000 + 60_000).toISOString()
+      // (Two hours back: the hour before the current one may still be in its closing grace.)
+      const hourAgo = new Date(Math.floor(s.clock.ms / 3600_000) * 3600_000 - 2 * 3600_000 + 60_000).toISOString()
       expect((await record(a.id, { quantity: 5, timestamp: hourAgo })).status).toBe(202)
       expect((await record(a.id, { quantity: 2, timestamp: hourAgo })).status).toBe(202)
       const d = await s.landAzure()

@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { DB } from './schema'
 
 /**
@@ -30,28 +30,24 @@ export async function landingCounts(db: DB, orgId: string, from: string, to: str
   return rows.map((row) => ({ day: row.day, partner: row.partner, landings: Number(row.landings) }))
 }
 
-// The `status in (…)` conditions below are written exactly as the partial indexes' (migration 0014).
+/**
+ * An org's rows of `table` per status, for the statuses `open` names: written exactly as the
+ * table's partial index of migration 0014 is (`status in (…)`), which is what lets SQLite and
+ * PostgreSQL count from that index alone.
+ */
+async function openCounts(db: DB, table: 'webhook_deliveries' | 'usage_records', open: RawBuilder<boolean>, orgId: string) {
+  const rows = await db
+    .selectFrom(table)
+    .select(['status', (eb) => eb.fn.countAll().as('count')])
+    .where('org_id', '=', orgId)
+    .where(open)
+    .groupBy('status')
+    .execute()
+  return rows.map((row) => ({ status: row.status as string, count: Number(row.count) }))
+}
 
 /** The org's webhook deliveries that are PENDING or FAILED, per status. */
-export async function openDeliveryCounts(db: DB, orgId: string): Promise<Array<{ status: string; count: number }>> {
-  const rows = await db
-    .selectFrom('webhook_deliveries')
-    .select(['status', (eb) => eb.fn.countAll().as('count')])
-    .where('org_id', '=', orgId)
-    .where(sql<boolean>`status in ('PENDING', 'FAILED')`)
-    .groupBy('status')
-    .execute()
-  return rows.map((row) => ({ status: row.status, count: Number(row.count) }))
-}
+export const openDeliveryCounts = (db: DB, orgId: string) => openCounts(db, 'webhook_deliveries', sql<boolean>`status in ('PENDING', 'FAILED')`, orgId)
 
 /** The org's usage records that are PENDING or REJECTED, per status. */
-export async function openUsageCounts(db: DB, orgId: string): Promise<Array<{ status: string; count: number }>> {
-  const rows = await db
-    .selectFrom('usage_records')
-    .select(['status', (eb) => eb.fn.countAll().as('count')])
-    .where('org_id', '=', orgId)
-    .where(sql<boolean>`status in ('PENDING', 'REJECTED')`)
-    .groupBy('status')
-    .execute()
-  return rows.map((row) => ({ status: row.status, count: Number(row.count) }))
-}
+export const openUsageCounts = (db: DB, orgId: string) => openCounts(db, 'usage_records', sql<boolean>`status in ('PENDING', 'REJECTED')`, orgId)

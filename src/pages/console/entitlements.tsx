@@ -6,7 +6,7 @@ import type { WebhookDelivery } from '../../domain/webhooks'
 import type { Entitlement, EntitlementEvent } from '../../schemas'
 import { Badge, EmptyState, MarketplaceBadge, Notice, Pager, marketplaceName, query, time } from './components'
 import { type Viewer, CsrfField, orgPath } from './layout'
-import { statusLabel } from './overview'
+import { ScrollText, Table, statusLabel } from './tables'
 
 /** The Entitlements pages (contract §14): the list with its filters and search, and one entitlement's page. */
 
@@ -22,38 +22,47 @@ export interface ListFilters {
 const dash = (value: unknown) => (value === null || value === undefined || value === '' ? '—' : String(value))
 const yesNo = (value: boolean | null) => (value === null ? '—' : value ? 'Yes' : 'No')
 
+/** One of the list's selects: "all" first, then each value, the filter's own one selected. */
+function FilterSelect(props: { id: string; name: string; label: string; all: string; selected?: string; options: Array<[string, string]> }) {
+  return (
+    <div>
+      <label class="field" for={props.id}>
+        {props.label}
+      </label>
+      <select id={props.id} name={props.name}>
+        <option value="">{props.all}</option>
+        {props.options.map(([value, label]) => (
+          <option value={value} selected={props.selected === value}>
+            {label}
+          </option>
+        ))}
+      </select>
+    </div>
+  )
+}
+
 function FilterForm(props: { orgId: string; filters: ListFilters; searchError?: string }) {
   const { filters } = props
   const filtered = Boolean(filters.partner || filters.status || filters.q)
   return (
     <form method="get" action={entitlementsPath(props.orgId)} class="filter-form" role="search" aria-label="Filter entitlements">
       <div class="filters">
-        <div>
-          <label class="field" for="filter-partner">
-            Marketplace
-          </label>
-          <select id="filter-partner" name="partner">
-            <option value="">All marketplaces</option>
-            {PARTNERS.map((partner) => (
-              <option value={partner} selected={filters.partner === partner}>
-                {marketplaceName(partner)}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div>
-          <label class="field" for="filter-status">
-            Status
-          </label>
-          <select id="filter-status" name="status">
-            <option value="">All statuses</option>
-            {ENTITLEMENT_STATUSES.map((status) => (
-              <option value={status} selected={filters.status === status}>
-                {statusLabel(status)}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="filter-partner"
+          name="partner"
+          label="Marketplace"
+          all="All marketplaces"
+          selected={filters.partner}
+          options={PARTNERS.map((partner) => [partner, marketplaceName(partner)])}
+        />
+        <FilterSelect
+          id="filter-status"
+          name="status"
+          label="Status"
+          all="All statuses"
+          selected={filters.status}
+          options={ENTITLEMENT_STATUSES.map((status) => [status, statusLabel(status)])}
+        />
         <div class="filter-search">
           <label class="field" for="filter-q">
             Search
@@ -136,45 +145,36 @@ export function EntitlementList(props: {
             <p class="small muted" id="list-summary">
               {page.items.length === 1 ? '1 entitlement' : `${page.items.length} entitlements`} on this page, newest first{page.nextCursor ? '; more on the next page' : ''}.
             </p>
-            <table class="entitlements">
-              <caption class="sr-only">Entitlements, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Entitlement</th>
-                  <th scope="col">Marketplace</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Product / plan</th>
-                  <th scope="col">Buyer email</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Updated</th>
+            <Table
+              label="Entitlements table"
+              caption="Entitlements, newest first"
+              class="entitlements wide"
+              columns={['Entitlement', 'Marketplace', 'Status', 'Product / plan', 'Buyer email', 'Created', 'Updated']}
+            >
+              {page.items.map((entitlement) => (
+                <tr data-id={entitlement.id}>
+                  <td>
+                    <a class="mono" href={entitlementPath(orgId, entitlement.id)}>
+                      {entitlement.id}
+                    </a>
+                  </td>
+                  <td>
+                    <MarketplaceBadge partner={entitlement.partner} />
+                  </td>
+                  <td>
+                    <Badge value={entitlement.status} label={statusLabel(entitlement.status)} />
+                  </td>
+                  <td>
+                    {dash(entitlement.productId)}
+                    <br />
+                    <span class="muted small">{dash(entitlement.planId)}</span>
+                  </td>
+                  <td>{dash(entitlement.buyer.email)}</td>
+                  <td>{time(entitlement.createdAt)}</td>
+                  <td>{time(entitlement.updatedAt)}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {page.items.map((entitlement) => (
-                  <tr data-id={entitlement.id}>
-                    <td>
-                      <a class="mono" href={entitlementPath(orgId, entitlement.id)}>
-                        {entitlement.id}
-                      </a>
-                    </td>
-                    <td>
-                      <MarketplaceBadge partner={entitlement.partner} />
-                    </td>
-                    <td>
-                      <Badge value={entitlement.status} label={statusLabel(entitlement.status)} />
-                    </td>
-                    <td>
-                      {dash(entitlement.productId)}
-                      <br />
-                      <span class="muted small">{dash(entitlement.planId)}</span>
-                    </td>
-                    <td>{dash(entitlement.buyer.email)}</td>
-                    <td>{time(entitlement.createdAt)}</td>
-                    <td>{time(entitlement.updatedAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           </>
         )}
         {page ? <Pager next={page.nextCursor ? here({ cursor: page.nextCursor }) : null} first={props.cursor ? here({}) : null} /> : null}
@@ -182,6 +182,19 @@ export function EntitlementList(props: {
     </>
   )
 }
+
+/** What the other side answered: its status, and its error under it. */
+const Answer = (props: { value: string | number | null; error: string | null }) => (
+  <>
+    {dash(props.value)}
+    {props.error ? (
+      <>
+        <br />
+        <span class="small">{props.error}</span>
+      </>
+    ) : null}
+  </>
+)
 
 /** A definition list of label → value pairs. */
 function Fields(props: { rows: Array<[string, Child]> }) {
@@ -299,10 +312,12 @@ export function EntitlementDetail(props: {
       <section class="card" aria-labelledby="info-title">
         <h2 id="info-title">Marketplace detail</h2>
         <p class="small muted">What {marketplaceName(e.partner)} answered about this purchase (the entitlement’s info).</p>
-        <pre>{JSON.stringify(e.info, null, 2)}</pre>
+        <ScrollText label="Marketplace detail (JSON)">{JSON.stringify(e.info, null, 2)}</ScrollText>
         <details>
           <summary>The entitlement as the API answers it</summary>
-          <pre id="entitlement-json">{JSON.stringify(JSON.parse(props.json), null, 2)}</pre>
+          <ScrollText label="The entitlement as JSON" id="entitlement-json">
+            {JSON.stringify(JSON.parse(props.json), null, 2)}
+          </ScrollText>
         </details>
       </section>
 
@@ -311,31 +326,25 @@ export function EntitlementDetail(props: {
         {events.length === 0 ? (
           <p class="empty">No events recorded.</p>
         ) : (
-          <table class="events">
-            <caption class="sr-only">Events, oldest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Event</th>
-                <th scope="col">Source</th>
-                <th scope="col">Data</th>
+          <Table
+            label="Events table"
+            caption="Events, oldest first"
+            class="events wide"
+            columns={['When', 'Event', 'Source', 'Data']}
+          >
+            {events.map((event) => (
+              <tr data-id={event.id}>
+                <td>{time(event.createdAt)}</td>
+                <td>
+                  <Badge value={event.type} />
+                </td>
+                <td>{event.source}</td>
+                <td>
+                  <code>{JSON.stringify(event.data)}</code>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {events.map((event) => (
-                <tr data-id={event.id}>
-                  <td>{time(event.createdAt)}</td>
-                  <td>
-                    <Badge value={event.type} />
-                  </td>
-                  <td>{event.source}</td>
-                  <td>
-                    <code>{JSON.stringify(event.data)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </section>
 
@@ -346,45 +355,30 @@ export function EntitlementDetail(props: {
             {props.usageCursor ? 'No more usage records.' : 'No usage recorded. Report it with POST /api/v1/orgs/{orgId}/entitlements/{id}/usage; records are reported to the marketplace hourly.'}
           </p>
         ) : (
-          <table class="usage">
-            <caption class="sr-only">Usage records, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Dimension</th>
-                <th scope="col">Quantity</th>
-                <th scope="col">Status</th>
-                <th scope="col">Marketplace answer</th>
-                <th scope="col">Reported</th>
-                <th scope="col">Idempotency key</th>
+          <Table
+            label="Usage records table"
+            caption="Usage records, newest first"
+            class="usage wide"
+            columns={['Time', 'Dimension', 'Quantity', 'Status', 'Marketplace answer', 'Reported', 'Idempotency key']}
+          >
+            {usage.items.map((record) => (
+              <tr data-id={record.id}>
+                <td>{time(record.timestamp)}</td>
+                <td>{record.dimension}</td>
+                <td>{record.quantity}</td>
+                <td>
+                  <Badge value={record.status} />
+                </td>
+                <td>
+                  <Answer value={record.marketplaceStatus} error={record.error} />
+                </td>
+                <td>{time(record.reportedAt)}</td>
+                <td>
+                  <code>{record.idempotencyKey}</code>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {usage.items.map((record) => (
-                <tr data-id={record.id}>
-                  <td>{time(record.timestamp)}</td>
-                  <td>{record.dimension}</td>
-                  <td>{record.quantity}</td>
-                  <td>
-                    <Badge value={record.status} />
-                  </td>
-                  <td>
-                    {dash(record.marketplaceStatus)}
-                    {record.error ? (
-                      <>
-                        <br />
-                        <span class="small">{record.error}</span>
-                      </>
-                    ) : null}
-                  </td>
-                  <td>{time(record.reportedAt)}</td>
-                  <td>
-                    <code>{record.idempotencyKey}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
         <Pager next={usage.nextCursor ? `${here}${query({ usageCursor: usage.nextCursor })}#usage-title` : null} first={props.usageCursor ? `${here}#usage-title` : null} />
       </section>
@@ -401,45 +395,30 @@ export function EntitlementDetail(props: {
             <p class="small muted">
               One delivery per event above. <a href={`${webhooks}?status=FAILED`}>Retry failed deliveries on the Webhooks page</a>
             </p>
-            <table class="deliveries">
-              <caption class="sr-only">Webhook deliveries of this entitlement’s events, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Delivery</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Attempts</th>
-                  <th scope="col">Last answer</th>
-                  <th scope="col">Next attempt</th>
-                  <th scope="col">Created</th>
+            <Table
+              label="Deliveries table"
+              caption="Webhook deliveries of this entitlement’s events, newest first"
+              class="deliveries wide"
+              columns={['Delivery', 'Type', 'Status', 'Attempts', 'Last answer', 'Next attempt', 'Created']}
+            >
+              {deliveries.map((delivery) => (
+                <tr data-id={delivery.id}>
+                  <td>
+                    <code>{delivery.id}</code>
+                  </td>
+                  <td>{delivery.type}</td>
+                  <td>
+                    <Badge value={delivery.status} />
+                  </td>
+                  <td>{delivery.attempts}</td>
+                  <td>
+                    <Answer value={delivery.lastStatusCode} error={delivery.lastError} />
+                  </td>
+                  <td>{time(delivery.nextAttemptAt)}</td>
+                  <td>{time(delivery.createdAt)}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {deliveries.map((delivery) => (
-                  <tr data-id={delivery.id}>
-                    <td>
-                      <code>{delivery.id}</code>
-                    </td>
-                    <td>{delivery.type}</td>
-                    <td>
-                      <Badge value={delivery.status} />
-                    </td>
-                    <td>{delivery.attempts}</td>
-                    <td>
-                      {dash(delivery.lastStatusCode)}
-                      {delivery.lastError ? (
-                        <>
-                          <br />
-                          <span class="small">{delivery.lastError}</span>
-                        </>
-                      ) : null}
-                    </td>
-                    <td>{time(delivery.nextAttemptAt)}</td>
-                    <td>{time(delivery.createdAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           </>
         )}
       </section>

@@ -4,17 +4,9 @@ import type { LandingDay, Overview } from '../../domain/overview'
 import type { Integration } from '../../schemas'
 import { Badge, CopyField, EmptyState, MarketplaceBadge, marketplaceName, query } from './components'
 import { orgPath } from './layout'
+import { Table, statusLabel } from './tables'
 
 /** The Overview page (contract §14): counts, the landings chart, what needs attention, integration health. */
-
-const STATUS_LABELS: Record<string, string> = {
-  PENDING_START: 'Pending start',
-  ACTIVE: 'Active',
-  SUSPENDED: 'Suspended',
-  PENDING_CANCEL: 'Pending cancel',
-  CANCELLED: 'Cancelled',
-}
-export const statusLabel = (status: string) => STATUS_LABELS[status] ?? status
 
 /** Where each marketplace takes the two URLs (what a new ISV has to do next). */
 const PASTE_WHERE: Record<Partner, string> = {
@@ -40,12 +32,12 @@ function dayText(day: LandingDay) {
  */
 export function LandingsChart(props: { days: LandingDay[]; total: number }) {
   const { days, total } = props
-  const width = 640
-  const height = 200
-  const plot = { left: 36, right: 8, top: 12, bottom: 30 }
+  const width = 480
+  const height = 180
+  const plot = { left: 28, right: 6, top: 10, bottom: 26 }
   const plotHeight = height - plot.top - plot.bottom
   const slot = (width - plot.left - plot.right) / days.length
-  const barWidth = Math.max(2, slot * 0.72)
+  const barWidth = Math.max(2, slot * 0.7)
   const max = Math.max(1, ...days.map((day) => day.total))
   const busiest = days.reduce((best, day) => (day.total > best.total ? day : best), days[0]!)
   const baseline = plot.top + plotHeight
@@ -55,6 +47,13 @@ export function LandingsChart(props: { days: LandingDay[]; total: number }) {
     total === 0
       ? `No landings from ${first} to ${last} (UTC).`
       : `${plural(total, 'landing')} from ${first} to ${last} (UTC); the most in one day: ${busiest.total}, on ${busiest.day}.`
+  // The first day, the middle one and today name the axis.
+  const labels: Array<{ i: number; text: string; anchor: string }> = [
+    { i: 0, text: shortDay(first), anchor: 'start' },
+    { i: Math.floor(days.length / 2), text: shortDay(days[Math.floor(days.length / 2)]?.day ?? ''), anchor: 'middle' },
+    { i: days.length - 1, text: 'Today', anchor: 'end' },
+  ]
+  const xOf = (i: number) => plot.left + i * slot
   return (
     <>
       <svg class="chart" viewBox={`0 0 ${width} ${height}`} role="img" aria-labelledby="landings-chart-title landings-chart-desc">
@@ -62,54 +61,57 @@ export function LandingsChart(props: { days: LandingDay[]; total: number }) {
         <desc id="landings-chart-desc">{description}</desc>
         <line class="axis" x1={plot.left} y1={baseline} x2={width - plot.right} y2={baseline} />
         <line class="axis" x1={plot.left} y1={plot.top} x2={width - plot.right} y2={plot.top} />
-        <text class="y-label" x={plot.left - 6} y={plot.top + 4} text-anchor="end">
+        <text class="y-label" x={plot.left - 5} y={plot.top + 5} text-anchor="end">
           {max}
         </text>
-        <text class="y-label" x={plot.left - 6} y={baseline + 4} text-anchor="end">
+        <text class="y-label" x={plot.left - 5} y={baseline + 4} text-anchor="end">
           0
         </text>
         {days.map((day, i) => {
           const barHeight = day.total === 0 ? 1 : Math.max(2, (day.total / max) * plotHeight)
-          const x = plot.left + i * slot + (slot - barWidth) / 2
           return (
-            <rect class={day.total === 0 ? 'bar zero' : 'bar'} x={x.toFixed(1)} y={(baseline - barHeight).toFixed(1)} width={barWidth.toFixed(1)} height={barHeight.toFixed(1)} data-day={day.day} data-count={String(day.total)}>
+            <rect
+              class={day.total === 0 ? 'bar zero' : 'bar'}
+              x={(xOf(i) + (slot - barWidth) / 2).toFixed(1)}
+              y={(baseline - barHeight).toFixed(1)}
+              width={barWidth.toFixed(1)}
+              height={barHeight.toFixed(1)}
+              data-day={day.day}
+              data-count={String(day.total)}
+            >
               <title>{dayText(day)}</title>
             </rect>
           )
         })}
-        {days.map((day, i) =>
-          i % 7 === 0 || i === days.length - 1 ? (
-            <text class="x-label" x={(plot.left + i * slot + slot / 2).toFixed(1)} y={height - 10} text-anchor="middle">
-              {shortDay(day.day)}
-            </text>
-          ) : null,
-        )}
+        {labels.map((label) => (
+          <text
+            class="x-label"
+            x={(label.anchor === 'start' ? xOf(label.i) : label.anchor === 'end' ? xOf(label.i) + slot : xOf(label.i) + slot / 2).toFixed(1)}
+            y={height - 8}
+            text-anchor={label.anchor}
+          >
+            {label.text}
+          </text>
+        ))}
       </svg>
       <details class="chart-table">
         <summary>The numbers as a table</summary>
-        <table>
-          <caption class="sr-only">Landings per day and marketplace, last {days.length} days (UTC)</caption>
-          <thead>
+        <Table
+          label="Landings per day table"
+          caption={`Landings per day and marketplace, last ${days.length} days (UTC)`}
+          class="landings"
+          columns={['Day (UTC)', ...PARTNERS.map(marketplaceName), 'Total']}
+        >
+          {days.map((day) => (
             <tr>
-              <th scope="col">Day (UTC)</th>
+              <th scope="row">{day.day}</th>
               {PARTNERS.map((partner) => (
-                <th scope="col">{marketplaceName(partner)}</th>
+                <td>{day.byPartner[partner]}</td>
               ))}
-              <th scope="col">Total</th>
+              <td>{day.total}</td>
             </tr>
-          </thead>
-          <tbody>
-            {days.map((day) => (
-              <tr>
-                <th scope="row">{day.day}</th>
-                {PARTNERS.map((partner) => (
-                  <td>{day.byPartner[partner]}</td>
-                ))}
-                <td>{day.total}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       </details>
     </>
   )
@@ -196,35 +198,28 @@ export function OverviewPage(props: { orgId: string; overview: Overview }) {
             <Stat value={entitlements.byStatus[status]} label={statusLabel(status)} href={list({ status })} id={`count-${status}`} />
           ))}
         </div>
-        <table class="by-marketplace">
-          <caption class="sr-only">Entitlements per marketplace and status</caption>
-          <thead>
+        <Table
+          label="Entitlements per marketplace table"
+          caption="Entitlements per marketplace and status"
+          class="by-marketplace"
+          columns={['Marketplace', ...ENTITLEMENT_STATUSES.map(statusLabel), 'Total']}
+        >
+          {PARTNERS.map((partner) => (
             <tr>
-              <th scope="col">Marketplace</th>
+              <th scope="row">
+                <a href={list({ partner })}>{marketplaceName(partner)}</a>
+              </th>
               {ENTITLEMENT_STATUSES.map((status) => (
-                <th scope="col">{statusLabel(status)}</th>
-              ))}
-              <th scope="col">Total</th>
-            </tr>
-          </thead>
-          <tbody>
-            {PARTNERS.map((partner) => (
-              <tr>
-                <th scope="row">
-                  <a href={list({ partner })}>{marketplaceName(partner)}</a>
-                </th>
-                {ENTITLEMENT_STATUSES.map((status) => (
-                  <td data-partner={partner} data-status={status}>
-                    {entitlements.byPartnerStatus[partner][status]}
-                  </td>
-                ))}
-                <td data-partner={partner} data-status="total">
-                  {entitlements.byPartner[partner]}
+                <td data-partner={partner} data-status={status}>
+                  {entitlements.byPartnerStatus[partner][status]}
                 </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+              ))}
+              <td data-partner={partner} data-status="total">
+                {entitlements.byPartner[partner]}
+              </td>
+            </tr>
+          ))}
+        </Table>
       </section>
 
       <section class="card" aria-labelledby="landings-title">

@@ -113,11 +113,26 @@ input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="
 }
 
 /* ---- Overview and Entitlements pages ---- */
+/* The marketplace badges' ink, darkened to 4.5:1 on their backgrounds (the theme's is lighter). */
+.badge.azure { color: #005a9e; } .badge.gcp { color: #1557b0; }
+.page-head > div { min-width: 0; }
+.page-head h1 { overflow-wrap: anywhere; }
+.table-scroll { overflow-x: auto; max-width: 100%; }
+.table-scroll:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+table.wide { min-width: 680px; }
+table.by-marketplace { min-width: 560px; }
+table.by-marketplace tbody th { text-transform: none; letter-spacing: 0; font-size: .92rem; }
+table.entitlements td:first-child a { white-space: nowrap; }
+table.wide .badge { white-space: nowrap; }
+table.events td:nth-child(3) { white-space: nowrap; }
+pre:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+.chart { max-height: 240px; margin: 4px 0; }
 a.stat { color: var(--ink); text-decoration: none; display: block; }
 a.stat:hover { border-color: var(--brand); }
 a.stat:hover span { color: var(--brand); }
 .chart .bar.zero { fill: #c9cfda; }
 .chart .y-label, .chart .x-label { font-size: 13px; }
+@media (max-width: 480px) { .chart .y-label, .chart .x-label { font-size: 18px; } }
 .chart-table { margin-top: 8px; }
 .chart-table table { margin-top: 8px; }
 .first-step { border-top: 1px solid var(--line); padding-top: 10px; margin-top: 10px; }

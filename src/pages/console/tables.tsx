@@ -1,0 +1,48 @@
+/** @jsxRuntime automatic @jsxImportSource hono/jsx */
+import type { Child } from 'hono/jsx'
+
+/** Pieces the Overview and Entitlements pages share. */
+
+const STATUS_LABELS: Record<string, string> = {
+  PENDING_START: 'Pending start',
+  ACTIVE: 'Active',
+  SUSPENDED: 'Suspended',
+  PENDING_CANCEL: 'Pending cancel',
+  CANCELLED: 'Cancelled',
+}
+/** An entitlement status as people read it (the API's value otherwise). */
+export const statusLabel = (status: string) => STATUS_LABELS[status] ?? status
+
+/**
+ * A table wider than a phone: it keeps its columns and scrolls sideways inside its own region,
+ * which the keyboard can reach (focusable, named by `label`), never the page.
+ */
+export const ScrollTable = (props: { label: string; children: Child }) => (
+  <div class="table-scroll" role="region" aria-label={props.label} tabindex={0}>
+    {props.children}
+  </div>
+)
+
+/** Text that may be long (JSON): kept in a box that scrolls, reachable by keyboard. */
+export const ScrollText = (props: { label: string; id?: string; children: Child }) => (
+  <pre id={props.id} role="region" aria-label={props.label} tabindex={0}>
+    {props.children}
+  </pre>
+)
+
+/** A table with its (visually hidden) caption and a header row of `columns`, in a ScrollTable; the rows are the children. */
+export const Table = (props: { label: string; caption: string; class: string; columns: string[]; children: Child }) => (
+  <ScrollTable label={props.label}>
+    <table class={props.class}>
+      <caption class="sr-only">{props.caption}</caption>
+      <thead>
+        <tr>
+          {props.columns.map((column) => (
+            <th scope="col">{column}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.children}</tbody>
+    </table>
+  </ScrollTable>
+)
