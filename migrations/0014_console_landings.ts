@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { ColumnTypes } from './dialect'
 
 /**
@@ -11,10 +11,10 @@ import type { ColumnTypes } from './dialect'
  * Azure "Manage account" re-entry, nor a buyer who only got through once a failed activation
  * went through). At most three rows per org and day; they are kept.
  *
- * Two partial indexes keep the Overview's "needs attention" counts to the rows that are counted
- * (deliveries still PENDING or FAILED, usage records PENDING or REJECTED) instead of every
- * delivery or record an org ever had. Their predicates are written exactly as db/console.ts
- * queries them, which is what lets SQLite and PostgreSQL use them.
+ * Two indexes on (org_id, status) let the Overview count an org's deliveries that are PENDING or
+ * FAILED and its usage records that are PENDING or REJECTED from the index alone, instead of
+ * reading every delivery or record the org ever had (the existing indexes lead with other columns
+ * or leave the status out).
  */
 export async function up(db: Kysely<any>, { text, integer }: ColumnTypes) {
   await db.schema
@@ -25,22 +25,12 @@ export async function up(db: Kysely<any>, { text, integer }: ColumnTypes) {
     .addColumn('landings', integer, (col) => col.notNull())
     .addPrimaryKeyConstraint('landing_counts_pkey', ['org_id', 'day', 'partner'])
     .execute()
-  await db.schema
-    .createIndex('webhook_deliveries_org_open')
-    .on('webhook_deliveries')
-    .columns(['org_id', 'status'])
-    .where(sql<boolean>`status in ('PENDING', 'FAILED')`)
-    .execute()
-  await db.schema
-    .createIndex('usage_records_org_open')
-    .on('usage_records')
-    .columns(['org_id', 'status'])
-    .where(sql<boolean>`status in ('PENDING', 'REJECTED')`)
-    .execute()
+  await db.schema.createIndex('webhook_deliveries_org_status').on('webhook_deliveries').columns(['org_id', 'status']).execute()
+  await db.schema.createIndex('usage_records_org_status').on('usage_records').columns(['org_id', 'status']).execute()
 }
 
 export async function down(db: Kysely<any>) {
-  await db.schema.dropIndex('usage_records_org_open').ifExists().execute()
-  await db.schema.dropIndex('webhook_deliveries_org_open').ifExists().execute()
+  await db.schema.dropIndex('usage_records_org_status').ifExists().execute()
+  await db.schema.dropIndex('webhook_deliveries_org_status').ifExists().execute()
   await db.schema.dropTable('landing_counts').ifExists().execute()
 }

@@ -1,10 +1,9 @@
-import { type RawBuilder, sql } from 'kysely'
-import type { DB } from './schema'
+import type { DB, UsageRecordsTable, WebhookDeliveriesTable } from './schema'
 
 /**
- * The counts the console's Overview shows (contract §14). Each is one grouped query over an
- * index that holds only what it counts (migration 0014 for the deliveries and usage records;
- * entitlements by their (org, partner, status) index); PostgreSQL answers counts as text (bigint).
+ * The counts the console's Overview shows (contract §14). Each is one grouped query answered from
+ * an index (migration 0014's (org_id, status) for deliveries and usage records, the entitlements'
+ * (org_id, partner, status, …)); PostgreSQL answers counts as text (bigint).
  */
 
 /** The org's entitlements per marketplace and status. */
@@ -30,24 +29,25 @@ export async function landingCounts(db: DB, orgId: string, from: string, to: str
   return rows.map((row) => ({ day: row.day, partner: row.partner, landings: Number(row.landings) }))
 }
 
-/**
- * An org's rows of `table` per status, for the statuses `open` names: written exactly as the
- * table's partial index of migration 0014 is (`status in (…)`), which is what lets SQLite and
- * PostgreSQL count from that index alone.
- */
-async function openCounts(db: DB, table: 'webhook_deliveries' | 'usage_records', open: RawBuilder<boolean>, orgId: string) {
+/** An org's rows of `table` per status, for the given statuses (its (org_id, status) index of migration 0014). */
+async function statusCounts<S extends WebhookDeliveriesTable['status'] | UsageRecordsTable['status']>(
+  db: DB,
+  table: 'webhook_deliveries' | 'usage_records',
+  orgId: string,
+  statuses: readonly S[],
+) {
   const rows = await db
     .selectFrom(table)
     .select(['status', (eb) => eb.fn.countAll().as('count')])
     .where('org_id', '=', orgId)
-    .where(open)
+    .where('status', 'in', statuses)
     .groupBy('status')
     .execute()
-  return rows.map((row) => ({ status: row.status as string, count: Number(row.count) }))
+  return rows.map((row) => ({ status: row.status as S, count: Number(row.count) }))
 }
 
 /** The org's webhook deliveries that are PENDING or FAILED, per status. */
-export const openDeliveryCounts = (db: DB, orgId: string) => openCounts(db, 'webhook_deliveries', sql<boolean>`status in ('PENDING', 'FAILED')`, orgId)
+export const openDeliveryCounts = (db: DB, orgId: string) => statusCounts(db, 'webhook_deliveries', orgId, ['PENDING', 'FAILED'] as const)
 
 /** The org's usage records that are PENDING or REJECTED, per status. */
-export const openUsageCounts = (db: DB, orgId: string) => openCounts(db, 'usage_records', sql<boolean>`status in ('PENDING', 'REJECTED')`, orgId)
+export const openUsageCounts = (db: DB, orgId: string) => statusCounts(db, 'usage_records', orgId, ['PENDING', 'REJECTED'] as const)
