@@ -1,8 +1,8 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
 import type { ApiKey } from '../../schemas'
-import { Badge, EmptyState, Notice, PageHead, SecretOnce, time } from './components'
-import { InputField, SelectField, TableScroll } from './parts'
+import { TableScroll, PageHead, Badge, time, EmptyState, Notice, SecretOnce } from './components'
+import { InputField, SelectField } from './parts'
 import { CsrfField, type Viewer, orgPath } from './layout'
 
 /** The API keys page (contract §13, §14): the org's keys, a new key's secret once, create, rotate, revoke. */
@@ -179,11 +179,10 @@ function CreateKeyForm(props: ApiKeysViewProps) {
         <InputField id="key-name" name="name" label="Name" hint="What uses it, e.g. ci-deploy (1 to 100 characters)." required maxlength={100} value={values.name} error={errors.name} />
         <SelectField id="key-scope" name="scope" label="Scope" value={values.scope ?? 'full'} options={SCOPES} error={errors.scope} />
         <InputField
-          type="datetime-local"
           id="key-expires"
           name="expiresAt"
           label="Expires (UTC, optional)"
-          hint="A date and time in UTC; leave it empty for a key that does not expire."
+          hint="A date and time in UTC, e.g. 2027-01-31 18:00; leave it empty for a key that does not expire."
           value={values.expiresAt}
           error={errors.expiresAt}
         />

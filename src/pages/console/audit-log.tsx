@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { AuditChanges, AuditEntry } from '../../domain/audit'
-import { Badge, EmptyState, Pager, PageHead, query, time } from './components'
-import { SelectField, TableScroll } from './parts'
+import { TableScroll, PageHead, Pager, Badge, time, EmptyState, query } from './components'
+import { SelectField } from './parts'
 import { orgPath } from './layout'
 
 /** The audit log page (contract §13, §14): the entries GET …/audit-log answers, filtered by action, a page at a time. */

@@ -99,3 +99,13 @@ export function query(values: Record<string, string | number | null | undefined>
   const text = params.toString()
   return text ? `?${text}` : ''
 }
+
+/**
+ * A wide table's box: it keeps its columns and scrolls sideways inside its own region on a narrow
+ * screen (the page never does), which the keyboard can reach (focusable, named by `label`).
+ */
+export const TableScroll = (props: { label: string; children: Child }) => (
+  <div class="table-scroll" tabindex={0} role="region" aria-label={props.label}>
+    {props.children}
+  </div>
+)

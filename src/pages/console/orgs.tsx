@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Org } from '../../schemas'
-import { CopyField, EmptyState, Notice, PageHead, Pager, SecretOnce, query, time } from './components'
-import { InputField, TableScroll } from './parts'
+import { TableScroll, PageHead, Pager, CopyField, time, EmptyState, Notice, query, SecretOnce } from './components'
+import { InputField } from './parts'
 import { CsrfField, type Viewer, orgPath } from './layout'
 
 /** The operator's org list and org creation (contract §3, §14). */

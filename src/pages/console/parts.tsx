@@ -40,7 +40,7 @@ function Around(props: FieldProps & { children: Child }) {
 }
 
 export function InputField(
-  props: FieldProps & { type?: 'text' | 'url' | 'number' | 'datetime-local' | 'email'; value?: string | undefined; required?: boolean; maxlength?: number; min?: number; max?: number; placeholder?: string },
+  props: FieldProps & { type?: 'text' | 'url' | 'number' | 'email'; value?: string | undefined; required?: boolean; maxlength?: number; min?: number; max?: number; placeholder?: string },
 ) {
   return (
     <Around {...props}>
@@ -53,7 +53,7 @@ export function InputField(
         maxlength={props.maxlength}
         min={props.min}
         max={props.max}
-        step={props.type === 'number' || props.type === 'datetime-local' ? 1 : undefined}
+        step={props.type === 'number' ? 1 : undefined}
         placeholder={props.placeholder}
         autocomplete="off"
         aria-describedby={describedBy(props)}
@@ -91,13 +91,3 @@ export function SelectField(props: FieldProps & { value?: string | undefined; op
 export function refusedFields(error: z.ZodError): Set<string> {
   return new Set(error.issues.map((issue) => String(issue.path[0] ?? '')))
 }
-
-/**
- * A wide table's box: it scrolls sideways on a narrow screen (the page never does), and, being
- * focusable and named, can be scrolled with the keyboard too.
- */
-export const TableScroll = (props: { label: string; children: Child }) => (
-  <div class="table-scroll" tabindex={0} role="region" aria-label={props.label}>
-    {props.children}
-  </div>
-)

@@ -1,8 +1,8 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
 import { OPTIONAL_FIELDS, type Signup, type SignupForm } from '../../domain/signups'
-import { Badge, CopyField, EmptyState, Notice, Pager, PageHead, query, time } from './components'
-import { InputField, TableScroll, TextAreaField } from './parts'
+import { TableScroll, PageHead, Pager, Badge, CopyField, time, EmptyState, Notice, query } from './components'
+import { InputField, TextAreaField } from './parts'
 import { CsrfField, type Viewer, orgPath } from './layout'
 
 /** The signup form page (contract §10, §14): the hosted form's settings, their edit form, and the submissions. */

@@ -8,8 +8,6 @@ const CONSOLE_ONLY = `
 main:focus { outline: none; }
 /* On the light parts of the page the focus ring in the brand colour (the theme's light one is for the dark top bar: under 3:1 on white). */
 main :focus-visible, .orgbar :focus-visible { outline-color: var(--brand); }
-/* A date-time field's focus is on one of its parts (month, hour, …), which :focus-visible on the input does not match in Chromium. */
-input[type=datetime-local]:focus { outline: 3px solid var(--brand); outline-offset: 2px; }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 .top .who { display: flex; gap: 10px; align-items: center; font-size: .85rem; color: #cfd2dc; flex-wrap: wrap; }
 .top .who form { margin: 0; }
@@ -35,9 +33,9 @@ form.inline { display: inline; margin: 0; }
 .filters { display: flex; gap: 10px; align-items: end; flex-wrap: wrap; margin-bottom: 12px; }
 .filters > div { flex: 1 1 160px; min-width: 0; }
 .filters button { flex: 0 0 auto; }
-input[type=password], input[type=url], input[type=email], input[type=search], input[type=datetime-local], textarea { font: inherit; padding: 8px 10px; border: 1px solid #c9cfda; border-radius: 8px; width: 100%; background: #fff; color: var(--ink); }
+input[type=password], input[type=url], input[type=email], input[type=search], textarea { font: inherit; padding: 8px 10px; border: 1px solid #c9cfda; border-radius: 8px; width: 100%; background: #fff; color: var(--ink); }
 textarea { min-height: 6rem; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .88rem; }
-textarea:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+textarea:focus-visible { outline: 3px solid var(--brand); outline-offset: 2px; }
 .hint { color: var(--muted); font-size: .84rem; margin: 2px 0 6px; }
 .field-error { color: var(--bad); font-size: .86rem; margin: 2px 0 6px; }
 .note.ok { background: #ecfdf3; border-color: #abefc6; color: var(--ok); }
@@ -80,8 +78,8 @@ table.deliveries button { white-space: nowrap; }
 table.deliveries td:nth-child(5) { min-width: 26ch; max-width: 48ch; }
 /* End of the Webhooks and Integrations pages */
 /* ---- API keys, audit log, signup form, orgs (c-keys) ---- */
-.table-scroll { overflow-x: auto; position: relative; }
-.table-scroll:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+.table-scroll { overflow-x: auto; position: relative; max-width: 100%; }
+.table-scroll:focus-visible { outline: 3px solid var(--brand); outline-offset: 2px; }
 table.wide th, table.wide td { overflow-wrap: normal; }
 table.wide thead th { white-space: nowrap; }
 table.wide tbody th[scope="row"] { color: var(--ink); font-size: .92rem; text-transform: none; letter-spacing: 0; }
@@ -113,19 +111,15 @@ input[aria-invalid="true"], textarea[aria-invalid="true"], select[aria-invalid="
 }
 
 /* ---- Overview and Entitlements pages ---- */
-/* The marketplace badges' ink, darkened to 4.5:1 on their backgrounds (the theme's is lighter). */
-.badge.azure { color: #005a9e; } .badge.gcp { color: #1557b0; }
 .page-head > div { min-width: 0; }
 .page-head h1 { overflow-wrap: anywhere; }
-.table-scroll { overflow-x: auto; max-width: 100%; }
-.table-scroll:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
 table.wide { min-width: 680px; }
 table.by-marketplace { min-width: 560px; }
 table.by-marketplace tbody th { text-transform: none; letter-spacing: 0; font-size: .92rem; }
 table.entitlements td:first-child a { white-space: nowrap; }
 table.wide .badge { white-space: nowrap; }
 table.events td:nth-child(3) { white-space: nowrap; }
-pre:focus-visible { outline: 3px solid #a9a4ff; outline-offset: 2px; }
+pre:focus-visible { outline: 3px solid var(--brand); outline-offset: 2px; }
 .chart { max-height: 240px; margin: 4px 0; }
 a.stat { color: var(--ink); text-decoration: none; display: block; }
 a.stat:hover { border-color: var(--brand); }

@@ -1,5 +1,6 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
+import { TableScroll } from './components'
 
 /** Pieces the Overview and Entitlements pages share. */
 
@@ -13,16 +14,6 @@ const STATUS_LABELS: Record<string, string> = {
 /** An entitlement status as people read it (the API's value otherwise). */
 export const statusLabel = (status: string) => STATUS_LABELS[status] ?? status
 
-/**
- * A table wider than a phone: it keeps its columns and scrolls sideways inside its own region,
- * which the keyboard can reach (focusable, named by `label`), never the page.
- */
-export const ScrollTable = (props: { label: string; children: Child }) => (
-  <div class="table-scroll" role="region" aria-label={props.label} tabindex={0}>
-    {props.children}
-  </div>
-)
-
 /** Text that may be long (JSON): kept in a box that scrolls, reachable by keyboard. */
 export const ScrollText = (props: { label: string; id?: string; children: Child }) => (
   <pre id={props.id} role="region" aria-label={props.label} tabindex={0}>
@@ -30,9 +21,9 @@ export const ScrollText = (props: { label: string; id?: string; children: Child 
   </pre>
 )
 
-/** A table with its (visually hidden) caption and a header row of `columns`, in a ScrollTable; the rows are the children. */
+/** A table with its (visually hidden) caption and a header row of `columns`, in a TableScroll; the rows are the children. */
 export const Table = (props: { label: string; caption: string; class: string; columns: string[]; children: Child }) => (
-  <ScrollTable label={props.label}>
+  <TableScroll label={props.label}>
     <table class={props.class}>
       <caption class="sr-only">{props.caption}</caption>
       <thead>
@@ -44,5 +35,5 @@ export const Table = (props: { label: string; caption: string; class: string; co
       </thead>
       <tbody>{props.children}</tbody>
     </table>
-  </ScrollTable>
+  </TableScroll>
 )

@@ -23,11 +23,14 @@ const KEY_MESSAGES: Record<keyof KeyForm, string> = {
 }
 const GRACE_MESSAGE = 'Enter whole seconds from 0 to 604800 (a week), or leave it empty for a day.'
 
-/** A datetime-local value (no zone) read as UTC; anything else is passed on for the schema to judge. */
+/**
+ * A date and time without a zone (`2027-01-31 18:00`, `T` or a space between, seconds optional)
+ * read as UTC; anything else is passed on for the schema to judge.
+ */
 function utcTime(value: string): string | undefined {
   if (!value) return undefined
-  const local = /^(\d{4}-\d\d-\d\dT\d\d:\d\d)(:\d\d(\.\d{1,3})?)?$/.exec(value)
-  return local ? `${local[1]}${local[2] ?? ':00'}Z` : value
+  const local = /^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d)(:\d\d(\.\d{1,3})?)?$/.exec(value)
+  return local ? `${local[1]}T${local[2]}${local[3] ?? ':00'}Z` : value
 }
 
 /** A whole number typed in a form field; undefined when empty, NaN when it is not one. */
