@@ -82,6 +82,21 @@ const refuseNulInJson: MiddlewareHandler<AppEnv> = async (c, next) => {
 }
 
 /**
+ * A URL holding U+0000 (`%00`) is refused the same way on every database: PostgreSQL's text
+ * cannot hold it, so an id or a filter with one was a 500 there and a plain miss on SQLite. In
+ * the path nothing can match it (404); in the query it is a bad parameter (400). The console's
+ * pages answer the same statuses through their own error page.
+ */
+const refuseNulInUrl: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const url = c.req.url
+  const queryAt = url.indexOf('?')
+  const path = queryAt < 0 ? url : url.slice(0, queryAt)
+  if (/%00/i.test(path)) throw new ApiError('NOT_FOUND', 'No such route.')
+  if (queryAt >= 0 && /%00/i.test(url.slice(queryAt))) throw new ApiError('VALIDATION_ERROR', 'Invalid request: parameters may not contain the NUL character (U+0000).')
+  return next()
+}
+
+/**
  * Applies a body limit to requests that can carry a body: looking at a GET's body would make
  * the Node adapter build a full Request object for nothing, on every read.
  */
@@ -151,6 +166,8 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   )
   app.use('/api/v1/*', requireCaller(deps))
   app.use('/api/v1/*', limitRate(deps))
+  app.use('/api/v1/*', refuseNulInUrl)
+  app.use('/console/*', refuseNulInUrl)
   // After the caller is known: a request without a valid key is refused before its body is read.
   if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
