@@ -84,8 +84,8 @@ const refuseNulInJson: MiddlewareHandler<AppEnv> = async (c, next) => {
 /**
  * A URL holding U+0000 (`%00`) is refused the same way on every database: PostgreSQL's text
  * cannot hold it, so an id or a filter with one was a 500 there and a plain miss on SQLite. In
- * the path nothing can match it (404); in the query it is a bad parameter (400). The console's
- * pages answer the same statuses through their own error page.
+ * the path nothing can match it (404); in the query it is a bad parameter (400). (The console
+ * checks its ids itself, after its session and CSRF checks.)
  */
 const refuseNulInUrl: MiddlewareHandler<AppEnv> = async (c, next) => {
   const url = c.req.url
@@ -167,7 +167,6 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.use('/api/v1/*', requireCaller(deps))
   app.use('/api/v1/*', limitRate(deps))
   app.use('/api/v1/*', refuseNulInUrl)
-  app.use('/console/*', refuseNulInUrl)
   // After the caller is known: a request without a valid key is refused before its body is read.
   if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))

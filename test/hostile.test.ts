@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AzureSetup, createAzureScenario, startAzure } from './helpers'
+import { consoleUser } from './console'
+import { ADMIN_TOKEN, type AzureSetup, createAzureScenario, startAzure } from './helpers'
 
 /**
  * Hostile input, generated: random paths, query strings, form bodies, JSON and headers at
@@ -212,5 +213,13 @@ describe('the API under random input', () => {
     }
     expect((await scenario.broker.request(`/api/v1/orgs/${otherOrgId}/entitlements/ent_%00`, { token: null })).status).toBe(401)
     expect(await snapshot()).toBe(before)
+  })
+
+  test('U+0000 in a console URL is a 404 page for the operator, who may open any org (PostgreSQL was a 500)', async () => {
+    const operator = consoleUser((url, init) => scenario.broker.app.request(url, init))
+    await operator.signIn(ADMIN_TOKEN)
+    for (const path of [`/console/orgs/${otherOrgId}%00`, `/console/orgs/a%00b/entitlements`, `/console/orgs/${otherOrgId}/entitlements/ent_%00`]) {
+      expect((await operator.get(path)).status, path).toBe(404)
+    }
   })
 })

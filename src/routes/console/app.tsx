@@ -264,18 +264,15 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
   })
 
   // An org's pages: its own session's org, or any for an operator; another org's is 404 as a missing one.
-  app.use('/orgs/:orgId/*', async (c, next) => {
-    const orgId = c.req.param('orgId')!
-    if (!maySee(c.get('session'), orgId)) throw new ApiError('NOT_FOUND', 'Org was not found.')
+  const orgAccess = async (c: ConsoleContext, next: () => Promise<void>) => {
+    const orgId = c.req.param('orgId') ?? ''
+    // U+0000 matches no id, and PostgreSQL's text could not even be asked for it.
+    if (orgId.includes('\u0000') || !maySee(c.get('session'), orgId)) throw new ApiError('NOT_FOUND', 'Org was not found.')
     c.set('org', await getOrg(deps, orgId))
     await next()
-  })
-  app.use('/orgs/:orgId', async (c, next) => {
-    const orgId = c.req.param('orgId')!
-    if (!maySee(c.get('session'), orgId)) throw new ApiError('NOT_FOUND', 'Org was not found.')
-    c.set('org', await getOrg(deps, orgId))
-    await next()
-  })
+  }
+  app.use('/orgs/:orgId/*', orgAccess)
+  app.use('/orgs/:orgId', orgAccess)
 
   for (const add of register) add(app, deps)
 
