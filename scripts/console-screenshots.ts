@@ -1,5 +1,5 @@
 // `npm run screenshots`: the README's pictures of the console, docs/console-overview.png and
-// docs/console-entitlement.png (1280×800). A fresh sandbox (the marketplace emulators, a broker on
+// docs/console-entitlement.png (1280×1000). A fresh sandbox (the marketplace emulators, a broker on
 // Node + SQLite, the demo org Acme Analytics) in a scratch folder; purchases made in Chromium
 // through the emulated marketplaces as a buyer makes them, a few lifecycle actions and usage;
 // then the console, opened from the sandbox's Console link (signed in with the demo key).
@@ -14,7 +14,7 @@ import { chromiumPath, launchBrowser } from '../test/browser'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const docs = join(root, 'docs')
-const VIEWPORT = { width: 1280, height: 800 }
+const VIEWPORT = { width: 1280, height: 1000 }
 
 if (!chromiumPath) {
   console.error('screenshots: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH to one)')
