@@ -14,6 +14,7 @@ import * as m0011 from './0011_rate_limits'
 import * as m0012 from './0012_audit_log'
 import * as m0013 from './0013_console_sessions'
 import * as m0014 from './0014_console_landings'
+import * as m0015 from './0015_suger_usage_groups'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
 /**
@@ -57,6 +58,7 @@ const shared: Record<string, SharedMigration> = {
   '0012_audit_log': m0012,
   '0013_console_sessions': m0013,
   '0014_console_landings': m0014,
+  '0015_suger_usage_groups': m0015,
 }
 
 export function migrationsFor(dialect: MigrationDialect): Record<string, Migration> {

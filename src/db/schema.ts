@@ -296,6 +296,26 @@ export interface LandingCountsTable {
   landings: number
 }
 
+/** Suger's usage-record groups (contract §15, migration 0015). */
+export interface SugerUsageGroupsTable {
+  org_id: string
+  id: string
+  entitlement_id: string
+  partner: string
+  buyer_id: string | null
+  /** The dimension → quantity object as sent (zeros included), as JSON. */
+  records: string
+  timestamp: string
+  created_at: string
+}
+
+/** The usage records (usage_records.id) a Suger usage-record group became. */
+export interface SugerUsageGroupRecordsTable {
+  org_id: string
+  group_id: string
+  record_id: string
+}
+
 export interface Database {
   orgs: OrgsTable
   api_keys: ApiKeysTable
@@ -318,6 +338,8 @@ export interface Database {
   rate_limits: RateLimitsTable
   console_sessions: ConsoleSessionsTable
   landing_counts: LandingCountsTable
+  suger_usage_groups: SugerUsageGroupsTable
+  suger_usage_group_records: SugerUsageGroupRecordsTable
 }
 
 export type { DB, Executor } from './handle'
@@ -338,3 +360,4 @@ export type UsageReportRow = Selectable<UsageReportsTable>
 export type SignupFormRow = Selectable<SignupFormsTable>
 export type SignupRow = Selectable<SignupsTable>
 export type EmailRow = Selectable<EmailsTable>
+export type SugerUsageGroupRow = Selectable<SugerUsageGroupsTable>

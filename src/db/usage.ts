@@ -152,6 +152,16 @@ async function insertNow(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Pr
   return new Set(results.flatMap((rows) => (rows as Array<{ id: string }>).map((row) => row.id)))
 }
 
+/**
+ * The inserts of `rows` as statements to make part of a caller's atomic write (db/batch.ts), as
+ * many rows per statement as the dialect binds. Unlike `insertRecords` a key that is taken is not
+ * skipped: the statement fails and with it the whole write.
+ */
+export function recordInsertStatements(db: DB, rows: Array<Insertable<UsageRecordsTable>>): Statement[] {
+  const perInsert = Math.min(ROWS_PER_INSERT, Math.floor(db.dialect.maxParameters / RECORD_COLUMNS.length))
+  return chunks(rows, perInsert).map((values) => db.insertInto('usage_records').values(values))
+}
+
 export async function listRecords(
   db: DB,
   query: { entitlementId: string; limit: number; before?: { createdAt: string; id: string } },
