@@ -33,6 +33,11 @@ import { listenOnLoopback } from './listen'
  *   one (Success applies ChangePlan / ChangeQuantity / Reinstate to the subscription, Failure
  *   leaves it), 409 when the operation is already settled (e.g. auto-accepted), 400 for any
  *   other status.
+ * - cancel, `DELETE …/subscriptions/{id}`: 202 with `Operation-Location` (and `Operation-Id`) of an
+ *   `Unsubscribe` operation that is InProgress for `cancelDelayMs` (default 0: Succeeded at once),
+ *   then Succeeded with the subscription Unsubscribed; 400 when `Delete` is not among its
+ *   allowedCustomerOperations; 404 unknown; 403 another app's. `cancelWebhookBody` is the
+ *   Unsubscribe webhook Microsoft sends afterwards (`operationRequestSource: "Partner"`).
  * - lifecycle (`startOperation`): Suspend / Unsubscribe / Renew have already happened at
  *   Microsoft (operation `Succeeded`, GET shows the new status or term); ChangePlan /
  *   ChangeQuantity / Reinstate are `InProgress` and GET shows the old plan / quantity / status
@@ -125,6 +130,7 @@ export type AzureRoute =
   | 'getOperation'
   | 'listOperations'
   | 'patchOperation'
+  | 'delete'
   | 'usageEvent'
   | 'batchUsageEvent'
 
@@ -164,7 +170,8 @@ export interface AzureWebhookBody {
   action: OperationAction
   status: 'InProgress' | 'Succeeded'
   timeStamp: string
-  operationRequestSource: 'Azure'
+  /** `Partner` when the publisher asked for it through the API (a cancel), else `Azure`. */
+  operationRequestSource: 'Azure' | 'Partner'
   subscription?: Omit<EmulatedSubscription, 'appId'>
   purchaseToken?: null
 }
@@ -272,6 +279,11 @@ export interface AzureEmulatorOptions {
   meteringAnswerDelayMs?: number
   /** Keep every call (method, path, headers, body) for assertions; off for load runs. Default true. */
   record?: boolean
+  /**
+   * How long a publisher's cancel (`DELETE …/subscriptions/{id}`) stays InProgress before it
+   * succeeds and the subscription is Unsubscribed. Default 0: done before the 202 is answered.
+   */
+  cancelDelayMs?: number
 }
 
 const API_VERSION = '2018-08-31'
@@ -294,6 +306,7 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
   const faults: Fault[] = []
   const hooks: Array<{ route: AzureRoute; run: () => void }> = []
   let accessTokenLifetimeSeconds = 3599
+  let cancelDelayMs = options.cancelDelayMs ?? 0
   const operations = new Map<string, EmulatedOperation>()
   const autoAccepts = new Map<string, ReturnType<typeof setTimeout>>()
   /** Every usage event Microsoft accepted, oldest first. */
@@ -558,6 +571,49 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     }
     settle(op, body.status)
     return c.body(null, 200)
+  })
+
+  // "Cancel a subscription" (seeds 002/003): the publisher unsubscribes a subscription. 202 with
+  // an `Operation-Location` to poll until the operation is Succeeded (then the subscription is
+  // Unsubscribed), Failed or Conflict; 400 when Delete is not among its allowedCustomerOperations;
+  // 404 unknown, 403 another app's. Microsoft's own emulator answers an Unsubscribed one 202 too
+  // (an operation that changes nothing) and adds an `Operation-Id` header.
+  api.delete('/subscriptions/:id', (c) => {
+    const fault = injectFault('delete')
+    if (fault) return fault
+    const { sub, refusal } = ownSubscription(c.req.param('id'), c.get('appId'))
+    if (refusal) return refusal
+    if (!sub.allowedCustomerOperations.includes('Delete')) {
+      return c.json({ error: { code: 'BadArgument', message: 'Delete is not in allowedCustomerOperations list for this SaaS subscription.' } }, 400)
+    }
+    const operation: EmulatedOperation = {
+      id: randomUUID(),
+      activityId: randomUUID(),
+      subscriptionId: sub.id,
+      offerId: sub.offerId,
+      publisherId: sub.publisherId,
+      planId: sub.planId,
+      quantity: sub.quantity ?? null,
+      action: 'Unsubscribe',
+      timeStamp: microsoftTimestamp(),
+      status: 'InProgress',
+      errorStatusCode: '',
+      errorMessage: '',
+    }
+    operations.set(operation.id, operation)
+    const finish = () => {
+      if (operation.status !== 'InProgress') return
+      if (sub.saasSubscriptionStatus !== 'Unsubscribed') applyChange(sub, operation)
+      operation.status = 'Succeeded'
+    }
+    const delayMs = cancelDelayMs
+    if (delayMs > 0) {
+      const timer = setTimeout(finish, delayMs)
+      timer.unref?.()
+      autoAccepts.set(operation.id, timer)
+    } else finish()
+    const location = `${new URL(c.req.url).origin}/api/saas/subscriptions/${encodeURIComponent(sub.id)}/operations/${operation.id}?api-version=${API_VERSION}`
+    return c.body(null, 202, { 'Operation-Location': location, 'Operation-Id': operation.id })
   })
 
   app.route('/api/saas', api)
@@ -1021,6 +1077,30 @@ export function createAzureEmulator(options: AzureEmulatorOptions = {}) {
     setAccessTokenLifetime(seconds: number) {
       accessTokenLifetimeSeconds = seconds
     },
+    /** How long the next cancels (`DELETE …/subscriptions/{id}`) stay InProgress (0: done at once). */
+    setCancelDelay(ms: number) {
+      cancelDelayMs = ms
+    },
+    /**
+     * The webhook Microsoft sends once a publisher's cancel has succeeded ("The partner will also
+     * get webhook notification when the action is completed successfully"), for `sendWebhook`.
+     */
+    cancelWebhookBody(operationId: string): AzureWebhookBody {
+      const operation = operations.get(operationId)
+      if (!operation || operation.action !== 'Unsubscribe') throw new Error(`cancelWebhookBody: no cancel operation ${operationId}`)
+      return {
+        id: operation.id,
+        activityId: operation.activityId,
+        subscriptionId: operation.subscriptionId,
+        publisherId: operation.publisherId,
+        offerId: operation.offerId,
+        planId: operation.planId,
+        action: 'Unsubscribe',
+        status: 'Succeeded',
+        timeStamp: operation.timeStamp,
+        operationRequestSource: 'Partner',
+      }
+    },
     /** The next `times` calls of `route` answer `status` (e.g. 503) instead of being served. */
     failNext(route: AzureRoute, status: number, times = 1, headers?: Record<string, string>) {
       faults.push({ route, status, remaining: times, headers })
@@ -1062,6 +1142,7 @@ function routeOf(call: RecordedCall): AzureRoute | null {
   if (call.method === 'GET' && /\/listAvailablePlans$/.test(call.path)) return 'plans'
   if (call.method === 'GET' && call.path === '/api/saas/subscriptions') return 'list'
   if (call.method === 'GET' && /^\/api\/saas\/subscriptions\/[^/]+$/.test(call.path)) return 'get'
+  if (call.method === 'DELETE' && /^\/api\/saas\/subscriptions\/[^/]+$/.test(call.path)) return 'delete'
   return null
 }
 
