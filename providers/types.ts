@@ -123,6 +123,14 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
    * it activates, so an Activate that went through just before a crash is never sent twice.
    */
   refresh(integration: ProviderIntegration<TSettings, TSecrets>, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<NormalizedPurchase>
+  /**
+   * Cancels the purchase at the marketplace on the seller's behalf, where the marketplace lets a
+   * seller do so (Azure's "Cancel a subscription"; absent elsewhere), and waits a short while for
+   * the marketplace to finish: the purchase as it then stands (CANCELLED once done, PENDING_CANCEL
+   * while the marketplace is still at it) and the marketplace's id of the operation. Throws
+   * PurchaseRefusedError when the marketplace refuses for good, UpstreamError when it cannot be asked.
+   */
+  cancel?(integration: ProviderIntegration<TSettings, TSecrets>, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<CancelOutcome>
   /** Lifecycle notifications from the marketplace; absent where the broker does not take them yet. */
   readonly notifications?: NotificationHandler<TSettings, TSecrets>
   /** Usage metering (contract §9): the marketplace's rules and its reporting call. */
@@ -135,6 +143,12 @@ export interface MarketplaceProvider<TSettings = any, TSecrets = any> {
    * text, which may echo what was sent).
    */
   checkCredentials(integration: ProviderIntegration<TSettings, TSecrets>, ctx: ProviderContext): Promise<CredentialCheck[]>
+}
+
+/** What a seller's cancel at the marketplace came to (see MarketplaceProvider.cancel). */
+export interface CancelOutcome {
+  purchase: NormalizedPurchase
+  operationId: string | null
 }
 
 /** One step of a credentials check: `name` is the marketplace call (`sts:GetCallerIdentity`, ...). */

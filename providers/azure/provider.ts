@@ -3,7 +3,7 @@ import { type FetchLike, type RetryPolicy, defaultRetryPolicy, fetchWithRetry } 
 import { failed as failedCheck, passed } from '../shared/check'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
-import type { InboundNotification, MarketplaceProvider, NotificationEffect, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
+import type { CancelOutcome, InboundNotification, MarketplaceProvider, NotificationEffect, NotificationHandler, NormalizedPurchase, ProviderContext, ProviderIntegration } from '../types'
 import { AZURE_API_VERSION, type AzureOperation, type AzurePlansResponse, type AzureResolveResponse, type AzureSubscription } from './api'
 import { quantityOf, saasStatus, subscriptionOf, toPurchase } from './mapper'
 import type { AzureSecrets, AzureSettings } from './settings'
@@ -23,6 +23,9 @@ export interface AzureProviderOptions {
 
 type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
 
+/** When a cancel's operation is asked for after the 202: at once, then a little later, about 7 s in all. */
+const CANCEL_POLL_MS = [0, 250, 500, 1000, 2000, 3000]
+
 export function createAzureProvider(options: AzureProviderOptions) {
   const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl, retryPolicy: options.retryPolicy })
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
@@ -31,7 +34,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
     integration: AzureIntegration,
     ctx: ProviderContext,
     label: string,
-    method: 'GET' | 'POST' | 'PATCH',
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     path: string,
     extra: { headers?: Record<string, string>; body?: unknown; root?: string; policy?: RetryPolicy } = {},
   ): Promise<Response> {
@@ -227,6 +230,39 @@ export function createAzureProvider(options: AzureProviderOptions) {
     return toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType)
   }
 
+  /**
+   * "Cancel a subscription": `DELETE …/subscriptions/{id}` answers 202 and an `Operation-Location`
+   * to poll "until the final status of Failed, Succeed, or Conflict". The operation's id is taken
+   * from that URL (or `Operation-Id`) and asked for at the configured API root: the bearer token
+   * never goes to a host the answer names. Microsoft may show the subscription Subscribed for a
+   * moment after the operation succeeded (its own emulator does): a succeeded cancel is Unsubscribed.
+   */
+  async function cancel(integration: AzureIntegration, purchase: NormalizedPurchase, ctx: ProviderContext): Promise<CancelOutcome> {
+    const id = purchase.externalId
+    const response = await call(integration, ctx, 'deleteSubscription', 'DELETE', `/subscriptions/${encodeURIComponent(id)}`)
+    await response.body?.cancel()
+    if (response.status === 400) throw new PurchaseRefusedError('Azure refused to cancel the subscription: Delete is not among its allowedCustomerOperations')
+    if (response.status === 404) throw new PurchaseRefusedError('Azure does not know this subscription (404)')
+    if (!response.ok) return failed(response, 'deleteSubscription')
+    const location = response.headers.get('operation-location') ?? ''
+    const operationId = /\/operations\/([^/?#]+)/.exec(location)?.[1] ?? response.headers.get('operation-id')
+    const settled = (status: string | undefined) => (status ?? '').trim().toLowerCase()
+    for (const wait of operationId ? CANCEL_POLL_MS : []) {
+      if (ctx.deadline !== undefined && Date.now() + wait > ctx.deadline) break
+      if (wait) await new Promise((resolve) => setTimeout(resolve, wait))
+      const operation = await getOperation(integration, id, decodeURIComponent(operationId!), ctx)
+      const status = settled(operation?.status)
+      if (status === 'succeeded') {
+        const current = await findSubscription(integration, id, ctx)
+        const subscription = { ...(purchase.info.subscription as AzureSubscription), ...current, saasSubscriptionStatus: 'Unsubscribed' }
+        return { purchase: toPurchase(subscription, purchase.offerType), operationId: operation!.id ?? operationId }
+      }
+      if (status === 'failed' || status === 'conflict') throw new PurchaseRefusedError(`Azure ended the cancellation ${operation!.status!.trim()}`)
+    }
+    // Accepted, not finished yet: Microsoft's webhook (or the next reconciliation) brings the end.
+    return { purchase: { ...purchase, status: 'PENDING_CANCEL', needsActivation: false }, operationId }
+  }
+
   return {
     partner: 'azure',
     notifications,
@@ -288,6 +324,8 @@ export function createAzureProvider(options: AzureProviderOptions) {
     },
 
     refresh: refreshPurchase,
+
+    cancel,
 
     // Contract §13: a client-credentials token for the marketplace scope, fresh from Entra (a
     // cached one would hide a secret deleted or expired since the last landing).

@@ -140,7 +140,7 @@ export async function storePurchase(
 
 /**
  * Brings a stored entitlement to the purchase its marketplace now reports (a notification,
- * reconciliation, or the refresh route), writing one Event with `source: "marketplace"` when
+ * reconciliation, or the refresh route), writing one Event with `source: "marketplace"` (or `source`) when
  * something a buyer or ISV cares about changed. A purchase that changes nothing writes nothing,
  * so applying the same state twice (a redelivery, a re-run after a crash) is harmless. `next`
  * may depend on the row as stored (read again if another writer changed it meanwhile).
@@ -151,8 +151,10 @@ export async function applyMarketplaceState(
   next: NormalizedPurchase | ((current: EntitlementRow) => NormalizedPurchase),
   data: Record<string, unknown>,
   also?: (current: EntitlementRow, next: EntitlementRow) => Statement[],
+  /** Who brought the change about: the marketplace, or the ISV through the API (a cancel it asked for, §15). */
+  source: Source = 'marketplace',
 ): Promise<{ row: EntitlementRow; event: EventType | null }> {
-  const { row: updated, events } = await changeEntitlement(deps, row, 'marketplace', (current) => {
+  const { row: updated, events } = await changeEntitlement(deps, row, source, (current) => {
     const purchase = typeof next === 'function' ? next(current) : next
     const columns = purchaseColumns({ ...purchase, offerType: current.offer_type as NormalizedPurchase['offerType'] })
     // A Google purchase first stored as `account/<id>` takes its entitlement's id: still the same entitlement.
