@@ -108,12 +108,22 @@ function inFinalWindow(final: { at: number; until: number } | undefined, input: 
   return hourOf(at) === hourOf(final.at)
 }
 
+/** What recording `inputs` would do: the rows of the acceptable ones, the refusal of each other one. */
+export interface UsagePlan {
+  /** By input index: the refusal of a refused input (it may still be the replay of a stored record). */
+  results: Array<UsageResult | undefined>
+  /** The rows to store, by input index. */
+  pending: Array<{ index: number; row: UsageRecordRow }>
+  /** Indexes of the refused inputs. */
+  refused: number[]
+}
+
 /**
- * Records usage: each input is a new record (202), the replay of one (200), or refused
- * (400/404/409); nothing is stored for a refused one. All new records are written in one
- * transaction. Inputs must already have passed the schema.
+ * Judges usage inputs against their entitlements and the marketplaces' rules and builds the rows
+ * of the acceptable ones, storing nothing: `recordUsage` stores them; the Suger-compatible usage
+ * groups (suger.ts) store a group's rows with the group, all or none.
  */
-export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInput[]): Promise<UsageResult[]> {
+export async function planUsage(deps: AppDeps, orgId: string, inputs: UsageInput[]): Promise<UsagePlan> {
   const nowMs = deps.now().getTime()
   const now = new Date(nowMs).toISOString()
   const results: Array<UsageResult | undefined> = new Array(inputs.length)
@@ -166,6 +176,16 @@ export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInp
       refused.push(index)
     }
   })
+  return { results, pending, refused }
+}
+
+/**
+ * Records usage: each input is a new record (202), the replay of one (200), or refused
+ * (400/404/409); nothing is stored for a refused one. All new records are written in one
+ * transaction. Inputs must already have passed the schema.
+ */
+export async function recordUsage(deps: AppDeps, orgId: string, inputs: UsageInput[]): Promise<UsageResult[]> {
+  const { results, pending, refused } = await planUsage(deps, orgId, inputs)
 
   // A refused input may still be the replay of a record stored when it was acceptable (the
   // entitlement has since been suspended, or the timestamp has left the window): a replay is 200.
