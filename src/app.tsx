@@ -21,6 +21,7 @@ import { landingRoutes } from './routes/landing'
 import { notificationRoutes } from './routes/notifications'
 import { orgRoutes } from './routes/orgs'
 import { signupApiRoutes, signupPageRoutes } from './routes/signups'
+import { sugerRoutes } from './routes/suger'
 import { usageRoutes } from './routes/usage'
 import { webhookRoutes } from './routes/webhooks'
 
@@ -48,7 +49,11 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 
 const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/public/notifications/')
 
+/** The Suger-compatible API (contract §15), whose errors are Suger's: a JSON string body. */
+const isSugerPath = (path: string) => path === '/suger' || path.startsWith('/suger/')
+
 function errorJson(c: Context<AppEnv>, code: ErrorCode, message: string, status: number) {
+  if (isSugerPath(c.req.path)) return c.json(message, status as 400)
   return c.json({ error: { code, message, requestId: c.get('requestId') } }, status as 400)
 }
 
@@ -171,6 +176,13 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   if (deps.jsonBodies) app.use('/api/v1/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
   app.use('/api/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
   app.use('/api/v1/*', refuseNulInJson)
+  // The Suger-compatible API: the same keys (Suger's `Authorization: Key <key>` too), scopes,
+  // limits and body rules as /api/v1.
+  app.use('/suger/*', requireCaller(deps, ['Key', 'Bearer']))
+  app.use('/suger/*', limitRate(deps))
+  if (deps.jsonBodies) app.use('/suger/*', deps.jsonBodies(API_BODY_LIMIT, apiTooLarge))
+  app.use('/suger/*', limitBodies(bodyLimit({ maxSize: API_BODY_LIMIT, onError: apiTooLarge })))
+  app.use('/suger/*', refuseNulInJson)
   // A request that may have written events (landing, notification, API) sends their webhooks right
   // after it is answered (Workers: inside waitUntil); the job sends whatever this misses.
   app.use('*', async (c, next) => {
@@ -178,7 +190,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
     // Reads write nothing, except the landing, which buyers reach with a GET (Azure) as well as a POST.
     // Recording usage writes no event either (its webhooks come from the job's reporter).
     const reads = (c.req.method === 'GET' || c.req.method === 'HEAD') && !c.req.path.startsWith('/public/')
-    if (reads || c.res.status >= 400 || c.req.path.endsWith('/usage')) return
+    if (reads || c.res.status >= 400 || c.req.path.endsWith('/usage') || /usageRecordGroups?$/.test(c.req.path)) return
     const sending = kickDeliveries(deps, c.get('log'))
     try {
       c.executionCtx.waitUntil(sending)
@@ -208,11 +220,18 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
   app.route('/console', consoleRoutes(deps))
+  app.route('/suger', sugerRoutes(deps))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
     scheme: 'bearer',
     description: 'An org API key (mbk_…), or the ADMIN_TOKEN for creating orgs.',
+  })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'sugerKey', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'Authorization',
+    description: 'Suger’s scheme: `Key <org API key>` (`Bearer <key>` works too).',
   })
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',
@@ -235,7 +254,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.get(`${ASSETS_PATH}/:file`, (c) => docsAsset(c, deps, c.req.param('file')))
 
   app.notFound((c) => {
-    if (isApiPath(c.req.path)) return errorJson(c, 'NOT_FOUND', 'No such route.', 404)
+    if (isApiPath(c.req.path) || isSugerPath(c.req.path)) return errorJson(c, 'NOT_FOUND', 'No such route.', 404)
     return c.html(<ErrorPage title="Page not found" message="There is nothing at this address." requestId={c.get('requestId')} />, 404, {
       'cache-control': 'no-store',
     })
@@ -260,7 +279,7 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
       // Name and message only: a stack trace never reaches a response or a log line.
       c.get('log')?.error('unhandled error', { error: `${error.name}: ${error.message}` })
     }
-    if (isApiPath(c.req.path)) return errorJson(c, code, message, status)
+    if (isApiPath(c.req.path) || isSugerPath(c.req.path)) return errorJson(c, code, message, status)
     return c.html(
       <ErrorPage
         title={status >= 500 ? 'Please try again shortly' : 'Bad request'}

@@ -6,9 +6,11 @@ import { rateLimitHeaders, takeRequest } from '../domain/rate-limits'
 import type { AppEnv } from '../env'
 import { ApiError, notFound } from '../errors'
 
-function bearerOf(header: string | undefined): string | null {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')
-  return match ? match[1]! : null
+/** The credential of an `Authorization: <scheme> <credential>` header whose scheme is one of `schemes` (any case). */
+function credentialOf(header: string | undefined, schemes: readonly string[]): string | null {
+  const match = /^(\S+)\s+(\S+)\s*$/.exec(header ?? '')
+  if (!match || !schemes.some((scheme) => scheme.toLowerCase() === match[1]!.toLowerCase())) return null
+  return match[2]!
 }
 
 /** Work that must not delay the answer: inside waitUntil on Workers; on Node it simply runs on. */
@@ -24,12 +26,13 @@ function inBackground(c: Context<AppEnv>) {
 
 /**
  * Requires a valid bearer (admin token or an org's API key); 401 otherwise. A `read` key may
- * only read (GET, and HEAD, which is a GET without its body): 403 for anything else.
+ * only read (GET, and HEAD, which is a GET without its body): 403 for anything else. `schemes`:
+ * the Authorization schemes taken (the Suger-compatible API takes Suger's `Key` as well).
  */
-export const requireCaller = (deps: AppDeps) =>
+export const requireCaller = (deps: AppDeps, schemes: readonly [string, ...string[]] = ['Bearer']) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    const caller = await authenticate(deps, bearerOf(c.req.header('authorization')), inBackground(c))
-    if (!caller) throw new ApiError('UNAUTHORIZED', 'A valid API key is required (Authorization: Bearer <key>).')
+    const caller = await authenticate(deps, credentialOf(c.req.header('authorization'), schemes), inBackground(c))
+    if (!caller) throw new ApiError('UNAUTHORIZED', `A valid API key is required (Authorization: ${schemes[0]} <key>).`)
     if (caller.kind === 'org' && caller.scope === 'read' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       throw new ApiError('FORBIDDEN', 'This API key may only read (scope read): use a full key to make changes.')
     }
