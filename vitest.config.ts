@@ -25,6 +25,7 @@ const POSTGRES_BEHAVIOUR = [
   'console-orgs',
   'console-overview',
   'console-entitlements',
+  'suger-api',
 ].map((name) => `test/${name}.test.ts`)
 
 // Without a reachable server the postgres project is left out with a notice, except in CI (`CI`

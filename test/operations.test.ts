@@ -63,6 +63,14 @@ describe('OpenAPI', () => {
         'POST /api/v1/orgs/{orgId}/api-keys',
         'DELETE /api/v1/orgs/{orgId}/api-keys/{id}',
         'POST /api/v1/orgs/{orgId}/api-keys/{id}/rotate',
+        'GET /suger/org/{orgId}/entitlement',
+        'GET /suger/org/{orgId}/entitlement/{entitlementId}',
+        'POST /suger/org/{orgId}/entitlement/{entitlementId}/usageRecordGroup',
+        'POST /suger/org/{orgId}/batchCreateUsageRecordGroups',
+        'GET /suger/org/{orgId}/usageRecordGroup',
+        'GET /suger/org/{orgId}/buyer/{buyerId}',
+        'POST /suger/org/{orgId}/entitlement/{entitlementId}/approve',
+        'POST /suger/org/{orgId}/entitlement/{entitlementId}/cancel',
       ].sort(),
     )
     for (const name of ['Org', 'Integration', 'Entitlement', 'Event', 'Error']) expect(doc.components.schemas).toHaveProperty(name)

@@ -78,8 +78,9 @@ describe.each(runtimes)('%s', (_runtime, client) => {
     expect(await (await broker.request('/healthz', { token: null })).json()).toEqual({ status: 'ok' })
     const doc = (await (await broker.request('/api/openapi.json', { token: null })).json()) as { openapi: string; paths: Record<string, unknown> }
     expect(doc.openapi).toMatch(/^3\.1/)
-    // 18 paths before wave 3's keys (api-keys ×3), audit log and credentials check.
-    expect(Object.keys(doc.paths)).toHaveLength(23)
+    // 18 paths before wave 3's keys (api-keys ×3), audit log and credentials check; 8 of the Suger-compatible API.
+    expect(Object.keys(doc.paths)).toHaveLength(31)
+    expect(Object.keys(doc.paths).filter((path) => path.startsWith('/suger/'))).toHaveLength(8)
     const docs = await broker.request('/api/docs', { token: null })
     expect(docs.headers.get('content-type')).toMatch(/text\/html/)
     expect(docs.headers.get('content-security-policy')).toContain("script-src 'self'")
