@@ -8,8 +8,9 @@ import type { ColumnTypes } from './dialect'
  * `suger_usage_groups`: one row per group, keyed by the org and the group's own id (the client's,
  * up to 36 characters, or one made up for it). `records` is the dimension → quantity object as it
  * was sent (zeros included), `timestamp` the usage time its records carry, `buyer_id` the `byr_…`
- * of its entitlement (the list filters on it). The index serves the list: an org's groups of a
- * date range, newest first.
+ * of its entitlement (the list filters on it), `seq` a time-sortable id (ids.ts) that orders the
+ * groups of one millisecond, those of one batch in the batch's order. The index serves the list:
+ * an org's groups of a date range, newest first.
  *
  * `suger_usage_group_records`: the group's usage records (contract §9), one row per record, so its
  * status is read from theirs (CREATED while one is pending, REPORTED, REPORT_FAILED).
@@ -25,9 +26,10 @@ export async function up(db: Kysely<any>, { text }: ColumnTypes) {
     .addColumn('records', text, (col) => col.notNull())
     .addColumn('timestamp', text, (col) => col.notNull())
     .addColumn('created_at', text, (col) => col.notNull())
+    .addColumn('seq', text, (col) => col.notNull())
     .addPrimaryKeyConstraint('suger_usage_groups_pk', ['org_id', 'id'])
     .execute()
-  await db.schema.createIndex('suger_usage_groups_org_created').on('suger_usage_groups').columns(['org_id', 'created_at', 'id']).execute()
+  await db.schema.createIndex('suger_usage_groups_org_created').on('suger_usage_groups').columns(['org_id', 'created_at', 'seq']).execute()
   await db.schema
     .createTable('suger_usage_group_records')
     .addColumn('org_id', text, (col) => col.notNull())

@@ -307,6 +307,8 @@ export interface SugerUsageGroupsTable {
   records: string
   timestamp: string
   created_at: string
+  /** Time-sortable (ids.ts): the list's order within one created_at. */
+  seq: string
 }
 
 /** The usage records (usage_records.id) a Suger usage-record group became. */

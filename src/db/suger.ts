@@ -81,7 +81,7 @@ export async function insertGroups(
   // As many rows per statement as the dialect binds (D1: 100 parameters).
   const per = (columns: number) => Math.min(500, Math.floor(db.dialect.maxParameters / columns))
   const statements: Statement[] = [
-    ...chunks(groups, per(8)).map((values) => db.insertInto('suger_usage_groups').values(values)),
+    ...chunks(groups, per(9)).map((values) => db.insertInto('suger_usage_groups').values(values)),
     ...recordInsertStatements(db, records),
     ...chunks(links, per(3)).map((values) => db.insertInto('suger_usage_group_records').values(values)),
   ]
@@ -124,7 +124,7 @@ export async function listGroups(db: DB, query: GroupQuery): Promise<{ rows: Sug
   if (query.status === 'REPORT_FAILED') select = select.where(groupHas('REJECTED'))
   if (query.status === 'CREATED') select = select.where(sql<SqlBool>`not ${groupHas('REJECTED')} and ${groupHas('PENDING')}`)
   if (query.status === 'REPORTED') select = select.where(sql<SqlBool>`not ${groupHas('REJECTED')} and not ${groupHas('PENDING')}`)
-  const rows = await select.orderBy('g.created_at', 'desc').orderBy('g.id', 'desc').limit(query.limit + 1).offset(query.offset).execute()
+  const rows = await select.orderBy('g.created_at', 'desc').orderBy('g.seq', 'desc').limit(query.limit + 1).offset(query.offset).execute()
   return pageOf(rows, query.limit)
 }
 

@@ -28,6 +28,7 @@ import {
 import type { AuditContext } from './audit'
 import { cancelEntitlement } from './cancel'
 import { sha256Hex } from './crypto'
+import { newId } from './ids'
 
 /**
  * The Suger-compatible API (contract §15): Suger's names and shapes over the broker's own
@@ -529,6 +530,8 @@ export async function reportGroups(deps: AppDeps, orgId: string, groups: GroupIn
     records: JSON.stringify(Object.fromEntries(Object.entries(group.records))),
     timestamp,
     created_at: now,
+    // In the batch's order: a later group of it lists as the newer.
+    seq: newId('usg', nowMs(deps)),
   }))
   const links = plan.pending.map(({ index, row }) => ({ org_id: orgId, group_id: planned[inputs[index]!.group]!.id, record_id: row.id }))
   try {
