@@ -273,6 +273,8 @@ describe('buyers', () => {
     const first = await org.buyAws({ accountId })
     const second = await buyAwsContract(org, { accountId })
     const elsewhere = await other.buyAws({ accountId })
+    // Another buyer of the same org, whom the filter must leave out.
+    await org.buyAws()
     const id = async (owner: MeteredOrg, entitlementId: string) =>
       valid(await suger(`/org/${owner.orgId}/entitlement/${entitlementId}`, { auth: `Key ${owner.apiKey}` }), 'WorkloadEntitlement').buyerID as string
     const mine = await id(org, first.id)
@@ -413,6 +415,37 @@ describe('usage record groups', () => {
   })
 })
 
+describe('a group’s status', () => {
+  test('REPORT_FAILED as soon as one record is rejected, even while another is pending; REPORTED once all are reported', async () => {
+    const { id } = await org.buyAzure()
+    const gid = groupId()
+    valid(await suger(`${base()}/entitlement/${id}/usageRecordGroup`, { method: 'POST', json: { id: gid, entitlementID: id, organizationID: org.orgId, records: { a: 1, b: 2 } } }), 'MeteringUsageRecordGroup')
+    const status = async () => {
+      const { usageRecordGroups } = valid(await suger(`${base()}/usageRecordGroup?entitlementId=${id}`), 'ListUsageRecordGroupsResponse')
+      const filtered = await Promise.all(['CREATED', 'REPORTED', 'REPORT_FAILED'].map(async (s) => [s, valid(await suger(`${base()}/usageRecordGroup?entitlementId=${id}&status=${s}`), 'ListUsageRecordGroupsResponse').usageRecordGroups.length]))
+      return { status: usageRecordGroups[0].status, reportedTime: usageRecordGroups[0].reportedTime, listedUnder: filtered.filter(([, count]) => count).map(([s]) => s) }
+    }
+    // What the reporter writes when a record settles (the job itself is exercised above), one record at a time.
+    const settle = (key: string, to: 'REPORTED' | 'REJECTED') =>
+      broker.deps.db.updateTable('usage_records').set({ status: to, reported_at: to === 'REPORTED' ? new Date(Date.now() + 1000).toISOString() : null }).where('org_id', '=', org.orgId).where('idempotency_key', '=', key).execute()
+    expect(await status()).toEqual({ status: 'CREATED', reportedTime: undefined, listedUnder: ['CREATED'] })
+    await settle(`${gid}:a`, 'REPORTED')
+    expect(await status()).toEqual({ status: 'CREATED', reportedTime: undefined, listedUnder: ['CREATED'] })
+    await settle(`${gid}:b`, 'REJECTED')
+    expect(await status()).toEqual({ status: 'REPORT_FAILED', reportedTime: undefined, listedUnder: ['REPORT_FAILED'] })
+    await settle(`${gid}:b`, 'REPORTED')
+    const done = await status()
+    expect(done).toMatchObject({ status: 'REPORTED', listedUnder: ['REPORTED'] })
+    expect(done.reportedTime).toMatch(/Z$/)
+    // Rejected first, the other still pending.
+    const next = groupId()
+    valid(await suger(`${base()}/entitlement/${id}/usageRecordGroup`, { method: 'POST', json: { id: next, entitlementID: id, organizationID: org.orgId, records: { a: 1, b: 2 } } }), 'MeteringUsageRecordGroup')
+    await settle(`${next}:a`, 'REJECTED')
+    const groups = valid(await suger(`${base()}/usageRecordGroup?entitlementId=${id}&status=REPORT_FAILED`), 'ListUsageRecordGroupsResponse').usageRecordGroups
+    expect(groups.map((g: { id: string; status: string }) => [g.id, g.status])).toEqual([[next, 'REPORT_FAILED']])
+  })
+})
+
 describe('batch', () => {
   const batch = (body: unknown, auth?: string) => suger(`${base()}/batchCreateUsageRecordGroups`, { method: 'POST', json: body, auth })
 
@@ -499,6 +532,7 @@ describe('listing groups', () => {
     expect(first.nextOffset).toBe(2)
     const second = await list('?limit=2&offset=2')
     expect(second).not.toHaveProperty('nextOffset')
+    expect((await list('?limit=1&offset=1')).nextOffset).toBe(2)
     expect([...first.usageRecordGroups, ...second.usageRecordGroups].map((g: { id: string }) => g.id)).toEqual(made)
     const ids = async (query: string) => (await list(query)).usageRecordGroups.map((g: { id: string }) => g.id)
     expect(await ids(`?entitlementId=${aws.id}`)).toEqual([made[1]])
@@ -606,6 +640,32 @@ describe('approve and cancel', () => {
     refused(await suger(`${base()}/entitlement/ent_nope/cancel`, { method: 'POST' }), 404)
   })
 
+  test('a succeeded cancel is CANCELLED even while Microsoft’s GET still shows it Subscribed (its own emulator lags so)', async () => {
+    const { id, subscriptionId } = await org.buyAzure()
+    const sub = m.azure.emulator.subscriptions.get(subscriptionId)!
+    m.azure.emulator.onNext('get', () => {
+      sub.saasSubscriptionStatus = 'Subscribed'
+      setTimeout(() => (sub.saasSubscriptionStatus = 'Unsubscribed'), 50)
+    })
+    expect(valid(await suger(`${base()}/entitlement/${id}/cancel`, { method: 'POST' }), 'WorkloadEntitlement').status).toBe('CANCELLED')
+  })
+
+  test('a cancel Microsoft ends Failed is 400 and changes nothing', async () => {
+    const { id, subscriptionId } = await org.buyAzure()
+    m.azure.emulator.setCancelDelay(60_000)
+    m.azure.emulator.onNext('getOperation', () => {
+      for (const op of m.azure.emulator.operations.values()) if (op.subscriptionId === subscriptionId && op.action === 'Unsubscribe') op.status = 'Failed'
+    })
+    try {
+      refused(await suger(`${base()}/entitlement/${id}/cancel`, { method: 'POST' }), 400, /Failed/)
+    } finally {
+      m.azure.emulator.setCancelDelay(0)
+    }
+    expect(valid(await suger(`${base()}/entitlement/${id}`), 'WorkloadEntitlement').status).toBe('ACTIVE')
+    const audit = (await (await broker.request(`/api/v1/orgs/${org.orgId}/audit-log?action=entitlement.cancelled`, { token: org.apiKey })).json()) as { items: Array<{ targetId: string }> }
+    expect(audit.items.map((entry) => entry.targetId)).not.toContain(id)
+  })
+
   test('Microsoft unreachable: 502, the entitlement unchanged', async () => {
     const { id } = await org.buyAzure()
     const deletes = m.azure.emulator.callsTo('delete').length
@@ -691,8 +751,12 @@ describe('hostile input never makes a 5xx', () => {
     )
   })
 
-  test('path values: odd ids are 404s, never 5xx', async () => {
-    for (const id of ['%00', 'a%00b', '%1F', '%F0%9F%92%A9', '%FF', 'a'.repeat(64), "'; drop table entitlements; --", '<b>x</b>']) {
+  test('path values: control characters are 400 (PostgreSQL cannot compare them), other odd ids 404s, never 5xx', async () => {
+    for (const id of ['%00', 'a%00b', '%1F', '%7F']) {
+      for (const path of [`/entitlement/${id}`, `/buyer/${id}`, `/entitlement/${id}/approve`]) refused(await suger(`${base()}${path}`, { method: path.endsWith('approve') ? 'POST' : 'GET' }), 400)
+    }
+    refused(await suger(`${base()}/entitlement?productId=a%00b`), 400)
+    for (const id of ['%F0%9F%92%A9', '%FF', 'a'.repeat(64), "'; drop table entitlements; --", '<b>x</b>']) {
       for (const path of [`/entitlement/${id}`, `/buyer/${id}`]) {
         const answer = await suger(`${base()}${path}`)
         expect(answer.status, `${path}: ${answer.text}`).toBeLessThan(500)
