@@ -186,6 +186,9 @@ describe('entitlements', () => {
       { customerIdentifier: customer.CustomerIdentifier, dimension: 'seats', productCode, value: { integerValue: 25 }, expirationDate: expect.stringMatching(/Z$/) },
     ])
     expect(entitlement.endTime).toBe(entitlement.info.awsEntitlements[0].expirationDate)
+    // A subscription has no entitlements: the list is omitted, not empty.
+    const subscription = valid(await suger(`${base()}/entitlement/${(await org.buyAws()).id}`), 'WorkloadEntitlement')
+    expect(subscription.info).toEqual({})
   })
 
   test('Google: the entitlement with its id and without inputProperties', async () => {
@@ -648,6 +651,18 @@ describe('approve and cancel', () => {
       setTimeout(() => (sub.saasSubscriptionStatus = 'Unsubscribed'), 50)
     })
     expect(valid(await suger(`${base()}/entitlement/${id}/cancel`, { method: 'POST' }), 'WorkloadEntitlement').status).toBe('CANCELLED')
+  })
+
+  test('an accepted cancel without an Operation-Location: the subscription itself says whether it is over', async () => {
+    const { id, subscriptionId } = await org.buyAzure()
+    const sub = m.azure.emulator.subscriptions.get(subscriptionId)!
+    // Microsoft takes it at once, but answers without the header.
+    m.azure.emulator.onNext('delete', () => (sub.saasSubscriptionStatus = 'Unsubscribed'))
+    m.azure.emulator.failNext('delete', 202)
+    expect(valid(await suger(`${base()}/entitlement/${id}/cancel`, { method: 'POST' }), 'WorkloadEntitlement').status).toBe('CANCELLED')
+    const { id: later } = await org.buyAzure()
+    m.azure.emulator.failNext('delete', 202)
+    expect(valid(await suger(`${base()}/entitlement/${later}/cancel`, { method: 'POST' }), 'WorkloadEntitlement').status).toBe('PENDING_CANCEL')
   })
 
   test('a cancel Microsoft ends Failed is 400 and changes nothing', async () => {

@@ -259,7 +259,12 @@ export function createAzureProvider(options: AzureProviderOptions) {
       }
       if (status === 'failed' || status === 'conflict') throw new PurchaseRefusedError(`Azure ended the cancellation ${operation!.status!.trim()}`)
     }
-    // Accepted, not finished yet: Microsoft's webhook (or the next reconciliation) brings the end.
+    // No operation to follow, or not finished yet: the subscription says whether it is over; if
+    // not, Microsoft's Unsubscribe webhook (or the next reconciliation) brings the end.
+    const current = await findSubscription(integration, id, ctx)
+    if (current && saasStatus(current) === 'unsubscribed') {
+      return { purchase: toPurchase({ ...(purchase.info.subscription as AzureSubscription), ...current }, purchase.offerType), operationId }
+    }
     return { purchase: { ...purchase, status: 'PENDING_CANCEL', needsActivation: false }, operationId }
   }
 

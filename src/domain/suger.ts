@@ -288,7 +288,8 @@ export function toWorkloadEntitlement(row: EntitlementRow, buyerId: string | und
     info: defined({
       autoRenew: bool(term.autoRenew) ?? bool(subscription?.autoRenew),
       azureSubscriptions: subscription ? [azureSubscription(subscription, row.status)] : undefined,
-      awsEntitlements: partner === 'aws' ? objects(info.entitlements).map(awsEntitlement) : undefined,
+      // A subscription (no contract) has none: omitted, as Suger's Go server omits an empty list.
+      awsEntitlements: partner === 'aws' && objects(info.entitlements).length ? objects(info.entitlements).map(awsEntitlement) : undefined,
       gcpEntitlements: gcp ? [gcpEntitlement(gcp)] : undefined,
     }),
   })
