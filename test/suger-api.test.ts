@@ -619,13 +619,14 @@ describe('approve and cancel', () => {
     expect(answer.status).toBe('PENDING_CANCEL')
     const operation = [...m.azure.emulator.operations.values()].find((op) => op.subscriptionId === answer.externalID && op.action === 'Unsubscribe')!
     expect(operation.status).toBe('InProgress')
-    // Microsoft finishes, then tells the publisher.
-    m.azure.emulator.subscriptions.get(answer.externalID)!.saasSubscriptionStatus = 'Unsubscribed'
+    // Microsoft finishes and tells the publisher, while its GET still shows the subscription Subscribed (as its own emulator does for a moment).
     operation.status = 'Succeeded'
     const url = integration.items.find((item) => item.partner === 'azure')!.notificationUrl.replace('http://broker.test', '')
     const sent = await broker.request(url, { method: 'POST', token: null, headers: { authorization: `Bearer ${await m.azure.emulator.mintWebhookToken({ tenantId: m.azure.tenantId, clientId: m.azure.clientId })}`, 'content-type': 'application/json' }, body: JSON.stringify(m.azure.emulator.cancelWebhookBody(operation.id)) })
     expect(sent.status).toBe(200)
     await waitFor('CANCELLED', async () => valid(await suger(`/org/${owner.orgId}/entitlement/${id}`, { auth: `Key ${owner.apiKey}` }), 'WorkloadEntitlement').status === 'CANCELLED')
+    const events = (await (await broker.request(`/api/v1/orgs/${owner.orgId}/entitlements/${id}/events`, { token: owner.apiKey })).json()) as { items: Array<{ type: string; source: string }> }
+    expect(events.items.slice(-2).map((e) => [e.type, e.source])).toEqual([['PENDING_CANCEL', 'api'], ['CANCEL', 'marketplace']])
   })
 
   test('cancel elsewhere than Azure, or one Microsoft refuses, is 400 and changes nothing', async () => {

@@ -217,9 +217,16 @@ export function createAzureProvider(options: AzureProviderOptions) {
           if (now.status === 'CANCELLED') return { outcome: 'apply', purchase: now }
           return { outcome: 'apply', purchase: { ...now, status: 'ACTIVE', info: { ...now.info, subscription: { ...(now.info.subscription as AzureSubscription), saasSubscriptionStatus: 'Subscribed' } } } }
         }
+        case 'Unsubscribe': {
+          // Over for good once its operation succeeded, even while GET still shows the subscription
+          // as it was (Microsoft's own emulator updates it a moment later): Unsubscribed never ends.
+          const now = await refreshPurchase(integration, current, ctx)
+          if (now.status === 'CANCELLED' || status !== 'succeeded') return { outcome: 'apply', purchase: now }
+          return { outcome: 'apply', purchase: { ...now, status: 'CANCELLED', info: { ...now.info, subscription: { ...(now.info.subscription as AzureSubscription), saasSubscriptionStatus: 'Unsubscribed' } } } }
+        }
         default:
-          // Suspend, Unsubscribe, Renew have already happened at Microsoft: the subscription as it
-          // stands now is the truth (so a late, older message cannot move the status backwards).
+          // Suspend, Renew have already happened at Microsoft: the subscription as it stands now is
+          // the truth (so a late, older message cannot move the status backwards).
           return { outcome: 'apply', purchase: await refreshPurchase(integration, current, ctx) }
       }
     },
