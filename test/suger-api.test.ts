@@ -4,6 +4,7 @@ import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type TestBroker, createTestBroker, startHookReceiver, waitFor } from './helpers'
 import { type Marketplaces, type MeteredOrg, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
+import { IdentityBuyerSchema, ListUsageRecordGroupsResponseSchema, MeteringUsageRecordGroupSchema, WorkloadEntitlementSchema } from '../src/suger-schemas'
 import { sugerDocument, sugerProblems } from './suger-schema'
 
 /**
@@ -66,12 +67,19 @@ async function suger(path: string, call: Call = {}) {
   return { status: response.status, body, text, headers: response.headers }
 }
 
-/** The answer, after checking that it is 200 JSON and valid against Suger's schema `schema` (`X[]`: an array of X). */
+/** The broker's own zod schema of each of Suger's (what its OpenAPI document says it answers). */
+const ours = { WorkloadEntitlement: WorkloadEntitlementSchema, MeteringUsageRecordGroup: MeteringUsageRecordGroupSchema, IdentityBuyer: IdentityBuyerSchema, ListUsageRecordGroupsResponse: ListUsageRecordGroupsResponseSchema }
+
+/** The answer, after checking that it is 200 JSON and valid against Suger's schema `schema` (`X[]`: an array of X), and against the broker's own. */
 function valid(answer: Awaited<ReturnType<typeof suger>>, schema: string) {
   expect(answer.status, answer.text).toBe(200)
   expect(answer.headers.get('content-type')).toMatch(/^application\/json/)
   const items = schema.endsWith('[]') ? (expect(Array.isArray(answer.body)).toBe(true), answer.body as unknown[]) : [answer.body]
-  for (const item of items) expect(sugerProblems(schema.replace(/\[\]$/, ''), item)).toEqual([])
+  const name = schema.replace(/\[\]$/, '') as keyof typeof ours
+  for (const item of items) {
+    expect(sugerProblems(name, item)).toEqual([])
+    expect(ours[name].safeParse(item).error?.issues ?? []).toEqual([])
+  }
   return answer.body
 }
 
@@ -708,6 +716,20 @@ describe('the OpenAPI document', () => {
         const names = (list: Array<{ name: string; in: string }> = []) => list.map((p) => `${p.in}:${p.name}`).sort()
         // Suger's own parameters are all there (source and metaInfo taken, and ignored where said).
         expect(names(ours!.parameters), `${method} ${path}`).toEqual(expect.arrayContaining(names(operation.parameters)))
+      }
+    }
+    // What the broker's document says it answers is Suger's: every field of its schemas is one of
+    // Suger's, of the same type (the generated clients read the broker's answers with Suger's).
+    const components = (doc as unknown as { components: { schemas: Record<string, { properties?: Record<string, { type?: string; $ref?: string }> }> } }).components.schemas
+    for (const [mine, theirs] of [['SugerWorkloadEntitlement', 'WorkloadEntitlement'], ['SugerMeteringUsageRecordGroup', 'MeteringUsageRecordGroup'], ['SugerIdentityBuyer', 'IdentityBuyer'], ['SugerCreateUsageRecordGroupParams', 'CreateUsageRecordGroupParams'], ['SugerNewUsageRecordGroup', 'NewUsageRecordGroup'], ['SugerEntitlementInfo', 'EntitlementInfo'], ['SugerBuyerInfo', 'BuyerInfo']] as const) {
+      const suger = sugerDocument.schemas[theirs] as { properties: Record<string, { type?: string }> }
+      expect(Object.keys(components[mine]?.properties ?? {}).length, mine).toBeGreaterThan(2)
+      for (const [field, schema] of Object.entries(components[mine]!.properties!)) {
+        // `ID` (Suger's Go server reads JSON names case-insensitively) and a NewUsageRecordGroup's optional id/organizationID are the broker's additions.
+        if (['ID'].includes(field) || (theirs === 'NewUsageRecordGroup' && ['id', 'organizationID'].includes(field))) continue
+        expect(suger.properties, `${mine}.${field}`).toHaveProperty(field)
+        const theirType = suger.properties[field]!.type
+        if (schema.type && theirType) expect(`${mine}.${field}: ${schema.type}`).toBe(`${mine}.${field}: ${theirType}`)
       }
     }
     const sugerPaths = Object.keys(doc.paths).filter((path) => path.startsWith('/suger/'))
