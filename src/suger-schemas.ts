@@ -8,9 +8,15 @@ import { MAX_USAGE_QUANTITY, usageFields } from './schemas'
  * OpenAPI document. Components are prefixed `Suger` (the broker's own `Partner` and
  * `EntitlementStatus` are other enums). Every field is optional as in Suger's document: an absent
  * value is omitted, never null.
+ *
+ * The answers' schemas are strict, as Suger's generated clients read answers at their strictest:
+ * an unknown (or misspelt) key is refused, enums are exact, integers `.int()`, times `…Z`. The tests
+ * parse every answer with them. The request schemas are not strict: a field Suger's server would
+ * ignore is ignored here too.
  */
 
-const time = () => z.string().openapi({ format: 'date-time', description: 'RFC 3339, UTC (…Z)' })
+/** RFC 3339 in UTC, `…Z` (zod's ISO date-time refuses an offset); `format: date-time` in the OpenAPI document. */
+const time = () => z.iso.datetime().openapi({ description: 'RFC 3339, UTC (…Z)' })
 
 export const SugerPartnerSchema = z.enum(['AZURE', 'AWS', 'GCP']).openapi('SugerPartner', { description: 'Suger’s Partner enum, of which the broker serves these three' })
 export type SugerPartner = z.infer<typeof SugerPartnerSchema>
@@ -18,7 +24,7 @@ export type SugerPartner = z.infer<typeof SugerPartnerSchema>
 export const SugerEntitlementStatusSchema = z.enum(['PENDING_START', 'ACTIVE', 'SUSPENDED', 'PENDING_CANCEL', 'CANCELLED']).openapi('SugerEntitlementStatus')
 
 const AzureIdentitySchema = z
-  .object({
+  .strictObject({
     billingAccountId: z.string().optional(),
     customerId: z.string().optional(),
     emailId: z.string().optional(),
@@ -37,7 +43,7 @@ export const AZURE_SANDBOX_TYPES = ['None', 'Csp'] as const
 export const AZURE_SESSION_MODES = ['None', 'DryRun'] as const
 
 const AzureSubscriptionSchema = z
-  .object({
+  .strictObject({
     allowedCustomerOperations: z.array(z.enum(AZURE_CUSTOMER_OPERATIONS)).optional(),
     autoRenew: z.boolean().optional(),
     beneficiary: AzureIdentitySchema.optional(),
@@ -58,18 +64,18 @@ const AzureSubscriptionSchema = z
     sessionId: z.string().optional(),
     sessionMode: z.enum(AZURE_SESSION_MODES).optional(),
     storeFront: z.string().optional(),
-    term: z.object({ chargeDuration: z.string().optional(), endDate: time().optional(), startDate: time().optional(), termUnit: z.string().optional() }).optional(),
+    term: z.strictObject({ chargeDuration: z.string().optional(), endDate: time().optional(), startDate: time().optional(), termUnit: z.string().optional() }).optional(),
   })
   .openapi('SugerAzureMarketplaceSubscription')
 
 const AwsEntitlementSchema = z
-  .object({
+  .strictObject({
     customerIdentifier: z.string().optional(),
     dimension: z.string().optional(),
     expirationDate: z.string().optional(),
     productCode: z.string().optional(),
     value: z
-      .object({ booleanValue: z.boolean().optional(), doubleValue: z.number().optional(), integerValue: z.number().int().optional(), stringValue: z.string().optional() })
+      .strictObject({ booleanValue: z.boolean().optional(), doubleValue: z.number().optional(), integerValue: z.number().int().optional(), stringValue: z.string().optional() })
       .optional(),
   })
   .openapi('SugerAwsEntitlement')
@@ -94,17 +100,17 @@ export const GCP_TEXT_FIELDS = [
 export const GCP_TIME_FIELDS = ['createTime', 'newOfferEndTime', 'newOfferStartTime', 'offerEffectiveTime', 'offerEndTime', 'subscriptionEndTime', 'updateTime'] as const
 
 const GcpEntitlementSchema = z
-  .object({
+  .strictObject({
     id: z.string().optional(),
     ...Object.fromEntries(GCP_TEXT_FIELDS.map((field) => [field, z.string().optional()])),
     ...Object.fromEntries(GCP_TIME_FIELDS.map((field) => [field, time().optional()])),
-    consumers: z.array(z.object({ project: z.string().optional() })).optional(),
+    consumers: z.array(z.strictObject({ project: z.string().optional() })).optional(),
     state: z.enum(GCP_ENTITLEMENT_STATES).optional(),
   })
   .openapi('SugerGcpMarketplaceEntitlement')
 
 export const WorkloadEntitlementSchema = z
-  .object({
+  .strictObject({
     id: z.string().openapi({ description: 'The entitlement id (the redirect’s sugerEntitlementId)', example: 'ent_01jd0000000000000000000000' }),
     name: z.string().optional(),
     organizationID: z.string(),
@@ -122,7 +128,7 @@ export const WorkloadEntitlementSchema = z
     creationTime: time(),
     lastUpdateTime: time(),
     info: z
-      .object({
+      .strictObject({
         autoRenew: z.boolean().optional(),
         azureSubscriptions: z.array(AzureSubscriptionSchema).optional(),
         awsEntitlements: z.array(AwsEntitlementSchema).optional(),
@@ -142,7 +148,7 @@ export const USAGE_GROUP_SOURCES = ['', 'API', 'INTERNAL', 'LAGO', 'METRONOME', 
 const RecordsSchema = z.record(z.string(), z.number()).openapi({ description: 'Dimension → quantity' })
 
 export const MeteringUsageRecordGroupSchema = z
-  .object({
+  .strictObject({
     id: z.string(),
     organizationID: z.string(),
     entitlementID: z.string(),
@@ -156,7 +162,7 @@ export const MeteringUsageRecordGroupSchema = z
     lastUpdateTime: time(),
     reportedTime: time().optional(),
     metaInfo: z
-      .object({
+      .strictObject({
         source: z.literal('API'),
         timestamp: time().openapi({ description: 'When the usage happened' }),
         originRecords: RecordsSchema.openapi({ description: 'The records as they were sent, zeros included' }),
@@ -167,11 +173,11 @@ export const MeteringUsageRecordGroupSchema = z
 export type MeteringUsageRecordGroup = z.infer<typeof MeteringUsageRecordGroupSchema>
 
 export const ListUsageRecordGroupsResponseSchema = z
-  .object({ usageRecordGroups: z.array(MeteringUsageRecordGroupSchema), nextOffset: z.number().int().optional() })
+  .strictObject({ usageRecordGroups: z.array(MeteringUsageRecordGroupSchema), nextOffset: z.number().int().optional() })
   .openapi('SugerListUsageRecordGroupsResponse')
 
 export const IdentityBuyerSchema = z
-  .object({
+  .strictObject({
     id: z.string(),
     organizationID: z.string(),
     partner: SugerPartnerSchema,
@@ -180,11 +186,11 @@ export const IdentityBuyerSchema = z
     creationTime: time(),
     lastUpdateTime: time(),
     info: z
-      .object({
+      .strictObject({
         emailAddress: z.string().optional(),
-        awsBuyer: z.object({ awsAccountID: z.string().optional(), awsCustomerID: z.string().optional() }).optional(),
-        azureBuyer: z.object({ tenantId: z.string().optional(), objectId: z.string().optional(), emailId: z.string().optional() }).optional(),
-        gcpBuyer: z.object({ id: z.string().optional(), name: z.string().optional(), provider: z.string().optional() }).optional(),
+        awsBuyer: z.strictObject({ awsAccountID: z.string().optional(), awsCustomerID: z.string().optional() }).optional(),
+        azureBuyer: z.strictObject({ tenantId: z.string().optional(), objectId: z.string().optional(), emailId: z.string().optional() }).optional(),
+        gcpBuyer: z.strictObject({ id: z.string().optional(), name: z.string().optional(), provider: z.string().optional() }).optional(),
       })
       .openapi('SugerBuyerInfo'),
   })
