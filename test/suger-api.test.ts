@@ -4,14 +4,13 @@ import { runJobs } from '../src/domain/jobs'
 import { createLandingService } from '../src/domain/landing'
 import { type TestBroker, createTestBroker, startHookReceiver, waitFor } from './helpers'
 import { type Marketplaces, type MeteredOrg, inPastHour, meteredOrg, startMarketplaces } from './metering-setup'
-import { IdentityBuyerSchema, ListUsageRecordGroupsResponseSchema, MeteringUsageRecordGroupSchema, WorkloadEntitlementSchema } from '../src/suger-schemas'
-import { sugerDocument, sugerProblems } from './suger-schema'
+import { type SugerShape, sugerProblems, wireProblems } from './suger-schema'
 
 /**
  * The Suger-compatible API (contract §15) on the in-process Node broker: entitlements of the three
  * marketplaces made by real landings against the emulators, usage groups reported by the real job,
- * the Azure cancel at the emulator. Every answer is checked against Suger's own schemas
- * (test/suger-schema.ts); errors are a JSON string body.
+ * the Azure cancel at the emulator. Every answer is checked against the broker's strict zod schemas
+ * of Suger's shapes and §15's wire rules (test/suger-schema.ts); errors are a JSON string body.
  */
 let m: Marketplaces
 let broker: TestBroker
@@ -67,26 +66,19 @@ async function suger(path: string, call: Call = {}) {
   return { status: response.status, body, text, headers: response.headers }
 }
 
-/** The broker's own zod schema of each of Suger's (what its OpenAPI document says it answers). */
-const ours = { WorkloadEntitlement: WorkloadEntitlementSchema, MeteringUsageRecordGroup: MeteringUsageRecordGroupSchema, IdentityBuyer: IdentityBuyerSchema, ListUsageRecordGroupsResponse: ListUsageRecordGroupsResponseSchema }
+const answerOf = (answer: Awaited<ReturnType<typeof suger>>) => ({ contentType: answer.headers.get('content-type'), body: answer.body })
 
-/** The answer, after checking that it is 200 JSON and valid against Suger's schema `schema` (`X[]`: an array of X), and against the broker's own. */
-function valid(answer: Awaited<ReturnType<typeof suger>>, schema: string) {
+/** The answer, after checking that it is 200 and valid as Suger's shape `shape` (`X[]`: a bare array of X) by the wire rules and the strict schema. */
+function valid(answer: Awaited<ReturnType<typeof suger>>, shape: SugerShape) {
   expect(answer.status, answer.text).toBe(200)
-  expect(answer.headers.get('content-type')).toMatch(/^application\/json/)
-  const items = schema.endsWith('[]') ? (expect(Array.isArray(answer.body)).toBe(true), answer.body as unknown[]) : [answer.body]
-  const name = schema.replace(/\[\]$/, '') as keyof typeof ours
-  for (const item of items) {
-    expect(sugerProblems(name, item)).toEqual([])
-    expect(ours[name].safeParse(item).error?.issues ?? []).toEqual([])
-  }
+  expect(sugerProblems(shape, answerOf(answer))).toEqual([])
   return answer.body
 }
 
 /** An error answer: the status, and a JSON string body (Suger's). */
 function refused(answer: Awaited<ReturnType<typeof suger>>, status: number, message?: RegExp) {
   expect(answer.status, answer.text).toBe(status)
-  expect(answer.headers.get('content-type')).toMatch(/^application\/json/)
+  expect(wireProblems(answerOf(answer))).toEqual([])
   expect(typeof answer.body, answer.text).toBe('string')
   if (message) expect(answer.body).toMatch(message)
 }
@@ -701,40 +693,99 @@ describe('approve and cancel', () => {
   })
 })
 
+/**
+ * The routes, operation ids and parameters of §15 (our contract, written out here): each path under
+ * `/suger`, its method, the operation id (Suger's operation name, the generated clients' method)
+ * and its parameters as `in:name`. ListUsageRecordGroups also takes Suger's `source` and `metaInfo`.
+ */
+const SUGER_ROUTES: Array<[method: string, path: string, operationId: string, parameters: string[]]> = [
+  ['get', '/org/{orgId}/entitlement/{entitlementId}', 'GetEntitlement', ['path:orgId', 'path:entitlementId']],
+  ['get', '/org/{orgId}/entitlement', 'ListEntitlements', ['path:orgId', 'query:partner', 'query:productId', 'query:offerId', 'query:buyerId', 'query:externalId', 'query:buyerAccountId', 'query:limit', 'query:offset']],
+  ['post', '/org/{orgId}/entitlement/{entitlementId}/usageRecordGroup', 'ReportUsageRecordGroup', ['path:orgId', 'path:entitlementId']],
+  ['post', '/org/{orgId}/batchCreateUsageRecordGroups', 'BatchReportUsageRecordGroups', ['path:orgId']],
+  [
+    'get',
+    '/org/{orgId}/usageRecordGroup',
+    'ListUsageRecordGroups',
+    ['path:orgId', 'query:partner', 'query:entitlementId', 'query:buyerId', 'query:status', 'query:source', 'query:metaInfo', 'query:startDate', 'query:endDate', 'query:limit', 'query:offset'],
+  ],
+  ['get', '/org/{orgId}/buyer/{buyerId}', 'GetBuyer', ['path:orgId', 'path:buyerId']],
+  ['post', '/org/{orgId}/entitlement/{entitlementId}/approve', 'ApproveEntitlement', ['path:orgId', 'path:entitlementId']],
+  ['post', '/org/{orgId}/entitlement/{entitlementId}/cancel', 'CancelEntitlement', ['path:orgId', 'path:entitlementId']],
+]
+
+/** The fields §15's mapping names for each answer (and its nested objects), exactly: the answers' schemas are strict. */
+const SUGER_FIELDS: Record<string, string[]> = {
+  SugerWorkloadEntitlement: ['id', 'organizationID', 'partner', 'partnerID', 'status', 'productID', 'externalProductID', 'offerID', 'externalID', 'buyerID', 'externalBuyerID', 'name', 'creationTime', 'lastUpdateTime', 'startTime', 'endTime', 'info'],
+  'SugerWorkloadEntitlement.info': ['autoRenew', 'azureSubscriptions', 'awsEntitlements', 'gcpEntitlements'],
+  'SugerWorkloadEntitlement.info.awsEntitlements[]': ['customerIdentifier', 'dimension', 'expirationDate', 'productCode', 'value'],
+  'SugerWorkloadEntitlement.info.awsEntitlements[].value': ['integerValue', 'doubleValue', 'booleanValue', 'stringValue'],
+  SugerMeteringUsageRecordGroup: ['id', 'organizationID', 'entitlementID', 'buyerID', 'partner', 'records', 'status', 'creationTime', 'lastUpdateTime', 'reportedTime', 'metaInfo'],
+  'SugerMeteringUsageRecordGroup.metaInfo': ['source', 'timestamp', 'originRecords'],
+  SugerListUsageRecordGroupsResponse: ['usageRecordGroups', 'nextOffset'],
+  SugerIdentityBuyer: ['id', 'organizationID', 'partner', 'externalID', 'name', 'creationTime', 'lastUpdateTime', 'info'],
+  'SugerIdentityBuyer.info': ['emailAddress', 'awsBuyer', 'azureBuyer', 'gcpBuyer'],
+  'SugerIdentityBuyer.info.awsBuyer': ['awsAccountID', 'awsCustomerID'],
+  'SugerIdentityBuyer.info.azureBuyer': ['tenantId', 'objectId', 'emailId'],
+  'SugerIdentityBuyer.info.gcpBuyer': ['id', 'name', 'provider'],
+}
+
+interface OpenApiSchema {
+  $ref?: string
+  type?: string
+  format?: string
+  enum?: unknown[]
+  items?: OpenApiSchema
+  properties?: Record<string, OpenApiSchema>
+  additionalProperties?: OpenApiSchema | boolean
+  required?: string[]
+}
+
 describe('the OpenAPI document', () => {
-  test('every route of Suger’s subset is there under the Suger-compatible tag, with Suger’s parameters', async () => {
+  test('exactly §15’s routes under the Suger-compatible tag, with its operation ids and parameters; the answers’ schemas strict, with §15’s fields, enums, integers and times', async () => {
     const doc = (await (await broker.request('/api/openapi.json', { token: null })).json()) as {
-      paths: Record<string, Record<string, { tags: string[]; operationId: string; parameters?: Array<{ name: string; in: string }> }>>
-      components: { securitySchemes: Record<string, unknown> }
+      paths: Record<string, Record<string, { tags: string[]; operationId: string; parameters?: Array<{ name: string; in: string }>; responses: Record<string, { content?: Record<string, { schema: OpenApiSchema }> }> }>>
+      components: { schemas: Record<string, OpenApiSchema>; securitySchemes: Record<string, unknown> }
     }
-    for (const [path, methods] of Object.entries(sugerDocument.paths)) {
-      for (const [method, operation] of Object.entries(methods)) {
-        const ours = doc.paths[`/suger${path}`]?.[method]
-        expect(ours, `${method} ${path}`).toBeDefined()
-        expect(ours!.tags).toEqual(['Suger-compatible'])
-        expect(ours!.operationId).toBe(operation.operationId)
-        const names = (list: Array<{ name: string; in: string }> = []) => list.map((p) => `${p.in}:${p.name}`).sort()
-        // Suger's own parameters are all there (source and metaInfo taken, and ignored where said).
-        expect(names(ours!.parameters), `${method} ${path}`).toEqual(expect.arrayContaining(names(operation.parameters)))
-      }
+    const served = Object.entries(doc.paths)
+      .filter(([path]) => path.startsWith('/suger/'))
+      .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path.slice('/suger'.length)}`))
+    expect(served.sort()).toEqual(SUGER_ROUTES.map(([method, path]) => `${method} ${path}`).sort())
+    for (const [method, path, operationId, parameters] of SUGER_ROUTES) {
+      const operation = doc.paths[`/suger${path}`]![method]!
+      expect(operation.tags, `${method} ${path}`).toEqual(['Suger-compatible'])
+      expect(operation.operationId, `${method} ${path}`).toBe(operationId)
+      expect((operation.parameters ?? []).map((p) => `${p.in}:${p.name}`).sort(), `${method} ${path}`).toEqual([...parameters].sort())
+      expect(Object.keys(operation.responses[200]?.content ?? {}), `${method} ${path}`).toEqual(['application/json'])
     }
-    // What the broker's document says it answers is Suger's: every field of its schemas is one of
-    // Suger's, of the same type (the generated clients read the broker's answers with Suger's).
-    const components = (doc as unknown as { components: { schemas: Record<string, { properties?: Record<string, { type?: string; $ref?: string }> }> } }).components.schemas
-    for (const [mine, theirs] of [['SugerWorkloadEntitlement', 'WorkloadEntitlement'], ['SugerMeteringUsageRecordGroup', 'MeteringUsageRecordGroup'], ['SugerIdentityBuyer', 'IdentityBuyer'], ['SugerCreateUsageRecordGroupParams', 'CreateUsageRecordGroupParams'], ['SugerNewUsageRecordGroup', 'NewUsageRecordGroup'], ['SugerEntitlementInfo', 'EntitlementInfo'], ['SugerBuyerInfo', 'BuyerInfo']] as const) {
-      const suger = sugerDocument.schemas[theirs] as { properties: Record<string, { type?: string }> }
-      expect(Object.keys(components[mine]?.properties ?? {}).length, mine).toBeGreaterThan(2)
-      for (const [field, schema] of Object.entries(components[mine]!.properties!)) {
-        // `ID` (Suger's Go server reads JSON names case-insensitively) and a NewUsageRecordGroup's optional id/organizationID are the broker's additions.
-        if (['ID'].includes(field) || (theirs === 'NewUsageRecordGroup' && ['id', 'organizationID'].includes(field))) continue
-        expect(suger.properties, `${mine}.${field}`).toHaveProperty(field)
-        const theirType = suger.properties[field]!.type
-        if (schema.type && theirType) expect(`${mine}.${field}: ${schema.type}`).toBe(`${mine}.${field}: ${theirType}`)
-      }
-    }
-    const sugerPaths = Object.keys(doc.paths).filter((path) => path.startsWith('/suger/'))
-    expect(sugerPaths).toHaveLength(Object.keys(sugerDocument.paths).length)
     expect(doc.components.securitySchemes.sugerKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'Authorization' })
+
+    const resolve = (schema: OpenApiSchema): OpenApiSchema => (schema.$ref ? resolve(doc.components.schemas[schema.$ref.split('/').pop()!]!) : schema)
+    const at = (where: string): OpenApiSchema =>
+      where.split('.').reduce<OpenApiSchema>((schema, step, index) => {
+        if (index === 0) return resolve(doc.components.schemas[step]!)
+        const field = resolve(schema.properties![step.replace(/\[\]$/, '')]!)
+        return step.endsWith('[]') ? resolve(field.items!) : field
+      }, {})
+    for (const [where, fields] of Object.entries(SUGER_FIELDS)) {
+      const schema = at(where)
+      expect(Object.keys(schema.properties ?? {}).sort(), where).toEqual([...fields].sort())
+      expect(schema.additionalProperties, `${where} refuses unknown keys`).toBe(false)
+    }
+    const field = (where: string) => resolve(at(where.slice(0, where.lastIndexOf('.'))).properties![where.slice(where.lastIndexOf('.') + 1)]!)
+    for (const partner of ['SugerWorkloadEntitlement.partner', 'SugerMeteringUsageRecordGroup.partner', 'SugerIdentityBuyer.partner']) expect(field(partner).enum, partner).toEqual(['AZURE', 'AWS', 'GCP'])
+    expect([...(field('SugerWorkloadEntitlement.status').enum ?? [])].sort()).toEqual(['ACTIVE', 'CANCELLED', 'PENDING_CANCEL', 'PENDING_START', 'SUSPENDED'])
+    expect(field('SugerMeteringUsageRecordGroup.status').enum).toEqual(['CREATED', 'REPORTED', 'REPORT_FAILED'])
+    expect(field('SugerMeteringUsageRecordGroup.metaInfo.source').enum).toEqual(['API'])
+    for (const integer of ['SugerListUsageRecordGroupsResponse.nextOffset', 'SugerWorkloadEntitlement.info.awsEntitlements[].value.integerValue']) expect(field(integer).type, integer).toBe('integer')
+    for (const time of ['creationTime', 'lastUpdateTime', 'startTime', 'endTime']) expect(field(`SugerWorkloadEntitlement.${time}`).format, time).toBe('date-time')
+    for (const time of ['creationTime', 'lastUpdateTime', 'reportedTime', 'metaInfo.timestamp']) expect(field(`SugerMeteringUsageRecordGroup.${time}`).format, time).toBe('date-time')
+    for (const time of ['creationTime', 'lastUpdateTime']) expect(field(`SugerIdentityBuyer.${time}`).format, time).toBe('date-time')
+    // The requests take every field §15 names (id also as ID); a NewUsageRecordGroup's organizationID too.
+    for (const request of ['SugerCreateUsageRecordGroupParams', 'SugerNewUsageRecordGroup']) {
+      expect(Object.keys(resolve(doc.components.schemas[request]!).properties ?? {}), request).toEqual(expect.arrayContaining(['id', 'ID', 'entitlementID', 'organizationID', 'records', 'timestamp']))
+    }
+    expect(resolve(doc.components.schemas.SugerCreateUsageRecordGroupParams!).required).toEqual(expect.arrayContaining(['entitlementID', 'organizationID', 'records']))
   })
 })
 
@@ -761,11 +812,11 @@ describe('hostile input never makes a 5xx', () => {
       fc.asyncProperty(group(id), fc.array(group(id), { maxLength: 3 }), async (body, bodies) => {
         const single = await suger(`${base()}/entitlement/${id}/usageRecordGroup`, { method: 'POST', json: body })
         expect(single.status, single.text).toBeLessThan(500)
-        if (single.status === 200) expect(sugerProblems('MeteringUsageRecordGroup', single.body)).toEqual([])
+        if (single.status === 200) expect(sugerProblems('MeteringUsageRecordGroup', answerOf(single))).toEqual([])
         else expect(typeof single.body).toBe('string')
         const many = await suger(`${base()}/batchCreateUsageRecordGroups`, { method: 'POST', json: bodies })
         expect(many.status, many.text).toBeLessThan(500)
-        if (many.status === 200) for (const item of many.body) expect(sugerProblems('MeteringUsageRecordGroup', item)).toEqual([])
+        if (many.status === 200) expect(sugerProblems('MeteringUsageRecordGroup[]', answerOf(many))).toEqual([])
       }),
       { numRuns: 60 },
     )
@@ -779,8 +830,7 @@ describe('hostile input never makes a 5xx', () => {
         const answer = await suger(`${base()}/${route}?${new URLSearchParams(query)}`)
         expect(answer.status, answer.text).toBeLessThan(500)
         if (answer.status === 200) {
-          const problems = route === 'entitlement' ? (answer.body as unknown[]).flatMap((item) => sugerProblems('WorkloadEntitlement', item)) : sugerProblems('ListUsageRecordGroupsResponse', answer.body)
-          expect(problems).toEqual([])
+          expect(sugerProblems(route === 'entitlement' ? 'WorkloadEntitlement[]' : 'ListUsageRecordGroupsResponse', answerOf(answer))).toEqual([])
         } else {
           refused(answer, 400)
         }

@@ -1,87 +1,77 @@
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import type { z } from '@hono/zod-openapi'
+import { IdentityBuyerSchema, ListUsageRecordGroupsResponseSchema, MeteringUsageRecordGroupSchema, WorkloadEntitlementSchema } from '../src/suger-schemas'
 
 /**
- * Checks answers of the Suger-compatible API against Suger's own schemas (the fixture
- * test/fixtures/suger-openapi-subset.json, taken from sugerio/suger-sdk-go api/openapi.yaml) the
- * way Suger's generated clients read them, only stricter: every field must be one Suger's schema
- * has (so nothing is misspelt), of its type; `integer` fields integers; enums exactly as listed;
- * no `null` anywhere (the clients' fields are not nullable: an absent value is omitted); every
- * `date-time`, and every other string that is a date-time, RFC 3339 in UTC ending in `Z`.
+ * Checks answers of the Suger-compatible API (contract §15) the way Suger's generated clients read
+ * them, only stricter, with no Suger file: the broker's own strict zod schemas of Suger's shapes
+ * (src/suger-schemas.ts: every key one the shape has, so nothing is misspelt; enums exact;
+ * integers integers; times `…Z`), and the wire rules of §15 over the whole answer whatever its
+ * shape: `Content-Type: application/json`; no `null` anywhere (the clients' fields are not
+ * nullable: an absent value is omitted); every string that is a date-time RFC 3339 in UTC, ending
+ * in `Z`.
  */
-interface SchemaObject {
-  $ref?: string
-  type?: string
-  format?: string
-  enum?: unknown[]
-  items?: SchemaObject
-  properties?: Record<string, SchemaObject>
-  additionalProperties?: SchemaObject | boolean
-  allOf?: SchemaObject[]
-  required?: string[]
-}
+export const SUGER_SHAPES = {
+  WorkloadEntitlement: WorkloadEntitlementSchema,
+  MeteringUsageRecordGroup: MeteringUsageRecordGroupSchema,
+  IdentityBuyer: IdentityBuyerSchema,
+  ListUsageRecordGroupsResponse: ListUsageRecordGroupsResponseSchema,
+} satisfies Record<string, z.ZodType>
 
-export interface SugerDocument {
-  paths: Record<string, Record<string, { operationId: string; parameters?: Array<{ name: string; in: string; required?: boolean; schema?: SchemaObject }>; responses: Record<string, unknown> }>>
-  schemas: Record<string, SchemaObject>
-  securitySchemes: Record<string, unknown>
-}
+/** One of the shapes, or `X[]`: a bare array of X. */
+export type SugerShape = keyof typeof SUGER_SHAPES | `${keyof typeof SUGER_SHAPES}[]`
 
-export const sugerDocument = JSON.parse(readFileSync(resolve(import.meta.dirname, 'fixtures/suger-openapi-subset.json'), 'utf8')) as SugerDocument
+export interface Answer {
+  contentType: string | null
+  body: unknown
+}
 
 const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
-const LOOKS_LIKE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/
+const LOOKS_LIKE_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/
 
-/** The problems of `value` as an instance of Suger's schema `name` (empty: none). */
-export function sugerProblems(name: string, value: unknown): string[] {
+/** A real instant in RFC 3339 UTC form (`2026-02-30T…Z` is not). */
+function isUtcTime(value: string): boolean {
+  if (!UTC_TIME.test(value)) return false
+  const ms = Date.parse(value)
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === value.slice(0, 19)
+}
+
+/** The answer's breaches of §15's wire rules, whatever its shape (empty: none). */
+export function wireProblems(answer: Answer): string[] {
   const problems: string[] = []
-  check({ $ref: `#/components/schemas/${name}` }, value, name, problems)
+  if (!/^application\/json(;|$)/i.test(answer.contentType ?? '')) problems.push(`Content-Type ${JSON.stringify(answer.contentType)} is not application/json`)
+  walk(answer.body, '$', problems)
   return problems
 }
 
-function resolveRef(schema: SchemaObject): SchemaObject {
-  let current = schema
-  while (current.$ref) {
-    const target = sugerDocument.schemas[current.$ref.split('/').pop()!]
-    if (!target) throw new Error(`the fixture has no schema ${current.$ref}`)
-    current = target
+function walk(value: unknown, path: string, problems: string[]): void {
+  if (value === null) return void problems.push(`${path}: null (absent values must be omitted)`)
+  if (typeof value === 'string') {
+    if (LOOKS_LIKE_TIME.test(value) && !isUtcTime(value)) problems.push(`${path}: the time ${JSON.stringify(value)} is not RFC 3339 UTC ending in Z`)
+  } else if (typeof value === 'number') {
+    if (!Number.isFinite(value)) problems.push(`${path}: ${value} is not a JSON number`)
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => walk(item, `${path}[${index}]`, problems))
+  } else if (typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) walk(item, `${path}.${key}`, problems)
+  } else if (typeof value !== 'boolean') {
+    problems.push(`${path}: ${typeof value} is not JSON`)
   }
-  // `allOf: [{$ref}]` with a description beside it is how the generator writes a documented reference.
-  if (current.allOf?.length === 1 && !current.properties) return { ...resolveRef(current.allOf[0]!), ...(current.type && current.type !== 'object' ? { type: current.type } : {}) }
-  return current
 }
 
-function check(raw: SchemaObject, value: unknown, path: string, problems: string[]): void {
-  const schema = resolveRef(raw)
-  if (value === null) return void problems.push(`${path}: null (absent values must be omitted)`)
-  if (schema.enum && !schema.enum.includes(value)) problems.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`)
-  switch (schema.type) {
-    case 'string':
-      if (typeof value !== 'string') return void problems.push(`${path}: ${JSON.stringify(value)} is not a string`)
-      if (schema.format === 'date-time' && !UTC_TIME.test(value)) problems.push(`${path}: ${value} is not an RFC 3339 UTC time ending in Z`)
-      else if (LOOKS_LIKE_TIME.test(value) && !UTC_TIME.test(value)) problems.push(`${path}: the time ${value} does not end in Z`)
-      return
-    case 'integer':
-      if (typeof value !== 'number' || !Number.isInteger(value)) problems.push(`${path}: ${JSON.stringify(value)} is not an integer`)
-      return
-    case 'number':
-      if (typeof value !== 'number' || !Number.isFinite(value)) problems.push(`${path}: ${JSON.stringify(value)} is not a number`)
-      return
-    case 'boolean':
-      if (typeof value !== 'boolean') problems.push(`${path}: ${JSON.stringify(value)} is not a boolean`)
-      return
-    case 'array':
-      if (!Array.isArray(value)) return void problems.push(`${path}: not an array`)
-      value.forEach((item, index) => check(schema.items ?? {}, item, `${path}[${index}]`, problems))
-      return
-    default:
-      if (schema.type !== 'object' && !schema.properties && schema.additionalProperties === undefined) return
-      if (typeof value !== 'object' || Array.isArray(value)) return void problems.push(`${path}: not an object`)
-      for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-        const property = schema.properties?.[key]
-        if (property) check(property, item, `${path}.${key}`, problems)
-        else if (schema.additionalProperties && typeof schema.additionalProperties === 'object') check(schema.additionalProperties, item, `${path}.${key}`, problems)
-        else if (schema.additionalProperties !== true) problems.push(`${path}.${key}: not a field of Suger's schema`)
-      }
-  }
+/** The problems of an answer as Suger's shape `shape` (empty: none): the wire rules, then the strict schema's issues. */
+export function sugerProblems(shape: SugerShape, answer: Answer): string[] {
+  const problems = wireProblems(answer)
+  const many = shape.endsWith('[]')
+  const schema = SUGER_SHAPES[shape.replace(/\[\]$/, '') as keyof typeof SUGER_SHAPES]
+  if (many && !Array.isArray(answer.body)) return [...problems, `$: not an array (${shape})`]
+  const items = many ? (answer.body as unknown[]) : [answer.body]
+  items.forEach((item, index) => {
+    const at = many ? `$[${index}]` : '$'
+    for (const issue of schema.safeParse(item).error?.issues ?? []) {
+      const where = [at, ...issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`))].join('')
+      const keys = issue.code === 'unrecognized_keys' ? ` ${JSON.stringify(issue.keys)}` : ''
+      problems.push(`${where}: ${issue.message}${keys}`)
+    }
+  })
+  return problems
 }
