@@ -69,8 +69,7 @@ export function sugerProblems(shape: SugerShape, answer: Answer): string[] {
     const at = many ? `$[${index}]` : '$'
     for (const issue of schema.safeParse(item).error?.issues ?? []) {
       const where = [at, ...issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`))].join('')
-      const keys = issue.code === 'unrecognized_keys' ? ` ${JSON.stringify(issue.keys)}` : ''
-      problems.push(`${where}: ${issue.message}${keys}`)
+      problems.push(`${where}: ${issue.message}`)
     }
   })
   return problems
