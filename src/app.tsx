@@ -219,6 +219,8 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/public/signup/newclient', signupPageRoutes(deps))
   app.route('/public/signup', landingRoutes(landing))
   app.route('/public/notifications', notificationRoutes(deps))
+  // Before the console's own routes, which would take /console/ as a page of theirs (and find none).
+  app.get('/console/', (c) => c.redirect('/console', 308))
   app.route('/console', consoleRoutes(deps))
   app.route('/suger', sugerRoutes(deps))
 

@@ -157,7 +157,7 @@ describe('the list', () => {
     expect(rowIds((await user.get(listPath('?status=SUSPENDED'))).html)).toEqual([landed[1]!.id])
     const html = (await user.get(listPath('?partner=aws&status=ACTIVE'))).html
     expect(html).toContain('<option value="aws" selected="">AWS</option>')
-    expect(html).toContain('<option value="ACTIVE" selected="">Active</option>')
+    expect(html).toContain('<option value="ACTIVE" selected="">ACTIVE</option>')
     // Values the selects do not offer filter nothing (and the selects say "All").
     expect(rowIds((await user.get(listPath('?partner=ebay&status=active'))).html)).toEqual((await apiList()).map((item) => item.id))
   })

@@ -338,6 +338,47 @@ describe('the sign-in throttle', () => {
   })
 })
 
+describe('the sign-in throttle under parallel attempts', () => {
+  test('40 wrong attempts at once from one address: exactly 10 are checked (401), the rest held (429), on every database', async () => {
+    const minute = Math.ceil(Date.now() / 60_000) * 60_000 + 180_000
+    try {
+      broker.at(minute + 1000)
+      const statuses = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => userOf(broker, { address: '203.0.113.30' }).post('/console/sign-in', { credential: `mbk_parallel-${i}` }).then((a) => a.status)),
+      )
+      expect(statuses.filter((s) => s === 401)).toHaveLength(10)
+      expect(statuses.filter((s) => s === 429)).toHaveLength(30)
+    } finally {
+      broker.at(Date.now())
+    }
+  })
+})
+
+describe('signing in again', () => {
+  test("ends the browser's previous session: its row is gone, its cookie replayed leads to sign-in", async () => {
+    const { org, apiKey } = await broker.createOrg()
+    const user = userOf(broker)
+    await user.signIn(apiKey)
+    const first = user.cookies.get(COOKIE)!
+    await user.signIn(apiKey)
+    const second = user.cookies.get(COOKIE)!
+    expect(second).not.toBe(first)
+    const hashes = (await sessionRows(broker)).map((r) => r.id_hash)
+    expect(hashes).toContain(sha256(second))
+    expect(hashes).not.toContain(sha256(first))
+    const replay = userOf(broker)
+    replay.cookies.set(COOKIE, first)
+    expect(await signedIn(replay, `/console/orgs/${org.id}`)).toBe(false)
+    expect(await signedIn(user, `/console/orgs/${org.id}`)).toBe(true)
+  })
+
+  test('/console/ is /console', async () => {
+    const answer = await userOf(broker).get('/console/')
+    expect(answer.status).toBe(308)
+    expect(answer.location).toBe('/console')
+  })
+})
+
 describe('next= after sign-in', () => {
   test('a page of the console is returned to; anything else (another site, another path of the broker) is /console', async () => {
     const { org, apiKey } = await broker.createOrg()

@@ -1,4 +1,5 @@
 import type { Insertable } from 'kysely'
+import { claimRequests } from './rate-limits'
 import type { ConsoleSessionsTable, DB } from './schema'
 
 /** A session as the console reads it: the row, with its key's name, scope and state when it has one. */
@@ -56,17 +57,22 @@ export async function deleteExpiredSessions(db: DB, now: string): Promise<void> 
   await db.deleteFrom('console_sessions').where('expires_at', '<=', now).execute()
 }
 
-/** Wrong sign-ins from `address` in `window` so far (counted in rate_limits under `console-sign-in:`). */
-export async function signInFailures(db: DB, address: string, window: number): Promise<number> {
-  const row = await db.selectFrom('rate_limits').select('count').where('key_id', '=', `console-sign-in:${address}`).where('window', '=', window).executeTakeFirst()
-  return row ? Number(row.count) : 0
+/**
+ * Takes one of the `limit` sign-in attempts `address` may make unchecked in `window` (counted in
+ * rate_limits under `console-sign-in:`): one UPSERT, so instances and parallel requests never
+ * check more than `limit` between them. False when they are used up.
+ */
+export async function reserveSignInAttempt(db: DB, address: string, window: number, limit: number): Promise<boolean> {
+  return (await claimRequests(db, `console-sign-in:${address}`, window, limit, 1)) !== null
 }
 
-/** Counts one wrong sign-in from `address` in `window` (one UPSERT: instances share the count). */
-export async function countSignInFailure(db: DB, address: string, window: number): Promise<void> {
+/** Gives a reserved attempt back: it was right, so it does not count against the address. */
+export async function releaseSignInAttempt(db: DB, address: string, window: number): Promise<void> {
   await db
-    .insertInto('rate_limits')
-    .values({ key_id: `console-sign-in:${address}`, window, count: 1 })
-    .onConflict((oc) => oc.columns(['key_id', 'window']).doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', 1) })))
+    .updateTable('rate_limits')
+    .set((eb) => ({ count: eb('count', '-', 1) }))
+    .where('key_id', '=', `console-sign-in:${address}`)
+    .where('window', '=', window)
+    .where('count', '>', 0)
     .execute()
 }

@@ -61,6 +61,7 @@ export const AUDIT_ACTIONS: Readonly<Record<string, string>> = {
   'signup_form.created': 'Signup form created',
   'signup_form.updated': 'Signup form updated',
   'entitlement.refreshed': 'Entitlement refreshed from the marketplace',
+  'entitlement.cancelled': 'Entitlement cancelled at the marketplace (Suger-compatible API)',
 }
 
 /** What stands for a secret's value in `changes`: whether it changed is told, never what it was. */

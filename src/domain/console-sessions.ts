@@ -56,14 +56,14 @@ function adminHash(deps: AppDeps): Promise<string> {
 export async function signIn(deps: AppDeps, credential: string, address: string): Promise<SignInResult> {
   const now = nowMs(deps)
   const window = Math.floor(now / MINUTE_MS)
-  if ((await sessionsDb.signInFailures(deps.db, address, window)) >= SIGN_IN_FAILURES_PER_MINUTE) {
+  // The attempt is counted before it is checked (atomically, so parallel attempts cannot all
+  // slip under the limit), and given back when it was right.
+  if (!(await sessionsDb.reserveSignInAttempt(deps.db, address, window, SIGN_IN_FAILURES_PER_MINUTE))) {
     return { ok: false, reason: 'throttled', retryAfterSeconds: Math.max(1, Math.ceil(((window + 1) * MINUTE_MS - now) / 1000)) }
   }
   const caller = await authenticate(deps, credential.trim())
-  if (!caller || (caller.kind === 'org' && caller.scope !== 'full')) {
-    await sessionsDb.countSignInFailure(deps.db, address, window)
-    return { ok: false, reason: caller ? 'read-key' : 'wrong' }
-  }
+  if (!caller || (caller.kind === 'org' && caller.scope !== 'full')) return { ok: false, reason: caller ? 'read-key' : 'wrong' }
+  await sessionsDb.releaseSignInAttempt(deps.db, address, window)
   const cookieValue = randomSecret(32)
   const idHash = await sha256Hex(cookieValue)
   const session: ConsoleSession =
@@ -106,6 +106,11 @@ export async function loadSession(deps: AppDeps, cookieValue: string | undefined
 
 export async function signOut(deps: AppDeps, session: ConsoleSession): Promise<void> {
   await sessionsDb.deleteSession(deps.db, session.idHash)
+}
+
+/** Ends the session a cookie value stands for, if any (a browser signing in again leaves no live session behind). */
+export async function endSessionOf(deps: AppDeps, cookieValue: string | undefined): Promise<void> {
+  if (cookieValue && cookieValue.length <= 128) await sessionsDb.deleteSession(deps.db, await sha256Hex(cookieValue))
 }
 
 /** Whether a form's CSRF field is this session's token. */

@@ -139,6 +139,9 @@ function KeyTable(props: ApiKeysViewProps) {
                           <Badge value="own" label="this session" />
                         </>
                       ) : null}
+                      <div class="muted small">
+                        <code>{apiKey.id}</code>
+                      </div>
                     </th>
                     <td class="when">
                       <code>{apiKey.start}…</code>

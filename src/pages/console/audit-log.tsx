@@ -110,6 +110,9 @@ export function AuditLogView(props: AuditLogViewProps) {
                     <th scope="row">
                       <code>{entry.action}</code>
                       {Object.hasOwn(actions, entry.action) ? <div class="muted small">{actions[entry.action]}</div> : null}
+                      <div class="muted small">
+                        <code>{entry.id}</code>
+                      </div>
                     </th>
                     <td>
                       <Actor actor={entry.actor} />

@@ -6,7 +6,7 @@ import type { WebhookDelivery } from '../../domain/webhooks'
 import type { Entitlement, EntitlementEvent } from '../../schemas'
 import { Badge, EmptyState, MarketplaceBadge, Notice, Pager, marketplaceName, query, time } from './components'
 import { type Viewer, CsrfField, orgPath } from './layout'
-import { ScrollText, Table, statusLabel } from './tables'
+import { ScrollText, Table } from './tables'
 
 /** The Entitlements pages (contract §14): the list with its filters and search, and one entitlement's page. */
 
@@ -61,7 +61,7 @@ function FilterForm(props: { orgId: string; filters: ListFilters; searchError?: 
           label="Status"
           all="All statuses"
           selected={filters.status}
-          options={ENTITLEMENT_STATUSES.map((status) => [status, statusLabel(status)])}
+          options={ENTITLEMENT_STATUSES.map((status) => [status, status])}
         />
         <div class="filter-search">
           <label class="field" for="filter-q">
@@ -128,7 +128,7 @@ export function EntitlementList(props: {
               <p>
                 Nothing matches {filters.q ? <>“{filters.q}”</> : 'these filters'}
                 {filters.partner ? ` on ${marketplaceName(filters.partner)}` : ''}
-                {filters.status ? ` with status ${statusLabel(filters.status)}` : ''}.{' '}
+                {filters.status ? ` with status ${filters.status}` : ''}.{' '}
                 <a href={entitlementsPath(orgId)}>Show all entitlements</a>
               </p>
             </EmptyState>
@@ -162,7 +162,7 @@ export function EntitlementList(props: {
                     <MarketplaceBadge partner={entitlement.partner} />
                   </td>
                   <td>
-                    <Badge value={entitlement.status} label={statusLabel(entitlement.status)} />
+                    <Badge value={entitlement.status} />
                   </td>
                   <td>
                     {dash(entitlement.productId)}
@@ -266,7 +266,7 @@ export function EntitlementDetail(props: {
           <Fields
             rows={[
               ['Id', <code>{e.id}</code>],
-              ['Status', <Badge value={e.status} label={statusLabel(e.status)} />],
+              ['Status', <Badge value={e.status} />],
               ['Marketplace', <MarketplaceBadge partner={e.partner} />],
               ['Partner id', <code>{e.partnerId}</code>],
               ['Offer type', e.offerType],

@@ -40,6 +40,8 @@ function Document(props: { title: string; children: Child }) {
         <meta name="robots" content="noindex" />
         <meta name="referrer" content="same-origin" />
         <title>{`${props.title} · marketbridge console`}</title>
+        {/* No favicon: without this line every page asks for /favicon.ico, a 404. */}
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href={`${CONSOLE_ASSETS}/console.css`} />
         <script src={`${CONSOLE_ASSETS}/console.js`} defer></script>
       </head>

@@ -4,7 +4,7 @@ import type { LandingDay, Overview } from '../../domain/overview'
 import type { Integration } from '../../schemas'
 import { Badge, CopyField, EmptyState, MarketplaceBadge, marketplaceName, query } from './components'
 import { orgPath } from './layout'
-import { Table, statusLabel } from './tables'
+import { Table } from './tables'
 
 /** The Overview page (contract §14): counts, the landings chart, what needs attention, integration health. */
 
@@ -195,14 +195,14 @@ export function OverviewPage(props: { orgId: string; overview: Overview }) {
         <div class="stats">
           <Stat value={entitlements.total} label="All" href={list({})} id="count-all" />
           {ENTITLEMENT_STATUSES.map((status) => (
-            <Stat value={entitlements.byStatus[status]} label={statusLabel(status)} href={list({ status })} id={`count-${status}`} />
+            <Stat value={entitlements.byStatus[status]} label={status} href={list({ status })} id={`count-${status}`} />
           ))}
         </div>
         <Table
           label="Entitlements per marketplace table"
           caption="Entitlements per marketplace and status"
           class="by-marketplace"
-          columns={['Marketplace', ...ENTITLEMENT_STATUSES.map(statusLabel), 'Total']}
+          columns={['Marketplace', ...ENTITLEMENT_STATUSES, 'Total']}
         >
           {PARTNERS.map((partner) => (
             <tr>

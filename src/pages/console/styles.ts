@@ -6,6 +6,8 @@ const CONSOLE_ONLY = `
 .skip:focus { left: 12px; top: 12px; }
 /* The skip link's target takes the focus (tabindex=-1) without an outline around the whole page. */
 main:focus { outline: none; }
+/* Long unbroken text (a path, an id) wraps instead of making its card a scroll region no key can reach. */
+.card p, .card li, .empty { overflow-wrap: anywhere; }
 /* On the light parts of the page the focus ring in the brand colour (the theme's light one is for the dark top bar: under 3:1 on white). */
 main :focus-visible, .orgbar :focus-visible { outline-color: var(--brand); }
 .sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }

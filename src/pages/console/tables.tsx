@@ -2,17 +2,7 @@
 import type { Child } from 'hono/jsx'
 import { TableScroll } from './components'
 
-/** Pieces the Overview and Entitlements pages share. */
-
-const STATUS_LABELS: Record<string, string> = {
-  PENDING_START: 'Pending start',
-  ACTIVE: 'Active',
-  SUSPENDED: 'Suspended',
-  PENDING_CANCEL: 'Pending cancel',
-  CANCELLED: 'Cancelled',
-}
-/** An entitlement status as people read it (the API's value otherwise). */
-export const statusLabel = (status: string) => STATUS_LABELS[status] ?? status
+/** Pieces the Overview and Entitlements pages share (statuses are shown as the API writes them). */
 
 /** Text that may be long (JSON): kept in a box that scrolls, reachable by keyboard. */
 export const ScrollText = (props: { label: string; id?: string; children: Child }) => (

@@ -6,7 +6,7 @@ import { csrf } from 'hono/csrf'
 import { HTTPException } from 'hono/http-exception'
 import type { Child } from 'hono/jsx'
 import type { AppDeps } from '../../deps'
-import { type ConsoleSession, consoleAudit, csrfMatches, loadSession, maySee, signIn, signOut } from '../../domain/console-sessions'
+import { type ConsoleSession, consoleAudit, csrfMatches, endSessionOf, loadSession, maySee, signIn, signOut } from '../../domain/console-sessions'
 import { getOrg } from '../../domain/orgs'
 import type { AppEnv } from '../../env'
 import { ApiError } from '../../errors'
@@ -231,6 +231,7 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
       const message = result.reason === 'read-key' ? 'This API key may only read (scope read): sign in with a full key.' : 'That is not a valid API key or admin token.'
       return c.html(<SignInPage next={next} error={message} />, 401, PAGE_HEADERS)
     }
+    await endSessionOf(deps, getCookie(c, cookieName(deps)))
     setCookie(c, cookieName(deps), result.cookieValue, { httpOnly: true, sameSite: 'Lax', secure: secure(deps), path: '/' })
     c.get('log').info('console sign-in', { operator: result.session.orgId === null, orgId: result.session.orgId, keyId: result.session.keyId })
     return c.redirect(next, 303)
