@@ -215,11 +215,17 @@ describe('the API under random input', () => {
     expect(await snapshot()).toBe(before)
   })
 
-  test('U+0000 in a console URL is a 404 page for the operator, who may open any org (PostgreSQL was a 500)', async () => {
+  test('U+0000 in a console URL is a 404 page for the operator, who may open any org, and in a console form a 400 (PostgreSQL was a 500)', async () => {
     const operator = consoleUser((url, init) => scenario.broker.app.request(url, init))
     await operator.signIn(ADMIN_TOKEN)
     for (const path of [`/console/orgs/${otherOrgId}%00`, `/console/orgs/a%00b/entitlements`, `/console/orgs/${otherOrgId}/entitlements/ent_%00`]) {
       expect((await operator.get(path)).status, path).toBe(404)
     }
+    // A console form field holding it: a 400 page, nothing changed (PostgreSQL was a 500).
+    const before = await snapshot()
+    const refused = await operator.submit('/console/orgs', '/console/orgs', { name: 'a\u0000b', fulfillmentUrl: 'https://app.acme.example/signup' })
+    expect(refused.status).toBe(400)
+    expect(refused.html).toMatch(/NUL character/)
+    expect(await snapshot()).toBe(before)
   })
 })

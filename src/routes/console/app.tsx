@@ -250,6 +250,11 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
     }
     c.set('session', session)
     c.set('viewer', viewerOf(session))
+    // As in the JSON API: PostgreSQL's text cannot hold U+0000, so a field with it is refused
+    // on every database alike (after the CSRF check: a forged post is refused as forged).
+    if (Object.values(c.get('form') ?? {}).some((value) => value.includes('\u0000'))) {
+      throw new ApiError('VALIDATION_ERROR', 'A field holds the NUL character (U+0000), which is not allowed: nothing was changed.')
+    }
     await next()
   })
 
