@@ -1,5 +1,6 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx'
+import { marketplaceName, time } from '../src/pages/console/components'
 import { LISTINGS, type MarketplaceAction, PARTNERS, PRODUCT_NAME, type Partner, USAGE_DIMENSION } from './marketplaces'
 
 /**
@@ -69,9 +70,6 @@ export interface ShellInfo {
   webhooks: number
 }
 
-const MARKETPLACE: Record<string, string> = { azure: 'Azure', aws: 'AWS', gcp: 'Google Cloud' }
-export const marketplaceName = (partner: string) => MARKETPLACE[partner] ?? partner
-const time = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC') : '—')
 
 function Head(props: { title: string; refresh?: number; children: Child }) {
   return (

@@ -57,7 +57,8 @@ function fnv1a(text: string): string {
   return (hash >>> 0).toString(16).padStart(8, '0')
 }
 
-const ownFile = (type: string, body: string) => ({ type, body, etag: `"${fnv1a(body)}"` })
+/** One of the app's own files: its content type, its body and an ETag of the body. */
+export const ownFile = (type: string, body: string) => ({ type, body, etag: `"${fnv1a(body)}"` })
 
 /** The app's own files under ASSETS_PATH: content type, body and ETag. */
 export const OWN_FILES: Readonly<Record<string, { type: string; body: string; etag: string }>> = {

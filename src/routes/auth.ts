@@ -42,12 +42,13 @@ export const requireCaller = (deps: AppDeps, schemes: readonly [string, ...strin
 
 /**
  * An org's objects are visible to its own keys and the operator. Another org's key gets the
- * same 404 as a missing org, so ids can't be probed.
+ * same 404 as a missing org, so ids can't be probed. (`notFoundMessage`: the 404's own words, as
+ * the Suger-compatible routes say it.)
  */
-export function assertOrgAccess(caller: AppEnv['Variables']['caller'], orgId: string): void {
+export function assertOrgAccess(caller: AppEnv['Variables']['caller'], orgId: string, notFoundMessage?: string): void {
   if (caller?.kind === 'admin') return
   if (caller?.kind === 'org' && caller.orgId === orgId) return
-  throw notFound('Org')
+  throw notFoundMessage ? new ApiError('NOT_FOUND', notFoundMessage) : notFound('Org')
 }
 
 /**

@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi'
 import type { AppDeps } from '../deps'
 import { MAX_BATCH_GROUPS, approveEntitlement, cancel, getBuyer, getEntitlement, listEntitlements, listGroups, reportGroup, reportGroups } from '../domain/suger'
 import type { AppEnv } from '../env'
-import { ApiError, validationHook } from '../errors'
+import { validationHook } from '../errors'
 import {
   CreateUsageRecordGroupParamsSchema,
   IdentityBuyerSchema,
@@ -14,6 +14,7 @@ import {
   WorkloadEntitlementSchema,
 } from '../suger-schemas'
 import { auditContext } from './audit'
+import { assertOrgAccess } from './auth'
 
 /**
  * The Suger-compatible API (contract §15), mounted at `/suger`: Suger's paths, parameters and
@@ -171,10 +172,8 @@ const cancelRoute = createRoute({
  * The path's org must be the key's (the operator's token may read any): another org's is the same
  * 404 as a missing one, so ids cannot be probed.
  */
-function assertOrg(caller: AppEnv['Variables']['caller'], id: string) {
-  if (caller?.kind === 'admin' || (caller?.kind === 'org' && caller.orgId === id)) return
-  throw new ApiError('NOT_FOUND', 'organization not found')
-}
+/** The org check of the rest of the API, in Suger's words. */
+const assertOrg = (caller: AppEnv['Variables']['caller'], orgId: string) => assertOrgAccess(caller, orgId, 'organization not found')
 
 export function sugerRoutes(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })

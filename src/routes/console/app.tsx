@@ -10,6 +10,7 @@ import { type ConsoleSession, consoleAudit, csrfMatches, endSessionOf, loadSessi
 import { getOrg } from '../../domain/orgs'
 import type { AppEnv } from '../../env'
 import { ApiError } from '../../errors'
+import { ownFile } from '../../pages/docs'
 import { BarePage, CONSOLE_ASSETS, ConsolePage, type OrgPage, type Viewer, orgPath } from '../../pages/console/layout'
 import { CONSOLE_CSS, CONSOLE_JS } from '../../pages/console/styles'
 import type { Org } from '../../schemas'
@@ -47,15 +48,11 @@ const PAGE_HEADERS = {
   'referrer-policy': 'same-origin',
 }
 
-async function etagOf(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)))
-  return `"${Array.from(digest.slice(0, 12), (b) => b.toString(16).padStart(2, '0')).join('')}"`
+/** The console's stylesheet and script, with their ETags (the API docs' own files are served the same way). */
+const ASSETS: Readonly<Record<string, { type: string; body: string; etag: string }>> = {
+  'console.css': ownFile('text/css; charset=utf-8', CONSOLE_CSS),
+  'console.js': ownFile('text/javascript; charset=utf-8', CONSOLE_JS),
 }
-const ASSETS: Record<string, { type: string; body: string }> = {
-  'console.css': { type: 'text/css; charset=utf-8', body: CONSOLE_CSS },
-  'console.js': { type: 'text/javascript; charset=utf-8', body: CONSOLE_JS },
-}
-const assetTags = new Map<string, Promise<string>>()
 
 /** The session cookie's name: `__Host-` (Secure, Path=/, no Domain) whenever the broker is served over https. */
 export function cookieName(deps: AppDeps) {
@@ -174,13 +171,11 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
   const app = new Hono<ConsoleEnv>()
   const publicOrigin = new URL(deps.config.PUBLIC_URL).origin
 
-  app.get('/assets/:file', async (c) => {
+  app.get('/assets/:file', (c) => {
     const file = c.req.param('file')
     const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file]! : null
     if (!asset) return c.text('Not found', 404)
-    let tag = assetTags.get(file)
-    if (!tag) assetTags.set(file, (tag = etagOf(asset.body)))
-    const etag = await tag
+    const { etag } = asset
     const headers = { 'content-type': asset.type, 'cache-control': 'no-cache', etag, 'x-content-type-options': 'nosniff' }
     if (c.req.header('if-none-match')?.split(',').some((t) => t.trim() === etag)) return c.body(null, 304, headers)
     return c.body(asset.body, 200, headers)
