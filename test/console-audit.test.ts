@@ -169,6 +169,15 @@ describe('access', () => {
     expect(answer.html).not.toContain(other.org.id.slice(4))
   })
 
+  test('a NUL in the filter or the cursor is a 400 page on every database', async () => {
+    const { org, user } = await busyOrg()
+    for (const query of ['action=%00', 'cursor=%00', 'action=key.created&cursor=a%00b']) {
+      const answer = await user.get(`${logPage(org.id)}?${query}`)
+      expect(answer.status, query).toBe(400)
+      expect(answer.html).toContain('NUL')
+    }
+  })
+
   test('any filter or cursor in the address answers no 5xx', async () => {
     const { org, user } = await busyOrg()
     await fc.assert(

@@ -250,6 +250,12 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
     if (Object.values(c.get('form') ?? {}).some((value) => value.includes('\u0000'))) {
       throw new ApiError('VALIDATION_ERROR', 'A field holds the NUL character (U+0000), which is not allowed: nothing was changed.')
     }
+    // The same for a filter or cursor in the address (`%00` in the query).
+    const url = c.req.url
+    const queryAt = url.indexOf('?')
+    if (queryAt >= 0 && /%00/i.test(url.slice(queryAt))) {
+      throw new ApiError('VALIDATION_ERROR', 'The address holds the NUL character (U+0000) in a filter, which is not allowed.')
+    }
     await next()
   })
 
