@@ -15,6 +15,7 @@ import * as m0012 from './0012_audit_log'
 import * as m0013 from './0013_console_sessions'
 import * as m0014 from './0014_console_landings'
 import * as m0015 from './0015_suger_usage_groups'
+import * as m0016 from './0016_telemetry'
 import { type MigrationDialect, type SharedMigration, columnTypes } from './dialect'
 
 /**
@@ -59,6 +60,7 @@ const shared: Record<string, SharedMigration> = {
   '0013_console_sessions': m0013,
   '0014_console_landings': m0014,
   '0015_suger_usage_groups': m0015,
+  '0016_telemetry': m0016,
 }
 
 export function migrationsFor(dialect: MigrationDialect): Record<string, Migration> {

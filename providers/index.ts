@@ -6,6 +6,7 @@ import { azureIntegrationSchema, keepAzureSecrets, splitAzureIntegration } from 
 import { createGcpProvider } from './gcp/provider'
 import { gcpIntegrationSchema, keepGcpSecrets, splitGcpIntegration } from './gcp/settings'
 import { type RetryPolicy, defaultRetryPolicy } from './shared/http'
+import type { UpstreamObserver } from './shared/telemetry'
 import type { MarketplaceProvider, Partner } from './types'
 
 export interface IntegrationSpec {
@@ -36,11 +37,12 @@ export interface ProviderEndpoints {
 /** The landing's providers by partner: an exhaustive record, so a marketplace cannot be left out. */
 export type ProviderRegistry = Record<Partner, MarketplaceProvider>
 
-export function createProviders(endpoints: ProviderEndpoints, retryPolicy: RetryPolicy = defaultRetryPolicy): ProviderRegistry {
+/** `observe` is told how each marketplace call ended (the runtime's metrics); every call is a span as well. */
+export function createProviders(endpoints: ProviderEndpoints, retryPolicy: RetryPolicy = defaultRetryPolicy, observe?: UpstreamObserver): ProviderRegistry {
   return {
-    azure: createAzureProvider({ ...endpoints.azure, retryPolicy }),
-    aws: createAwsProvider({ ...endpoints.aws, retryPolicy }),
-    gcp: createGcpProvider({ ...endpoints.gcp, retryPolicy }),
+    azure: createAzureProvider({ ...endpoints.azure, retryPolicy, observe }),
+    aws: createAwsProvider({ ...endpoints.aws, retryPolicy, observe }),
+    gcp: createGcpProvider({ ...endpoints.gcp, retryPolicy, observe }),
   }
 }
 

@@ -10,6 +10,7 @@ import { type LandingService, createLandingService } from './domain/landing'
 import { kickDeliveries } from './domain/webhooks'
 import type { AppEnv } from './env'
 import { ApiError, codeForStatus, type ErrorCode, validationHook } from './errors'
+import { serverSpan } from './telemetry'
 import { ASSET_CACHE_CONTROL, ASSETS_PATH, DOCS_CSP, DocsPage, OWN_FILES, SWAGGER_UI_FILES } from './pages/docs'
 import { ErrorPage } from './pages/landing'
 import { apiKeyRoutes } from './routes/api-keys'
@@ -18,6 +19,7 @@ import { consoleRoutes } from './routes/console/index'
 import { limitRate, requireCaller } from './routes/auth'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
+import { metricsRoutes } from './routes/metrics'
 import { notificationRoutes } from './routes/notifications'
 import { orgRoutes } from './routes/orgs'
 import { signupApiRoutes, signupPageRoutes } from './routes/signups'
@@ -47,7 +49,7 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
 
-const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path.startsWith('/public/notifications/')
+const isApiPath = (path: string) => path === '/api' || path.startsWith('/api/') || path === '/healthz' || path === '/metrics' || path.startsWith('/public/notifications/')
 
 /** The Suger-compatible API (contract §15), whose errors are Suger's: a JSON string body. */
 const isSugerPath = (path: string) => path === '/suger' || path.startsWith('/suger/')
@@ -138,19 +140,28 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
 
   app.use('*', requestId())
   // One structured line per request. The path is logged without its query: landing URLs carry tokens.
-  app.use('*', async (c, next) => {
-    const started = Date.now()
-    c.set('log', deps.logger.child({ requestId: c.get('requestId') }))
-    await next()
-    deps.logger.info('request', {
-      requestId: c.get('requestId'),
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      latencyMs: Date.now() - started,
-      ...c.get('logFields'),
-    })
-  })
+  // When tracing is on, the request is a span (and every line logged inside it carries its ids).
+  app.use('*', (c, next) =>
+    serverSpan(
+      c.req.method,
+      c.req.path,
+      c.req.raw.headers,
+      async () => {
+        const started = Date.now()
+        c.set('log', deps.logger.child({ requestId: c.get('requestId') }))
+        await next()
+        deps.logger.info('request', {
+          requestId: c.get('requestId'),
+          method: c.req.method,
+          route: c.req.routePath,
+          status: c.res.status,
+          latencyMs: Date.now() - started,
+          ...c.get('logFields'),
+        })
+      },
+      () => ({ route: c.req.routePath, status: c.res.status }),
+    ),
+  )
 
   const apiTooLarge = (c: Context<AppEnv>) => errorJson(c, 'PAYLOAD_TOO_LARGE', 'The request body is larger than 1 MiB.', 413)
   app.use(
@@ -217,12 +228,14 @@ export function createApp(deps: AppDeps, landing: LandingService = createLanding
   app.route('/api/v1/orgs', signupApiRoutes(deps))
   app.route('/api/v1/orgs', auditRoutes(deps))
   app.route('/public/signup/newclient', signupPageRoutes(deps))
-  app.route('/public/signup', landingRoutes(landing))
+  app.route('/public/signup', landingRoutes(landing, deps.metrics))
   app.route('/public/notifications', notificationRoutes(deps))
   // Before the console's own routes, which would take /console/ as a page of theirs (and find none).
   app.get('/console/', (c) => c.redirect('/console', 308))
   app.route('/console', consoleRoutes(deps))
   app.route('/suger', sugerRoutes(deps))
+  // Node only (contract §16): Workers has no metrics, and the path is a 404 there.
+  if (deps.metrics) app.route('/metrics', metricsRoutes({ ...deps, metrics: deps.metrics }))
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',

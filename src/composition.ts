@@ -2,7 +2,7 @@ import { createProviders } from '../providers/index'
 import { retryPolicyFor } from '../providers/shared/http'
 import type { Config } from './config'
 import type { DB } from './db/schema'
-import type { AppDeps } from './deps'
+import type { AppDeps, Metrics } from './deps'
 import { createSecretBox } from './domain/crypto'
 import type { Logger } from './logger'
 
@@ -12,12 +12,13 @@ import type { Logger } from './logger'
  */
 
 /** The runtime-neutral part of the dependencies; each entry brings its own database, logger and clock. */
-export async function buildDeps(config: Config, db: DB, logger: Logger, now: () => Date): Promise<AppDeps> {
+export async function buildDeps(config: Config, db: DB, logger: Logger, now: () => Date, metrics?: Metrics): Promise<AppDeps> {
   return {
     config,
     db,
     logger,
     now,
+    ...(metrics ? { metrics } : {}),
     secrets: await createSecretBox(config.ENCRYPTION_KEY),
     providers: createProviders({
       azure: { apiUrl: config.AZURE_MARKETPLACE_API_URL, loginUrl: config.AZURE_LOGIN_URL },
@@ -35,6 +36,6 @@ export async function buildDeps(config: Config, db: DB, logger: Logger, now: () 
         oidcCertsUrl: config.GCP_OIDC_CERTS_URL,
         serviceControlUrl: config.GCP_SERVICE_CONTROL_URL,
       },
-    }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS)),
+    }, retryPolicyFor(config.UPSTREAM_TIMEOUT_MS), metrics?.upstream),
   }
 }

@@ -116,6 +116,12 @@ export const configSchema = z.object({
     .min(0, 'must be a whole number from 0 to 1000000000')
     .max(1_000_000_000, 'must be a whole number from 0 to 1000000000')
     .default(1200),
+  /** `GET /metrics` (contract §16) asks for `Authorization: Bearer <METRICS_TOKEN>` when set; unset, it answers loopback peers only. */
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  /** OTLP/HTTP collector base URL (spans go to <base>/v1/traces); set, Node exports traces (contract §16). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl,
+  /** The traces' service.name. */
+  OTEL_SERVICE_NAME: z.string().trim().min(1).max(200).default('marketbridge'),
 })
 
 export type Config = Omit<z.output<typeof configSchema>, 'PUBLIC_URL'> & { PUBLIC_URL: string }

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { ProviderRegistry } from '../providers/index'
+import type { UpstreamObserver } from '../providers/shared/telemetry'
 import type { Config } from './config'
 import type { DB } from './db/schema'
 import type { SecretBox } from './domain/crypto'
@@ -18,6 +19,27 @@ export interface EmailMessage {
   subject: string
   text: string
   html: string
+}
+
+/** One outbox's backlog at scrape time: how many wait, and how long the oldest has (seconds). */
+export interface OutboxGauge {
+  queue: 'webhooks' | 'notifications' | 'emails' | 'usage'
+  pending: number
+  oldestSeconds: number
+}
+
+/**
+ * The runtime's metrics (contract §16; Node: prom-client, src/node/metrics.ts). Every label value
+ * passed is one of a fixed set (partner, outcome, call, status code): never an id or a URL.
+ */
+export interface Metrics {
+  landing(partner: string, outcome: string, seconds: number): void
+  /** Each marketplace call (handed to the providers). */
+  upstream: UpstreamObserver
+  notification(partner: string, outcome: string): void
+  webhookDelivery(outcome: 'success' | 'failure'): void
+  /** The exposition, with the outbox gauges read just now from the database. */
+  render(outboxes: OutboxGauge[]): Promise<{ contentType: string; body: string }>
 }
 
 /** Everything the app needs, built by an entry (Node, Workers, tests) and handed to `createApp`. */
@@ -56,6 +78,10 @@ export interface AppDeps {
    * file is 404 and `/api/docs` says it cannot show the viewer.
    */
   docsAsset?: (file: string) => Promise<Response | null>
+  /** Counters and histograms for `GET /metrics` (Node). Absent (Workers): nothing is counted and /metrics is 404. */
+  metrics?: Metrics
+  /** Whether a request came over loopback (Node: the socket's peer), for /metrics without METRICS_TOKEN. */
+  fromLoopback?: (c: Context<AppEnv>) => boolean
 }
 
 /** The real time, for the entries to hand in as `AppDeps.now`. */

@@ -1,4 +1,5 @@
 import type { ProviderLogger } from '../providers/types'
+import { traceFields } from './telemetry'
 
 export interface Logger extends ProviderLogger {
   child(fields: Record<string, unknown>): Logger
@@ -41,6 +42,7 @@ class JsonLogger implements Logger {
   }
 
   private write(level: string, message: string, fields?: Record<string, unknown>): void {
-    if (this.sink) this.sink(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields, ...fields }))
+    // While tracing, a line written inside a span carries its traceId and spanId (contract §16).
+    if (this.sink) this.sink(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields, ...fields, ...traceFields() }))
   }
 }

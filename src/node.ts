@@ -13,6 +13,12 @@ async function main() {
   const { env, secrets } = ensureLocalSecrets(process.env)
   const config = parseConfig(env)
   const deps = await createNodeDeps(config)
+  // The OpenTelemetry SDK is loaded only when there is somewhere to send spans: unset, tracing
+  // costs nothing beyond the API's no-op calls.
+  const tracing =
+    config.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim()
+      ? (await import('./node/tracing')).startNodeTracing(config, env, deps.logger)
+      : null
   const landing = createLandingService(deps)
   const app = createApp(deps, landing)
 
@@ -65,7 +71,8 @@ async function main() {
     // No new connections; requests in flight finish. Keep-alive connections are closed as soon
     // as they fall idle, so a client's idle socket does not hold the exit up.
     server.close(() => {
-      void deps.db.destroy().finally(() => process.exit(0))
+      // The spans not sent yet go out before the exit (the exporter's own timeout bounds it).
+      void Promise.allSettled([tracing?.shutdown(), deps.db.destroy()]).finally(() => process.exit(0))
     })
     const http = server as { closeIdleConnections?: () => void }
     http.closeIdleConnections?.()

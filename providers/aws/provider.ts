@@ -9,6 +9,7 @@ import { MarketplaceMeteringClient, ResolveCustomerCommand, type ResolveCustomer
 import { AssumeRoleCommand } from '@aws-sdk/client-sts'
 import { ConfigurationError, InvalidTokenError, NotificationFormatError, UpstreamError } from '../errors'
 import { type RetryPolicy, defaultRetryPolicy, remainingMs } from '../shared/http'
+import { type UpstreamObserver, observeCall } from '../shared/telemetry'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
 import { field, nonEmpty as text } from '../shared/notification-body'
@@ -33,6 +34,8 @@ export interface AwsProviderOptions {
   /** `AWS_SNS_TRUSTED_CERT_PREFIX`: SNS certificate and SubscribeURL prefix instead of `https://sns.<region>.amazonaws.com/`. */
   snsTrustedCertPrefix?: string
   retryPolicy?: RetryPolicy
+  /** Told how each marketplace call ended (metrics). */
+  observe?: UpstreamObserver
 }
 
 type AwsIntegration = ProviderIntegration<AwsSettings, AwsSecrets>
@@ -226,17 +229,23 @@ export function createAwsProvider(options: AwsProviderOptions = {}) {
     ctx: ProviderContext,
     run: (options: { abortSignal: AbortSignal }) => Promise<T & { $metadata?: { attempts?: number; httpStatusCode?: number } }>,
   ) {
-    const started = Date.now()
-    try {
-      // The SDK's own retries (maxAttempts) all fit inside the landing's deadline.
-      const result = await run({ abortSignal: AbortSignal.timeout(Math.max(1, remainingMs(policy, ctx.deadline))) })
-      ctx.log.info('upstream call', { call: label, attempts: result.$metadata?.attempts ?? 1, status: result.$metadata?.httpStatusCode ?? 200, latencyMs: Date.now() - started })
-      return result
-    } catch (error) {
-      const sdk = error as SdkError & { $metadata?: { attempts?: number } }
-      ctx.log.info('upstream call', { call: label, attempts: sdk.$metadata?.attempts ?? null, status: sdk.$metadata?.httpStatusCode ?? null, error: sdk.name ?? 'Error', latencyMs: Date.now() - started })
-      throw error
-    }
+    return observeCall(label, options.observe, async (call) => {
+      const started = Date.now()
+      try {
+        // The SDK's own retries (maxAttempts) all fit inside the landing's deadline.
+        const result = await run({ abortSignal: AbortSignal.timeout(Math.max(1, remainingMs(policy, ctx.deadline))) })
+        const attempts = result.$metadata?.attempts ?? 1
+        const status = result.$metadata?.httpStatusCode ?? 200
+        ctx.log.info('upstream call', { call: label, attempts, status, latencyMs: Date.now() - started })
+        call.end({ status, attempts })
+        return result
+      } catch (error) {
+        const sdk = error as SdkError & { $metadata?: { attempts?: number } }
+        ctx.log.info('upstream call', { call: label, attempts: sdk.$metadata?.attempts ?? null, status: sdk.$metadata?.httpStatusCode ?? null, error: sdk.name ?? 'Error', latencyMs: Date.now() - started })
+        call.end({ status: sdk.$metadata?.httpStatusCode ?? null, attempts: sdk.$metadata?.attempts ?? 1, error: sdk.name ?? 'Error' })
+        throw error
+      }
+    })
   }
 
   const send: typeof sendRaw = async (label, ctx, run) => {

@@ -1,5 +1,6 @@
 import { ConfigurationError, InvalidTokenError, PurchaseRefusedError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, defaultRetryPolicy, fetchWithRetry } from '../shared/http'
+import type { UpstreamObserver } from '../shared/telemetry'
 import { failed as failedCheck, passed } from '../shared/check'
 import { pickOfferType } from '../shared/offer-type'
 import { formToken, isPlausibleToken } from '../shared/token'
@@ -19,6 +20,8 @@ export interface AzureProviderOptions {
   fetch?: FetchLike
   tokenSource?: EntraTokenSource
   retryPolicy?: RetryPolicy
+  /** Told how each marketplace call ended (metrics). */
+  observe?: UpstreamObserver
 }
 
 type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
@@ -27,7 +30,7 @@ type AzureIntegration = ProviderIntegration<AzureSettings, AzureSecrets>
 const CANCEL_POLL_MS = [0, 250, 500, 1000, 2000, 3000]
 
 export function createAzureProvider(options: AzureProviderOptions) {
-  const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl, retryPolicy: options.retryPolicy })
+  const tokens = options.tokenSource ?? createEntraTokenSource({ loginUrl: options.loginUrl, retryPolicy: options.retryPolicy, observe: options.observe })
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
 
   async function call(
@@ -56,7 +59,7 @@ export function createAzureProvider(options: AzureProviderOptions) {
         },
         body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
       },
-      { log: ctx.log, label: `azure.${label}`, policy: extra.policy ?? options.retryPolicy, deadline: ctx.deadline },
+      { log: ctx.log, label: `azure.${label}`, policy: extra.policy ?? options.retryPolicy, deadline: ctx.deadline, observe: options.observe },
     )
     if (response.status === 403) {
       await response.body?.cancel()

@@ -1,6 +1,7 @@
 import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type RetryOptions, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import type { UpstreamObserver } from '../shared/telemetry'
 import type { ProviderContext } from '../types'
 import { AZURE_MARKETPLACE_RESOURCE } from './api'
 
@@ -34,9 +35,9 @@ const MAX_CLIENTS = 1000
  * may be plain http (an emulator on 127.0.0.1). MSAL rewrites the path segment after the
  * authority's base path with the tenant, so the authority keeps the login URL's base path.
  */
-export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?: RetryPolicy }): EntraTokenSource {
+export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?: RetryPolicy; observe?: UpstreamObserver }): EntraTokenSource {
   const login = new URL(options.loginUrl)
-  const networkClient = createMsalNetworkClient(options.retryPolicy)
+  const networkClient = createMsalNetworkClient(options.retryPolicy, { observe: options.observe })
   const basePath = login.pathname.replace(/\/+$/, '')
   const clients = new Map<string, ConfidentialClientApplication>()
 
@@ -97,7 +98,7 @@ export function createEntraTokenSource(options: { loginUrl: string; retryPolicy?
       // A client of its own (an empty token cache, kept nowhere) whose calls share the check's deadline and log.
       // MSAL reports a failed fetch as a bare network_error; the reason (a timeout) is kept here.
       const failures: unknown[] = []
-      const client = buildClient(credentials, createMsalNetworkClient(options.retryPolicy, { log: ctx.log, deadline: ctx.deadline, failures }))
+      const client = buildClient(credentials, createMsalNetworkClient(options.retryPolicy, { log: ctx.log, deadline: ctx.deadline, observe: options.observe, failures }))
       try {
         const result = await client.acquireTokenByClientCredential({ scopes: [SCOPE], skipCache: true })
         if (!result?.accessToken) throw new UpstreamError('Entra ID returned no access token')
@@ -157,13 +158,14 @@ function classifyMsalError(error: unknown): Error {
  * same retries (network errors, 429, 5xx; 3 attempts) as every other marketplace call, instead
  * of MSAL's own fetch with no timeout. Entra's 4xx answers pass through for MSAL to read.
  */
-function createMsalNetworkClient(policy?: RetryPolicy, extra: Pick<RetryOptions, 'log' | 'deadline'> & { failures?: unknown[] } = {}): INetworkModule {
+function createMsalNetworkClient(policy?: RetryPolicy, extra: Pick<RetryOptions, 'log' | 'deadline' | 'observe'> & { failures?: unknown[] } = {}): INetworkModule {
   async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
     const response = await fetchWithRetry((input, init) => fetch(input, init), url, { method, headers: options?.headers, body: options?.body }, {
       label: 'azure.entraToken',
       policy,
       log: extra.log,
       deadline: extra.deadline,
+      observe: extra.observe,
     }).catch((error: unknown) => {
       extra.failures?.push(error)
       throw error

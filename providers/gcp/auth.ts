@@ -1,6 +1,7 @@
 import { type CryptoKey, SignJWT, importPKCS8 } from 'jose'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import type { UpstreamObserver } from '../shared/telemetry'
 import type { ProviderContext, ProviderLogger } from '../types'
 
 /** Documented: the assertion's audience is always Google's token URL, whichever URL it is posted to. */
@@ -21,7 +22,7 @@ export interface ServiceAccountKey {
  * five minutes before it expires. We do the exchange ourselves because google-auth-library
  * posts to Google's token URL whatever the configuration says.
  */
-export function createServiceAccountTokens(options: { tokenUrl: string; fetch?: FetchLike; retryPolicy?: RetryPolicy }) {
+export function createServiceAccountTokens(options: { tokenUrl: string; fetch?: FetchLike; retryPolicy?: RetryPolicy; observe?: UpstreamObserver }) {
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
   const cache = new Map<string, { token: string; expiresAt: number; pending?: undefined } | { pending: Promise<string> }>()
   const keys = new Map<string, CryptoKey>()
@@ -74,7 +75,7 @@ export function createServiceAccountTokens(options: { tokenUrl: string; fetch?: 
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString(),
       },
-      { log, label: 'gcp.token', policy: options.retryPolicy, deadline },
+      { log, label: 'gcp.token', policy: options.retryPolicy, deadline, observe: options.observe },
     )
     const text = await response.text()
     let body: { access_token?: string; expires_in?: number; error?: string } = {}

@@ -1,6 +1,7 @@
 import { type CryptoKey, type JWTPayload, decodeProtectedHeader, errors, importX509, jwtVerify } from 'jose'
 import { InvalidTokenError, UpstreamError } from '../errors'
 import { type FetchLike, type RetryPolicy, fetchWithRetry } from '../shared/http'
+import type { UpstreamObserver } from '../shared/telemetry'
 import type { ProviderLogger } from '../types'
 
 /** The `iss` of every marketplace JWT; it stays this whatever GCP_MARKETPLACE_CERTS_URL points at. */
@@ -28,7 +29,7 @@ export interface MarketplaceClaims extends JWTPayload {
  * non-empty sub. Anything else is an InvalidTokenError whose message says which check failed
  * (never the token).
  */
-export function createMarketplaceJwtVerifier(options: { certsUrl: string; fetch?: FetchLike; retryPolicy?: RetryPolicy; now?: () => number }) {
+export function createMarketplaceJwtVerifier(options: { certsUrl: string; fetch?: FetchLike; retryPolicy?: RetryPolicy; observe?: UpstreamObserver; now?: () => number }) {
   const fetchFn = options.fetch ?? ((input, init) => fetch(input, init))
   const now = options.now ?? (() => Date.now())
   let keys = new Map<string, CryptoKey>()
@@ -42,6 +43,7 @@ export function createMarketplaceJwtVerifier(options: { certsUrl: string; fetch?
           log,
           label: 'gcp.certificates',
           policy: options.retryPolicy,
+          observe: options.observe,
         })
         if (!response.ok) {
           await response.body?.cancel()

@@ -1,6 +1,7 @@
 import { cloudcommerceprocurement, type cloudcommerceprocurement_v1 } from '@googleapis/cloudcommerceprocurement'
 import { ConfigurationError, UpstreamError } from '../errors'
 import { type AttemptOutcome, type RetryPolicy, defaultRetryPolicy, isRetryableStatus, withRetry } from '../shared/http'
+import type { UpstreamObserver } from '../shared/telemetry'
 import { failed as failedCheck, passed } from '../shared/check'
 import { withoutActivation } from '../shared/no-activation'
 import { pickOfferType } from '../shared/offer-type'
@@ -25,6 +26,8 @@ export interface GcpProviderOptions {
   /** `GCP_SERVICE_CONTROL_URL` (`/v1/...` is appended). */
   serviceControlUrl?: string
   retryPolicy?: RetryPolicy
+  /** Told how each marketplace call ended (metrics). */
+  observe?: UpstreamObserver
 }
 
 type GcpIntegration = ProviderIntegration<GcpSettings, GcpSecrets>
@@ -55,8 +58,8 @@ interface GaxiosLikeError {
  */
 export function createGcpProvider(options: GcpProviderOptions) {
   const policy = options.retryPolicy ?? defaultRetryPolicy
-  const verifier = createMarketplaceJwtVerifier({ certsUrl: options.certsUrl, retryPolicy: policy })
-  const tokens = createServiceAccountTokens({ tokenUrl: options.tokenUrl, retryPolicy: policy })
+  const verifier = createMarketplaceJwtVerifier({ certsUrl: options.certsUrl, retryPolicy: policy, observe: options.observe })
+  const tokens = createServiceAccountTokens({ tokenUrl: options.tokenUrl, retryPolicy: policy, observe: options.observe })
   // The generated client builds each URL from Google's root and then swaps in the global
   // `rootUrl` by origin alone, dropping its path (`…/gcp` became `…/v1/…`). Given per call as
   // well, the root is in the URL from the start and the swap keeps it: `…/gcp/v1/…`.
@@ -88,7 +91,7 @@ export function createGcpProvider(options: GcpProviderOptions) {
           return { done: false, status, error, value: outcome }
         }
       },
-      { policy, log: ctx.log, label, deadline: ctx.deadline },
+      { policy, log: ctx.log, label, deadline: ctx.deadline, observe: options.observe },
     )
   }
 

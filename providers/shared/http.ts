@@ -1,5 +1,6 @@
 import { UpstreamError } from '../errors'
 import type { ProviderLogger } from '../types'
+import { type UpstreamObserver, observeCall } from './telemetry'
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
@@ -53,6 +54,8 @@ export interface RetryOptions {
   label: string
   /** An absolute deadline (epoch ms) shared with the other calls of the same landing. */
   deadline?: number
+  /** Told how the call ended (metrics); the call is also a span `label` (tracing). */
+  observe?: UpstreamObserver
 }
 
 /** Milliseconds left before `deadline`, the default being a whole policy deadline from now. */
@@ -60,7 +63,25 @@ export function remainingMs(policy: RetryPolicy, deadline?: number): number {
   return Math.min(policy.deadlineMs, (deadline ?? Number.POSITIVE_INFINITY) - Date.now())
 }
 
-export async function withRetry<T>(attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>, options: RetryOptions): Promise<T> {
+export function withRetry<T>(attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>, options: RetryOptions): Promise<T> {
+  return observeCall(options.label, options.observe, async (call) => {
+    let attempts = 0
+    let last: AttemptOutcome<T> | undefined
+    try {
+      const value = await retrying(attempt, options, (n, outcome) => {
+        attempts = n
+        last = outcome
+      })
+      call.end({ status: last?.status ?? null, attempts })
+      return value
+    } catch (error) {
+      call.end({ status: last?.status ?? null, attempts, error: error instanceof Error ? error.name : 'error' })
+      throw error
+    }
+  })
+}
+
+async function retrying<T>(attempt: (signal: AbortSignal) => Promise<AttemptOutcome<T>>, options: RetryOptions, counted: (n: number, last: AttemptOutcome<T> | undefined) => void): Promise<T> {
   const policy = options.policy ?? defaultRetryPolicy
   const stopAt = Date.now() + remainingMs(policy, options.deadline)
   let last: AttemptOutcome<T> | undefined
@@ -80,6 +101,7 @@ export async function withRetry<T>(attempt: (signal: AbortSignal) => Promise<Att
       latencyMs: Date.now() - attemptStarted,
       ...(last.done || last.error === undefined ? {} : { error: errorName(last.error) }),
     })
+    counted(n, last)
     if (last.done) return last.value
     const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1))
     const wait = Math.max(backoff, retryAfterMs(last.retryAfter ?? null) ?? 0)

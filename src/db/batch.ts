@@ -2,6 +2,14 @@ import { type Compilable, type CompiledQuery, type Expression, type InsertQueryB
 import type { Placeholder } from './compiled'
 import type { DB, Executor } from './handle'
 import type { Database } from './schema'
+import { inSpan } from '../telemetry'
+
+/** The database a span is about, by the semantic conventions' names. */
+const SYSTEM = { sqlite: 'sqlite', postgres: 'postgresql', d1: 'd1' } as const
+
+/** A transaction (or D1 batch) as a `db.transaction` span, when tracing is on. */
+const spanned = <T>(db: DB, statements: number | null, work: () => Promise<T>): Promise<T> =>
+  inSpan('db.transaction', { 'db.system.name': SYSTEM[db.dialect.name], ...(statements === null ? {} : { 'marketbridge.statements': statements }) }, work)
 
 /**
  * Several writes that must happen together or not at all, the way the handle's dialect makes
@@ -23,11 +31,13 @@ export async function atomically(db: DB, statements: Statement[]): Promise<void>
 export async function atomicallyReturning(db: DB, statements: Statement[]): Promise<unknown[][]> {
   if (statements.length === 0) return []
   const compiled = statements.map(compile)
-  if (db.dialect.atomicity === 'batch') return db.batch(compiled)
-  return db.transaction().execute(async (trx) => {
-    const rows: unknown[][] = []
-    for (const query of compiled) rows.push((await trx.executeQuery(query)).rows as unknown[])
-    return rows
+  return spanned(db, compiled.length, () => {
+    if (db.dialect.atomicity === 'batch') return db.batch(compiled)
+    return db.transaction().execute(async (trx) => {
+      const rows: unknown[][] = []
+      for (const query of compiled) rows.push((await trx.executeQuery(query)).rows as unknown[])
+      return rows
+    })
   })
 }
 
@@ -44,7 +54,7 @@ export async function returningWith<R>(db: DB, statement: Statement, also: State
  */
 export function inTransaction<T>(db: DB, work: (run: <R>(statement: Statement) => Promise<R[]>, trx: Executor) => Promise<T>): Promise<T> {
   if (db.dialect.atomicity !== 'transaction') throw new Error(`${db.dialect.name} has no interactive transactions`)
-  return db.transaction().execute((trx) => work(async <R>(statement: Statement) => (await trx.executeQuery(compile(statement))).rows as R[], trx))
+  return spanned(db, null, () => db.transaction().execute((trx) => work(async <R>(statement: Statement) => (await trx.executeQuery(compile(statement))).rows as R[], trx)))
 }
 
 /**

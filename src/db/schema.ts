@@ -153,6 +153,8 @@ export interface WebhookDeliveriesTable {
   lease_until: string | null
   created_at: string
   updated_at: string
+  /** W3C traceparent of the span that wrote it (migration 0016), when tracing was on. */
+  trace_parent: string | null
 }
 
 export interface UsageRecordsTable {

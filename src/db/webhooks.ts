@@ -12,7 +12,7 @@ export async function insertDelivery(db: DB, row: Insertable<WebhookDeliveriesTa
 }
 
 /** What a delivery built by the domain (src/domain/envelopes.ts) sets; the rest are the table's defaults. */
-const DELIVERY_COLUMNS = ['id', 'org_id', 'event_id', 'type', 'payload', 'status', 'next_attempt_at', 'created_at', 'updated_at'] as const
+const DELIVERY_COLUMNS = ['id', 'org_id', 'event_id', 'type', 'payload', 'status', 'next_attempt_at', 'created_at', 'updated_at', 'trace_parent'] as const
 export type NewDelivery = Pick<Insertable<WebhookDeliveriesTable>, (typeof DELIVERY_COLUMNS)[number]>
 
 /**

@@ -2,6 +2,7 @@ import type { Insertable } from 'kysely'
 import type { EntitlementEventsTable, EntitlementRow, WebhookDeliveriesTable } from '../db/schema'
 import type { ReportToAnnounce } from '../db/usage'
 import type { EventType } from '../schemas'
+import { currentTraceparent } from '../telemetry'
 import { newId } from './ids'
 
 /**
@@ -62,6 +63,8 @@ export function webhookDelivery(head: EnvelopeHead, data: string, eventId: strin
     next_attempt_at: head.createdAt,
     created_at: head.createdAt,
     updated_at: head.createdAt,
+    // Its delivery, whenever it happens, continues the trace of what caused it (contract §16).
+    trace_parent: currentTraceparent(),
   }
 }
 

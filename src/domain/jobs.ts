@@ -1,4 +1,6 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api'
 import { type AppDeps, nowIso } from '../deps'
+import { SpanKind, inSpan } from '../telemetry'
 import type { Logger } from '../logger'
 import { pruneAuditLog } from './audit'
 import { pruneConsoleSessions } from './console-sessions'
@@ -22,9 +24,10 @@ import { deliverDue } from './webhooks'
  */
 export async function runJobs(deps: AppDeps, landing: LandingService, log: Logger) {
   // Each task on its own: one that fails (a database hiccup, a bug) does not stop the others.
+  // Each a span `job <name>` of its own trace, when tracing is on.
   const task = async <T>(name: string, run: () => Promise<T>, none: T): Promise<T> => {
     try {
-      return await run()
+      return await inSpan(`job ${name}`, { 'marketbridge.job': name }, run, SpanKind.INTERNAL, ROOT_CONTEXT)
     } catch (error) {
       log.error('background task failed; it runs again next time', { task: name, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) })
       return none

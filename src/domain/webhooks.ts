@@ -1,3 +1,4 @@
+import { type Span, SpanStatusCode } from '@opentelemetry/api'
 import * as orgsDb from '../db/orgs'
 import type { WebhookDeliveryRow } from '../db/schema'
 import * as webhooksDb from '../db/webhooks'
@@ -12,6 +13,7 @@ import { newId } from './ids'
 import { getOrg } from './orgs'
 import { type RetryPolicy, nextAttempt } from './retry'
 import { signatures } from './webhook-signing'
+import { SpanKind, contextFrom, inSpan, traceHeaders } from '../telemetry'
 
 /** Webhooks to the ISV (contract §8): written with their event, sent, retried; signed by webhook-signing.ts. */
 
@@ -118,10 +120,24 @@ export async function attemptDelivery(
   return row ? sendLeased(deps, row, log) : undefined
 }
 
-/** One attempt at a delivery this caller has just leased. */
-async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): Promise<WebhookDeliveryRow | undefined> {
+/**
+ * One attempt at a delivery this caller has just leased: counted (metrics) and, when tracing, a
+ * CLIENT span `webhook.deliver` in the trace of the request that caused the event (its
+ * `traceparent` is stored with the delivery), whose own `traceparent` the ISV receives.
+ */
+function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): Promise<WebhookDeliveryRow | undefined> {
+  const attributes = { 'marketbridge.webhook.type': row.type, 'marketbridge.webhook.attempt': row.attempts + 1 }
+  return inSpan('webhook.deliver', attributes, (span) => sendLeasedIn(deps, row, log, span), SpanKind.CLIENT, contextFrom(row.trace_parent))
+}
+
+async function sendLeasedIn(deps: AppDeps, row: WebhookDeliveryRow, log: Logger, span: Span | null): Promise<WebhookDeliveryRow | undefined> {
   const org = await orgsDb.findOrg(deps.db, row.org_id)
   const record = (outcome: { ok: boolean; statusCode: number | null; error: string | null }) => {
+    deps.metrics?.webhookDelivery(outcome.ok ? 'success' : 'failure')
+    if (span) {
+      if (outcome.statusCode !== null) span.setAttribute('http.response.status_code', outcome.statusCode)
+      if (!outcome.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.statusCode === null ? 'no answer' : `HTTP ${outcome.statusCode}` })
+    }
     const attempts = row.attempts + 1
     const next = outcome.ok ? null : nextAttemptAt(row.created_at, attempts, nowMs(deps))
     return webhooksDb.recordAttempt(deps.db, row.id, {
@@ -156,6 +172,7 @@ async function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): 
         'webhook-id': row.id,
         'webhook-timestamp': String(timestamp),
         'webhook-signature': await signatures(deps, org, row.id, timestamp, row.payload),
+        ...traceHeaders(),
       },
       body: row.payload,
     })

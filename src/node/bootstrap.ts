@@ -76,7 +76,7 @@ export function ensureLocalSecrets(env: NodeJS.ProcessEnv): { env: Record<string
  * and the two keys. For messages that may quote what a driver was given (a start that fails).
  */
 export function redactSecrets(text: string, env: NodeJS.ProcessEnv): string {
-  const secrets = [env.ADMIN_TOKEN, env.ENCRYPTION_KEY]
+  const secrets = [env.ADMIN_TOKEN, env.ENCRYPTION_KEY, env.METRICS_TOKEN]
   const url = env.DATABASE_URL?.trim()
   if (url && isPostgresUrl(url)) {
     const password = /^[^:]+:\/\/[^:/?#@]*:([^@/?#]*)@/.exec(url)?.[1]

@@ -8,6 +8,8 @@ import { type Logger, createLogger } from '../logger'
 import { createNodeDocsAssets } from './docs-assets'
 import { createNodeEmailSender } from './email'
 import { nodeJsonBodies } from './json-body'
+import { fromLoopback } from './loopback'
+import { createNodeMetrics } from './metrics'
 import { createStdoutSink } from './log-sink'
 import { createPostgresDb } from './postgres'
 import { createSqliteDb } from './sqlite'
@@ -33,9 +35,10 @@ export async function openNodeDatabase(config: DatabaseConfig): Promise<{ db: DB
 /** Node's dependencies: a migrated database plus the shared ones. */
 export async function createNodeDeps(config: Config, options: { logger?: Logger } = {}): Promise<AppDeps> {
   const { db } = await openNodeDatabase(config)
-  const deps = await buildDeps(config, db, options.logger ?? createLogger({ sink: createStdoutSink() }), wallClock)
+  const deps = await buildDeps(config, db, options.logger ?? createLogger({ sink: createStdoutSink() }), wallClock, createNodeMetrics())
   return {
     ...deps,
+    fromLoopback,
     checkWebhookTarget,
     jsonBodies: nodeJsonBodies,
     docsAsset,

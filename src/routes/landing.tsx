@@ -1,7 +1,9 @@
 /** @jsxRuntime automatic @jsxImportSource hono/jsx */
 import { Hono } from 'hono'
 import type { Context } from 'hono'
+import type { Metrics } from '../deps'
 import type { LandingService } from '../domain/landing'
+import { partnerLabel } from '../../providers/shared/telemetry'
 import type { AppEnv } from '../env'
 import { LandingFailurePage, failureStatus } from '../pages/landing'
 
@@ -57,7 +59,21 @@ async function readForm(c: Context<AppEnv>): Promise<Map<string, string> | null>
 
 const noStore = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }
 
-export function landingRoutes(landing: LandingService) {
+/** `landing.land`, counted in `metrics` by outcome (`success`, a refusal's reason, or `error` when it throws) and timed. */
+async function measured(landing: LandingService, metrics: Metrics | undefined, request: Parameters<LandingService['land']>[0]) {
+  if (!metrics) return landing.land(request)
+  const started = performance.now()
+  let outcome = 'error'
+  try {
+    const result = await landing.land(request)
+    outcome = result.kind === 'redirect' ? 'success' : result.reason
+    return result
+  } finally {
+    metrics.landing(partnerLabel(request.partner), outcome, (performance.now() - started) / 1000)
+  }
+}
+
+export function landingRoutes(landing: LandingService, metrics?: Metrics) {
   const app = new Hono<AppEnv>()
 
   app.on(['GET', 'POST'], '/:partner/orgId/:orgId', async (c) => {
@@ -65,7 +81,7 @@ export function landingRoutes(landing: LandingService) {
     const partner = c.req.param('partner')
     const orgId = c.req.param('orgId')
     c.set('logFields', { orgId, partner })
-    const outcome = await landing.land({
+    const outcome = await measured(landing, metrics, {
       partner,
       orgId,
       partnerId: query.get('partnerId') ?? null,

@@ -3,6 +3,7 @@ import type { AppDeps } from '../deps'
 import { applyNotification, receiveNotification } from '../domain/inbox'
 import { kickDeliveries } from '../domain/webhooks'
 import type { AppEnv } from '../env'
+import { partnerLabel } from '../../providers/shared/telemetry'
 import { parseRawQuery } from './landing'
 
 /**
@@ -11,6 +12,9 @@ import { parseRawQuery } from './landing'
  * answer (Workers: `waitUntil`), so Microsoft gets its 200 at once and its PATCH within seconds.
  * A failure to apply is the background job's to retry, never the sender's.
  */
+/** A refused notification's outcome label by its status. */
+const NOTIFICATION_REFUSALS = { 400: 'invalid', 401: 'unauthorized', 404: 'not-found' } as const
+
 export function notificationRoutes(deps: AppDeps) {
   const app = new Hono<AppEnv>()
 
@@ -25,7 +29,11 @@ export function notificationRoutes(deps: AppDeps) {
       partnerId: parseRawQuery(c.req.url).get('partnerId') ?? null,
       request: { headers: c.req.raw.headers, body: await c.req.text(), url: c.req.url },
       log,
+    }).catch((error: unknown) => {
+      deps.metrics?.notification(partnerLabel(partner), 'error')
+      throw error
     })
+    deps.metrics?.notification(partnerLabel(partner), outcome.status === 200 ? (outcome.duplicate ? 'duplicate' : 'stored') : NOTIFICATION_REFUSALS[outcome.status])
     if (outcome.status !== 200) {
       c.set('logFields', { orgId, partner, outcome: outcome.code })
       return c.json({ error: { code: outcome.code, message: outcome.message, requestId: c.get('requestId') } }, outcome.status)
