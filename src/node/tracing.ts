@@ -3,7 +3,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { resourceFromAttributes } from '@opentelemetry/resources'
-import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
+import { BatchSpanProcessor, type SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace'
 import type { Config } from '../config'
 import type { Logger } from '../logger'
 import { tracingStarted } from '../telemetry'
@@ -14,7 +14,7 @@ import { tracingStarted } from '../telemetry'
  * `<endpoint>/v1/traces` (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is), with the exporter's
  * own OTEL_EXPORTER_OTLP_HEADERS and the batch processor's OTEL_BSP_* settings; async context
  * through AsyncLocalStorage; W3C trace context and baggage in and out. `shutdown` sends what is
- * left (at a graceful stop).
+ * left (at a graceful stop). `exporter` replaces the OTLP one (tests).
  */
 /** The standard OTEL_BSP_* variables (this SDK version no longer reads them itself); unset or not a positive number: its default. */
 function batchSettings(env: NodeJS.ProcessEnv) {
@@ -34,7 +34,7 @@ function batchSettings(env: NodeJS.ProcessEnv) {
   return settings
 }
 
-export function startNodeTracing(config: Config, env: NodeJS.ProcessEnv, log: Logger): { shutdown: () => Promise<void> } {
+export function startNodeTracing(config: Config, env: NodeJS.ProcessEnv, log: Logger, exporter?: SpanExporter): { flush: () => Promise<void>; shutdown: () => Promise<void> } {
   const url = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || `${config.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`
   // The SDK's own complaints (a collector that refuses, say) as our log lines, without payloads.
   diag.setLogger(
@@ -49,11 +49,11 @@ export function startNodeTracing(config: Config, env: NodeJS.ProcessEnv, log: Lo
   )
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ 'service.name': config.OTEL_SERVICE_NAME }),
-    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url }), ...batchSettings(env) })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: exporter ?? new OTLPTraceExporter({ url }), ...batchSettings(env) })],
   })
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }))
   trace.setGlobalTracerProvider(provider)
   tracingStarted()
-  return { shutdown: () => provider.shutdown() }
+  return { flush: () => provider.forceFlush(), shutdown: () => provider.shutdown() }
 }
