@@ -26,6 +26,7 @@ const POSTGRES_BEHAVIOUR = [
   'console-overview',
   'console-entitlements',
   'suger-api',
+  'metrics',
 ].map((name) => `test/${name}.test.ts`)
 
 // Without a reachable server the postgres project is left out with a notice, except in CI (`CI`

@@ -99,6 +99,21 @@ export async function createAzureScenario(azure: AzureSetup, integration: Record
   return { broker, org, apiKey, integration: saved, landingPath }
 }
 
+/** Over the REST API of a running broker: an org sending webhooks to `webhookUrl`, with an Azure integration on the emulator; its id. */
+export async function createAzureOrg(baseUrl: string, adminToken: string, azure: AzureSetup, webhookUrl: string): Promise<string> {
+  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
+  const created = await fetch(`${baseUrl}/api/v1/orgs`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup', webhookUrl }) })
+  if (created.status !== 201) throw new Error(`creating the org: ${created.status} ${await created.text()}`)
+  const { org } = (await created.json()) as { org: { id: string } }
+  const put = await fetch(`${baseUrl}/api/v1/orgs/${org.id}/integrations/azure`, {
+    method: 'PUT',
+    headers: admin,
+    body: JSON.stringify({ tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret }),
+  })
+  if (put.status !== 200) throw new Error(`the Azure integration: ${put.status} ${await put.text()}`)
+  return org.id
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**

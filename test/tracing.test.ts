@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type AzureSetup, type ReceivedHook, startAzure, startHookReceiver, waitFor } from './helpers'
+import { type AzureSetup, type ReceivedHook, createAzureOrg, startAzure, startHookReceiver, waitFor } from './helpers'
 import { type Running, startServer } from './node-process'
 
 /*
@@ -84,21 +84,12 @@ async function broker(env: Record<string, string>): Promise<Running> {
 
 /** An org with a webhook receiver and an Azure integration; a landing of a fresh purchase with `headers`. */
 async function landOnce(server: Running, headers: Record<string, string>) {
-  const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }
-  const created = await fetch(`${server.url}/api/v1/orgs`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'Acme', fulfillmentUrl: 'https://app.acme.example/signup', webhookUrl: hooks.url }) })
-  expect(created.status).toBe(201)
-  const { org } = (await created.json()) as { org: { id: string } }
-  const put = await fetch(`${server.url}/api/v1/orgs/${org.id}/integrations/azure`, {
-    method: 'PUT',
-    headers: admin,
-    body: JSON.stringify({ tenantId: azure.tenantId, clientId: azure.clientId, clientSecret: azure.clientSecret }),
-  })
-  expect(put.status).toBe(200)
+  const orgId = await createAzureOrg(server.url, ADMIN, azure, hooks.url)
   const sub = azure.emulator.addSubscription({ appId: azure.clientId })
   const token = azure.emulator.issuePurchaseToken(sub.id)
-  const landing = await fetch(`${server.url}/public/signup/azure/orgId/${org.id}?token=${encodeURIComponent(token)}`, { redirect: 'manual', headers })
+  const landing = await fetch(`${server.url}/public/signup/azure/orgId/${orgId}?token=${encodeURIComponent(token)}`, { redirect: 'manual', headers })
   expect(landing.status).toBe(303)
-  return { orgId: org.id, token, requestId: landing.headers.get('x-request-id')!, hooksOf: () => hooks.received.filter((hook: ReceivedHook) => hook.body.includes(org.id)) }
+  return { orgId, token, requestId: landing.headers.get('x-request-id')!, hooksOf: () => hooks.received.filter((hook: ReceivedHook) => hook.body.includes(orgId)) }
 }
 
 const logLines = (server: Running) =>
