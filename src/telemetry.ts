@@ -1,10 +1,15 @@
-import { type Attributes, type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api'
+import { type Attributes, type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api'
+import { type TraceSpan, inNativeSpan, nativeTracing, otelSpan, useOtelTracing } from '../providers/shared/telemetry'
 
 /*
  * Tracing in shared code (contract §16), through @opentelemetry/api only: the runtime's entry
  * registers an SDK (Node: src/node/tracing.ts, when OTEL_EXPORTER_OTLP_ENDPOINT is set) and
  * calls `tracingStarted()`. Until then every helper here is a plain call of its work: no span,
- * no context, no header, no log field.
+ * no context, no header, no log field. On Workers the entry hands the platform's own tracing to
+ * `useNativeTracing` (providers/shared/telemetry.ts) instead: the same spans, by the same names,
+ * nested by the runtime under its automatic ones; a parent context given here is then not used
+ * (the platform's async context decides), and nothing is recorded unless the Worker's tracing
+ * is enabled and samples the request.
  */
 
 let tracing = false
@@ -12,6 +17,7 @@ let tracing = false
 /** Called by the entry once a tracer provider, context manager and propagator are registered. */
 export function tracingStarted(): void {
   tracing = true
+  useOtelTracing()
 }
 
 export const tracingOn = (): boolean => tracing
@@ -19,11 +25,14 @@ export const tracingOn = (): boolean => tracing
 export const tracer = () => trace.getTracer('marketbridge')
 
 /** `work` inside an INTERNAL (or `kind`) span `name`, ended when it settles; an error marks it failed. */
-export function inSpan<T>(name: string, attributes: Attributes, work: (span: Span | null) => Promise<T>, kind: SpanKind = SpanKind.INTERNAL, parent?: Context): Promise<T> {
-  if (!tracing) return work(null)
+export function inSpan<T>(name: string, attributes: Attributes, work: (span: TraceSpan | null) => Promise<T>, kind: SpanKind = SpanKind.INTERNAL, parent?: Context): Promise<T> {
+  if (!tracing) {
+    const native = nativeTracing()
+    return native ? inNativeSpan(native, name, attributes, work) : work(null)
+  }
   return tracer().startActiveSpan(name, { kind, attributes }, parent ?? context.active(), async (span) => {
     try {
-      return await work(span)
+      return await work(otelSpan(span))
     } catch (error) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.name : 'error' })
       throw error
@@ -35,16 +44,32 @@ export function inSpan<T>(name: string, attributes: Attributes, work: (span: Spa
 
 /** The active span's ids for a log line, when tracing is on and a span is active. */
 export function traceFields(): { traceId: string; spanId: string } | undefined {
-  if (!tracing) return undefined
+  if (!tracing) {
+    const span = nativeTracing()?.getActiveSpan()
+    if (!span?.isTraced) return undefined
+    const { traceId, spanId } = span.spanContext()
+    return { traceId, spanId }
+  }
   const span = trace.getActiveSpan()
   if (!span) return undefined
   const { traceId, spanId } = span.spanContext()
   return trace.isSpanContextValid(span.spanContext()) ? { traceId, spanId } : undefined
 }
 
+const HEX = /^[0-9a-f]+$/
+
+/** The runtime's active span as a W3C `traceparent`, when it is sampled and its ids are W3C's. */
+function nativeTraceparent(): string | null {
+  const span = nativeTracing()?.getActiveSpan()
+  if (!span?.isTraced) return null
+  const { traceId, spanId, traceFlags } = span.spanContext()
+  if (traceId.length !== 32 || spanId.length !== 16 || !HEX.test(traceId) || !HEX.test(spanId) || /^0+$/.test(traceId) || /^0+$/.test(spanId)) return null
+  return `00-${traceId}-${spanId}-${(traceFlags & 0xff).toString(16).padStart(2, '0')}`
+}
+
 /** The active context as a W3C `traceparent`, to store with work done later (a webhook delivery); null when not tracing. */
 export function currentTraceparent(): string | null {
-  if (!tracing) return null
+  if (!tracing) return nativeTraceparent()
   const carrier: Record<string, string> = {}
   propagation.inject(context.active(), carrier)
   return carrier.traceparent ?? null
@@ -57,7 +82,10 @@ export function contextFrom(traceparent: string | null): Context {
 
 /** `traceparent` (and `tracestate`) of the active span, to send with an outgoing request. */
 export function traceHeaders(): Record<string, string> {
-  if (!tracing) return {}
+  if (!tracing) {
+    const traceparent = nativeTraceparent()
+    return traceparent ? { traceparent } : {}
+  }
   const carrier: Record<string, string> = {}
   propagation.inject(context.active(), carrier)
   return carrier
@@ -74,21 +102,33 @@ const headerGetter = {
  * carries marketplace tokens on the landing.
  */
 export function serverSpan(method: string, path: string, headers: Headers, work: () => Promise<void>, describe: () => { route: string; status: number }): Promise<void> {
-  if (!tracing) return work()
-  const parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter)
   const attributes: Attributes = { 'http.request.method': method, 'url.path': path }
-  return tracer().startActiveSpan(method, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
+  const answered = async (span: TraceSpan) => {
     try {
       await work()
     } finally {
       const { route, status } = describe()
-      span.updateName(`${method} ${route}`)
-      span.setAttribute('http.route', route)
-      span.setAttribute('http.response.status_code', status)
-      if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+      span.rename(`${method} ${route}`)
+      span.set('http.route', route)
+      span.set('http.response.status_code', status)
+      if (status >= 500) span.fail()
+    }
+  }
+  if (!tracing) {
+    // On Workers the platform's handler span is the request's (the caller's traceparent is its to honour);
+    // this child of it gets the route's name once routing is done.
+    const native = nativeTracing()
+    return native ? inNativeSpan(native, method, attributes, answered) : work()
+  }
+  const parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter)
+  return tracer().startActiveSpan(method, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
+    try {
+      await answered(otelSpan(span))
+    } finally {
       span.end()
     }
   })
 }
 
 export { SpanKind }
+export type { TraceSpan }

@@ -1,4 +1,6 @@
 import type { D1Database, ExecutionContext, Fetcher, ScheduledController } from '@cloudflare/workers-types'
+import * as workers from 'cloudflare:workers'
+import { type NativeTracing, useNativeTracing } from '../providers/shared/telemetry'
 import { type App, createApp } from './app'
 import { buildDeps } from './composition'
 import { type Config, ConfigError, parseConfig } from './config'
@@ -58,6 +60,14 @@ function assetsReader(assets: Fetcher) {
     return null
   }
 }
+
+// Workers' own tracing (contract §16): with `[observability.traces]` enabled in wrangler.toml the
+// platform records the handler, every fetch (marketplace calls, webhooks) and every D1 query, and
+// our named spans (the route, `<partner>.<call>`, `db.transaction`, `job <duty>`,
+// `webhook.deliver`) join them as custom spans. Read off the module, not named, so that a
+// workerd without it (older than custom spans) runs as before, untraced.
+const platformTracing = workers.tracing as NativeTracing | undefined
+if (platformTracing && typeof platformTracing.enterSpan === 'function' && typeof platformTracing.getActiveSpan === 'function') useNativeTracing(platformTracing)
 
 export default {
   async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {

@@ -1,4 +1,3 @@
-import { type Span, SpanStatusCode } from '@opentelemetry/api'
 import * as orgsDb from '../db/orgs'
 import type { WebhookDeliveryRow } from '../db/schema'
 import * as webhooksDb from '../db/webhooks'
@@ -13,7 +12,7 @@ import { newId } from './ids'
 import { getOrg } from './orgs'
 import { type RetryPolicy, nextAttempt } from './retry'
 import { signatures } from './webhook-signing'
-import { SpanKind, contextFrom, inSpan, traceHeaders } from '../telemetry'
+import { SpanKind, type TraceSpan, contextFrom, inSpan, traceHeaders } from '../telemetry'
 
 /** Webhooks to the ISV (contract §8): written with their event, sent, retried; signed by webhook-signing.ts. */
 
@@ -130,13 +129,13 @@ function sendLeased(deps: AppDeps, row: WebhookDeliveryRow, log: Logger): Promis
   return inSpan('webhook.deliver', attributes, (span) => sendLeasedIn(deps, row, log, span), SpanKind.CLIENT, contextFrom(row.trace_parent))
 }
 
-async function sendLeasedIn(deps: AppDeps, row: WebhookDeliveryRow, log: Logger, span: Span | null): Promise<WebhookDeliveryRow | undefined> {
+async function sendLeasedIn(deps: AppDeps, row: WebhookDeliveryRow, log: Logger, span: TraceSpan | null): Promise<WebhookDeliveryRow | undefined> {
   const org = await orgsDb.findOrg(deps.db, row.org_id)
   const record = (outcome: { ok: boolean; statusCode: number | null; error: string | null }) => {
     deps.metrics?.webhookDelivery(outcome.ok ? 'success' : 'failure')
     if (span) {
-      if (outcome.statusCode !== null) span.setAttribute('http.response.status_code', outcome.statusCode)
-      if (!outcome.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.statusCode === null ? 'no answer' : `HTTP ${outcome.statusCode}` })
+      if (outcome.statusCode !== null) span.set('http.response.status_code', outcome.statusCode)
+      if (!outcome.ok) span.fail(outcome.statusCode === null ? 'no answer' : `HTTP ${outcome.statusCode}`)
     }
     const attempts = row.attempts + 1
     const next = outcome.ok ? null : nextAttemptAt(row.created_at, attempts, nowMs(deps))
