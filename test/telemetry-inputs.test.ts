@@ -1,10 +1,12 @@
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace'
+import { randomBytes } from 'node:crypto'
+import { ROOT_CONTEXT, TraceFlags, trace as otelTrace } from '@opentelemetry/api'
+import { InMemorySpanExporter, SamplingDecision } from '@opentelemetry/sdk-trace'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { parseConfig } from '../src/config'
 import { createLogger } from '../src/logger'
 import { isLoopbackAddress } from '../src/node/loopback'
-import { startNodeTracing } from '../src/node/tracing'
+import { samplerFrom, startNodeTracing } from '../src/node/tracing'
 import { type TestBroker, createTestBroker, testEnv } from './helpers'
 
 /*
@@ -137,4 +139,47 @@ describe('landing labels', () => {
 test('loopback peers: 127.0.0.0/8, ::1 and IPv4-mapped 127.x; nothing else', () => {
   for (const address of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1']) expect(isLoopbackAddress(address), address).toBe(true)
   for (const address of [undefined, '', '10.0.0.1', '128.0.0.1', '::ffff:10.0.0.1', '::2', 'fe80::1', 'localhost', '1270.0.0.1', '::ffff:1270.0.0.1']) expect(isLoopbackAddress(address), String(address)).toBe(false)
+})
+
+describe('OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG', () => {
+  const decide = (env: Record<string, string>, parent: 'none' | 'sampled' | 'unsampled', traceId = '0af7651916cd43dd8448eb211c80319c') => {
+    const sampler = samplerFrom(env)
+    const ctx =
+      parent === 'none' ? ROOT_CONTEXT : otelTrace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: 'b7ad6b7169203331', traceFlags: parent === 'sampled' ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true })
+    return sampler.shouldSample(ctx, traceId, 'GET /healthz', 1, {}, []).decision
+  }
+  const SAMPLED = SamplingDecision.RECORD_AND_SAMPLED
+  const DROPPED = SamplingDecision.NOT_RECORD
+
+  test("the specification's samplers and default", () => {
+    // Default: parentbased_always_on.
+    expect(decide({}, 'none')).toBe(SAMPLED)
+    expect(decide({}, 'unsampled')).toBe(DROPPED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'always_on' }, 'unsampled')).toBe(SAMPLED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'always_off' }, 'sampled')).toBe(DROPPED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, 'none')).toBe(DROPPED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, 'sampled')).toBe(SAMPLED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }, 'sampled')).toBe(DROPPED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }, 'none')).toBe(DROPPED)
+    expect(decide({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }, 'sampled')).toBe(SAMPLED)
+    expect(decide({ OTEL_TRACES_SAMPLER: ' TraceIdRatio ', OTEL_TRACES_SAMPLER_ARG: '1' }, 'none')).toBe(SAMPLED)
+  })
+
+  test('a ratio samples about that share of trace ids; any value of either variable makes a sampler', () => {
+    const ids = Array.from({ length: 2000 }, () => randomBytes(16).toString('hex'))
+    const kept = ids.filter((id) => decide({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }, 'none', id) === SAMPLED).length
+    expect(kept).toBeGreaterThan(400)
+    expect(kept).toBeLessThan(600)
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 20 }), (name, arg) => {
+        const decision = decide({ OTEL_TRACES_SAMPLER: name, OTEL_TRACES_SAMPLER_ARG: arg }, 'none')
+        expect([SAMPLED, DROPPED]).toContain(decision)
+        // An unknown name or a ratio that is not one is "every span".
+        const known = ['always_off', 'parentbased_always_off', 'traceidratio', 'parentbased_traceidratio'].includes(name.trim().toLowerCase())
+        if (!known) expect(decision).toBe(SAMPLED)
+        const ratio = Number(arg.trim() || 'NaN')
+        if (name === 'traceidratio' && !(ratio >= 0 && ratio <= 1)) expect(decision).toBe(SAMPLED)
+      }),
+    )
+  })
 })
