@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Kysely } from 'kysely'
 import { parseConfig } from '../src/config'
@@ -39,9 +39,9 @@ export interface Started {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Starts `node [--import tsx] file args` and resolves with its first JSON line of stdout (or a line matching `ready`). */
+/** Starts `node [--import tsx] file args` (file relative to the project, or absolute) and resolves with its first JSON line of stdout (or a line matching `ready`). */
 export async function start(file: string, args: string[], options: { env?: Record<string, string>; ts?: boolean; ready?: RegExp } = {}): Promise<Started> {
-  const child = spawn(process.execPath, [...(options.ts === false ? [] : ['--import', tsx]), join(root, file), ...args], {
+  const child = spawn(process.execPath, [...(options.ts === false ? [] : ['--import', tsx]), isAbsolute(file) ? file : join(root, file), ...args], {
     cwd: root,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,6 +95,17 @@ export async function load(job: Record<string, unknown>): Promise<LoadResult> {
   await new Promise((resolve) => child.on('exit', resolve))
   rmSync(file)
   return JSON.parse(out.trim().split('\n').at(-1)!) as LoadResult
+}
+
+/** Measured runs of each scenario (BENCH_RUNS, default 3). */
+export const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3) || 3)
+
+/** Warms every job up, then measures them RUNS times, interleaved, so they share the machine's drift. */
+export async function interleave(...jobs: Array<() => Record<string, unknown> | Promise<Record<string, unknown>>>): Promise<LoadResult[][]> {
+  for (const job of jobs) await load({ ...(await job()), duration: 2 })
+  const results = jobs.map((): LoadResult[] => [])
+  for (let i = 0; i < RUNS; i++) for (const [n, job] of jobs.entries()) results[n]!.push(await load(await job()))
+  return results
 }
 
 /** `count` fresh Azure purchase tokens from the emulator at `emulatorUrl`, for the bench app. */

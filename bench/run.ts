@@ -6,7 +6,8 @@
 // Knobs (environment): BENCH_DURATION seconds per measured run (5), BENCH_ENTITLEMENTS (100000),
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
 // BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_WEBHOOK_EVENTS (10000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
-// (bench/soak.ts: 20000 over 5 starts), BENCH_USAGE_RECORDS for the usage reporter (bench/usage.ts: 100000).
+// (bench/soak.ts: 20000 over 5 starts), BENCH_USAGE_RECORDS for the usage reporter (bench/usage.ts: 100000),
+// BENCH_TRACING_ENTITLEMENTS and BENCH_TRACING_BASE for telemetry's cost (bench/tracing.ts), BENCH_RUNS measured runs per scenario (3).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -14,15 +15,15 @@ import SQLite from 'better-sqlite3'
 import type { EntitlementRow } from '../src/db/schema'
 import { entitlementEventDelivery } from '../src/domain/envelopes'
 import {
-  type LoadResult, app, brokerEnv, cleanup, createBenchOrg, landingJob, load, median, memoryOf, nextPort, partners, root, round, seedEntitlements, start, startEmulator,
-  statuses, work,
+  type LoadResult, RUNS, app, brokerEnv, cleanup, createBenchOrg, interleave, landingJob, load, median, memoryOf, nextPort, partners, root, round, seedEntitlements, start,
+  startEmulator, statuses, work,
 } from './harness'
 import { type PostgresBench, runPostgresBench } from './postgres'
 import { printSoak, runSoak } from './soak'
+import { printTracing, runTracingBench } from './tracing'
 import { printUsage, runUsageBench } from './usage'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
-const RUNS = 3
 const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
 const MEMORY_LANDINGS = Number(process.env.BENCH_LANDINGS ?? 20_000)
 const LANDING_RUN = Number(process.env.BENCH_LANDING_RUN ?? 3_000)
@@ -113,14 +114,6 @@ async function main() {
   await start('bench/baseline-a.ts', [String(basePortCpu), String(entitlementSize), '10'])
   const basePortDb = nextPort()
   await start('bench/baseline-a-db.ts', [String(basePortDb), join(work, 'bench.db')])
-
-  /** Warms every job up, then measures them RUNS times, interleaved, so they share the machine's drift. */
-  const interleave = async (...jobs: Array<() => Record<string, unknown> | Promise<Record<string, unknown>>>) => {
-    for (const job of jobs) await load({ ...(await job()), duration: 2 })
-    const results = jobs.map((): LoadResult[] => [])
-    for (let i = 0; i < RUNS; i++) for (const [n, job] of jobs.entries()) results[n]!.push(await load(await job()))
-    return results
-  }
 
   // 1 + 2: baseline A vs reading one entitlement by random id.
   const readPaths = Array.from({ length: 20_000 }, () => `/api/v1/orgs/${org.id}/entitlements/${ids[Math.floor(Math.random() * ids.length)]}`)
@@ -345,9 +338,13 @@ async function main() {
   const usage = await runUsageBench()
   printUsage(usage)
 
+  // 10: telemetry's cost (bench/tracing.ts): before it, tracing off, tracing on, interleaved.
+  const tracing = await runTracingBench({ emulatorUrl: fast.url })
+  printTracing(tracing)
+
   writeFileSync(
     join(root, 'bench/results.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, postgres, soak, usage }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, postgres, soak, usage, tracing }, null, 2),
   )
   console.log('\nwrote bench/results.json')
 }
