@@ -64,12 +64,14 @@ const traceparent = `00-${TRACE_ID}-${PARENT_ID}-01`
 let azure: AzureSetup
 let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>
 let hooks: Awaited<ReturnType<typeof startHookReceiver>>
+/** The ISV's receiver answers 503 while this is false. */
+let accepting = true
 const dirs: string[] = []
 
 beforeAll(async () => {
   azure = await startAzure()
   otlp = await startOtlpReceiver()
-  hooks = await startHookReceiver()
+  hooks = await startHookReceiver(() => accepting)
 })
 afterAll(async () => {
   await Promise.all([azure.close(), otlp.close(), hooks.close()])
@@ -154,6 +156,34 @@ describe('tracing on (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
       expect(line.spanId).toMatch(/^[0-9a-f]{16}$/)
     }
     expect(otlp.requests.every((request) => request.path === '/v1/traces')).toBe(true)
+  })
+
+  test("a delivery retried by the job later stays in the landing's trace", async () => {
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90'
+    accepting = false
+    let landed: Awaited<ReturnType<typeof landOnce>>
+    try {
+      landed = await landOnce(server, { traceparent: `00-${traceId}-${PARENT_ID}-01` })
+      // The first attempts, right after the landing, are refused: their spans say so.
+      const refused = await waitFor('a refused webhook.deliver', () =>
+        otlp.spans.find((span) => span.traceId === traceId && span.name === 'webhook.deliver' && span.attributes['http.response.status_code'] === 503),
+      )
+      expect(refused.status?.code).toBe(2 /* ERROR */)
+      expect(refused.attributes['marketbridge.webhook.attempt']).toBe(1)
+    } finally {
+      accepting = true
+    }
+    // About 5 s later the job sends them again, from a run of its own, in the landing's trace.
+    const delivered = await waitFor('the retried webhooks', () => (landed.hooksOf().length >= 2 ? landed.hooksOf() : null), { timeoutMs: 20_000, everyMs: 100 })
+    for (const hook of delivered) {
+      const [, hookTrace, spanId] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(hook.headers.traceparent ?? '') ?? []
+      expect(hookTrace).toBe(traceId)
+      const retry = await waitFor('the retry span', () => otlp.spans.find((span) => span.spanId === spanId))
+      expect(retry.name).toBe('webhook.deliver')
+      expect(retry.traceId).toBe(traceId)
+      expect(retry.attributes['marketbridge.webhook.attempt']).toBe(2)
+      expect(retry.attributes['http.response.status_code']).toBe(200)
+    }
   })
 
   test('the background job is spans of its own, one per duty', async () => {
