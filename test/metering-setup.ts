@@ -136,9 +136,17 @@ export async function meteredOrg(client: Client, m: Marketplaces, options: { web
 }
 
 const HOUR_MS = 3600_000
-/** A time `minutesIn` minutes into the UTC hour that began `hoursAgo` hours before the current one. */
+/**
+ * The reporter closes an hour only GRACE_MS (60 s) after it ends (src/domain/usage-reporter.ts):
+ * within this long of an hour's start, "the current hour" is still the one before, so that an
+ * hour `inPastHour` names has always ended long enough ago to be reported at once. (A suite that
+ * ran in the first minute after 22:00 waited in vain for its 21:10 records to be REPORTED.)
+ */
+const CLOSABLE_AFTER_MS = 3 * 60_000
+
+/** A time `minutesIn` minutes into the UTC hour that began `hoursAgo` hours before the current one (see CLOSABLE_AFTER_MS). */
 export function inPastHour(hoursAgo: number, minutesIn = 10, now = Date.now()): string {
-  return new Date(Math.floor(now / HOUR_MS) * HOUR_MS - hoursAgo * HOUR_MS + minutesIn * 60_000).toISOString()
+  return new Date(Math.floor((now - CLOSABLE_AFTER_MS) / HOUR_MS) * HOUR_MS - hoursAgo * HOUR_MS + minutesIn * 60_000).toISOString()
 }
 export const hourStart = (iso: string) => new Date(Math.floor(Date.parse(iso) / HOUR_MS) * HOUR_MS).toISOString()
 
