@@ -1,5 +1,5 @@
 import { type Attributes, type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api'
-import { type TraceSpan, inNativeSpan, nativeTracing, otelSpan, useOtelTracing } from '../providers/shared/telemetry'
+import { type TraceSpan, inNativeSpan, nativeTracing, otelSpan, otelTracing, tracer, useOtelTracing } from '../providers/shared/telemetry'
 
 /*
  * Tracing in shared code (contract §16), through @opentelemetry/api only: the runtime's entry
@@ -12,21 +12,12 @@ import { type TraceSpan, inNativeSpan, nativeTracing, otelSpan, useOtelTracing }
  * is enabled and samples the request.
  */
 
-let tracing = false
-
 /** Called by the entry once a tracer provider, context manager and propagator are registered. */
-export function tracingStarted(): void {
-  tracing = true
-  useOtelTracing()
-}
-
-export const tracingOn = (): boolean => tracing
-
-export const tracer = () => trace.getTracer('marketbridge')
+export const tracingStarted = (): void => useOtelTracing()
 
 /** `work` inside an INTERNAL (or `kind`) span `name`, ended when it settles; an error marks it failed. */
 export function inSpan<T>(name: string, attributes: Attributes, work: (span: TraceSpan | null) => Promise<T>, kind: SpanKind = SpanKind.INTERNAL, parent?: Context): Promise<T> {
-  if (!tracing) {
+  if (!otelTracing()) {
     const native = nativeTracing()
     return native ? inNativeSpan(native, name, attributes, work) : work(null)
   }
@@ -44,7 +35,7 @@ export function inSpan<T>(name: string, attributes: Attributes, work: (span: Tra
 
 /** The active span's ids for a log line, when tracing is on and a span is active. */
 export function traceFields(): { traceId: string; spanId: string } | undefined {
-  if (!tracing) {
+  if (!otelTracing()) {
     const span = nativeTracing()?.getActiveSpan()
     if (!span?.isTraced) return undefined
     const { traceId, spanId } = span.spanContext()
@@ -69,7 +60,7 @@ function nativeTraceparent(): string | null {
 
 /** The active context as a W3C `traceparent`, to store with work done later (a webhook delivery); null when not tracing. */
 export function currentTraceparent(): string | null {
-  if (!tracing) return nativeTraceparent()
+  if (!otelTracing()) return nativeTraceparent()
   const carrier: Record<string, string> = {}
   propagation.inject(context.active(), carrier)
   return carrier.traceparent ?? null
@@ -82,7 +73,7 @@ export function contextFrom(traceparent: string | null): Context {
 
 /** `traceparent` (and `tracestate`) of the active span, to send with an outgoing request. */
 export function traceHeaders(): Record<string, string> {
-  if (!tracing) {
+  if (!otelTracing()) {
     const traceparent = nativeTraceparent()
     return traceparent ? { traceparent } : {}
   }
@@ -114,7 +105,7 @@ export function serverSpan(method: string, path: string, headers: Headers, work:
       if (status >= 500) span.fail()
     }
   }
-  if (!tracing) {
+  if (!otelTracing()) {
     // On Workers the platform's handler span is the request's (the caller's traceparent is its to honour);
     // this child of it gets the route's name once routing is done.
     const native = nativeTracing()

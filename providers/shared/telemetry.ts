@@ -25,7 +25,7 @@ export function splitLabel(label: string): { partner: string; call: string } {
   return dot < 0 ? { partner: 'other', call: label } : { partner: label.slice(0, dot), call: label.slice(dot + 1) }
 }
 
-const tracer = () => trace.getTracer('marketbridge')
+export const tracer = () => trace.getTracer('marketbridge')
 
 /**
  * A runtime's own tracing, when it has one and no OpenTelemetry SDK is registered: on Workers
@@ -53,6 +53,7 @@ export function useOtelTracing(): void {
   otel = true
 }
 
+export const otelTracing = (): boolean => otel
 
 /** Called by a runtime's entry (Workers) whose platform records spans itself. */
 export function useNativeTracing(tracing: NativeTracing | null): void {
@@ -113,8 +114,8 @@ export interface CallSpan {
 
 /**
  * Times one marketplace call (retries included) as a CLIENT span `<partner>.<call>` under the
- * active one, and reports it to `observe`. Without tracing, only the observer is told. On a runtime with its own tracing (Workers)
- * the span is that runtime's.
+ * active one, and reports it to `observe`. Without tracing, only the observer is told. On a
+ * runtime with its own tracing (Workers) the span is that runtime's.
  */
 export async function observeCall<T>(label: string, observe: UpstreamObserver | undefined, run: (call: CallSpan) => Promise<T>): Promise<T> {
   const { partner, call } = splitLabel(label)
