@@ -87,12 +87,18 @@ const headerGetter = {
   keys: (headers: Headers) => [...headers.keys()],
 }
 
+/** Whether requests are traced at all (an OpenTelemetry SDK, or Workers' own tracing): without, serverSpan is not needed. */
+export const tracingRequests = (): boolean => otelTracing() || nativeTracing() !== null
+
 /**
  * A request as a SERVER span, child of the caller's W3C `traceparent` when it sends one. Named
  * and tagged with the route's pattern once routing is done (`describe`): never the query, which
- * carries marketplace tokens on the landing.
+ * carries marketplace tokens on the landing. (Without tracing it only runs `work`; the app skips
+ * it then, see tracingRequests.)
  */
 export function serverSpan(method: string, path: string, headers: Headers, work: () => Promise<void>, describe: () => { route: string; status: number }): Promise<void> {
+  const native = otelTracing() ? null : nativeTracing()
+  if (!otelTracing() && !native) return work()
   const attributes: Attributes = { 'http.request.method': method, 'url.path': path }
   const answered = async (span: TraceSpan) => {
     try {
@@ -105,12 +111,9 @@ export function serverSpan(method: string, path: string, headers: Headers, work:
       if (status >= 500) span.fail()
     }
   }
-  if (!otelTracing()) {
-    // On Workers the platform's handler span is the request's (the caller's traceparent is its to honour);
-    // this child of it gets the route's name once routing is done.
-    const native = nativeTracing()
-    return native ? inNativeSpan(native, method, attributes, answered) : work()
-  }
+  // On Workers the platform's handler span is the request's (the caller's traceparent is its to
+  // honour); this child of it gets the route's name once routing is done.
+  if (native) return inNativeSpan(native, method, attributes, answered)
   const parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter)
   return tracer().startActiveSpan(method, { kind: SpanKind.SERVER, attributes }, parent, async (span) => {
     try {

@@ -120,12 +120,8 @@ export async function takeRequest(deps: AppDeps, caller: Caller): Promise<RateLi
  * -12; Structured Field lists, the policy named by a String): the quota and window, then what is
  * left and the seconds until more is.
  */
-export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
-  return {
-    'RateLimit-Policy': `"${POLICY}";q=${state.limit};w=${WINDOW_SECONDS}`,
-    RateLimit: `"${POLICY}";r=${state.remaining};t=${state.resetSeconds}`,
-  }
-}
+export const rateLimitPolicy = (state: RateLimitState) => `"${POLICY}";q=${state.limit};w=${WINDOW_SECONDS}`
+export const rateLimitField = (state: RateLimitState) => `"${POLICY}";r=${state.remaining};t=${state.resetSeconds}`
 
 /**
  * Forgets finished windows (the background job). The one before the current window is kept: an
