@@ -1,9 +1,9 @@
 // What the benchmarks share: their processes (each server and the load generator its own),
 // the load generator's results, memory readings, the Azure emulator's purchase tokens, and the
 // bench org. Everything started here is killed, and the scratch folder removed, by cleanup().
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -100,11 +100,21 @@ export async function load(job: Record<string, unknown>): Promise<LoadResult> {
 /** Measured runs of each scenario (BENCH_RUNS, default 3). */
 export const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3) || 3)
 
-/** Warms every job up, then measures them RUNS times, interleaved, so they share the machine's drift. */
-export async function interleave(...jobs: Array<() => Record<string, unknown> | Promise<Record<string, unknown>>>): Promise<LoadResult[][]> {
-  for (const job of jobs) await load({ ...(await job()), duration: 2 })
+type Job = () => Record<string, unknown> | Promise<Record<string, unknown>>
+
+/** Warms every job up (2 s each), then measures them RUNS times, interleaved, so they share the machine's drift. */
+export function interleave(...jobs: Job[]): Promise<LoadResult[][]> {
+  return interleaveRuns({ runs: RUNS, warmSeconds: 2 }, ...jobs)
+}
+
+/** interleave with its own number of runs and warm-up seconds per job (a warm-up by duration: a job by amount keeps its amount). */
+export async function interleaveRuns(options: { runs: number; warmSeconds: number }, ...jobs: Job[]): Promise<LoadResult[][]> {
+  for (const job of jobs) {
+    const warm = await job()
+    await load(warm.amount ? warm : { ...warm, duration: options.warmSeconds })
+  }
   const results = jobs.map((): LoadResult[] => [])
-  for (let i = 0; i < RUNS; i++) for (const [n, job] of jobs.entries()) results[n]!.push(await load(await job()))
+  for (let i = 0; i < options.runs; i++) for (const [n, job] of jobs.entries()) results[n]!.push(await load(await job()))
   return results
 }
 
@@ -186,6 +196,81 @@ export async function landingJob(url: string, orgId: string, marketplace: string
     pick: 'sequential',
     paths: (await purchaseTokens(marketplace, amount)).map((t) => `/public/signup/azure/orgId/${orgId}?token=${encodeURIComponent(t)}`),
   }
+}
+
+/** A bench org seeded by some revision's own code (its schema, its key format, its encryption key). */
+export interface SeededRevision {
+  orgId: string
+  apiKey: string
+  encryptionKey: string
+  ids: string[]
+}
+
+/**
+ * The code at git revision `rev` in `<work>/rev-<rev>`, sharing this checkout's node_modules (the
+ * revisions compared keep the versions of the dependencies they share), or why it cannot be had
+ * (no git, a shallow clone without it).
+ */
+export function unpackRevision(rev: string): { dir: string } | { missing: string } {
+  const dir = join(work, `rev-${rev.replace(/[^\w.-]/g, '_')}`)
+  if (existsSync(dir)) return { dir }
+  try {
+    const tar = execFileSync('git', ['-C', root, 'archive', '--format=tar', rev], { maxBuffer: 512 * 2 ** 20, stdio: ['ignore', 'pipe', 'pipe'] })
+    mkdirSync(dir)
+    execFileSync('tar', ['-x', '-C', dir], { input: tar })
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+    return { dir }
+  } catch (error) {
+    return { missing: `revision ${rev} not available (${error instanceof Error ? error.message.split('\n')[0] : String(error)})` }
+  }
+}
+
+/**
+ * Seeds `databaseUrl` with the code in `dir` (an unpacked revision), in its own process: that
+ * code's migrations, its createBenchOrg and its seedEntitlements — or, for a revision from before
+ * the harness had seedEntitlements, the same rows through its data layer's upsertEntitlement, as
+ * that revision's bench/run.ts seeded them.
+ */
+export async function seedWithRevision(dir: string, databaseUrl: string, emulatorUrl: string, count: number): Promise<SeededRevision> {
+  const ownSeed = /export async function seedEntitlements/.test(readFileSync(join(dir, 'bench/harness.ts'), 'utf8'))
+  const seedFile = join(dir, 'bench/seed-revision.ts')
+  writeFileSync(
+    seedFile,
+    [
+      `import { ENCRYPTION_KEY, cleanup, createBenchOrg${ownSeed ? ', seedEntitlements' : ''} } from './harness'`,
+      "import { writeFileSync } from 'node:fs'",
+      ...(ownSeed ? [] : ["import { upsertEntitlement } from '../src/db/entitlements'", "import { newId } from '../src/domain/ids'"]),
+      'const [databaseUrl, emulatorUrl, count, idsFile] = process.argv.slice(2) as [string, string, string, string]',
+      'const { deps, org, apiKey } = await createBenchOrg(databaseUrl, emulatorUrl)',
+      ...(ownSeed
+        ? ['writeFileSync(idsFile, JSON.stringify(await seedEntitlements(deps.db, org.id, Number(count))))']
+        : [
+            `const partners = ${JSON.stringify(partners)}, statuses = ${JSON.stringify(statuses)}`,
+            "const ids: string[] = [], base = Date.parse('2026-01-01T00:00:00Z')",
+            'await deps.db.transaction().execute(async (trx) => {',
+            '  for (let i = 0; i < Number(count); i++) {',
+            "    const at = new Date(base + i * 1000).toISOString(), id = newId('ent', base + i * 1000), partner = partners[i % 3]!",
+            '    await upsertEntitlement(trx, {',
+            "      id, org_id: org.id, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT', product_id: 'offer', plan_id: 'bench', quantity: 1,",
+            '      buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),',
+            "      term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,",
+            "      info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }), created_at: at, updated_at: at,",
+            '    } as never)',
+            '    ids.push(id)',
+            '  }',
+            '})',
+            'writeFileSync(idsFile, JSON.stringify(ids))',
+          ]),
+      'await deps.db.destroy()',
+      'console.log(JSON.stringify({ orgId: org.id, apiKey, encryptionKey: ENCRYPTION_KEY }))',
+      'cleanup()',
+    ].join('\n'),
+  )
+  const idsFile = join(work, `ids-${randomBytes(4).toString('hex')}.json`)
+  const seed = await start(seedFile, [databaseUrl, emulatorUrl, String(count), idsFile])
+  const exit = await seed.exited
+  if (exit.code !== 0) throw new Error(`seeding with ${dir} failed (${exit.code ?? exit.signal}):\n${seed.errors()}`)
+  return { ...(JSON.parse(seed.first) as Omit<SeededRevision, 'ids'>), ids: JSON.parse(readFileSync(idsFile, 'utf8')) as string[] }
 }
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!

@@ -7,7 +7,8 @@
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
 // BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_WEBHOOK_EVENTS (10000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
 // (bench/soak.ts: 20000 over 5 starts), BENCH_USAGE_RECORDS for the usage reporter (bench/usage.ts: 100000),
-// BENCH_TRACING_ENTITLEMENTS and BENCH_TRACING_BASE for telemetry's cost (bench/tracing.ts), BENCH_RUNS measured runs per scenario (3).
+// BENCH_TRACING_ENTITLEMENTS and BENCH_TRACING_BASE for telemetry's cost (bench/tracing.ts), BENCH_WAVE3_RUNS (7), BENCH_WAVE3_BASE
+// and BENCH_WAVE3_ENTITLEMENTS for wave 3's cost (bench/wave3.ts), BENCH_RUNS measured runs per scenario (3).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -22,6 +23,7 @@ import { type PostgresBench, runPostgresBench } from './postgres'
 import { printSoak, runSoak } from './soak'
 import { printTracing, runTracingBench } from './tracing'
 import { printUsage, runUsageBench } from './usage'
+import { printWave3, runWave3Bench } from './wave3'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const ENTITLEMENTS = Number(process.env.BENCH_ENTITLEMENTS ?? 100_000)
@@ -342,9 +344,13 @@ async function main() {
   const tracing = await runTracingBench({ emulatorUrl: fast.url })
   printTracing(tracing)
 
+  // 11: wave 3's cost (bench/wave3.ts): the read and the landing before wave 3 and now, interleaved.
+  const wave3 = await runWave3Bench({ emulatorUrl: fast.url })
+  printWave3(wave3)
+
   writeFileSync(
     join(root, 'bench/results.json'),
-    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, postgres, soak, usage, tracing }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), machine, settings: { DURATION, RUNS, ENTITLEMENTS, MEMORY_LANDINGS, LANDING_RUN }, rows, memory, realistic: { added, entraTokenRequests: brokerTokenCalls }, postgres, soak, usage, tracing, wave3 }, null, 2),
   )
   console.log('\nwrote bench/results.json')
 }

@@ -9,13 +9,12 @@
 // "off ÷ before" is the cost of telemetry when it is not configured (target: within the runs'
 // noise), "on ÷ off" what exporting costs. Without git or the revision the before column says so.
 // Knobs: BENCH_DURATION, BENCH_RUNS, BENCH_LANDING_RUN, BENCH_TRACING_ENTITLEMENTS (10000), BENCH_TRACING_BASE.
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import {
   RUNS,
-  type LoadResult, brokerEnv, cleanup, createBenchOrg, interleave, landingJob, median, nextPort, root, round, seedEntitlements, start, startEmulator, work,
+  type LoadResult, brokerEnv, cleanup, createBenchOrg, interleave, landingJob, median, nextPort, round, seedEntitlements, seedWithRevision, start, startEmulator,
+  unpackRevision, work,
 } from './harness'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
@@ -41,38 +40,6 @@ export interface TracingBench {
   exported: { requests: number; spans: number; bytes: number }
 }
 
-/**
- * The code at BASE in `<work>/base`, sharing this checkout's node_modules, with its own bench
- * harness seeding a database (run in its own process: that code's migrations and seed). Answers
- * null and why when the revision cannot be had.
- */
-function unpackBase(): { dir: string } | { missing: string } {
-  const dir = join(work, 'base')
-  try {
-    mkdirSync(dir)
-    const tar = execFileSync('git', ['-C', root, 'archive', '--format=tar', BASE], { maxBuffer: 512 * 2 ** 20 })
-    execFileSync('tar', ['-x', '-C', dir], { input: tar })
-    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
-    // Its own seed: its harness, its schema, its encryption key (printed for the broker to use).
-    writeFileSync(
-      join(dir, 'bench/seed-for-tracing.ts'),
-      [
-        "import { ENCRYPTION_KEY, cleanup, createBenchOrg, seedEntitlements } from './harness'",
-        "import { writeFileSync } from 'node:fs'",
-        'const [databaseUrl, emulatorUrl, count, idsFile] = process.argv.slice(2) as [string, string, string, string]',
-        'const { deps, org, apiKey } = await createBenchOrg(databaseUrl, emulatorUrl)',
-        'writeFileSync(idsFile, JSON.stringify(await seedEntitlements(deps.db, org.id, Number(count))))',
-        'await deps.db.destroy()',
-        'console.log(JSON.stringify({ orgId: org.id, apiKey, encryptionKey: ENCRYPTION_KEY }))',
-        'cleanup()',
-      ].join('\n'),
-    )
-    return { dir }
-  } catch (error) {
-    return { missing: `revision ${BASE} not available (${error instanceof Error ? error.message.split('\n')[0] : String(error)})` }
-  }
-}
-
 export async function runTracingBench(options: { emulatorUrl?: string } = {}): Promise<TracingBench> {
   const emulatorUrl = options.emulatorUrl ?? (await startEmulator(0))
   const sinkPort = nextPort()
@@ -88,14 +55,11 @@ export async function runTracingBench(options: { emulatorUrl?: string } = {}): P
     brokers[variant] = { url: `http://127.0.0.1:${port}`, seeded }
   }
 
-  const base = unpackBase()
+  // The code before telemetry, with its own seeding (its schema, its keys).
+  const base = unpackRevision(BASE)
   if ('dir' in base) {
     const databaseUrl = `sqlite:${join(work, 'tracing-before.db')}`
-    const idsFile = join(work, 'tracing-before-ids.json')
-    const seed = await start(join(base.dir, 'bench/seed-for-tracing.ts'), [databaseUrl, emulatorUrl, String(ENTITLEMENTS), idsFile])
-    await seed.exited
-    const seeded = { ...(JSON.parse(seed.first) as Omit<Seeded, 'ids'>), ids: JSON.parse(readFileSync(idsFile, 'utf8')) as string[] }
-    await startBroker('before', join(base.dir, 'src/node.ts'), seeded, databaseUrl)
+    await startBroker('before', join(base.dir, 'src/node.ts'), await seedWithRevision(base.dir, databaseUrl, emulatorUrl, ENTITLEMENTS), databaseUrl)
   }
   for (const variant of ['off', 'on'] as const) {
     const databaseUrl = `sqlite:${join(work, `tracing-${variant}.db`)}`
