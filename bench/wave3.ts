@@ -10,7 +10,7 @@
 // The read is noisy on a shared machine (±10 % from one 5-second run to the next), so this bench
 // takes more runs than the others (BENCH_WAVE3_RUNS, default 7) after a longer warm-up (5 s: the
 // first seconds of a fresh process run on code the JIT has not optimised yet).
-// Knobs: BENCH_DURATION, BENCH_WAVE3_RUNS, BENCH_WAVE3_BASE, BENCH_WAVE3_ENTITLEMENTS (100000), BENCH_LANDING_RUN.
+// Knobs: BENCH_DURATION, BENCH_WAVE3_RUNS, BENCH_WAVE3_WARM (s, 5), BENCH_WAVE3_BASE, BENCH_WAVE3_ENTITLEMENTS (100000), BENCH_LANDING_RUN.
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import {
@@ -53,7 +53,7 @@ export async function runWave3Bench(options: { emulatorUrl?: string } = {}): Pro
     return () => ({ url, connections: 10, duration: DURATION, paths, headers: { authorization: `Bearer ${seeded.apiKey}` } })
   }
   const landing = ({ url, seeded }: typeof now) => () => landingJob(url, seeded.orgId, emulatorUrl, LANDING_RUN, 10)
-  const settings = { runs: RUNS, warmSeconds: 5 }
+  const settings = { runs: RUNS, warmSeconds: Number(process.env.BENCH_WAVE3_WARM ?? 5) }
   const [readBefore, readNow] = await interleaveRuns(settings, readJob(before), readJob(now))
   const [landingBefore, landingNow] = await interleaveRuns(settings, landing(before), landing(now))
   return { base: BASE, available: true, runs: RUNS, read: { before: readBefore!, now: readNow! }, landing: { before: landingBefore!, now: landingNow! } }

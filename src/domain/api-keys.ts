@@ -178,38 +178,8 @@ function forget(deps: AppDeps, hash: string): void {
   caches.get(deps)?.delete(hash)
 }
 
-/**
- * The org and key a bearer `mbk_…` key stands for, or null (unknown, revoked or expired).
- * Recording the use (at most once a minute) is handed to `background` so the answer does not
- * wait for it (Workers: waitUntil); without one it runs on after the answer. Its failure is logged.
- */
-export async function authenticateKey(deps: AppDeps, bearer: string, background?: (work: Promise<unknown>) => void): Promise<KeyCaller | null> {
-  const hash = await keyHash(bearer)
-  const cache = cacheOf(deps)
-  const now = nowMs(deps)
-  let entry = cache.get(hash)
-  if (!entry || entry.until <= now || entry.monotonicUntil <= performance.now()) {
-    const row = await keysDb.findKeyByHash(deps.db, hash)
-    if (!row) {
-      cache.delete(hash)
-      return null
-    }
-    entry = {
-      caller: {
-        kind: 'org',
-        orgId: row.org_id,
-        keyId: row.id,
-        keyName: row.name,
-        scope: row.scope,
-        rateLimitPerMinute: row.rate_limit_per_minute === null ? null : Number(row.rate_limit_per_minute),
-      },
-      expiresAt: row.expires_at === null ? null : Date.parse(row.expires_at),
-      until: now + KEY_CACHE_MS,
-      monotonicUntil: performance.now() + KEY_CACHE_MS,
-      usedAt: row.last_used_at === null ? Number.NEGATIVE_INFINITY : Date.parse(row.last_used_at),
-    }
-    cache.set(hash, entry)
-  }
+/** The key's caller if it may be used at `now` (not expired), recording its use at most once a minute. */
+function admit(deps: AppDeps, entry: CachedKey, now: number, background?: (work: Promise<unknown>) => void): KeyCaller | null {
   if (entry.expiresAt !== null && entry.expiresAt <= now) return null
   if (entry.usedAt <= now - TOUCH_EVERY_MS) {
     entry.usedAt = now
@@ -220,4 +190,50 @@ export async function authenticateKey(deps: AppDeps, bearer: string, background?
     background?.(touching)
   }
   return entry.caller
+}
+
+/**
+ * authenticateKey without waiting: the key's caller (or null, expired) when this instance
+ * checked it within KEY_CACHE_MS, else undefined (the database must be asked). Every API
+ * request passes here first, so a remembered key costs no promise.
+ */
+export function rememberedKey(deps: AppDeps, bearer: string, background?: (work: Promise<unknown>) => void, now = nowMs(deps)): KeyCaller | null | undefined {
+  const hash = keyHash.known(bearer)
+  const entry = hash === undefined ? undefined : caches.get(deps)?.get(hash)
+  if (!entry || entry.until <= now || entry.monotonicUntil <= performance.now()) return undefined
+  return admit(deps, entry, now, background)
+}
+
+/**
+ * The org and key a bearer `mbk_…` key stands for, or null (unknown, revoked or expired).
+ * Recording the use (at most once a minute) is handed to `background` so the answer does not
+ * wait for it (Workers: waitUntil); without one it runs on after the answer. Its failure is logged.
+ */
+export async function authenticateKey(deps: AppDeps, bearer: string, background?: (work: Promise<unknown>) => void): Promise<KeyCaller | null> {
+  const now = nowMs(deps)
+  const remembered = rememberedKey(deps, bearer, background, now)
+  if (remembered !== undefined) return remembered
+  const hash = await keyHash(bearer)
+  const cache = cacheOf(deps)
+  const row = await keysDb.findKeyByHash(deps.db, hash)
+  if (!row) {
+    cache.delete(hash)
+    return null
+  }
+  const entry: CachedKey = {
+    caller: {
+      kind: 'org',
+      orgId: row.org_id,
+      keyId: row.id,
+      keyName: row.name,
+      scope: row.scope,
+      rateLimitPerMinute: row.rate_limit_per_minute === null ? null : Number(row.rate_limit_per_minute),
+    },
+    expiresAt: row.expires_at === null ? null : Date.parse(row.expires_at),
+    until: now + KEY_CACHE_MS,
+    monotonicUntil: performance.now() + KEY_CACHE_MS,
+    usedAt: row.last_used_at === null ? Number.NEGATIVE_INFINITY : Date.parse(row.last_used_at),
+  }
+  cache.set(hash, entry)
+  return admit(deps, entry, now, background)
 }

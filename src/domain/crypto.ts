@@ -50,13 +50,16 @@ export async function sha256Hex(text: string): Promise<string> {
  */
 export function createHashCache(size = 1000) {
   const cache = new BoundedMap<string, string>(size)
-  return async (text: string): Promise<string> => {
+  const hash = async (text: string): Promise<string> => {
     const hit = cache.get(text)
     if (hit !== undefined) return hit
-    const hash = await sha256Hex(text)
-    cache.set(text, hash)
-    return hash
+    const digest = await sha256Hex(text)
+    cache.set(text, digest)
+    return digest
   }
+  /** The hash when it is remembered, without waiting for anything (undefined: ask `hash`). */
+  const known = (text: string): string | undefined => cache.get(text)
+  return Object.assign(hash, { known })
 }
 
 /** Compares two strings without an early exit, so the time taken does not leak a prefix. */

@@ -90,29 +90,49 @@ async function claim(db: DB, keyId: string, held: Slices): Promise<void> {
   held.counted = Math.max(held.counted, count - slice + granted)
 }
 
+/** One request from what this instance holds (none held and the window spent: refused). */
+function spend(held: Slices, limit: number, resetSeconds: number): RateLimitState {
+  if (held.unspent === 0) return { limit, remaining: 0, resetSeconds, allowed: false }
+  held.unspent--
+  // Exact on one instance (counted - unspent = spent here); others' spending shows at the next claim.
+  return { limit, remaining: Math.max(0, limit - held.counted + held.unspent), resetSeconds, allowed: true }
+}
+
+// Rounded up: a client that waits this long is in the next window, never a moment early.
+const resetSecondsAt = (now: number, window: number) => Math.ceil(((window + 1) * WINDOW_MS - now) / 1000)
+
+/**
+ * takeRequest without waiting, for the API's every request: its state (or null: no limit) when
+ * this instance holds what decides it, else undefined (a slice must be claimed: takeRequest).
+ */
+export function takeHeldRequest(deps: AppDeps, caller: Caller, now = nowMs(deps)): RateLimitState | null | undefined {
+  if (caller.kind !== 'org' || !caller.keyId) return null
+  const limit = limitFor(caller, deps.config)
+  if (limit === null) return null
+  const window = windowOf(now)
+  const held = slicesOf(deps.db, caller.keyId, window, limit)
+  if (held.unspent === 0 && !held.spent) return undefined
+  return spend(held, limit, resetSecondsAt(now, window))
+}
+
 /**
  * Spends one request of the caller's key: its state with this request, or null when the key has
  * no limit (or the caller is no key: the operator is never limited). A refused request spends
  * nothing and writes nothing.
  */
 export async function takeRequest(deps: AppDeps, caller: Caller): Promise<RateLimitState | null> {
-  if (caller.kind !== 'org' || !caller.keyId) return null
-  const limit = limitFor(caller, deps.config)
-  if (limit === null) return null
   const now = nowMs(deps)
+  const taken = takeHeldRequest(deps, caller, now)
+  if (taken !== undefined || caller.kind !== 'org') return taken ?? null
+  const limit = limitFor(caller, deps.config)!
   const window = windowOf(now)
-  // Rounded up: a client that waits this long is in the next window, never a moment early.
-  const resetSeconds = Math.ceil(((window + 1) * WINDOW_MS - now) / 1000)
   const held = slicesOf(deps.db, caller.keyId, window, limit)
   while (held.unspent === 0 && !held.spent) {
     // Requests arriving together wait for one claim instead of each claiming a slice.
     held.claiming ??= claim(deps.db, caller.keyId, held).finally(() => (held.claiming = undefined))
     await held.claiming
   }
-  if (held.unspent === 0) return { limit, remaining: 0, resetSeconds, allowed: false }
-  held.unspent--
-  // Exact on one instance (counted - unspent = spent here); others' spending shows at the next claim.
-  return { limit, remaining: Math.max(0, limit - held.counted + held.unspent), resetSeconds, allowed: true }
+  return spend(held, limit, resetSecondsAt(now, window))
 }
 
 /**

@@ -1,9 +1,8 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
-import type { AppDeps } from '../deps'
-import { authenticate } from '../domain/orgs'
-import type { Caller } from '../domain/caller'
-import { rateLimitField, rateLimitPolicy, takeRequest } from '../domain/rate-limits'
+import { type AppDeps, nowMs } from '../deps'
+import { authenticate, knownCaller } from '../domain/orgs'
+import { rateLimitField, rateLimitPolicy, takeHeldRequest, takeRequest } from '../domain/rate-limits'
 import type { AppEnv } from '../env'
 import { ApiError, notFound } from '../errors'
 
@@ -26,21 +25,6 @@ function inBackground(c: Context<AppEnv>) {
 }
 
 /**
- * Requires a valid bearer (admin token or an org's API key); 401 otherwise. A `read` key may
- * only read (GET, and HEAD, which is a GET without its body): 403 for anything else. `schemes`:
- * the Authorization schemes taken (the Suger-compatible API takes Suger's `Key` as well).
- */
-async function requireCaller(deps: AppDeps, c: Context<AppEnv>, schemes: readonly string[]): Promise<Caller> {
-  const caller = await authenticate(deps, credentialOf(c.req.header('authorization'), schemes), inBackground(c))
-  if (!caller) throw new ApiError('UNAUTHORIZED', `A valid API key is required (Authorization: ${schemes[0]} <key>).`)
-  if (caller.kind === 'org' && caller.scope === 'read' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-    throw new ApiError('FORBIDDEN', 'This API key may only read (scope read): use a full key to make changes.')
-  }
-  c.set('caller', caller)
-  return caller
-}
-
-/**
  * An org's objects are visible to its own keys and the operator. Another org's key gets the
  * same 404 as a missing org, so ids can't be probed. (`notFoundMessage`: the 404's own words, as
  * the Suger-compatible routes say it.)
@@ -52,34 +36,63 @@ export function assertOrgAccess(caller: AppEnv['Variables']['caller'], orgId: st
 }
 
 /**
- * The caller's rate limit (contract §13), once the caller is known: a request with a bad key was
- * refused before and counts against no key; the operator is never limited. Every answer to a key
- * with a limit carries the RateLimit-Policy and RateLimit fields, errors included (they are set
- * on the context before the route runs, so onError's answer has them too); over the limit the
- * route does not run at all.
- */
-async function limitRate(deps: AppDeps, c: Context<AppEnv>, caller: Caller): Promise<void> {
-  const state = await takeRequest(deps, caller)
-  if (!state) return
-  c.header('RateLimit-Policy', rateLimitPolicy(state))
-  c.header('RateLimit', rateLimitField(state))
-  if (!state.allowed) {
-    c.header('Retry-After', String(state.resetSeconds))
-    throw new ApiError('RATE_LIMITED', `This API key may make ${state.limit} requests a minute; try again in ${state.resetSeconds} s.`)
-  }
-}
-
-/**
- * The gate in front of an API (/api/v1, /suger): the caller (requireCaller), its rate limit
- * (limitRate), then `check` (a refusal that needs the caller known first), as one middleware:
- * every API request passes it, and each middleware of Hono's costs a dispatch of its own.
+ * The gate in front of an API (/api/v1, /suger), as one middleware (every API request passes it,
+ * and each middleware of Hono's costs a dispatch of its own), in this order:
+ * - a valid bearer (admin token or an org's API key), else 401; `schemes`: the Authorization
+ *   schemes taken (the Suger-compatible API takes Suger's `Key` as well). A `read` key may only
+ *   read (GET, and HEAD, which is a GET without its body): 403 for anything else;
+ * - the key's rate limit (contract §13): a request with a bad key was refused above and counts
+ *   against no key; the operator is never limited. Over the limit the route does not run, and the
+ *   429 carries Retry-After and the RateLimit fields; every other answer to a key with a limit
+ *   carries the fields too, set on the answer once it is made (errors included: onError's answer
+ *   is the one the route's chain ends with);
+ * - `check`: a refusal that needs the caller known first.
+ * A key this instance checked moments ago and a window slice it holds need no promise at all.
  */
 export const guardApi = (deps: AppDeps, options: { schemes?: readonly [string, ...string[]]; check?: (c: Context<AppEnv>) => void } = {}) => {
   const schemes = options.schemes ?? ['Bearer']
   return createMiddleware<AppEnv>(async (c, next) => {
-    const caller = await requireCaller(deps, c, schemes)
-    await limitRate(deps, c, caller)
-    options.check?.(c)
+    const now = nowMs(deps)
+    const bearer = credentialOf(c.req.header('authorization'), schemes)
+    const background = inBackground(c)
+    let caller = knownCaller(deps, bearer, background, now)
+    if (caller === undefined) caller = await authenticate(deps, bearer, background)
+    if (!caller) throw new ApiError('UNAUTHORIZED', `A valid API key is required (Authorization: ${schemes[0]} <key>).`)
+    if (caller.kind === 'org' && caller.scope === 'read' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      throw new ApiError('FORBIDDEN', 'This API key may only read (scope read): use a full key to make changes.')
+    }
+    c.set('caller', caller)
+    let state = takeHeldRequest(deps, caller, now)
+    if (state === undefined) state = await takeRequest(deps, caller)
+    try {
+      if (state && !state.allowed) {
+        c.header('Retry-After', String(state.resetSeconds))
+        throw new ApiError('RATE_LIMITED', `This API key may make ${state.limit} requests a minute; try again in ${state.resetSeconds} s.`)
+      }
+      options.check?.(c)
+    } catch (error) {
+      // A refusal here is answered by onError from the context's fields: they go there first.
+      if (state) c.header('RateLimit-Policy', rateLimitPolicy(state))
+      if (state) c.header('RateLimit', rateLimitField(state))
+      throw error
+    }
     await next()
+    if (state) setOnAnswer(c, 'RateLimit-Policy', rateLimitPolicy(state), 'RateLimit', rateLimitField(state))
   })
+}
+
+/**
+ * Two header fields on the answer already made: on its own headers, which the adapter sends as
+ * they are (c.header() at this point would copy the whole answer, and before the route runs every
+ * field is checked twice: when set, and when Hono copies them into the answer). An answer whose
+ * headers cannot change (one fetched from elsewhere) takes the copy.
+ */
+function setOnAnswer(c: Context<AppEnv>, name1: string, value1: string, name2: string, value2: string): void {
+  try {
+    c.res.headers.set(name1, value1)
+    c.res.headers.set(name2, value2)
+  } catch {
+    c.header(name1, value1)
+    c.header(name2, value2)
+  }
 }
