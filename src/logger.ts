@@ -15,6 +15,22 @@ export function createLogger(options: { sink?: LogSink; fields?: Record<string, 
   return new JsonLogger(options.silent ? null : (options.sink ?? ((line: string) => console.log(line))), options.fields ?? {})
 }
 
+let isoAt = Number.NaN
+let isoText = ''
+
+/**
+ * The time of a line: Date.now() as an ISO string, formatted once per millisecond (a busy broker
+ * writes dozens of lines in one; formatting was half the cost of a line).
+ */
+function lineTime(): string {
+  const now = Date.now()
+  if (now !== isoAt) {
+    isoAt = now
+    isoText = new Date(now).toISOString()
+  }
+  return isoText
+}
+
 /**
  * A class rather than closures: a child logger is made per request (and per landing), and
  * a method on the prototype costs nothing to make, where four fresh closures did.
@@ -43,6 +59,6 @@ class JsonLogger implements Logger {
 
   private write(level: string, message: string, fields?: Record<string, unknown>): void {
     // While tracing, a line written inside a span carries its traceId and spanId (contract §16).
-    if (this.sink) this.sink(JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...this.fields, ...fields, ...traceFields() }))
+    if (this.sink) this.sink(JSON.stringify({ time: lineTime(), level, msg: message, ...this.fields, ...fields, ...traceFields() }))
   }
 }
