@@ -7,7 +7,7 @@
 // BENCH_LANDINGS per memory step (20000), BENCH_LANDING_RUN landings per landing run (3000),
 // BENCH_NOTIFICATIONS Azure webhooks (2000), BENCH_WEBHOOK_EVENTS (10000), BENCH_SOAK_LANDINGS and BENCH_SOAK_RESTARTS for the soak
 // (bench/soak.ts: 20000 over 5 starts), BENCH_USAGE_RECORDS for the usage reporter (bench/usage.ts: 100000),
-// BENCH_TRACING_ENTITLEMENTS and BENCH_TRACING_BASE for telemetry's cost (bench/tracing.ts), BENCH_WAVE3_RUNS (7), BENCH_WAVE3_BASE
+// BENCH_TRACING_ENTITLEMENTS and BENCH_TRACING_BASE for telemetry's cost (bench/tracing.ts), BENCH_WAVE3_RUNS (11), BENCH_WAVE3_BASE
 // and BENCH_WAVE3_ENTITLEMENTS for wave 3's cost (bench/wave3.ts), BENCH_RUNS measured runs per scenario (3).
 import { writeFileSync } from 'node:fs'
 import { cpus, freemem, release, totalmem } from 'node:os'
