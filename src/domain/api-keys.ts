@@ -178,6 +178,9 @@ function forget(deps: AppDeps, hash: string): void {
   caches.get(deps)?.delete(hash)
 }
 
+/** An entry made less than KEY_CACHE_MS ago, by the injected clock and by the monotonic one. */
+const fresh = (entry: CachedKey | undefined, now: number): entry is CachedKey => entry !== undefined && entry.until > now && entry.monotonicUntil > performance.now()
+
 /** The key's caller if it may be used at `now` (not expired), recording its use at most once a minute. */
 function admit(deps: AppDeps, entry: CachedKey, now: number, background?: (work: Promise<unknown>) => void): KeyCaller | null {
   if (entry.expiresAt !== null && entry.expiresAt <= now) return null
@@ -200,8 +203,7 @@ function admit(deps: AppDeps, entry: CachedKey, now: number, background?: (work:
 export function rememberedKey(deps: AppDeps, bearer: string, background?: (work: Promise<unknown>) => void, now = nowMs(deps)): KeyCaller | null | undefined {
   const hash = keyHash.known(bearer)
   const entry = hash === undefined ? undefined : caches.get(deps)?.get(hash)
-  if (!entry || entry.until <= now || entry.monotonicUntil <= performance.now()) return undefined
-  return admit(deps, entry, now, background)
+  return fresh(entry, now) ? admit(deps, entry, now, background) : undefined
 }
 
 /**
@@ -215,6 +217,9 @@ export async function authenticateKey(deps: AppDeps, bearer: string, background?
   if (remembered !== undefined) return remembered
   const hash = await keyHash(bearer)
   const cache = cacheOf(deps)
+  // Its hash had left the (smaller) hash cache while the key itself is still remembered.
+  const held = cache.get(hash)
+  if (fresh(held, now)) return admit(deps, held, now, background)
   const row = await keysDb.findKeyByHash(deps.db, hash)
   if (!row) {
     cache.delete(hash)

@@ -52,11 +52,15 @@ export function assertOrgAccess(caller: AppEnv['Variables']['caller'], orgId: st
 export const guardApi = (deps: AppDeps, options: { schemes?: readonly [string, ...string[]]; check?: (c: Context<AppEnv>) => void } = {}) => {
   const schemes = options.schemes ?? ['Bearer']
   return createMiddleware<AppEnv>(async (c, next) => {
-    const now = nowMs(deps)
+    let now = nowMs(deps)
     const bearer = credentialOf(c.req.header('authorization'), schemes)
     const background = inBackground(c)
     let caller = knownCaller(deps, bearer, background, now)
-    if (caller === undefined) caller = await authenticate(deps, bearer, background)
+    if (caller === undefined) {
+      caller = await authenticate(deps, bearer, background)
+      // The look-up took time (it may have crossed a minute): the rate limit counts from now.
+      now = nowMs(deps)
+    }
     if (!caller) throw new ApiError('UNAUTHORIZED', `A valid API key is required (Authorization: ${schemes[0]} <key>).`)
     if (caller.kind === 'org' && caller.scope === 'read' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       throw new ApiError('FORBIDDEN', 'This API key may only read (scope read): use a full key to make changes.')
