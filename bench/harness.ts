@@ -6,17 +6,17 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { Kysely } from 'kysely'
 import { parseConfig } from '../src/config'
 import type { Database } from '../src/db/schema'
 import type { AuditContext } from '../src/domain/audit'
 import { entitlementJson } from '../src/domain/entitlements'
-import { newId } from '../src/domain/ids'
 import { configureIntegration } from '../src/domain/integrations'
 import { createOrg } from '../src/domain/orgs'
 import { createLogger } from '../src/logger'
 import { createNodeDeps } from '../src/node/deps'
+import { benchEntitlementRow } from './rows'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const tsx = import.meta.resolve('tsx')
@@ -159,29 +159,17 @@ export async function createBenchOrg(databaseUrl: string, emulatorUrl: string, o
   return { deps, org, apiKey }
 }
 
-export const partners = ['azure', 'aws', 'gcp'] as const
-export const statuses = ['ACTIVE', 'PENDING_START', 'SUSPENDED', 'CANCELLED'] as const
+export { partners, statuses } from './rows'
 
 /** `count` entitlements of `orgId` written through the data layer in one transaction (every partner and status); answers their ids. */
 export async function seedEntitlements(db: Kysely<Database>, orgId: string, count: number): Promise<string[]> {
   const ids: string[] = []
-  const base = Date.parse('2026-01-01T00:00:00Z')
   await db.transaction().execute(async (trx) => {
     for (let i = 0; i < count; i++) {
-      const at = new Date(base + i * 1000).toISOString()
-      const id = newId('ent', base + i * 1000)
-      const partner = partners[i % 3]!
-      const row = {
-        id, org_id: orgId, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT',
-        product_id: 'offer', plan_id: 'bench', quantity: 1,
-        buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),
-        term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,
-        info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }),
-        created_at: at, updated_at: at,
-      }
+      const row = benchEntitlementRow(orgId, i)
       // New rows of a fresh database: inserted as they are, with the JSON every write stores.
       await trx.insertInto('entitlements').values({ ...row, json: entitlementJson(row) }).execute()
-      ids.push(id)
+      ids.push(row.id)
     }
   })
   return ids
@@ -239,24 +227,21 @@ export async function seedWithRevision(dir: string, databaseUrl: string, emulato
     [
       `import { ENCRYPTION_KEY, cleanup, createBenchOrg${ownSeed ? ', seedEntitlements' : ''} } from './harness'`,
       "import { writeFileSync } from 'node:fs'",
-      ...(ownSeed ? [] : ["import { upsertEntitlement } from '../src/db/entitlements'", "import { newId } from '../src/domain/ids'"]),
+      ...(ownSeed
+        ? []
+        : ["import { upsertEntitlement } from '../src/db/entitlements'", `import { benchEntitlementRow } from ${JSON.stringify(pathToFileURL(join(root, 'bench/rows.ts')).href)}`]),
       'const [databaseUrl, emulatorUrl, count, idsFile] = process.argv.slice(2) as [string, string, string, string]',
       'const { deps, org, apiKey } = await createBenchOrg(databaseUrl, emulatorUrl)',
       ...(ownSeed
         ? ['writeFileSync(idsFile, JSON.stringify(await seedEntitlements(deps.db, org.id, Number(count))))']
         : [
-            `const partners = ${JSON.stringify(partners)}, statuses = ${JSON.stringify(statuses)}`,
-            "const ids: string[] = [], base = Date.parse('2026-01-01T00:00:00Z')",
+            // This checkout's rows through that revision's data layer (its triggers wrote the JSON).
+            'const ids: string[] = []',
             'await deps.db.transaction().execute(async (trx) => {',
             '  for (let i = 0; i < Number(count); i++) {',
-            "    const at = new Date(base + i * 1000).toISOString(), id = newId('ent', base + i * 1000), partner = partners[i % 3]!",
-            '    await upsertEntitlement(trx, {',
-            "      id, org_id: org.id, partner, partner_id: `${partner}_bench`, external_id: `ext-${i}`, status: statuses[i % 4]!, offer_type: 'DEFAULT', product_id: 'offer', plan_id: 'bench', quantity: 1,",
-            '      buyer: JSON.stringify({ accountId: `acct-${i}`, customerId: `cust-${i}`, email: `buyer${i}@example.com`, tenantId: `tenant-${i}`, name: null }),',
-            "      term: JSON.stringify({ start: at, end: null, unit: 'P1M', autoRenew: true }), is_free_trial: 0, is_test: 0,",
-            "      info: JSON.stringify({ subscription: { id: `ext-${i}`, offerId: 'offer', planId: 'bench', saasSubscriptionStatus: 'Subscribed' } }), created_at: at, updated_at: at,",
-            '    } as never)',
-            '    ids.push(id)',
+            '    const row = benchEntitlementRow(org.id, i)',
+            '    await upsertEntitlement(trx, row as never)',
+            '    ids.push(row.id)',
             '  }',
             '})',
             'writeFileSync(idsFile, JSON.stringify(ids))',
