@@ -97,8 +97,9 @@ export const tracingRequests = (): boolean => otelTracing() || nativeTracing() !
  * it then, see tracingRequests.)
  */
 export function serverSpan(method: string, path: string, headers: Headers, work: () => Promise<void>, describe: () => { route: string; status: number }): Promise<void> {
-  const native = otelTracing() ? null : nativeTracing()
-  if (!otelTracing() && !native) return work()
+  const otel = otelTracing()
+  const native = otel ? null : nativeTracing()
+  if (!otel && !native) return work()
   const attributes: Attributes = { 'http.request.method': method, 'url.path': path }
   const answered = async (span: TraceSpan) => {
     try {

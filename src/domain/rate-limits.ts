@@ -101,18 +101,24 @@ function spend(held: Slices, limit: number, resetSeconds: number): RateLimitStat
 // Rounded up: a client that waits this long is in the next window, never a moment early.
 const resetSecondsAt = (now: number, window: number) => Math.ceil(((window + 1) * WINDOW_MS - now) / 1000)
 
+/** What decides the caller's request at `now`: its key's limit and what this instance holds of the window; null without a limit. */
+function heldFor(deps: AppDeps, caller: Caller, now: number): { keyId: string; limit: number; held: Slices; resetSeconds: number } | null {
+  if (caller.kind !== 'org' || !caller.keyId) return null
+  const limit = limitFor(caller, deps.config)
+  if (limit === null) return null
+  const window = windowOf(now)
+  return { keyId: caller.keyId, limit, held: slicesOf(deps.db, caller.keyId, window, limit), resetSeconds: resetSecondsAt(now, window) }
+}
+
 /**
  * takeRequest without waiting, for the API's every request: its state (or null: no limit) when
  * this instance holds what decides it, else undefined (a slice must be claimed: takeRequest).
  */
 export function takeHeldRequest(deps: AppDeps, caller: Caller, now = nowMs(deps)): RateLimitState | null | undefined {
-  if (caller.kind !== 'org' || !caller.keyId) return null
-  const limit = limitFor(caller, deps.config)
-  if (limit === null) return null
-  const window = windowOf(now)
-  const held = slicesOf(deps.db, caller.keyId, window, limit)
-  if (held.unspent === 0 && !held.spent) return undefined
-  return spend(held, limit, resetSecondsAt(now, window))
+  const key = heldFor(deps, caller, now)
+  if (!key) return null
+  if (key.held.unspent === 0 && !key.held.spent) return undefined
+  return spend(key.held, key.limit, key.resetSeconds)
 }
 
 /**
@@ -121,18 +127,15 @@ export function takeHeldRequest(deps: AppDeps, caller: Caller, now = nowMs(deps)
  * nothing and writes nothing.
  */
 export async function takeRequest(deps: AppDeps, caller: Caller): Promise<RateLimitState | null> {
-  const now = nowMs(deps)
-  const taken = takeHeldRequest(deps, caller, now)
-  if (taken !== undefined || caller.kind !== 'org') return taken ?? null
-  const limit = limitFor(caller, deps.config)!
-  const window = windowOf(now)
-  const held = slicesOf(deps.db, caller.keyId, window, limit)
+  const key = heldFor(deps, caller, nowMs(deps))
+  if (!key) return null
+  const { keyId, held } = key
   while (held.unspent === 0 && !held.spent) {
     // Requests arriving together wait for one claim instead of each claiming a slice.
-    held.claiming ??= claim(deps.db, caller.keyId, held).finally(() => (held.claiming = undefined))
+    held.claiming ??= claim(deps.db, keyId, held).finally(() => (held.claiming = undefined))
     await held.claiming
   }
-  return spend(held, limit, resetSecondsAt(now, window))
+  return spend(held, key.limit, key.resetSeconds)
 }
 
 /**

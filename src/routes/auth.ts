@@ -1,8 +1,9 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { type AppDeps, nowMs } from '../deps'
-import { authenticate, knownCaller } from '../domain/orgs'
-import { rateLimitField, rateLimitPolicy, takeHeldRequest, takeRequest } from '../domain/rate-limits'
+import { authenticateKey } from '../domain/api-keys'
+import { knownCaller } from '../domain/orgs'
+import { type RateLimitState, rateLimitField, rateLimitPolicy, takeHeldRequest, takeRequest } from '../domain/rate-limits'
 import type { AppEnv } from '../env'
 import { ApiError, notFound } from '../errors'
 
@@ -57,7 +58,8 @@ export const guardApi = (deps: AppDeps, options: { schemes?: readonly [string, .
     const background = inBackground(c)
     let caller = knownCaller(deps, bearer, background, now)
     if (caller === undefined) {
-      caller = await authenticate(deps, bearer, background)
+      // An API key this instance does not remember (knownCaller decided everything else).
+      caller = await authenticateKey(deps, bearer!, background)
       // The look-up took time (it may have crossed a minute): the rate limit counts from now.
       now = nowMs(deps)
     }
@@ -76,27 +78,33 @@ export const guardApi = (deps: AppDeps, options: { schemes?: readonly [string, .
       options.check?.(c)
     } catch (error) {
       // A refusal here is answered by onError from the context's fields: they go there first.
-      if (state) c.header('RateLimit-Policy', rateLimitPolicy(state))
-      if (state) c.header('RateLimit', rateLimitField(state))
+      if (state) setRateLimitFields(c, state, 'context')
       throw error
     }
     await next()
-    if (state) setOnAnswer(c, 'RateLimit-Policy', rateLimitPolicy(state), 'RateLimit', rateLimitField(state))
+    if (state) setRateLimitFields(c, state, 'answer')
   })
 }
 
 /**
- * Two header fields on the answer already made: on its own headers, which the adapter sends as
- * they are (c.header() at this point would copy the whole answer, and before the route runs every
- * field is checked twice: when set, and when Hono copies them into the answer). An answer whose
- * headers cannot change (one fetched from elsewhere) takes the copy.
+ * The RateLimit-Policy and RateLimit fields, on the context (for an answer yet to be made) or on
+ * the answer already made: on its own headers, which the adapter sends as they are (c.header()
+ * at that point would copy the whole answer, and before the route runs every field is checked
+ * twice: when set, and when Hono copies them into a standard Response). An answer whose headers
+ * cannot change (one fetched from elsewhere) takes the copy.
  */
-function setOnAnswer(c: Context<AppEnv>, name1: string, value1: string, name2: string, value2: string): void {
-  try {
-    c.res.headers.set(name1, value1)
-    c.res.headers.set(name2, value2)
-  } catch {
-    c.header(name1, value1)
-    c.header(name2, value2)
+function setRateLimitFields(c: Context<AppEnv>, state: RateLimitState, on: 'context' | 'answer'): void {
+  const policy = rateLimitPolicy(state)
+  const field = rateLimitField(state)
+  if (on === 'answer') {
+    try {
+      c.res.headers.set('RateLimit-Policy', policy)
+      c.res.headers.set('RateLimit', field)
+      return
+    } catch {
+      // Immutable headers: set them through the context below.
+    }
   }
+  c.header('RateLimit-Policy', policy)
+  c.header('RateLimit', field)
 }
