@@ -17,6 +17,7 @@ import { apiKeyRoutes } from './routes/api-keys'
 import { auditRoutes } from './routes/audit'
 import { consoleRoutes } from './routes/console/index'
 import { guardApi } from './routes/auth'
+import { nulInUrl } from './routes/common'
 import { entitlementRoutes } from './routes/entitlements'
 import { landingRoutes } from './routes/landing'
 import { metricsRoutes } from './routes/metrics'
@@ -95,12 +96,9 @@ const refuseNulInJson: MiddlewareHandler<AppEnv> = async (c, next) => {
  * checks its ids itself, after its session and CSRF checks.)
  */
 function refuseNulInUrl(c: Context<AppEnv>): void {
-  const url = c.req.url
-  if (!url.includes('%')) return
-  const queryAt = url.indexOf('?')
-  const path = queryAt < 0 ? url : url.slice(0, queryAt)
-  if (/%00/i.test(path)) throw new ApiError('NOT_FOUND', 'No such route.')
-  if (queryAt >= 0 && /%00/i.test(url.slice(queryAt))) throw new ApiError('VALIDATION_ERROR', 'Invalid request: parameters may not contain the NUL character (U+0000).')
+  const nul = nulInUrl(c.req.url)
+  if (nul === 'path') throw new ApiError('NOT_FOUND', 'No such route.')
+  if (nul === 'query') throw new ApiError('VALIDATION_ERROR', 'Invalid request: parameters may not contain the NUL character (U+0000).')
 }
 
 /**

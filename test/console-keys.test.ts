@@ -339,6 +339,19 @@ describe('forged posts', () => {
 })
 
 describe('any input', () => {
+  test('a key id holding U+0000 (%00) is the 404 page for rotate and revoke on every database, and changes nothing', async () => {
+    // PostgreSQL's text cannot hold it: the console refuses a %00 in any path before a page asks the database.
+    const { orgId, user } = await orgSession()
+    const token = user.csrfOf((await user.get(keysPage(orgId))).html)!
+    const keys = await keysOf(orgId)
+    for (const action of ['rotate', 'revoke']) {
+      const answer = await user.post(`${keysPage(orgId)}/${encodeURIComponent('\u0000')}/${action}`, { _csrf: token, gracePeriodSeconds: '' })
+      expectNoServerError(answer.status, answer.html)
+      expect(answer.status).toBe(404)
+    }
+    expect(await keysOf(orgId)).toEqual(keys)
+  })
+
   test('the create and rotate forms never answer a 5xx', async () => {
     const { orgId, user, ownKey } = await orgSession()
     const token = user.csrfOf((await user.get(keysPage(orgId))).html)!

@@ -29,3 +29,15 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
   content: { 'application/json': { schema } },
 })
+
+/**
+ * Where a URL holds U+0000 (`%00`), if anywhere: its path or its query. PostgreSQL's text cannot
+ * hold it, so the API and the console refuse it alike on every database (in the path nothing can
+ * match it: 404; in the query it is a bad parameter: 400).
+ */
+export function nulInUrl(url: string): 'path' | 'query' | null {
+  if (!url.includes('%')) return null
+  const queryAt = url.indexOf('?')
+  if (/%00/i.test(queryAt < 0 ? url : url.slice(0, queryAt))) return 'path'
+  return queryAt >= 0 && /%00/i.test(url.slice(queryAt)) ? 'query' : null
+}

@@ -14,6 +14,7 @@ import { ownFile } from '../../pages/docs'
 import { BarePage, CONSOLE_ASSETS, ConsolePage, type OrgPage, type Viewer, orgPath } from '../../pages/console/layout'
 import { CONSOLE_CSS, CONSOLE_JS } from '../../pages/console/styles'
 import type { Org } from '../../schemas'
+import { nulInUrl } from '../common'
 
 /**
  * The console (contract §14): server-rendered pages for people, on the same domain code as the
@@ -250,12 +251,11 @@ export function createConsoleApp(deps: AppDeps, register: Array<(app: ConsoleApp
     if (Object.values(c.get('form') ?? {}).some((value) => value.includes('\u0000'))) {
       throw new ApiError('VALIDATION_ERROR', 'A field holds the NUL character (U+0000), which is not allowed: nothing was changed.')
     }
-    // The same for a filter or cursor in the address (`%00` in the query).
-    const url = c.req.url
-    const queryAt = url.indexOf('?')
-    if (queryAt >= 0 && /%00/i.test(url.slice(queryAt))) {
-      throw new ApiError('VALIDATION_ERROR', 'The address holds the NUL character (U+0000) in a filter, which is not allowed.')
-    }
+    // The same for the address: `%00` in the path matches no page or id (a key's or a delivery's
+    // too: 404), in the query it is a bad filter or cursor (400).
+    const nul = nulInUrl(c.req.url)
+    if (nul === 'path') throw new ApiError('NOT_FOUND', 'There is nothing at this address.')
+    if (nul === 'query') throw new ApiError('VALIDATION_ERROR', 'The address holds the NUL character (U+0000) in a filter, which is not allowed.')
     await next()
   })
 
